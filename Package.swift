@@ -1,0 +1,78 @@
+// swift-tools-version:6.0
+// Meridian: an authoritative GSLB DNS server.
+//
+// Dependency direction (nothing imports upward or sideways):
+//   DNSWire <- ZoneStore <- QueryEngine <- MeridianServer <- meridian
+// System libraries are wrapped once, at the edge: CLDNS (zone text -> wire rdata) is imported by
+// ZoneStore, CMaxMindDB by the GeoIP code, CCurl by the health checkers.
+import PackageDescription
+
+let strict: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny"),
+]
+
+let package = Package(
+    name: "Meridian",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "meridian", targets: ["meridian"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.0"),
+        .package(url: "https://github.com/apple/swift-nio-extras.git", from: "1.35.0"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.0"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.0"),
+        .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-atomics.git", from: "1.3.0"),
+    ],
+    targets: [
+        // System libraries.
+        .systemLibrary(name: "CLDNS", pkgConfig: "ldns", providers: [.apt(["libldns-dev"])]),
+        .systemLibrary(name: "CMaxMindDB", pkgConfig: "libmaxminddb", providers: [.apt(["libmaxminddb-dev"])]),
+        .systemLibrary(name: "CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
+
+        // The DNS wire format: names, headers, questions, EDNS, a response builder. No I/O.
+        .target(name: "DNSWire", swiftSettings: strict),
+        // Zone files (via libldns) turned into an in-memory name table with wire-format RRsets.
+        .target(name: "ZoneStore", dependencies: ["DNSWire", "CLDNS"], swiftSettings: strict),
+        // The answer logic: query bytes + snapshot -> response bytes. Pure, no sockets.
+        .target(name: "QueryEngine", dependencies: ["DNSWire", "ZoneStore"], swiftSettings: strict),
+        // Sockets (SwiftNIO UDP/TCP), snapshot publication, reloads, metrics.
+        .target(
+            name: "MeridianServer",
+            dependencies: [
+                "QueryEngine", "ZoneStore",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOExtras", package: "swift-nio-extras"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Atomics", package: "swift-atomics"),
+            ],
+            swiftSettings: strict
+        ),
+        // The command line: serve, check.
+        .executableTarget(
+            name: "meridian",
+            dependencies: [
+                "MeridianServer", "ZoneStore",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
+
+        .testTarget(name: "DNSWireTests", dependencies: ["DNSWire"]),
+        .testTarget(name: "ZoneStoreTests", dependencies: ["ZoneStore", "DNSWire"]),
+        .testTarget(name: "QueryEngineTests", dependencies: ["QueryEngine", "ZoneStore", "DNSWire", "CLDNS"]),
+        .testTarget(name: "SystemLibraryTests", dependencies: ["CLDNS", "CMaxMindDB", "CCurl"]),
+        .testTarget(
+            name: "MeridianServerTests",
+            dependencies: [
+                "MeridianServer",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ]
+        ),
+    ]
+)

@@ -1,0 +1,501 @@
+import DNSWire
+import ZoneStore
+
+/// Answers one query: `(query octets, transport, snapshot) -> response octets`.
+///
+/// The steps follow RFC 1034 4.3.2: find the zone (REFUSED when none is served), walk down
+/// from its apex to the query name, stopping at a zone cut (referral), at the name (answer,
+/// CNAME, NODATA) or where the name ends (wildcard per RFC 4592, else NXDOMAIN). A pure
+/// function of its inputs: no I/O, no locks, and no heap allocation, the response is written
+/// into the caller's reusable `MessageBuffer`.
+public enum QueryProcessor {
+    public static func respond(
+        to query: UnsafeRawBufferPointer, transport: Transport, snapshot: Snapshot, buffer: MessageBuffer
+    ) -> QueryOutcome {
+        // RFC 1035 4.1.1: no header, nothing to answer; a response is never answered (loops).
+        guard query.count >= WireLimits.headerLength else { return .drop }
+        let flags = Header.flags(query)
+        guard flags & Header.qr == 0 else { return .drop }
+        var r = Responder(query: query, transport: transport, snapshot: snapshot, buffer: buffer)
+        return r.run()
+    }
+}
+
+/// The owner of records being written: the question name (a pointer to offset 12) or a name
+/// held in one of the buffer's name areas.
+enum Owner {
+    case question
+    case name(UnsafeRawBufferPointer)
+}
+
+struct Responder {
+    let query: UnsafeRawBufferPointer
+    let transport: Transport
+    let snapshot: Snapshot
+    let buffer: MessageBuffer
+    var w: MessageWriter
+    var question = Question(end: 0, nameLength: 0, type: 0, qclass: 0)
+    var edns: EDNS? = nil
+    var aa = false
+    var tc = false
+    var rcode: UInt16 = RCode.noError
+    var counts = (an: 0, ns: 0, ar: 0)
+    /// Octets kept free for the OPT record.
+    var optReserve = 0
+
+    init(query: UnsafeRawBufferPointer, transport: Transport, snapshot: Snapshot, buffer: MessageBuffer) {
+        self.query = query
+        self.transport = transport
+        self.snapshot = snapshot
+        self.buffer = buffer
+        w = MessageWriter(buffer: buffer, limit: WireLimits.minUDPPayload)
+    }
+
+    mutating func run() -> QueryOutcome {
+        let opcode = Header.opcode(query)
+        // A question is echoed when there is exactly one and it reads cleanly.
+        var haveQuestion = false
+        if Header.qdcount(query) == 1 {
+            do throws(WireError) {
+                question = try QueryParser.question(query, nameOut: buffer.name)
+                haveQuestion = true
+            } catch {}
+        }
+        guard opcode == Opcode.query else {
+            // NOTIFY, UPDATE, IQUERY, STATUS and unassigned opcodes are not served.
+            return finish(rcode: RCode.notImp, withQuestion: haveQuestion, withOPT: false)
+        }
+        guard haveQuestion else { return finish(rcode: RCode.formErr, withQuestion: false, withOPT: false) }
+        do throws(WireError) {
+            edns = try QueryParser.edns(query, after: question)
+        } catch {
+            // A malformed option inside a well-formed OPT gets FORMERR with OPT (RFC 7871 7.1.1);
+            // a broken or repeated OPT gets FORMERR without (RFC 6891 6.1.1).
+            if case .badOption = error {
+                edns = EDNS(udpPayload: 512, version: 0, dnssecOK: false, nsidRequested: false, clientSubnet: nil)
+                return finish(rcode: RCode.formErr, withQuestion: true, withOPT: true)
+            }
+            return finish(rcode: RCode.formErr, withQuestion: true, withOPT: false)
+        }
+        if let e = edns, e.version > 0 {
+            // RFC 6891 6.1.3: BADVERS, with the highest version we support (0).
+            edns!.clientSubnet = nil
+            return finish(rcode: RCode.badVers, withQuestion: true, withOPT: true)
+        }
+        let limit: Int
+        switch transport {
+        case .tcp: limit = WireLimits.maxMessageLength
+        case .udp:
+            if let e = edns {
+                limit = max(WireLimits.minUDPPayload, min(Int(e.udpPayload), snapshot.config.maxUDPPayload))
+            } else {
+                limit = WireLimits.minUDPPayload
+            }
+        }
+        w.limit = limit
+        writeHeaderAndQuestion()
+        optReserve = optSize()
+        w.limit = limit - optReserve
+
+        switch question.qclass {
+        case RRClass.in:
+            answerIN()
+        case RRClass.ch:
+            answerCH()
+        default:
+            rcode = RCode.refused
+        }
+        return complete()
+    }
+
+    // MARK: - Header, OPT, completion
+
+    mutating func writeHeaderAndQuestion() {
+        w.reset()
+        w.u16(Header.id(query))
+        w.u16(0)
+        w.u32(0)
+        w.u32(0)
+        w.raw(UnsafeRawBufferPointer(rebasing: query[WireLimits.headerLength..<question.end]))
+        w.addCompressionTargets(nameAt: WireLimits.headerLength)
+    }
+
+    /// Size of the OPT record this response will carry (RFC 6891 6.1.2), 0 without EDNS.
+    func optSize() -> Int {
+        guard let e = edns else { return 0 }
+        var size = 11
+        if e.nsidRequested, let nsid = snapshot.config.identity.nsid { size += 4 + nsid.count }
+        if let ecs = e.clientSubnet { size += 8 + ecs.addressLength }
+        return size
+    }
+
+    mutating func writeOPT() {
+        guard let e = edns else { return }
+        let extended = rcode >> 4
+        w.u8(0)
+        w.u16(RRType.opt)
+        w.u16(UInt16(snapshot.config.maxUDPPayload))
+        w.u8(UInt8(truncatingIfNeeded: extended))
+        w.u8(0)
+        w.u16(e.dnssecOK ? 0x8000 : 0)
+        let lengthAt = w.position
+        w.u16(0)
+        if e.nsidRequested, let nsid = snapshot.config.identity.nsid {
+            w.u16(EDNSOptionCode.nsid)
+            w.u16(UInt16(nsid.count))
+            nsid.withUnsafeBytes { w.raw($0) }
+        }
+        if let ecs = e.clientSubnet {
+            // RFC 7871 7.2.1: echo FAMILY, SOURCE PREFIX-LENGTH and ADDRESS; SCOPE is the prefix
+            // the answer depends on: 0 for answers that do not depend on the client.
+            w.u16(EDNSOptionCode.clientSubnet)
+            w.u16(UInt16(4 + ecs.addressLength))
+            w.u16(ecs.family)
+            w.u8(ecs.sourcePrefix)
+            w.u8(0)
+            for i in 0..<ecs.addressLength { w.u8(ecs.address[i]) }
+        }
+        w.set16(at: lengthAt, UInt16(w.position - lengthAt - 2))
+        counts.ar += 1
+    }
+
+    /// An error response: header, optionally the question and OPT, nothing else.
+    mutating func finish(rcode: UInt16, withQuestion: Bool, withOPT: Bool) -> QueryOutcome {
+        self.rcode = rcode
+        w.limit = WireLimits.maxMessageLength
+        if withQuestion {
+            writeHeaderAndQuestion()
+        } else {
+            w.reset()
+            w.u16(Header.id(query))
+            w.u16(0)
+            w.u32(0)
+            w.u32(0)
+        }
+        if !withOPT { edns = nil }
+        counts = (0, 0, 0)
+        aa = false
+        return complete(questionCount: withQuestion ? 1 : 0)
+    }
+
+    mutating func complete(questionCount: Int = 1) -> QueryOutcome {
+        w.limit += optReserve
+        writeOPT()
+        let qflags = Header.flags(query)
+        // QR, the query's opcode, AA, TC, RD and CD copied, RA clear (RFC 1035 4.1.1, RFC 6840 5.9).
+        var flags: UInt16 = Header.qr | (qflags & 0x7800) | (qflags & (Header.rd | Header.cd))
+        if aa { flags |= Header.aa }
+        if tc { flags |= Header.tc }
+        flags |= rcode & 0xF
+        w.set16(at: 2, flags)
+        w.set16(at: 4, UInt16(questionCount))
+        w.set16(at: 6, UInt16(counts.an))
+        w.set16(at: 8, UInt16(counts.ns))
+        w.set16(at: 10, UInt16(counts.ar))
+        return QueryOutcome(dropped: false, length: w.position, rcode: rcode, qtype: question.type, truncated: tc)
+    }
+
+    // MARK: - Class CH: server identity
+
+    mutating func answerCH() {
+        let name = UnsafeRawBufferPointer(rebasing: buffer.name[0..<question.nameLength])
+        let id = snapshot.config.identity
+        var text: String? = nil
+        if Responder.matches(name, "\u{02}id\u{06}server\u{00}") || Responder.matches(name, "\u{08}hostname\u{04}bind\u{00}") {
+            text = id.identity
+        } else if Responder.matches(name, "\u{07}version\u{04}bind\u{00}") || Responder.matches(name, "\u{07}version\u{06}server\u{00}") {
+            text = id.version
+        }
+        guard let text, question.type == RRType.txt || question.type == RRType.any else {
+            rcode = RCode.refused
+            return
+        }
+        aa = true
+        let bytes = Array(text.utf8.prefix(255))
+        guard w.fits(12 + 1 + bytes.count) else {
+            tc = true
+            return
+        }
+        w.u16(0xC00C)
+        w.u16(RRType.txt)
+        w.u16(RRClass.ch)
+        w.u32(0)
+        w.u16(UInt16(1 + bytes.count))
+        w.u8(UInt8(bytes.count))
+        bytes.withUnsafeBytes { w.raw($0) }
+        counts.an += 1
+    }
+
+    static func matches(_ name: UnsafeRawBufferPointer, _ literal: StaticString) -> Bool {
+        guard name.count == literal.utf8CodeUnitCount else { return false }
+        return memcmp(name.baseAddress!, literal.utf8Start, name.count) == 0
+    }
+
+    // MARK: - Class IN
+
+    mutating func answerIN() {
+        switch question.type {
+        case RRType.axfr, RRType.ixfr:
+            // Zone transfers are not offered: not defined over UDP (RFC 5936 4.2), refused over TCP.
+            rcode = transport == .udp ? RCode.notImp : RCode.refused
+            return
+        case RRType.maila, RRType.mailb:
+            rcode = RCode.notImp
+            return
+        case RRType.opt:
+            rcode = RCode.formErr
+            return
+        default:
+            break
+        }
+        let name = UnsafeRawBufferPointer(rebasing: buffer.name[0..<question.nameLength])
+        let labelCount = Responder.labels(of: name, into: buffer.labels)
+        // RFC 4035 3.1.4.1: DS at a zone's apex is answered from the parent zone when we serve it.
+        guard let (zoneIndex, apexLabel) = findZone(name, labelCount: labelCount, skipExactApex: question.type == RRType.ds) else {
+            rcode = RCode.refused
+            return
+        }
+        aa = true
+        resolve(name: name, owner: .question, zone: snapshot.zones.zones[zoneIndex], apexLabel: apexLabel, labelCount: labelCount, chain: 0)
+    }
+
+    /// Label offsets of an uncompressed name; returns the number of labels (root excluded).
+    static func labels(of name: UnsafeRawBufferPointer, into out: UnsafeMutablePointer<Int>) -> Int {
+        var pos = 0
+        var n = 0
+        while pos < name.count, name[pos] != 0 {
+            out[n] = pos
+            n += 1
+            pos += 1 + Int(name[pos])
+        }
+        return n
+    }
+
+    @inline(__always)
+    func suffix(_ name: UnsafeRawBufferPointer, _ label: Int, _ labelCount: Int) -> UnsafeRawBufferPointer {
+        let start = label < labelCount ? buffer.labels[label] : name.count - 1
+        return UnsafeRawBufferPointer(rebasing: name[start..<name.count])
+    }
+
+    /// The deepest served zone at or above `name`: its index and the label index of its apex.
+    func findZone(_ name: UnsafeRawBufferPointer, labelCount: Int, skipExactApex: Bool) -> (Int, Int)? {
+        let apexes = snapshot.zones.apexTable
+        var skipped: Int? = nil
+        for i in 0...labelCount {
+            if let z = apexes.find(suffix(name, i, labelCount)) {
+                if skipExactApex && i == 0 {
+                    skipped = z
+                    continue
+                }
+                return (z, i)
+            }
+        }
+        return skipped.map { ($0, 0) }
+    }
+
+    /// Answers for `name` in `zone`, following CNAMEs; writes answer and authority records.
+    mutating func resolve(name: UnsafeRawBufferPointer, owner: Owner, zone: Zone, apexLabel: Int, labelCount: Int, chain: Int) {
+        let qtype = question.type
+        // Walk down from the apex; each level must exist (empty non-terminals are nodes).
+        var closest = zone.apex
+        var label = apexLabel - 1
+        var found = true
+        while label >= 0 {
+            guard let idx = zone.table.find(suffix(name, label, labelCount)) else {
+                found = false
+                break
+            }
+            let node = zone.nodes[idx]
+            if node.isDelegation && !(label == 0 && qtype == RRType.ds && chain == 0) {
+                if chain == 0 { referral(zone: zone, cut: node) }
+                // A CNAME into a delegated name ends the chain; the resolver follows it.
+                return
+            }
+            closest = idx
+            label -= 1
+        }
+        if found {
+            answer(node: zone.nodes[closest], owner: owner, zone: zone, chain: chain)
+            return
+        }
+        // RFC 4592 3.3.1: the source of synthesis is the wildcard child of the closest encloser.
+        let ce = zone.nodes[closest]
+        if ce.wildcardChild >= 0 {
+            answer(node: zone.nodes[ce.wildcardChild], owner: owner, zone: zone, chain: chain)
+            return
+        }
+        // RFC 6604 2.1: the RCODE describes the last name in the chain.
+        rcode = RCode.nxDomain
+        negative(zone: zone)
+    }
+
+    /// Writes the answer at an existing node (or a wildcard standing in for the name).
+    mutating func answer(node: ZoneNode, owner: Owner, zone: Zone, chain: Int) {
+        let qtype = question.type
+        if qtype == RRType.any {
+            // RFC 8482 4.1: one RRset is enough.
+            guard let first = node.rrsets.first else { return negative(zone: zone) }
+            _ = answerSet(first, owner: owner)
+            return
+        }
+        if let set = node.rrset(qtype) {
+            if answerSet(set, owner: owner) { additional(for: set) }
+            return
+        }
+        if node.cnameIndex >= 0 {
+            let cname = node.rrsets[node.cnameIndex]
+            guard answerSet(cname, owner: owner) else { return }
+            follow(cname: cname, chain: chain)
+            return
+        }
+        negative(zone: zone)
+    }
+
+    /// Follows a CNAME to its target inside the served zones (RFC 1034 4.3.2 step 3a).
+    mutating func follow(cname: RRset, chain: Int) {
+        guard chain + 1 < snapshot.config.maxCNAMEChain else { return }
+        let target = cname.rdatas[0]
+        guard target.count <= 255 else { return }
+        target.withUnsafeBytes { t in
+            for i in 0..<t.count {
+                buffer.name2Original[i] = t[i]
+                buffer.name2[i] = Name.lower(t[i])
+            }
+        }
+        let lower = UnsafeRawBufferPointer(rebasing: buffer.name2[0..<target.count])
+        let original = UnsafeRawBufferPointer(rebasing: buffer.name2Original[0..<target.count])
+        let labelCount = Responder.labels(of: lower, into: buffer.labels)
+        guard let (zoneIndex, apexLabel) = findZone(lower, labelCount: labelCount, skipExactApex: false) else {
+            // Outside the served zones: the resolver continues from here.
+            return
+        }
+        resolve(name: lower, owner: .name(original), zone: snapshot.zones.zones[zoneIndex], apexLabel: apexLabel, labelCount: labelCount, chain: chain + 1)
+    }
+
+    /// NODATA or NXDOMAIN: the zone's SOA in the authority section, TTL per RFC 2308 3.
+    mutating func negative(zone: Zone) {
+        zone.origin.withUnsafeBytes { origin in
+            if !writeSet(zone.negativeSOA, owner: .name(origin)) {
+                tc = true
+            } else {
+                counts.ns += 1
+            }
+        }
+    }
+
+    /// A referral: NS in authority, AA clear, glue addresses in additional (RFC 1034 4.3.2 3b).
+    mutating func referral(zone: Zone, cut: ZoneNode) {
+        aa = false
+        guard let ns = cut.rrset(RRType.ns) else { return }
+        let ok = cut.name.withUnsafeBytes { writeSet(ns, owner: .name($0)) }
+        guard ok else {
+            tc = true
+            return
+        }
+        counts.ns += ns.rdatas.count
+        for target in ns.additionalNames {
+            guard let idx = zone.table.find(target) else { continue }
+            addAddresses(of: zone.nodes[idx])
+        }
+    }
+
+    /// Addresses of NS, MX and SRV targets, from any served zone, if they fit (RFC 1035 3.3.11,
+    /// 3.3.9; RFC 2782). Nothing is truncated for them (RFC 2181 9).
+    mutating func additional(for set: RRset) {
+        for target in set.additionalNames {
+            target.withUnsafeBytes { t in
+                let labelCount = Responder.labels(of: t, into: buffer.labels)
+                guard let (z, _) = findZone(t, labelCount: labelCount, skipExactApex: false) else { return }
+                let zone = snapshot.zones.zones[z]
+                guard let idx = zone.table.find(t) else { return }
+                addAddresses(of: zone.nodes[idx])
+            }
+        }
+    }
+
+    mutating func addAddresses(of node: ZoneNode) {
+        node.name.withUnsafeBytes { owner in
+            for type in [RRType.a, RRType.aaaa] {
+                guard let set = node.rrset(type) else { continue }
+                if writeSet(set, owner: .name(owner)) { counts.ar += set.rdatas.count }
+            }
+        }
+    }
+
+    /// Writes an answer RRset whole or sets TC (RFC 2181 9).
+    mutating func answerSet(_ set: RRset, owner: Owner) -> Bool {
+        if writeSet(set, owner: owner) {
+            counts.an += set.rdatas.count
+            return true
+        }
+        tc = true
+        return false
+    }
+
+    /// Writes every record of a set or nothing; false when it does not fit.
+    mutating func writeSet(_ set: RRset, owner: Owner) -> Bool {
+        if case .question = owner, !set.rdataHasNames {
+            guard w.fits(set.wireAtQName.count) else { return false }
+            set.wireAtQName.withUnsafeBytes { w.raw($0) }
+            return true
+        }
+        let start = w.mark()
+        for rdata in set.rdatas {
+            let ok = rdata.withUnsafeBytes { writeRecord(set, rdata: $0, owner: owner) }
+            if !ok {
+                w.rewind(to: start)
+                return false
+            }
+        }
+        return true
+    }
+
+    mutating func writeRecord(_ set: RRset, rdata: UnsafeRawBufferPointer, owner: Owner) -> Bool {
+        switch owner {
+        case .question:
+            guard w.fits(2) else { return false }
+            w.u16(0xC00C)
+        case .name(let n):
+            guard w.name(n, compress: true) else { return false }
+        }
+        guard w.fits(10) else { return false }
+        w.u16(set.type)
+        w.u16(RRClass.in)
+        w.u32(set.ttl)
+        let lengthAt = w.position
+        w.u16(0)
+        if set.rdataHasNames {
+            // RFC 3597 4: the names in these types' RDATA may be compressed.
+            var prefix = 0
+            var names = 1
+            switch set.type {
+            case RRType.soa, RRType.minfo: names = 2
+            case RRType.mx: prefix = 2
+            default: break
+            }
+            guard w.fits(prefix), rdata.count >= prefix else { return false }
+            w.raw(UnsafeRawBufferPointer(rebasing: rdata[0..<prefix]))
+            var pos = prefix
+            for _ in 0..<names {
+                var end = pos
+                while end < rdata.count, rdata[end] != 0 { end += 1 + Int(rdata[end]) }
+                end += 1
+                guard end <= rdata.count, w.name(UnsafeRawBufferPointer(rebasing: rdata[pos..<end]), compress: true) else { return false }
+                pos = end
+            }
+            guard w.fits(rdata.count - pos) else { return false }
+            w.raw(UnsafeRawBufferPointer(rebasing: rdata[pos...]))
+        } else {
+            guard w.fits(rdata.count) else { return false }
+            w.raw(rdata)
+        }
+        w.set16(at: lengthAt, UInt16(w.position - lengthAt - 2))
+        return true
+    }
+}
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif

@@ -1,0 +1,71 @@
+import DNSWire
+import ZoneStore
+
+/// What the server says about itself (RFC 5001 NSID; CH TXT `id.server`, `hostname.bind`,
+/// `version.bind`, `version.server`). Each is off unless configured.
+public struct ServerIdentity: Sendable, Equatable {
+    /// NSID payload returned to queries that ask for it (RFC 5001 2.3).
+    public var nsid: [UInt8]?
+    /// Answer for CH TXT `id.server.` and `hostname.bind.`.
+    public var identity: String?
+    /// Answer for CH TXT `version.bind.` and `version.server.`; off by default.
+    public var version: String?
+
+    public init(nsid: [UInt8]? = nil, identity: String? = nil, version: String? = nil) {
+        self.nsid = nsid
+        self.identity = identity
+        self.version = version
+    }
+}
+
+/// Answer-path settings that a reload may change.
+public struct EngineConfig: Sendable, Equatable {
+    /// The largest UDP response sent, whatever the client offers (RFC 6891 6.2.5; 1232 is the
+    /// DNS Flag Day 2020 value that avoids IP fragmentation).
+    public var maxUDPPayload: Int
+    /// The longest CNAME chain followed inside the served zones (RFC 1034 4.3.2 step 3a).
+    public var maxCNAMEChain: Int
+    public var identity: ServerIdentity
+
+    public init(maxUDPPayload: Int = 1232, maxCNAMEChain: Int = 12, identity: ServerIdentity = ServerIdentity()) {
+        self.maxUDPPayload = max(512, min(maxUDPPayload, 65535))
+        self.maxCNAMEChain = maxCNAMEChain
+        self.identity = identity
+    }
+}
+
+/// Everything the answer path reads, immutable. A reload builds a new one and publishes it
+/// atomically; a query reads one snapshot from start to end.
+public final class Snapshot: Sendable {
+    public let zones: ZoneSet
+    public let config: EngineConfig
+    /// Increases with each published snapshot.
+    public let generation: Int
+
+    public init(zones: ZoneSet, config: EngineConfig = EngineConfig(), generation: Int = 0) {
+        self.zones = zones
+        self.config = config
+        self.generation = generation
+    }
+}
+
+/// The transport a query came over: it sets the size limit and what is served (RFC 7766).
+public enum Transport: Sendable {
+    case udp
+    case tcp
+}
+
+/// What happened to one query, for counters and the caller's write.
+public struct QueryOutcome: Sendable, Equatable {
+    /// Nothing is sent back (short packet, a response, or unparseable header).
+    public var dropped: Bool
+    /// Length of the response at the start of the buffer's storage.
+    public var length: Int
+    /// The full RCODE, extended RCODEs included (BADVERS = 16).
+    public var rcode: UInt16
+    /// QTYPE, or 0 when the question could not be read.
+    public var qtype: UInt16
+    public var truncated: Bool
+
+    public static let drop = QueryOutcome(dropped: true, length: 0, rcode: 0, qtype: 0, truncated: false)
+}

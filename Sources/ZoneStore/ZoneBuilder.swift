@@ -1,0 +1,137 @@
+import DNSWire
+
+/// Turns one zone's records into a `Zone`, after the semantic checks an operator expects
+/// before a zone goes live: SOA and NS at the apex, no out-of-zone data, CNAME alone at its
+/// name (RFC 1034 3.6.2, RFC 2181 10.1), nothing but glue below a zone cut (RFC 1034 4.2.1),
+/// one TTL per RRset (RFC 2181 5.2).
+public enum ZoneBuilder {
+    public static func build(origin: [UInt8], records: [ZoneRecord], file: String) -> (zone: Zone?, diagnostics: [Diagnostic]) {
+        var diags: [Diagnostic] = []
+        let originLower = Name.lowercased(origin)
+        let originText = Name.text(origin)
+        func error(_ r: ZoneRecord, _ m: String) { diags.append(Diagnostic(file: r.file, line: r.line, m)) }
+
+        // Group by owner (lowercased) and type, keeping first-seen order.
+        var ownerOrder: [[UInt8]] = []
+        var owners: [[UInt8]: (name: [UInt8], types: [UInt16], records: [UInt16: [ZoneRecord]])] = [:]
+        for r in records {
+            guard r.rrclass == RRClass.in else {
+                error(r, "class \(r.rrclass) is not IN: only IN zones are served")
+                continue
+            }
+            let key = Name.lowercased(r.owner)
+            guard Name.isSubdomain(key, of: originLower) else {
+                error(r, "\(Name.text(r.owner)) is out of zone (not at or below \(originText))")
+                continue
+            }
+            if r.type == RRType.opt || r.type == RRType.axfr || r.type == RRType.ixfr || r.type == RRType.any {
+                error(r, "\(RRType.name(r.type)) is not a record type that can be served")
+                continue
+            }
+            if owners[key] == nil {
+                ownerOrder.append(key)
+                owners[key] = (r.owner, [], [:])
+            }
+            if owners[key]!.records[r.type] == nil { owners[key]!.types.append(r.type) }
+            owners[key]!.records[r.type, default: []].append(r)
+        }
+
+        // Apex checks.
+        let apexRecords = owners[originLower]?.records ?? [:]
+        let firstLine = records.first.map { ($0.file, $0.line) } ?? (file, 1)
+        if apexRecords[RRType.soa] == nil {
+            diags.append(Diagnostic(file: firstLine.0, line: firstLine.1, "no SOA record at the apex \(originText)"))
+        } else if apexRecords[RRType.soa]!.count > 1 {
+            error(apexRecords[RRType.soa]![1], "more than one SOA record at the apex")
+        }
+        if apexRecords[RRType.ns] == nil {
+            diags.append(Diagnostic(file: firstLine.0, line: firstLine.1, "no NS records at the apex \(originText)"))
+        }
+        if let ds = apexRecords[RRType.ds]?.first { error(ds, "DS at the apex belongs in the parent zone") }
+
+        // Zone cuts: NS below the apex.
+        let cuts = Set(ownerOrder.filter { $0 != originLower && owners[$0]!.records[RRType.ns] != nil })
+
+        for key in ownerOrder {
+            let o = owners[key]!
+            if o.records[RRType.soa] != nil && key != originLower {
+                error(o.records[RRType.soa]![0], "SOA record at \(Name.text(o.name)), not at the apex")
+            }
+            if let cnames = o.records[RRType.cname] {
+                if cnames.count > 1 { error(cnames[1], "more than one CNAME at \(Name.text(o.name))") }
+                for t in o.types where t != RRType.cname && t != RRType.rrsig && t != RRType.nsec {
+                    error(o.records[t]![0], "\(RRType.name(t)) beside a CNAME at \(Name.text(o.name)) (a CNAME must be alone at its name)")
+                }
+            }
+            // Below (or at) a zone cut only glue may appear.
+            var ancestor = key
+            var atCut = true
+            while ancestor != originLower {
+                if cuts.contains(ancestor) {
+                    let allowed: Set<UInt16> = atCut ? [RRType.ns, RRType.ds, RRType.a, RRType.aaaa, RRType.rrsig, RRType.nsec] : [RRType.a, RRType.aaaa]
+                    for t in o.types where !allowed.contains(t) {
+                        error(o.records[t]![0], "\(RRType.name(t)) at \(Name.text(o.name)) is \(atCut ? "at" : "below") the delegation to \(Name.text(owners[ancestor]!.name)) and is not glue")
+                    }
+                    if !atCut { break }
+                }
+                ancestor = Array(ancestor[(Int(ancestor[0]) + 1)...])
+                atCut = false
+            }
+            // One TTL per RRset.
+            for t in o.types {
+                let rs = o.records[t]!
+                if let differing = rs.first(where: { $0.ttl != rs[0].ttl }) {
+                    diags.append(Diagnostic(file: differing.file, line: differing.line, severity: .warning,
+                        "TTL \(differing.ttl) differs from \(rs[0].ttl) in the \(RRType.name(t)) set of \(Name.text(o.name)); the lowest is used (RFC 2181 5.2)"))
+                }
+            }
+        }
+        if diags.contains(where: { $0.severity == .error }) { return (nil, diags) }
+
+        // Nodes, with empty non-terminals between each owner and the apex (RFC 8020).
+        var nodeNames: [[UInt8]] = []
+        var nodeIndex: [[UInt8]: Int] = [:]
+        func addNode(_ key: [UInt8]) {
+            guard nodeIndex[key] == nil else { return }
+            nodeIndex[key] = nodeNames.count
+            nodeNames.append(key)
+            if key != originLower { addNode(Array(key[(Int(key[0]) + 1)...])) }
+        }
+        addNode(originLower)
+        for key in ownerOrder { addNode(key) }
+
+        var nodes: [ZoneNode] = []
+        var soa: RRset?
+        for key in nodeNames {
+            var rrsets: [RRset] = []
+            var display = key
+            if let o = owners[key] {
+                display = o.name
+                for t in o.types {
+                    var seen = Set<[UInt8]>()
+                    var rdatas: [[UInt8]] = []
+                    for r in o.records[t]! where seen.insert(canonical(type: t, rdata: r.rdata)).inserted { rdatas.append(r.rdata) }
+                    let set = RRset(type: t, ttl: o.records[t]!.map(\.ttl).min()!, rdatas: rdatas)
+                    if t == RRType.soa && key == originLower { soa = set }
+                    rrsets.append(set)
+                }
+            } else {
+                // Keep the case of the deeper owners for empty non-terminals' display name.
+                display = key
+            }
+            let wildcard = nodeIndex[[1, UInt8(ascii: "*")] + key] ?? -1
+            nodes.append(ZoneNode(name: display, rrsets: rrsets, isDelegation: cuts.contains(key), wildcardChild: wildcard))
+        }
+        let table = NameTable(nodeNames.enumerated().map { ($0.element, $0.offset) })
+        let zone = Zone(origin: originLower, nodes: nodes, table: table, apex: 0, soa: soa!, file: file)
+        return (zone, diags)
+    }
+
+    /// RDATA compared for duplicates: names inside compressible types compare without case.
+    static func canonical(type: UInt16, rdata: [UInt8]) -> [UInt8] {
+        switch type {
+        case RRType.ns, RRType.cname, RRType.ptr: return Name.lowercased(rdata)
+        default: return rdata
+        }
+    }
+}

@@ -1,0 +1,72 @@
+import DNSWire
+import Foundation
+
+/// Loads every zone in a directory. A zone lives in a file named after its origin with the
+/// extension `.zone` (`gslb.example.com.zone` holds `gslb.example.com.`), as gdnsd does; other
+/// files (included fragments, pool files) are read only when a zone refers to them.
+public enum ZoneLoader {
+    /// The result of loading: the zones when there were no errors, and every diagnostic.
+    public struct Outcome: Sendable {
+        public var zones: ZoneSet?
+        public var diagnostics: [Diagnostic]
+        public var errors: [Diagnostic] { diagnostics.filter { $0.severity == .error } }
+    }
+
+    /// The zone files in `directory`, sorted, with the origin each file name gives.
+    public static func zoneFiles(in directory: String) throws(ZoneLoadError) -> [(path: String, origin: String)] {
+        let names: [String]
+        do { names = try FileManager.default.contentsOfDirectory(atPath: directory) } catch {
+            throw .unreadable(path: directory, reason: "cannot list directory (\(error.localizedDescription))")
+        }
+        return names.filter { $0.hasSuffix(".zone") && !$0.hasPrefix(".") }.sorted().map { name in
+            let origin = String(name.dropLast(5))
+            return ((directory as NSString).appendingPathComponent(name), origin.hasSuffix(".") ? origin : origin + ".")
+        }
+    }
+
+    /// Loads all zones in `directory`. Never throws for bad zone content: that is in the outcome.
+    public static func load(directory: String) throws(ZoneLoadError) -> Outcome {
+        let files = try zoneFiles(in: directory)
+        var outcome = load(files: files)
+        if files.isEmpty {
+            outcome.diagnostics.append(Diagnostic(file: directory, line: 0, "no zone files (*.zone) found"))
+            outcome.zones = nil
+        }
+        return outcome
+    }
+
+    /// Loads the given zone files.
+    public static func load(files: [(path: String, origin: String)]) -> Outcome {
+        var zones: [Zone] = []
+        var diags: [Diagnostic] = []
+        var seen: [[UInt8]: String] = [:]
+        for (path, origin) in files {
+            guard let originWire = Name.parse(origin) else {
+                diags.append(Diagnostic(file: path, line: 0, "file name does not give a valid zone name (\(origin))"))
+                continue
+            }
+            let key = Name.lowercased(originWire)
+            if let other = seen[key] {
+                diags.append(Diagnostic(file: path, line: 0, "zone \(origin) is also loaded from \(other)"))
+                continue
+            }
+            seen[key] = path
+            let parsed = RecordParser.parse(path: path, origin: origin)
+            diags += parsed.diagnostics
+            guard !parsed.diagnostics.contains(where: { $0.severity == .error }) else { continue }
+            let built = ZoneBuilder.build(origin: originWire, records: parsed.records, file: path)
+            diags += built.diagnostics
+            if let z = built.zone { zones.append(z) }
+        }
+        let ok = !diags.contains { $0.severity == .error }
+        return Outcome(zones: ok ? ZoneSet(zones: zones) : nil, diagnostics: diags)
+    }
+
+    /// Loads one zone from text, for tests and tools.
+    public static func load(text: String, origin: String, file: String = "<text>") -> (zone: Zone?, diagnostics: [Diagnostic]) {
+        let parsed = RecordParser.parse(text: text, file: file, origin: origin)
+        guard !parsed.diagnostics.contains(where: { $0.severity == .error }) else { return (nil, parsed.diagnostics) }
+        let built = ZoneBuilder.build(origin: Name.parse(origin) ?? [0], records: parsed.records, file: file)
+        return (built.zone, parsed.diagnostics + built.diagnostics)
+    }
+}
