@@ -2,13 +2,12 @@
 public enum WireError: Error, Equatable, Sendable, CustomStringConvertible {
     /// The message ended inside a field; `needed` octets were expected at `offset`.
     case truncated(offset: Int, needed: Int)
-    /// A label was longer than 63 octets (RFC 1035 2.3.4).
-    case labelTooLong(offset: Int, length: Int)
     /// A name's uncompressed form exceeded 255 octets (RFC 1035 2.3.4).
     case nameTooLong(offset: Int)
     /// A compression pointer did not point strictly backwards, or too many were chained (RFC 1035 4.1.4).
     case badPointer(offset: Int, target: Int)
-    /// A label type other than 00 (normal) or 11 (pointer) (RFC 6891 5 deprecated extended labels).
+    /// A label type other than 00 (normal) or 11 (pointer): the extended label types that
+    /// RFC 6891 5 deprecates, which is also how a length octet over 63 reads (RFC 1035 2.3.4).
     case badLabelType(offset: Int, octet: UInt8)
     /// A message count or length field is inconsistent with the message (e.g. QDCOUNT != 1).
     case badCount(field: String, value: Int)
@@ -20,7 +19,6 @@ public enum WireError: Error, Equatable, Sendable, CustomStringConvertible {
     public var description: String {
         switch self {
         case let .truncated(offset, needed): return "message truncated at offset \(offset) (\(needed) more octets needed)"
-        case let .labelTooLong(offset, length): return "label of \(length) octets at offset \(offset) (max 63)"
         case let .nameTooLong(offset): return "name longer than 255 octets at offset \(offset)"
         case let .badPointer(offset, target): return "bad compression pointer at offset \(offset) to \(target)"
         case let .badLabelType(offset, octet): return "unsupported label type 0x\(String(octet, radix: 16)) at offset \(offset)"

@@ -1,0 +1,146 @@
+import DNSWire
+import Foundation
+import Testing
+@testable import ZoneStore
+
+let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+    .appendingPathComponent("Fixtures").path
+
+func zone(_ text: String, origin: String = "example.test.") -> (Zone?, [Diagnostic]) {
+    let r = ZoneLoader.load(text: text, origin: origin, file: "t.zone")
+    return (r.zone, r.diagnostics)
+}
+
+let head = """
+    $TTL 300
+    @ SOA ns hostmaster 1 2 3 4 5
+    @ NS ns
+    ns A 192.0.2.1
+
+    """
+
+@Suite("Zone files")
+struct ZoneFileTests {
+    @Test func fixtureZonesLoad() throws {
+        let outcome = try ZoneLoader.load(directory: fixtures + "/zones")
+        #expect(outcome.errors.isEmpty, "\(outcome.diagnostics)")
+        let zones = try #require(outcome.zones)
+        #expect(zones.zones.count == 2)
+        let z = zones.zones[zones.apexTable.find(Name.parse("example.test.")!)!]
+        // $INCLUDE with the includer's origin.
+        #expect(z.node(Name.parse("included.example.test.")!)?.rrset(RRType.a) != nil)
+        // Empty non-terminals exist as nodes without records.
+        let ent = try #require(z.node(Name.parse("b.ent.example.test.")!))
+        #expect(ent.rrsets.isEmpty)
+        // Wildcards are found from their parent.
+        let wild = try #require(z.node(Name.parse("wild.example.test.")!))
+        #expect(wild.wildcardChild >= 0)
+        // Delegations are marked; the DS at the cut stays in the parent.
+        let deleg = try #require(z.node(Name.parse("deleg.example.test.")!))
+        #expect(deleg.isDelegation && deleg.rrset(RRType.ds) != nil)
+        // RFC 2308: negative TTL = min(SOA TTL, MINIMUM).
+        #expect(z.negativeSOA.ttl == 300 && z.soa.ttl == 3600)
+        // RFC 3597 unknown type.
+        #expect(z.node(Name.parse("unknown.example.test.")!)?.rrset(65280)?.rdatas == [[10, 0, 0, 1]])
+        // Explicit TTL on a record.
+        #expect(z.node(Name.parse("mail.example.test.")!)?.rrset(RRType.a)?.ttl == 600)
+    }
+
+    @Test func multiLineParenthesesAndComments() throws {
+        let (z, d) = zone("""
+            $TTL 1h
+            @ IN SOA ns hostmaster ( 1 ; serial
+                  2 3 ; retry
+                  4 5 )
+              IN NS ns ; the owner is inherited
+            ns IN A 192.0.2.1
+            txt IN TXT "semi;colon (paren)" "x"
+            """)
+        #expect(d.isEmpty, "\(d)")
+        let zone = try #require(z)
+        #expect(zone.soa.ttl == 3600)
+        #expect(zone.node(Name.parse("example.test.")!)?.rrset(RRType.ns) != nil)
+        let txt = try #require(zone.node(Name.parse("txt.example.test.")!)?.rrset(RRType.txt))
+        #expect(txt.rdatas[0] == [18] + Array("semi;colon (paren)".utf8) + [1, 0x78])
+    }
+
+    @Test func originDirectiveChangesRelativeNames() throws {
+        let (z, d) = zone(head + """
+            $ORIGIN sub.example.test.
+            www A 192.0.2.5
+            """)
+        #expect(d.isEmpty)
+        #expect(z?.node(Name.parse("www.sub.example.test.")!)?.rrset(RRType.a) != nil)
+    }
+
+    @Test func duplicateRecordsAreMerged() throws {
+        let (z, _) = zone(head + "www A 192.0.2.5\nwww A 192.0.2.5\n")
+        #expect(z?.node(Name.parse("www.example.test.")!)?.rrset(RRType.a)?.rdatas.count == 1)
+    }
+
+    @Test func differingTTLsWarnAndUseTheLowest() throws {
+        let (z, d) = zone(head + "www 60 A 192.0.2.5\nwww 30 A 192.0.2.6\n")
+        #expect(d.count == 1 && d[0].severity == .warning && d[0].line == 6)
+        #expect(z?.node(Name.parse("www.example.test.")!)?.rrset(RRType.a)?.ttl == 30)
+    }
+
+    @Test(arguments: [
+        ("www CNAME ns\nwww A 192.0.2.2\n", 6, "beside a CNAME"),
+        ("www CNAME ns\nwww CNAME ns2\n", 6, "more than one CNAME"),
+        ("child NS ns.child\nwww.child TXT \"x\"\n", 6, "below the delegation"),
+        ("child NS ns.child\nchild MX 1 ns\n", 6, "at the delegation"),
+        ("www.example.org. A 192.0.2.9\n", 5, "out of zone"),
+        ("ns2 A 192.0.2.999\n", 5, "ns2"),
+        ("x SOA ns hostmaster 1 2 3 4 5\n", 5, "not at the apex"),
+        ("@ DS 1 8 2 49FD46E6C4B45C55D4AC69CBD3CD34AC1AFE51DE3A8ED0F4A6EB4F5E3B4F8E56\n", 5, "DS at the apex"),
+        ("$GENERATE 1-2 x$ A 192.0.2.1\n", 5, "unknown directive"),
+        ("txt TXT \"open\n", 5, "unterminated"),
+        ("x ( A 192.0.2.1\n", 5, "unbalanced"),
+        ("x CH A 192.0.2.1\n", 5, "not IN"),
+    ])
+    func semanticAndSyntaxErrors(extra: String, line: Int, message: String) {
+        let (z, d) = zone(head + extra)
+        #expect(z == nil)
+        let e = d.first { $0.severity == .error }
+        #expect(e?.line == line, "\(d)")
+        #expect(e?.message.contains(message) == true, "\(d)")
+        #expect(e?.description.hasPrefix("t.zone:\(line): ") == true)
+    }
+
+    @Test func missingApexRecords() {
+        let (z, d) = zone("$TTL 300\nns A 192.0.2.1\n")
+        #expect(z == nil)
+        #expect(d.contains { $0.message.contains("no SOA") })
+        #expect(d.contains { $0.message.contains("no NS") })
+    }
+
+    @Test func badDirectoryReportsEveryFile() throws {
+        let outcome = try ZoneLoader.load(directory: fixtures + "/bad")
+        #expect(outcome.zones == nil)
+        let files = Set(outcome.errors.map { ($0.file as NSString).lastPathComponent })
+        #expect(files == ["below-cut.zone", "cname-beside.zone", "no-soa.zone", "out-of-zone.zone", "syntax.zone"])
+    }
+
+    @Test func missingIncludeIsAnError() {
+        let (_, d) = zone(head + "$INCLUDE /nonexistent/file.inc\n")
+        #expect(d.contains { $0.line == 5 && $0.message.contains("cannot read") })
+    }
+
+    @Test func ttlUnits() {
+        #expect(RecordParser.parseTTL("1h30m") == 5400)
+        #expect(RecordParser.parseTTL("2d") == 172800)
+        #expect(RecordParser.parseTTL("1w") == 604800)
+        #expect(RecordParser.parseTTL("x") == nil)
+    }
+}
+
+@Suite("Name table")
+struct NameTableTests {
+    @Test func findsEveryKeyAndNothingElse() {
+        let names = (0..<1000).map { Name.parse("host\($0).example.")! }
+        let table = NameTable(names.enumerated().map { ($0.element, $0.offset) })
+        for (i, n) in names.enumerated() { #expect(table.find(n) == i) }
+        #expect(table.find(Name.parse("host1000.example.")!) == nil)
+        #expect(table.find([0]) == nil)
+    }
+}
