@@ -41,8 +41,9 @@ let package = Package(
         .target(
             name: "MeridianServer",
             dependencies: [
-                "QueryEngine", "ZoneStore",
+                "QueryEngine", "ZoneStore", "DNSWire",
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOExtras", package: "swift-nio-extras"),
                 .product(name: "Logging", package: "swift-log"),

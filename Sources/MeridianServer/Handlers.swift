@@ -1,0 +1,108 @@
+import DNSWire
+import NIOCore
+import QueryEngine
+
+/// Scratch memory and counters for one event loop. Every handler on that loop shares them: a
+/// query is answered from start to copy-out inside one synchronous call, so uses never overlap.
+struct LoopScratch: @unchecked Sendable {
+    // @unchecked: each instance is handed only to handlers of one event loop and to a flush
+    // task scheduled on that same loop, so it is only ever touched from that loop's thread
+    // (see `DNSServer.scratch(for:)`).
+    let buffer = MessageBuffer()
+    let udpMetrics = QueryMetrics(transport: "udp")
+    let tcpMetrics = QueryMetrics(transport: "tcp")
+}
+
+/// Answers DNS over UDP: one datagram in, one out. Responses are written as they are made
+/// and flushed once per read batch (`channelReadComplete`).
+final class UDPQueryHandler: ChannelInboundHandler {
+    typealias InboundIn = AddressedEnvelope<ByteBuffer>
+    typealias OutboundOut = AddressedEnvelope<ByteBuffer>
+
+    private var reader: SnapshotReader
+    private let buffer: MessageBuffer
+    private let metrics: QueryMetrics
+
+    init(box: SnapshotBox, scratch: LoopScratch) {
+        reader = SnapshotReader(box)
+        buffer = scratch.buffer
+        metrics = scratch.udpMetrics
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let envelope = unwrapInboundIn(data)
+        let snapshot = reader.refresh()
+        let outcome = envelope.data.withUnsafeReadableBytes {
+            QueryProcessor.respond(to: $0, transport: .udp, snapshot: snapshot, buffer: buffer)
+        }
+        metrics.record(outcome)
+        guard !outcome.dropped else { return }
+        var out = context.channel.allocator.buffer(capacity: outcome.length)
+        out.writeBytes(UnsafeRawBufferPointer(rebasing: buffer.storage[0..<outcome.length]))
+        context.write(wrapOutboundOut(AddressedEnvelope(remoteAddress: envelope.remoteAddress, data: out)), promise: nil)
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        context.flush()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        // A failed send to one client (ICMP unreachable and the like) must not close the socket.
+    }
+}
+
+/// Answers DNS over TCP (RFC 7766): frames come from the two-octet length decoder; answers are
+/// written in order with their length prefix, so pipelined queries are all answered.
+final class TCPQueryHandler: ChannelInboundHandler {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+
+    private var reader: SnapshotReader
+    private let buffer: MessageBuffer
+    private let metrics: QueryMetrics
+
+    init(box: SnapshotBox, scratch: LoopScratch) {
+        reader = SnapshotReader(box)
+        buffer = scratch.buffer
+        metrics = scratch.tcpMetrics
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let frame = unwrapInboundIn(data)
+        let snapshot = reader.refresh()
+        let outcome = frame.withUnsafeReadableBytes {
+            QueryProcessor.respond(to: $0, transport: .tcp, snapshot: snapshot, buffer: buffer)
+        }
+        metrics.record(outcome)
+        guard !outcome.dropped else { return }
+        var out = context.channel.allocator.buffer(capacity: outcome.length + 2)
+        out.writeInteger(UInt16(outcome.length))
+        out.writeBytes(UnsafeRawBufferPointer(rebasing: buffer.storage[0..<outcome.length]))
+        context.write(wrapOutboundOut(out), promise: nil)
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        context.flush()
+    }
+
+    /// Stop reading from a client that does not read its answers (bounded outbound buffer).
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        context.channel.setOption(ChannelOptions.autoRead, value: context.channel.isWritable).whenFailure { _ in }
+        if context.channel.isWritable { context.read() }
+        context.fireChannelWritabilityChanged()
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if event is IdleStateHandler.IdleStateEvent {
+            context.close(promise: nil)
+            return
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        // Oversized frames (the decoder's buffer cap), resets, and the like end this
+        // connection only.
+        context.close(promise: nil)
+    }
+}

@@ -1,0 +1,101 @@
+import DNSWire
+import Metrics
+import QueryEngine
+
+/// Counts answers per (transport, rcode, qtype) in plain integers on one event loop and hands
+/// the totals to swift-metrics once a second, so the query path touches no shared state.
+final class QueryMetrics {
+    static let qtypes: [UInt16] = [
+        RRType.a, RRType.ns, RRType.cname, RRType.soa, RRType.ptr, RRType.mx, RRType.txt, RRType.aaaa, RRType.srv,
+        RRType.naptr, RRType.ds, RRType.caa, RRType.any,
+    ]
+    static let rcodes: [UInt16] = [RCode.noError, RCode.formErr, RCode.servFail, RCode.nxDomain, RCode.notImp, RCode.refused, RCode.badVers]
+    static let otherQtype = qtypes.count
+    static let otherRcode = rcodes.count
+    static let cells = (qtypes.count + 1) * (rcodes.count + 1)
+
+    let transport: String
+    private var counts: [Int]
+    private var dropped = 0
+    private var truncated = 0
+    private var counters: [Int: Counter] = [:]
+    private let droppedCounter: Counter
+    private let truncatedCounter: Counter
+
+    init(transport: String) {
+        self.transport = transport
+        counts = [Int](repeating: 0, count: QueryMetrics.cells)
+        droppedCounter = Counter(label: "meridian_queries_dropped_total", dimensions: [("transport", transport)])
+        truncatedCounter = Counter(label: "meridian_responses_truncated_total", dimensions: [("transport", transport)])
+    }
+
+    @inline(__always)
+    static func qtypeIndex(_ t: UInt16) -> Int {
+        switch t {
+        case RRType.a: return 0
+        case RRType.ns: return 1
+        case RRType.cname: return 2
+        case RRType.soa: return 3
+        case RRType.ptr: return 4
+        case RRType.mx: return 5
+        case RRType.txt: return 6
+        case RRType.aaaa: return 7
+        case RRType.srv: return 8
+        case RRType.naptr: return 9
+        case RRType.ds: return 10
+        case RRType.caa: return 11
+        case RRType.any: return 12
+        default: return otherQtype
+        }
+    }
+
+    @inline(__always)
+    static func rcodeIndex(_ r: UInt16) -> Int {
+        switch r {
+        case 0...5: return Int(r)
+        case RCode.badVers: return 6
+        default: return otherRcode
+        }
+    }
+
+    @inline(__always)
+    func record(_ o: QueryOutcome) {
+        if o.dropped {
+            dropped += 1
+            return
+        }
+        if o.truncated { truncated += 1 }
+        counts[QueryMetrics.rcodeIndex(o.rcode) * (QueryMetrics.qtypes.count + 1) + QueryMetrics.qtypeIndex(o.qtype)] += 1
+    }
+
+    /// Hands the counts gathered since the last flush to swift-metrics.
+    func flush() {
+        for i in 0..<counts.count where counts[i] > 0 {
+            let counter: Counter
+            if let c = counters[i] {
+                counter = c
+            } else {
+                let r = i / (QueryMetrics.qtypes.count + 1)
+                let q = i % (QueryMetrics.qtypes.count + 1)
+                counter = Counter(
+                    label: "meridian_queries_total",
+                    dimensions: [
+                        ("transport", transport),
+                        ("rcode", r < QueryMetrics.rcodes.count ? RCode.name(QueryMetrics.rcodes[r]) : "other"),
+                        ("qtype", q < QueryMetrics.qtypes.count ? RRType.name(QueryMetrics.qtypes[q]) : "other"),
+                    ])
+                counters[i] = counter
+            }
+            counter.increment(by: counts[i])
+            counts[i] = 0
+        }
+        if dropped > 0 {
+            droppedCounter.increment(by: dropped)
+            dropped = 0
+        }
+        if truncated > 0 {
+            truncatedCounter.increment(by: truncated)
+            truncated = 0
+        }
+    }
+}

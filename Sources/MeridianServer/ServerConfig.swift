@@ -1,0 +1,62 @@
+import QueryEngine
+
+/// A socket address to listen on: `127.0.0.1:5300`, `[::1]:5300`.
+public struct ListenAddress: Sendable, Equatable, CustomStringConvertible {
+    public var host: String
+    public var port: Int
+
+    public init(host: String, port: Int) {
+        self.host = host
+        self.port = port
+    }
+
+    /// Parses `HOST:PORT`, with IPv6 hosts in brackets.
+    public init?(_ text: String) {
+        if text.hasPrefix("["), let close = text.firstIndex(of: "]") {
+            host = String(text[text.index(after: text.startIndex)..<close])
+            let rest = text[text.index(after: close)...]
+            guard rest.hasPrefix(":"), let p = Int(rest.dropFirst()), (0...65535).contains(p) else { return nil }
+            port = p
+        } else {
+            guard let colon = text.lastIndex(of: ":"), let p = Int(text[text.index(after: colon)...]), (0...65535).contains(p) else { return nil }
+            host = String(text[..<colon])
+            port = p
+            guard !host.contains(":") else { return nil }
+        }
+        guard !host.isEmpty else { return nil }
+    }
+
+    public var description: String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }
+}
+
+/// Settings of the DNS front end.
+public struct ServerConfig: Sendable {
+    /// Directory with the `*.zone` files.
+    public var zonesDirectory: String
+    public var listen: [ListenAddress]
+    /// Event loops, and UDP sockets per address (SO_REUSEPORT); default one per core.
+    public var threads: Int
+    /// Close a TCP connection idle this long (RFC 7766 6.2.3), in seconds.
+    public var tcpIdleTimeout: Int64
+    /// The most TCP connections open at once; more are closed on accept.
+    public var tcpMaxConnections: Int
+    /// The most octets buffered for one TCP connection, inbound (unparsed frames) and
+    /// outbound (unsent answers, after which the server stops reading from that client).
+    public var tcpMaxBufferedBytes: Int
+    public var engine: EngineConfig
+
+    public init(
+        zonesDirectory: String, listen: [ListenAddress], threads: Int = System.coreCount, tcpIdleTimeout: Int64 = 10,
+        tcpMaxConnections: Int = 1024, tcpMaxBufferedBytes: Int = 256 * 1024, engine: EngineConfig = EngineConfig()
+    ) {
+        self.zonesDirectory = zonesDirectory
+        self.listen = listen
+        self.threads = max(1, threads)
+        self.tcpIdleTimeout = tcpIdleTimeout
+        self.tcpMaxConnections = tcpMaxConnections
+        self.tcpMaxBufferedBytes = max(tcpMaxBufferedBytes, 65537)
+        self.engine = engine
+    }
+}
+
+import NIOCore
