@@ -1,0 +1,111 @@
+"""Starts the real `meridian` binary on loopback for the integration tests.
+
+The binary comes from $MERIDIAN_BIN (default .build/debug/meridian). Every wait is bounded.
+"""
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+
+import dns.message
+import dns.query
+import dns.rdatatype
+import pytest
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+BIN = os.environ.get("MERIDIAN_BIN", os.path.join(ROOT, ".build", "debug", "meridian"))
+FIXTURE_ZONES = os.path.join(ROOT, "Tests", "Fixtures", "zones")
+
+
+def free_port():
+    """A port free for both UDP and TCP on 127.0.0.1 and ::1."""
+    for _ in range(50):
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
+            u.bind(("127.0.0.1", 0))
+            port = u.getsockname()[1]
+        try:
+            for fam, typ, host in ((socket.AF_INET, socket.SOCK_STREAM, "127.0.0.1"),
+                                   (socket.AF_INET6, socket.SOCK_DGRAM, "::1"),
+                                   (socket.AF_INET6, socket.SOCK_STREAM, "::1")):
+                with socket.socket(fam, typ) as s:
+                    s.bind((host, port))
+            return port
+        except OSError:
+            continue
+    raise RuntimeError("no free port")
+
+
+class Server:
+    def __init__(self, zones, extra_args=(), listen_v6=True):
+        self.port = free_port()
+        self.zones = zones
+        args = [BIN, "serve", "--zones", zones, "--listen", f"127.0.0.1:{self.port}", "--threads", "2"]
+        if listen_v6:
+            args += ["--listen", f"[::1]:{self.port}"]
+        args += list(extra_args)
+        self.log = open(os.path.join(zones, "..", f"server-{self.port}.log") if os.access(os.path.dirname(zones), os.W_OK) else os.devnull, "w")
+        self.proc = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT)
+        self.wait_ready()
+
+    def wait_ready(self, timeout=20.0):
+        deadline = time.time() + timeout
+        q = dns.message.make_query("example.test.", "SOA")
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"meridian exited with {self.proc.returncode}")
+            try:
+                dns.query.udp(q, "127.0.0.1", port=self.port, timeout=0.2)
+                return
+            except Exception:
+                time.sleep(0.1)
+        raise RuntimeError("meridian did not start in time")
+
+    def alive(self):
+        return self.proc.poll() is None
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=5)
+        self.log.close()
+
+
+@pytest.fixture(scope="session")
+def binary():
+    if not os.path.exists(BIN):
+        pytest.fail(f"{BIN} not built: run `swift build` first (make test does)")
+    return BIN
+
+
+@pytest.fixture(scope="session")
+def server(binary, tmp_path_factory):
+    """One server for the read-only tests, with identity options set."""
+    d = tmp_path_factory.mktemp("zones")
+    zones = str(d / "zones")
+    shutil.copytree(FIXTURE_ZONES, zones)
+    s = Server(zones, ["--nsid", "meridian-ci", "--identity", "ci-1"])
+    yield s
+    s.stop()
+
+
+@pytest.fixture()
+def fresh_server(binary, tmp_path):
+    """A server of its own, for tests that change zones or stress it."""
+    zones = str(tmp_path / "zones")
+    shutil.copytree(FIXTURE_ZONES, zones)
+    servers = []
+
+    def start(*args, **kw):
+        s = Server(zones, args, **kw)
+        servers.append(s)
+        return s
+
+    yield start
+    for s in servers:
+        s.stop()

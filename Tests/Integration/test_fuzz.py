@@ -1,0 +1,75 @@
+"""A bounded fuzz run against the live server: random and mutated packets over UDP and TCP,
+then a normal query must still be answered (issue: DNS core, "Tests")."""
+import random
+import socket
+import struct
+import time
+
+import dns.edns
+import dns.message
+
+from helpers import ask, frame
+
+
+def seeds():
+    out = []
+    for name, t, opts in [("www.example.test.", "A", None), ("alias.example.test.", "A", [dns.edns.ECSOption("10.2.0.0", 24)]),
+                          ("x.wild.example.test.", "ANY", []), ("deleg.example.test.", "DS", [dns.edns.GenericOption(3, b"")])]:
+        m = dns.message.make_query(name, t, use_edns=0 if opts is not None else None, options=opts)
+        out.append(m.to_wire())
+    return out
+
+
+def mutate(rng, data):
+    data = bytearray(data)
+    for _ in range(rng.randint(1, 4)):
+        op = rng.randrange(4)
+        if op == 0 and data:
+            data[rng.randrange(len(data))] = rng.randrange(256)
+        elif op == 1:
+            del data[rng.randrange(len(data) + 1):]
+        elif op == 2:
+            data.insert(rng.randrange(len(data) + 1), rng.randrange(256))
+        elif data:
+            data[rng.randrange(len(data))] = 0xC0
+    return bytes(data)
+
+
+def test_fuzz_udp_and_tcp(fresh_server):
+    srv = fresh_server()
+    rng = random.Random(7)
+    base = seeds()
+    answered = 0
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.settimeout(0.0)
+        deadline = time.time() + 20
+        for i in range(5000):
+            if time.time() > deadline:
+                break
+            if i % 5 == 0:
+                pkt = bytes(rng.randrange(256) for _ in range(rng.randrange(64)))
+            else:
+                pkt = mutate(rng, rng.choice(base))
+            s.sendto(pkt, ("127.0.0.1", srv.port))
+            if i % 50 == 0:
+                time.sleep(0.01)
+            try:
+                while True:
+                    s.recv(65535)
+                    answered += 1
+            except (BlockingIOError, socket.timeout):
+                pass
+    assert answered > 0
+    # TCP: mutated frames on a few connections.
+    for c in range(20):
+        t = socket.create_connection(("127.0.0.1", srv.port), timeout=2)
+        try:
+            for _ in range(20):
+                pkt = mutate(rng, rng.choice(base))
+                t.sendall(frame(pkt) if rng.random() < 0.8 else pkt)
+        except OSError:
+            pass
+        t.close()
+    assert srv.alive()
+    assert ask(srv, "www.example.test.").answer
+    assert ask(srv, "www.example.test.", tcp=True).answer

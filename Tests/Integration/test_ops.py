@@ -1,0 +1,77 @@
+"""Start-up, `meridian check`, reload on SIGHUP (issue: DNS core, "Zones")."""
+import os
+import shutil
+import signal
+import subprocess
+import time
+
+import dns.rcode
+
+from conftest import BIN, FIXTURE_ZONES, ROOT, free_port
+from helpers import ask
+
+
+def test_check_accepts_good_zones(binary):
+    r = subprocess.run([binary, "check", FIXTURE_ZONES], capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0, r.stdout
+    assert "2 zones" in r.stdout
+
+
+def test_check_reports_file_and_line(binary):
+    bad = os.path.join(ROOT, "Tests", "Fixtures", "bad")
+    r = subprocess.run([binary, "check", bad], capture_output=True, text=True, timeout=30)
+    assert r.returncode == 1
+    lines = r.stdout.splitlines()
+    assert any(l.endswith("cname-beside.zone:6: A beside a CNAME at www.cname-beside. (a CNAME must be alone at its name)") for l in lines)
+    assert any("syntax.zone:4: " in l for l in lines)
+    assert any("below-cut.zone:7: " in l and "not glue" in l for l in lines)
+    assert any("out-of-zone.zone:5: " in l for l in lines)
+    assert any("no-soa.zone:" in l and "no SOA" in l for l in lines)
+
+
+def test_example_zones_check(binary):
+    r = subprocess.run([binary, "check", os.path.join(ROOT, "Zones")], capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0, r.stdout
+
+
+def test_server_refuses_to_start_with_bad_zones(binary):
+    port = free_port()
+    r = subprocess.run([binary, "serve", "--zones", os.path.join(ROOT, "Tests", "Fixtures", "bad"), "--listen", f"127.0.0.1:{port}"],
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode != 0
+    assert "cname-beside.zone:6:" in r.stderr
+
+
+def wait_for(pred, timeout=5.0):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if pred():
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def test_sighup_reload_and_bad_reload_keeps_old_data(fresh_server):
+    srv = fresh_server()
+    zone = os.path.join(srv.zones, "example.test.zone")
+    original = open(zone).read()
+    with open(zone, "a") as f:
+        f.write("reloaded IN A 192.0.2.123\n")
+    srv.proc.send_signal(signal.SIGHUP)
+    assert wait_for(lambda: ask(srv, "reloaded.example.test.").answer)
+    # A broken file: the server logs it and keeps serving the last good data.
+    with open(zone, "w") as f:
+        f.write(original + "broken IN A 999.1.1.1\n")
+    srv.proc.send_signal(signal.SIGHUP)
+    time.sleep(1.0)
+    assert srv.alive()
+    assert ask(srv, "reloaded.example.test.").answer
+    assert ask(srv, "www.example.test.").answer
+    # A new zone file appears with the next good reload.
+    with open(zone, "w") as f:
+        f.write(original)
+    with open(os.path.join(srv.zones, "extra.test.zone"), "w") as f:
+        f.write("$TTL 60\n@ SOA ns h 1 2 3 4 5\n@ NS ns\nns A 192.0.2.1\n")
+    srv.proc.send_signal(signal.SIGHUP)
+    assert wait_for(lambda: ask(srv, "ns.extra.test.").rcode() == dns.rcode.NOERROR and ask(srv, "ns.extra.test.").answer)
+    assert ask(srv, "reloaded.example.test.").rcode() == dns.rcode.NXDOMAIN

@@ -1,0 +1,114 @@
+"""DNS over TCP per RFC 7766: pipelining, split frames, idle timeout, bounded buffers."""
+import socket
+import time
+
+import dns.message
+import dns.rcode
+
+from helpers import ask, frame, recv_frame, tcp_connect
+
+
+def q(name, id):
+    m = dns.message.make_query(name, "A")
+    m.id = id
+    return m.to_wire()
+
+
+def test_pipelined_queries_all_answered(server):
+    s = tcp_connect(server)
+    names = ["www.example.test.", "mail.example.test.", "alias.example.test.", "nothere.example.test."] * 5
+    s.sendall(b"".join(frame(q(n, i)) for i, n in enumerate(names)))
+    answers = [dns.message.from_wire(recv_frame(s)) for _ in names]
+    s.close()
+    assert sorted(a.id for a in answers) == list(range(len(names)))
+    assert answers[3].rcode() == dns.rcode.NXDOMAIN
+
+
+def test_length_prefix_split_across_segments(server):
+    s = tcp_connect(server)
+    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    data = frame(q("www.example.test.", 7))
+    s.sendall(data[:1])
+    time.sleep(0.1)
+    s.sendall(data[1:5])
+    time.sleep(0.1)
+    s.sendall(data[5:])
+    r = dns.message.from_wire(recv_frame(s))
+    s.close()
+    assert r.id == 7 and r.answer
+
+
+def test_idle_connection_closed(fresh_server):
+    srv = fresh_server("--tcp-idle-timeout", "1")
+    s = tcp_connect(srv)
+    s.settimeout(5)
+    start = time.time()
+    assert s.recv(1) == b""
+    assert time.time() - start < 4
+    s.close()
+
+
+def test_connection_cap(fresh_server):
+    srv = fresh_server("--tcp-max-connections", "3")
+    held = [tcp_connect(srv) for _ in range(3)]
+    time.sleep(0.2)
+    extra = tcp_connect(srv)
+    extra.settimeout(3)
+    try:
+        closed = extra.recv(1) == b""
+    except ConnectionResetError:
+        closed = True
+    assert closed
+    for h in held:
+        h.close()
+    time.sleep(0.2)
+    assert ask(srv, "www.example.test.", tcp=True).answer
+
+
+def rss_kib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+def test_client_that_never_reads_is_bounded(fresh_server):
+    """A client that writes queries without reading the answers does not make the server
+    buffer without limit: past the per-connection cap it stops reading from that client
+    (the client's writes stall), its memory stays flat, and other clients are still served."""
+    srv = fresh_server("--tcp-max-buffer", "131072")
+    before = rss_kib(srv.proc.pid)
+    s = tcp_connect(srv)
+    s.setblocking(False)
+    payload = frame(q("big.example.test.", 1)) * 1000  # each answer is ~2.5 KB
+    stalled_since = None
+    deadline = time.time() + 10
+    while time.time() < deadline:
+        try:
+            s.send(payload)
+            stalled_since = None
+        except BlockingIOError:
+            stalled_since = stalled_since or time.time()
+            if time.time() - stalled_since > 1.5:
+                break
+            time.sleep(0.05)
+    assert stalled_since is not None, "the server kept reading from a client that never reads"
+    grown = rss_kib(srv.proc.pid) - before
+    assert grown < 150 * 1024, f"server grew by {grown} KiB"
+    assert ask(srv, "www.example.test.", tcp=True).answer
+    assert ask(srv, "www.example.test.").answer
+    s.close()
+    assert srv.alive()
+
+
+def test_oversized_garbage_closes_only_that_connection(server):
+    s = tcp_connect(server)
+    s.sendall(b"\x00\x05abc")  # a short frame, then the client goes away mid-frame
+    s.close()
+    s2 = tcp_connect(server)
+    s2.sendall(b"\x00\x02\xff\xff")  # a 2-octet "query": dropped, no answer
+    s2.sendall(frame(q("www.example.test.", 9)))
+    r = dns.message.from_wire(recv_frame(s2))
+    s2.close()
+    assert r.id == 9

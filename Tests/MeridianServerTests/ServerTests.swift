@@ -1,0 +1,180 @@
+import DNSWire
+import Foundation
+import Logging
+import NIOCore
+import NIOPosix
+import QueryEngine
+import Testing
+import ZoneStore
+@testable import MeridianServer
+
+let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+    .appendingPathComponent("Fixtures").path
+
+@Suite("Server configuration")
+struct ConfigTests {
+    @Test func listenAddresses() {
+        #expect(ListenAddress("127.0.0.1:53") == ListenAddress(host: "127.0.0.1", port: 53))
+        #expect(ListenAddress("[::1]:5300") == ListenAddress(host: "::1", port: 5300))
+        #expect(ListenAddress("[::1]:5300")?.description == "[::1]:5300")
+        #expect(ListenAddress("::1:53") == nil)
+        #expect(ListenAddress("127.0.0.1") == nil)
+        #expect(ListenAddress("127.0.0.1:70000") == nil)
+        #expect(ListenAddress(":53") == nil)
+    }
+
+    @Test func snapshotBoxPublishes() throws {
+        let zones = try #require(try ZoneLoader.load(directory: fixtures + "/zones").zones)
+        let box = SnapshotBox(Snapshot(zones: zones, generation: 1))
+        var reader = SnapshotReader(box)
+        #expect(reader.refresh().generation == 1)
+        box.publish(Snapshot(zones: zones, generation: 2))
+        #expect(reader.refresh().generation == 2)
+    }
+}
+
+/// Starts the server in-process on an ephemeral loopback port and talks to it over real sockets.
+@Suite("Server on loopback", .serialized)
+struct LoopbackTests {
+    func withServer(_ body: (DNSServer, Int) async throws -> Void) async throws {
+        let config = ServerConfig(
+            zonesDirectory: fixtures + "/zones", listen: [ListenAddress(host: "127.0.0.1", port: 0)], threads: 2,
+            tcpIdleTimeout: 1, tcpMaxConnections: 4)
+        let server = try DNSServer(config: config, logger: Logger(label: "test"))
+        let bound = try await server.start()
+        do {
+            try await body(server, bound[0].port)
+        } catch {
+            await server.shutdown()
+            throw error
+        }
+        await server.shutdown()
+    }
+
+    func query(_ name: String) -> [UInt8] {
+        [0x55, 0x66, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0] + Name.parse(name)! + [0, 1, 0, 1]
+    }
+
+    @Test func answersOverUDPAndTCPWithPipelining() async throws {
+        try await withServer { server, port in
+            let udp = try UDPClient(port: port)
+            let r = try DecodedMessage.decode(try udp.ask(query("www.example.test.")))
+            #expect(r.answer.count == 2)
+            let tcp = try TCPClient(port: port)
+            // Three queries in one write, the second one's length prefix split from its body.
+            var bytes: [UInt8] = []
+            for n in ["www.example.test.", "alias.example.test.", "mail.example.test."] {
+                let q = query(n)
+                bytes += [UInt8(q.count >> 8), UInt8(q.count & 0xFF)] + q
+            }
+            try tcp.send(Array(bytes[0..<40]))
+            try await Task.sleep(for: .milliseconds(50))
+            try tcp.send(Array(bytes[40...]))
+            let answers = try (0..<3).map { _ in try DecodedMessage.decode(tcp.receiveFrame()) }
+            #expect(answers.map { $0.answer.count } == [2, 3, 1])
+            tcp.close()
+        }
+    }
+
+    @Test func idleTCPConnectionsAreClosed() async throws {
+        try await withServer { _, port in
+            let tcp = try TCPClient(port: port)
+            try await Task.sleep(for: .milliseconds(1500))
+            #expect(tcp.isClosedByPeer())
+        }
+    }
+
+    @Test func connectionCapIsEnforced() async throws {
+        try await withServer { _, port in
+            let clients = try (0..<4).map { _ in try TCPClient(port: port) }
+            try await Task.sleep(for: .milliseconds(100))
+            let extra = try TCPClient(port: port)
+            try await Task.sleep(for: .milliseconds(100))
+            #expect(extra.isClosedByPeer())
+            for c in clients { c.close() }
+        }
+    }
+
+    @Test func reloadKeepsOldZonesOnError() async throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("meridian-reload-\(UUID())").path
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let zone = "$TTL 60\n@ SOA ns h 1 2 3 4 5\n@ NS ns\nns A 192.0.2.1\nwww A 192.0.2.10\n"
+        try zone.write(toFile: dir + "/r.test.zone", atomically: true, encoding: .utf8)
+        let config = ServerConfig(zonesDirectory: dir, listen: [], threads: 1)
+        let server = try DNSServer(config: config, logger: Logger(label: "test"))
+        defer { Task { await server.shutdown() } }
+        try (zone + "new A 192.0.2.11\n").write(toFile: dir + "/r.test.zone", atomically: true, encoding: .utf8)
+        #expect(server.reload().isEmpty)
+        #expect(server.box.generation == 2)
+        try (zone + "bad A 300.1.1.1\n").write(toFile: dir + "/r.test.zone", atomically: true, encoding: .utf8)
+        let errors = server.reload()
+        #expect(errors.first?.description.contains("r.test.zone:6:") == true)
+        #expect(server.box.generation == 2)
+        #expect(server.box.load().zones.zones[0].node(Name.parse("new.r.test.")!) != nil)
+    }
+}
+
+// Minimal blocking socket clients, so the test talks to the server the way other programs do.
+struct UDPClient {
+    let fd: Int32
+    init(port: Int) throws {
+        fd = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
+        var tv = timeval(tv_sec: 2, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_port = in_port_t(UInt16(port).bigEndian)
+        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let rc = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+        guard rc == 0 else { throw POSIXError(.ECONNREFUSED) }
+    }
+    func ask(_ q: [UInt8]) throws -> [UInt8] {
+        _ = q.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, 0) }
+        var buf = [UInt8](repeating: 0, count: 65535)
+        let n = buf.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+        guard n > 0 else { throw POSIXError(.ETIMEDOUT) }
+        return Array(buf[0..<n])
+    }
+}
+
+final class TCPClient {
+    let fd: Int32
+    init(port: Int) throws {
+        fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var tv = timeval(tv_sec: 2, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_port = in_port_t(UInt16(port).bigEndian)
+        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let rc = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+        guard rc == 0 else { throw POSIXError(.ECONNREFUSED) }
+    }
+    func send(_ bytes: [UInt8]) throws {
+        let n = bytes.withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+        guard n == bytes.count else { throw POSIXError(.EPIPE) }
+    }
+    func receive(_ count: Int) throws -> [UInt8] {
+        var out: [UInt8] = []
+        var buf = [UInt8](repeating: 0, count: count)
+        while out.count < count {
+            let n = buf.withUnsafeMutableBytes { recv(fd, $0.baseAddress, count - out.count, 0) }
+            guard n > 0 else { throw POSIXError(.ECONNRESET) }
+            out += buf[0..<n]
+        }
+        return out
+    }
+    func receiveFrame() throws -> [UInt8] {
+        let len = try receive(2)
+        return try receive(Int(len[0]) << 8 | Int(len[1]))
+    }
+    /// True when the server has closed the connection (recv returns 0 or an error other than a timeout).
+    func isClosedByPeer() -> Bool {
+        var b: UInt8 = 0
+        let n = recv(fd, &b, 1, 0)
+        return n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK)
+    }
+    func close() { Glibc.close(fd) }
+    deinit { Glibc.close(fd) }
+}
