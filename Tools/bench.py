@@ -51,17 +51,32 @@ QUERIES = ["static.example.test A", "example.test A", "mail.example.test A", "ns
            "alias.example.test A", "foo.wild.example.test A"]
 
 
+def descendants(pid):
+    """pid and every process below it, from the parent links in /proc/*/stat."""
+    parent = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                fields = open(f"/proc/{entry}/stat").read().rsplit(")", 1)[1].split()
+                parent[int(entry)] = int(fields[1])
+            except OSError:
+                pass
+    out = {pid}
+    grew = True
+    while grew:
+        grew = False
+        for p, pp in parent.items():
+            if pp in out and p not in out:
+                out.add(p)
+                grew = True
+    return out
+
+
 def cpu_seconds(pid):
-    """utime+stime of a process and its children (live and reaped), in seconds."""
+    """utime+stime of a process and all its descendants (live ones, plus reaped children), in seconds."""
     tick = os.sysconf("SC_CLK_TCK")
     total = 0
-    pids = [pid]
-    try:
-        for line in open(f"/proc/{pid}/task/{pid}/children").read().split():
-            pids.append(int(line))
-    except OSError:
-        pass
-    for p in pids:
+    for p in descendants(pid):
         try:
             fields = open(f"/proc/{p}/stat").read().rsplit(")", 1)[1].split()
             total += int(fields[11]) + int(fields[12]) + int(fields[13]) + int(fields[14])
@@ -204,8 +219,9 @@ def main():
         for ref in med:
             if ref == "meridian":
                 continue
+            cpu_ratio = med["meridian"][1] / med[ref][1] if med[ref][1] > 0 else float("nan")
             print(f"  meridian/{ref}: {med['meridian'][0] / med[ref][0]:.2f}x queries per second, "
-                  f"{med['meridian'][1] / med[ref][1]:.2f}x CPU per answer")
+                  f"{cpu_ratio:.2f}x CPU per answer")
 
 
 if __name__ == "__main__":
