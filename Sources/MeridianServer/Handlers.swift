@@ -13,32 +13,55 @@ struct LoopScratch: @unchecked Sendable {
     let tcpMetrics = QueryMetrics(transport: "tcp")
 }
 
+/// The step both transports share: read the current snapshot, answer into the loop's buffer,
+/// count the outcome. The response is `buffer.storage[0..<outcome.length]` unless dropped.
+struct QueryAnswerer {
+    private var reader: SnapshotReader
+    let buffer: MessageBuffer
+    private let metrics: QueryMetrics
+    private let transport: Transport
+
+    init(box: SnapshotBox, scratch: LoopScratch, transport: Transport) {
+        reader = SnapshotReader(box)
+        buffer = scratch.buffer
+        metrics = transport == .udp ? scratch.udpMetrics : scratch.tcpMetrics
+        self.transport = transport
+    }
+
+    @inline(__always)
+    mutating func answer(_ query: ByteBuffer) -> QueryOutcome {
+        let snapshot = reader.refresh()
+        let outcome = query.withUnsafeReadableBytes { [buffer, transport] in
+            QueryProcessor.respond(to: $0, transport: transport, snapshot: snapshot, buffer: buffer)
+        }
+        metrics.record(outcome)
+        return outcome
+    }
+
+    /// The response octets of an outcome that was not dropped.
+    func response(_ outcome: QueryOutcome) -> UnsafeRawBufferPointer {
+        UnsafeRawBufferPointer(rebasing: buffer.storage[0..<outcome.length])
+    }
+}
+
 /// Answers DNS over UDP: one datagram in, one out. Responses are written as they are made
 /// and flushed once per read batch (`channelReadComplete`).
 final class UDPQueryHandler: ChannelInboundHandler {
     typealias InboundIn = AddressedEnvelope<ByteBuffer>
     typealias OutboundOut = AddressedEnvelope<ByteBuffer>
 
-    private var reader: SnapshotReader
-    private let buffer: MessageBuffer
-    private let metrics: QueryMetrics
+    private var answerer: QueryAnswerer
 
     init(box: SnapshotBox, scratch: LoopScratch) {
-        reader = SnapshotReader(box)
-        buffer = scratch.buffer
-        metrics = scratch.udpMetrics
+        answerer = QueryAnswerer(box: box, scratch: scratch, transport: .udp)
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let envelope = unwrapInboundIn(data)
-        let snapshot = reader.refresh()
-        let outcome = envelope.data.withUnsafeReadableBytes {
-            QueryProcessor.respond(to: $0, transport: .udp, snapshot: snapshot, buffer: buffer)
-        }
-        metrics.record(outcome)
+        let outcome = answerer.answer(envelope.data)
         guard !outcome.dropped else { return }
         var out = context.channel.allocator.buffer(capacity: outcome.length)
-        out.writeBytes(UnsafeRawBufferPointer(rebasing: buffer.storage[0..<outcome.length]))
+        out.writeBytes(answerer.response(outcome))
         context.write(wrapOutboundOut(AddressedEnvelope(remoteAddress: envelope.remoteAddress, data: out)), promise: nil)
     }
 
@@ -57,27 +80,18 @@ final class TCPQueryHandler: ChannelInboundHandler {
     typealias InboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
 
-    private var reader: SnapshotReader
-    private let buffer: MessageBuffer
-    private let metrics: QueryMetrics
+    private var answerer: QueryAnswerer
 
     init(box: SnapshotBox, scratch: LoopScratch) {
-        reader = SnapshotReader(box)
-        buffer = scratch.buffer
-        metrics = scratch.tcpMetrics
+        answerer = QueryAnswerer(box: box, scratch: scratch, transport: .tcp)
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        let frame = unwrapInboundIn(data)
-        let snapshot = reader.refresh()
-        let outcome = frame.withUnsafeReadableBytes {
-            QueryProcessor.respond(to: $0, transport: .tcp, snapshot: snapshot, buffer: buffer)
-        }
-        metrics.record(outcome)
+        let outcome = answerer.answer(unwrapInboundIn(data))
         guard !outcome.dropped else { return }
         var out = context.channel.allocator.buffer(capacity: outcome.length + 2)
         out.writeInteger(UInt16(outcome.length))
-        out.writeBytes(UnsafeRawBufferPointer(rebasing: buffer.storage[0..<outcome.length]))
+        out.writeBytes(answerer.response(outcome))
         context.write(wrapOutboundOut(out), promise: nil)
     }
 

@@ -21,12 +21,14 @@ final class QueryMetrics {
     private var counters: [Int: Counter] = [:]
     private let droppedCounter: Counter
     private let truncatedCounter: Counter
+    private let factory: any MetricsFactory
 
-    init(transport: String) {
+    init(transport: String, factory: any MetricsFactory = MetricsSystem.factory) {
         self.transport = transport
+        self.factory = factory
         counts = [Int](repeating: 0, count: QueryMetrics.cells)
-        droppedCounter = Counter(label: "meridian_queries_dropped_total", dimensions: [("transport", transport)])
-        truncatedCounter = Counter(label: "meridian_responses_truncated_total", dimensions: [("transport", transport)])
+        droppedCounter = Counter(label: "meridian_queries_dropped_total", dimensions: [("transport", transport)], factory: factory)
+        truncatedCounter = Counter(label: "meridian_responses_truncated_total", dimensions: [("transport", transport)], factory: factory)
     }
 
     @inline(__always)
@@ -83,7 +85,7 @@ final class QueryMetrics {
                         ("transport", transport),
                         ("rcode", r < QueryMetrics.rcodes.count ? RCode.name(QueryMetrics.rcodes[r]) : "other"),
                         ("qtype", q < QueryMetrics.qtypes.count ? RRType.name(QueryMetrics.qtypes[q]) : "other"),
-                    ])
+                    ], factory: factory)
                 counters[i] = counter
             }
             counter.increment(by: counts[i])

@@ -211,8 +211,8 @@ struct Responder {
             return
         }
         aa = true
-        let bytes = Array(text.utf8.prefix(255))
-        guard w.fits(12 + 1 + bytes.count) else {
+        let length = min(text.utf8.count, 255)
+        guard w.fits(12 + 1 + length) else {
             tc = true
             return
         }
@@ -220,9 +220,9 @@ struct Responder {
         w.u16(RRType.txt)
         w.u16(RRClass.ch)
         w.u32(0)
-        w.u16(UInt16(1 + bytes.count))
-        w.u8(UInt8(bytes.count))
-        bytes.withUnsafeBytes { w.raw($0) }
+        w.u16(UInt16(1 + length))
+        w.u8(UInt8(length))
+        for c in text.utf8.prefix(length) { w.u8(c) }
         counts.an += 1
     }
 
@@ -415,10 +415,8 @@ struct Responder {
 
     mutating func addAddresses(of node: ZoneNode) {
         node.name.withUnsafeBytes { owner in
-            for type in [RRType.a, RRType.aaaa] {
-                guard let set = node.rrset(type) else { continue }
-                if writeSet(set, owner: .name(owner)) { counts.ar += set.rdatas.count }
-            }
+            if let set = node.rrset(RRType.a), writeSet(set, owner: .name(owner)) { counts.ar += set.rdatas.count }
+            if let set = node.rrset(RRType.aaaa), writeSet(set, owner: .name(owner)) { counts.ar += set.rdatas.count }
         }
     }
 

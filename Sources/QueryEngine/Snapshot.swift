@@ -67,5 +67,13 @@ public struct QueryOutcome: Sendable, Equatable {
     public var qtype: UInt16
     public var truncated: Bool
 
+    public init(dropped: Bool, length: Int, rcode: UInt16, qtype: UInt16, truncated: Bool) {
+        self.dropped = dropped
+        self.length = length
+        self.rcode = rcode
+        self.qtype = qtype
+        self.truncated = truncated
+    }
+
     public static let drop = QueryOutcome(dropped: true, length: 0, rcode: 0, qtype: 0, truncated: false)
 }

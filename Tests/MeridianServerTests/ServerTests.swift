@@ -1,6 +1,7 @@
 import DNSWire
 import Foundation
 import Logging
+import MetricsTestKit
 import NIOCore
 import NIOPosix
 import QueryEngine
@@ -10,6 +11,28 @@ import ZoneStore
 
 let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
     .appendingPathComponent("Fixtures").path
+
+@Suite("Query counters")
+struct MetricsTests {
+    @Test func countsReachSwiftMetricsOnFlush() throws {
+        let test = TestMetrics()
+        let m = QueryMetrics(transport: "udp", factory: test)
+        let ok = QueryOutcome(dropped: false, length: 40, rcode: RCode.noError, qtype: RRType.a, truncated: false)
+        let nx = QueryOutcome(dropped: false, length: 40, rcode: RCode.nxDomain, qtype: 65280, truncated: true)
+        for _ in 0..<3 { m.record(ok) }
+        m.record(nx)
+        m.record(.drop)
+        m.flush()
+        m.record(ok)
+        m.flush()
+        let a = try test.expectCounter("meridian_queries_total", [("transport", "udp"), ("rcode", "NOERROR"), ("qtype", "A")])
+        #expect(a.totalValue == 4)
+        let other = try test.expectCounter("meridian_queries_total", [("transport", "udp"), ("rcode", "NXDOMAIN"), ("qtype", "other")])
+        #expect(other.totalValue == 1)
+        #expect(try test.expectCounter("meridian_queries_dropped_total", [("transport", "udp")]).totalValue == 1)
+        #expect(try test.expectCounter("meridian_responses_truncated_total", [("transport", "udp")]).totalValue == 1)
+    }
+}
 
 @Suite("Server configuration")
 struct ConfigTests {
@@ -116,19 +139,27 @@ struct LoopbackTests {
 }
 
 // Minimal blocking socket clients, so the test talks to the server the way other programs do.
+
+/// A socket connected to 127.0.0.1:port, with a 2 s receive timeout.
+func connectLoopback(_ type: Int32, port: Int) throws -> Int32 {
+    let fd = socket(AF_INET, type, 0)
+    var tv = timeval(tv_sec: 2, tv_usec: 0)
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+    var addr = sockaddr_in()
+    addr.sin_family = sa_family_t(AF_INET)
+    addr.sin_port = in_port_t(UInt16(port).bigEndian)
+    addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+    let rc = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+    guard rc == 0 else {
+        Glibc.close(fd)
+        throw POSIXError(.ECONNREFUSED)
+    }
+    return fd
+}
+
 struct UDPClient {
     let fd: Int32
-    init(port: Int) throws {
-        fd = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
-        var tv = timeval(tv_sec: 2, tv_usec: 0)
-        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
-        var addr = sockaddr_in()
-        addr.sin_family = sa_family_t(AF_INET)
-        addr.sin_port = in_port_t(UInt16(port).bigEndian)
-        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
-        let rc = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
-        guard rc == 0 else { throw POSIXError(.ECONNREFUSED) }
-    }
+    init(port: Int) throws { fd = try connectLoopback(Int32(SOCK_DGRAM.rawValue), port: port) }
     func ask(_ q: [UInt8]) throws -> [UInt8] {
         _ = q.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, 0) }
         var buf = [UInt8](repeating: 0, count: 65535)
@@ -140,17 +171,7 @@ struct UDPClient {
 
 final class TCPClient {
     let fd: Int32
-    init(port: Int) throws {
-        fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        var tv = timeval(tv_sec: 2, tv_usec: 0)
-        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
-        var addr = sockaddr_in()
-        addr.sin_family = sa_family_t(AF_INET)
-        addr.sin_port = in_port_t(UInt16(port).bigEndian)
-        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
-        let rc = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
-        guard rc == 0 else { throw POSIXError(.ECONNREFUSED) }
-    }
+    init(port: Int) throws { fd = try connectLoopback(Int32(SOCK_STREAM.rawValue), port: port) }
     func send(_ bytes: [UInt8]) throws {
         let n = bytes.withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
         guard n == bytes.count else { throw POSIXError(.EPIPE) }
