@@ -35,6 +35,8 @@ let package = Package(
         .target(name: "DNSWire", swiftSettings: strict),
         // Zone files (via libldns) turned into an in-memory name table with wire-format RRsets.
         .target(name: "ZoneStore", dependencies: ["DNSWire", "CLDNS"], swiftSettings: strict),
+        // Client location: IP addresses, prefix tries (topology), MaxMind DB (GeoIP).
+        .target(name: "GeoTopology", dependencies: ["CMaxMindDB"], swiftSettings: strict),
         // The answer logic: query bytes + snapshot -> response bytes. Pure, no sockets.
         .target(name: "QueryEngine", dependencies: ["DNSWire", "ZoneStore"], swiftSettings: strict),
         // Sockets (SwiftNIO UDP/TCP), snapshot publication, reloads, metrics.
@@ -66,6 +68,7 @@ let package = Package(
         .testTarget(name: "DNSWireTests", dependencies: ["DNSWire"]),
         .testTarget(name: "ZoneStoreTests", dependencies: ["ZoneStore", "DNSWire"]),
         .testTarget(name: "QueryEngineTests", dependencies: ["QueryEngine", "ZoneStore", "DNSWire", "CLDNS"]),
+        .testTarget(name: "GeoTopologyTests", dependencies: ["GeoTopology"]),
         .testTarget(name: "SystemLibraryTests", dependencies: ["CLDNS", "CMaxMindDB", "CCurl"]),
         .testTarget(
             name: "MeridianServerTests",
