@@ -24,6 +24,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.0"),
         .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
         .package(url: "https://github.com/apple/swift-atomics.git", from: "1.3.0"),
+        .package(url: "https://github.com/jpsim/Yams.git", from: "5.0.0"),
     ],
     targets: [
         // System libraries.
@@ -37,13 +38,21 @@ let package = Package(
         .target(name: "ZoneStore", dependencies: ["DNSWire", "CLDNS"], swiftSettings: strict),
         // Client location: IP addresses, prefix tries (topology), MaxMind DB (GeoIP).
         .target(name: "GeoTopology", dependencies: ["CMaxMindDB"], swiftSettings: strict),
+        // Pool files (YAML): pools, sites, members, regions, order rules, validated with file:line.
+        .target(name: "PoolConfig", dependencies: ["DNSWire", "ZoneStore", "GeoTopology", "Yams"], swiftSettings: strict),
+        // Health state of members (admin overrides now, checks and peers later) as immutable snapshots.
+        .target(name: "ClusterState", dependencies: ["ZoneStore"], swiftSettings: strict),
+        // Pool selection: a pure function of (query type, client, pool config, health) writing the answer.
+        .target(name: "Selection", dependencies: ["DNSWire", "GeoTopology", "PoolConfig", "ClusterState"], swiftSettings: strict),
         // The answer logic: query bytes + snapshot -> response bytes. Pure, no sockets.
-        .target(name: "QueryEngine", dependencies: ["DNSWire", "ZoneStore"], swiftSettings: strict),
+        .target(
+            name: "QueryEngine", dependencies: ["DNSWire", "ZoneStore", "GeoTopology", "PoolConfig", "ClusterState", "Selection"],
+            swiftSettings: strict),
         // Sockets (SwiftNIO UDP/TCP), snapshot publication, reloads, metrics.
         .target(
             name: "MeridianServer",
             dependencies: [
-                "QueryEngine", "ZoneStore", "DNSWire",
+                "QueryEngine", "ZoneStore", "DNSWire", "GeoTopology",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -58,7 +67,7 @@ let package = Package(
         .executableTarget(
             name: "meridian",
             dependencies: [
-                "MeridianServer", "ZoneStore",
+                "MeridianServer", "ZoneStore", "QueryEngine", "Selection", "GeoTopology", "ClusterState", "DNSWire",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],

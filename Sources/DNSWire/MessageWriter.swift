@@ -12,10 +12,16 @@ public final class MessageBuffer {
     public let name2Original: UnsafeMutableRawBufferPointer
     /// Offsets of the labels of the name being looked up (at most 127 labels fit in 255 octets).
     public let labels: UnsafeMutablePointer<Int>
+    /// Members chosen for the current answer (at most 64).
+    public let picks: UnsafeMutablePointer<Int32>
+    /// Random state for weighted draws; each thread's buffer has its own.
+    public var random: UInt64
     let entries: UnsafeMutablePointer<UInt16>
     let entryCapacity = 128
 
-    public init() {
+    public init(seed: UInt64 = 0) {
+        picks = .allocate(capacity: 64)
+        random = seed != 0 ? seed : UInt64.random(in: 1...UInt64.max)
         storage = .allocate(byteCount: WireLimits.maxMessageLength, alignment: 8)
         name = .allocate(byteCount: 256, alignment: 8)
         name2 = .allocate(byteCount: 256, alignment: 8)
@@ -31,6 +37,7 @@ public final class MessageBuffer {
         name2Original.deallocate()
         labels.deallocate()
         entries.deallocate()
+        picks.deallocate()
     }
 }
 

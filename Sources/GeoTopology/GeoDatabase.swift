@@ -109,7 +109,13 @@ public final class GeoDatabase: @unchecked Sendable {
     /// The location of `address` and the prefix length of the database network holding it,
     /// or nil when the database has no data for it.
     public func lookup(_ address: IPAddress) -> (info: Int, prefix: Int)? {
-        var gaiError: Int32 = 0
+        let r = match(address)
+        return r.info >= 0 ? (r.info, r.prefix) : nil
+    }
+
+    /// The location index (-1 when the database has none) and the prefix length of the
+    /// database network holding the address, which is also the ECS scope of a miss.
+    public func match(_ address: IPAddress) -> (info: Int, prefix: Int) {
         var mmdbError: Int32 = 0
         var result: MMDB_lookup_result_s
         if address.family == .v4 {
@@ -127,11 +133,11 @@ public final class GeoDatabase: @unchecked Sendable {
                 $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { MMDB_lookup_sockaddr(mmdb, $0, &mmdbError) }
             }
         }
-        _ = gaiError
-        guard mmdbError == MMDB_SUCCESS, result.found_entry, let index = infoByOffset[result.entry.offset] else { return nil }
+        guard mmdbError == MMDB_SUCCESS else { return (-1, 0) }
         var prefix = Int(result.netmask)
         // An IPv6 database reports IPv6 prefix lengths for IPv4 addresses too (libmaxminddb(3)).
         if ipv6 && address.family == .v4 { prefix = max(0, prefix - 96) }
+        guard result.found_entry, let index = infoByOffset[result.entry.offset] else { return (-1, prefix) }
         return (Int(index), prefix)
     }
 

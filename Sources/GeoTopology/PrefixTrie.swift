@@ -29,7 +29,7 @@ public struct PrefixTrie: Sendable {
         }
 
         @inline(__always)
-        func lookup(_ a: IPAddress, bits: Int) -> (value: Int, prefix: Int)? {
+        func lookup(_ a: IPAddress, bits: Int) -> (value: Int, prefix: Int, scope: Int)? {
             var node = 0
             var best: (Int, Int)? = value[0] != 0 ? (Int(value[0] - 1), 0) : nil
             var i = 0
@@ -40,7 +40,10 @@ public struct PrefixTrie: Sendable {
                 i += 1
                 if value[node] != 0 { best = (Int(value[node] - 1), i) }
             }
-            return best
+            // The bits that decided the outcome: every bit walked, plus the one that ended the
+            // walk when a longer prefix exists beside it.
+            let scope = i < bits && (left[node] != 0 || right[node] != 0) ? i + 1 : i
+            return best.map { ($0.0, $0.1, scope) } ?? (-1, 0, scope)
         }
     }
 
@@ -59,7 +62,17 @@ public struct PrefixTrie: Sendable {
 
     /// The value of the longest prefix containing `address`, and that prefix's length.
     public func lookup(_ address: IPAddress) -> (value: Int, prefix: Int)? {
-        address.family == .v4 ? v4.lookup(address, bits: 32) : v6.lookup(address, bits: 128)
+        let r = match(address)
+        return r.value >= 0 ? (r.value, r.prefix) : nil
+    }
+
+    /// The longest-prefix match (value -1 when none) and its scope: how many leading bits of
+    /// the address decided the outcome. The scope can exceed the matched prefix when a longer
+    /// prefix sits beside the address (10.0.0.0/8 matched while 10.1.0.0/16 exists: the
+    /// answer holds only for the address's /16), which is what an ECS reply must report.
+    public func match(_ address: IPAddress) -> (value: Int, prefix: Int, scope: Int) {
+        let r = address.family == .v4 ? v4.lookup(address, bits: 32) : v6.lookup(address, bits: 128)
+        return r ?? (-1, 0, 0)
     }
 
     public var isEmpty: Bool { v4.left.count == 1 && v6.left.count == 1 && v4.value[0] == 0 && v6.value[0] == 0 }

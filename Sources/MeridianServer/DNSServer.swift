@@ -15,12 +15,12 @@ import Glibc
 
 /// Why the server could not start.
 public enum ServerError: Error, CustomStringConvertible {
-    case zones(ZoneLoadError)
+    case config([Diagnostic])
     case bind(address: ListenAddress, transport: String, reason: String)
 
     public var description: String {
         switch self {
-        case let .zones(e): return e.description
+        case let .config(d): return d.filter { $0.severity == .error }.map(\.description).joined(separator: "\n")
         case let .bind(a, t, r): return "cannot listen on \(a) (\(t)): \(r)"
         }
     }
@@ -36,22 +36,25 @@ public final class DNSServer: Sendable {
     let scratch: [ObjectIdentifier: LoopScratch]
     let tcpConnections = ManagedAtomic<Int>(0)
     let channels: NIOLockedValueBox<[any Channel]> = NIOLockedValueBox([])
+    /// Serializes the writers of new snapshots (reloads, state-file changes); never taken on
+    /// the query path.
     let reloadLock = NIOLock()
+    let stateWatcher: NIOLockedValueBox<TimerHandle?> = NIOLockedValueBox(nil)
 
-    /// Loads the zones; throws if any zone file has an error.
+    /// Loads zones, pools and the state file; throws if any of them has an error.
     public init(config: ServerConfig, logger: Logger) throws {
         self.config = config
         self.logger = logger
-        let outcome: ZoneLoader.Outcome
-        do { outcome = try ZoneLoader.load(directory: config.zonesDirectory) } catch { throw ServerError.zones(error) }
+        let outcome = SnapshotBuilder.build(directory: config.zonesDirectory, statePath: config.statePath, config: config.engine)
         for d in outcome.diagnostics where d.severity == .warning { logger.warning("\(d)") }
-        guard let zones = outcome.zones else { throw ServerError.zones(.invalid(outcome.diagnostics)) }
-        box = SnapshotBox(Snapshot(zones: zones, config: config.engine, generation: 1))
+        guard let snapshot = outcome.snapshot else { throw ServerError.config(outcome.diagnostics) }
+        box = SnapshotBox(snapshot)
+        let zones = snapshot.zones
         group = MultiThreadedEventLoopGroup(numberOfThreads: config.threads)
         var scratch: [ObjectIdentifier: LoopScratch] = [:]
         for loop in group.makeIterator() { scratch[ObjectIdentifier(loop)] = LoopScratch() }
         self.scratch = scratch
-        logger.info("loaded \(zones.zones.count) zones, \(zones.recordCount) records from \(config.zonesDirectory)")
+        logger.info("loaded \(zones.zones.count) zones, \(zones.recordCount) records, \(snapshot.pools.runtimes.count) pools from \(config.zonesDirectory)")
     }
 
     func scratch(for loop: any EventLoop) -> LoopScratch {
@@ -63,6 +66,7 @@ public final class DNSServer: Sendable {
     @discardableResult
     public func start() async throws -> [ListenAddress] {
         var bound: [ListenAddress] = []
+        watchStateFile()
         for loop in group.makeIterator() {
             let s = scratch(for: loop)
             _ = loop.scheduleRepeatedTask(initialDelay: .seconds(1), delay: .seconds(1)) { _ in
@@ -143,30 +147,73 @@ public final class DNSServer: Sendable {
         }
     }
 
-    /// Reloads the zone directory and publishes it only if every file is valid; otherwise the
-    /// current zones keep serving and the errors are returned.
+    /// Reloads zones, pools and the state file and publishes them only if every file is
+    /// valid; otherwise the current data keeps serving and the errors are returned.
     @discardableResult
     public func reload() -> [Diagnostic] {
         reloadLock.withLock {
-            let outcome: ZoneLoader.Outcome
-            do { outcome = try ZoneLoader.load(directory: config.zonesDirectory) } catch {
-                logger.error("reload failed, keeping the current zones: \(error)")
-                return [Diagnostic(file: config.zonesDirectory, line: 0, "\(error)")]
-            }
+            let outcome = SnapshotBuilder.build(
+                directory: config.zonesDirectory, statePath: config.statePath, config: config.engine, generation: box.generation + 1)
             for d in outcome.diagnostics { d.severity == .error ? logger.error("\(d)") : logger.warning("\(d)") }
-            guard let zones = outcome.zones else {
-                logger.error("reload failed with \(outcome.errors.count) errors, keeping the current zones")
+            guard let next = outcome.snapshot else {
+                logger.error("reload failed with \(outcome.errors.count) errors, keeping the current configuration")
                 return outcome.diagnostics
             }
-            let next = Snapshot(zones: zones, config: config.engine, generation: box.generation + 1)
             box.publish(next)
-            logger.info("reloaded \(zones.zones.count) zones, \(zones.recordCount) records (generation \(next.generation))")
+            logger.info("reloaded \(next.zones.zones.count) zones, \(next.zones.recordCount) records, \(next.pools.runtimes.count) pools (generation \(next.generation))")
             return outcome.diagnostics
         }
     }
 
+    /// Re-reads the admin state file and publishes the new health view; a bad file is logged
+    /// and the current view stays.
+    @discardableResult
+    public func reloadState() -> [Diagnostic] {
+        guard let path = config.statePath else { return [] }
+        return reloadLock.withLock {
+            let current = box.load()
+            let (next, diags) = SnapshotBuilder.rebuildHealth(of: current, statePath: path, generation: current.generation + 1)
+            for d in diags { d.severity == .error ? logger.error("\(d)") : logger.warning("\(d)") }
+            guard let next else {
+                logger.error("state file rejected, keeping the current health view")
+                return diags
+            }
+            box.publish(next)
+            logger.info("state file \(path): \(next.pools.health.overrides.count) overrides applied (generation \(next.generation))")
+            return diags
+        }
+    }
+
+    /// Polls the state file's modification time, size and inode and reloads it on change.
+    func watchStateFile() {
+        guard let path = config.statePath else { return }
+        func signature() -> [Int] {
+            var st = stat()
+            guard stat(path, &st) == 0 else { return [] }
+            return [Int(st.st_mtim.tv_sec), Int(st.st_mtim.tv_nsec), Int(st.st_size), Int(st.st_ino)]
+        }
+        let last = NIOLockedValueBox(signature())
+        let timer = DispatchSource.makeTimerSource(queue: DispatchQueue(label: "meridian.state-watch"))
+        let interval = config.statePollMilliseconds
+        timer.schedule(deadline: .now() + .milliseconds(interval), repeating: .milliseconds(interval))
+        timer.setEventHandler { [self] in
+            let now = signature()
+            let changed = last.withLockedValue { old in
+                defer { old = now }
+                return old != now
+            }
+            if changed { reloadState() }
+        }
+        timer.resume()
+        stateWatcher.withLockedValue { $0 = TimerHandle(timer: timer) }
+    }
+
     /// Closes every listener and stops the event loops.
     public func shutdown() async {
+        stateWatcher.withLockedValue {
+            $0?.timer.cancel()
+            $0 = nil
+        }
         let all = channels.withLockedValue { c in
             defer { c = [] }
             return c
@@ -203,3 +250,10 @@ public final class DNSServer: Sendable {
     }
 }
 
+
+/// Holds the state-file timer so the server can cancel it at shutdown.
+struct TimerHandle: @unchecked Sendable {
+    // @unchecked: a dispatch source may be cancelled from any thread (libdispatch guarantees
+    // it); the handle is only ever used to call `cancel()`.
+    let timer: any DispatchSourceTimer
+}

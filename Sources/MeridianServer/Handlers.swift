@@ -1,4 +1,5 @@
 import DNSWire
+import GeoTopology
 import NIOCore
 import QueryEngine
 
@@ -29,10 +30,10 @@ struct QueryAnswerer {
     }
 
     @inline(__always)
-    mutating func answer(_ query: ByteBuffer) -> QueryOutcome {
+    mutating func answer(_ query: ByteBuffer, from source: IPAddress) -> QueryOutcome {
         let snapshot = reader.refresh()
         let outcome = query.withUnsafeReadableBytes { [buffer, transport] in
-            QueryProcessor.respond(to: $0, transport: transport, snapshot: snapshot, buffer: buffer)
+            QueryProcessor.respond(to: $0, transport: transport, snapshot: snapshot, buffer: buffer, client: source)
         }
         metrics.record(outcome)
         return outcome
@@ -58,7 +59,7 @@ final class UDPQueryHandler: ChannelInboundHandler {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let envelope = unwrapInboundIn(data)
-        let outcome = answerer.answer(envelope.data)
+        let outcome = answerer.answer(envelope.data, from: envelope.remoteAddress.ipAddress)
         guard !outcome.dropped else { return }
         var out = context.channel.allocator.buffer(capacity: outcome.length)
         out.writeBytes(answerer.response(outcome))
@@ -81,13 +82,23 @@ final class TCPQueryHandler: ChannelInboundHandler {
     typealias OutboundOut = ByteBuffer
 
     private var answerer: QueryAnswerer
+    private var peer = QueryProcessor.unknownClient
 
     init(box: SnapshotBox, scratch: LoopScratch) {
         answerer = QueryAnswerer(box: box, scratch: scratch, transport: .tcp)
     }
 
+    func handlerAdded(context: ChannelHandlerContext) {
+        if let a = context.channel.remoteAddress { peer = a.ipAddress }
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        if let a = context.channel.remoteAddress { peer = a.ipAddress }
+        context.fireChannelActive()
+    }
+
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        let outcome = answerer.answer(unwrapInboundIn(data))
+        let outcome = answerer.answer(unwrapInboundIn(data), from: peer)
         guard !outcome.dropped else { return }
         var out = context.channel.allocator.buffer(capacity: outcome.length + 2)
         out.writeInteger(UInt16(outcome.length))
@@ -118,5 +129,31 @@ final class TCPQueryHandler: ChannelInboundHandler {
         // Oversized frames (the decoder's buffer cap), resets, and the like end this
         // connection only.
         context.close(promise: nil)
+    }
+}
+
+extension SocketAddress {
+    /// The IP address of a socket address, without allocating (0.0.0.0 for Unix sockets).
+    @inline(__always)
+    var ipAddress: IPAddress {
+        var b = SIMD16<UInt8>(repeating: 0)
+        switch self {
+        case .v4(let a):
+            var sin = a.address.sin_addr
+            withUnsafeBytes(of: &sin) { for i in 0..<4 { b[i] = $0[i] } }
+            return IPAddress(family: .v4, bytes: b)
+        case .v6(let a):
+            var sin6 = a.address.sin6_addr
+            withUnsafeBytes(of: &sin6) { for i in 0..<16 { b[i] = $0[i] } }
+            // An IPv4-mapped IPv6 source (::ffff:a.b.c.d) is that IPv4 client.
+            if (0..<10).allSatisfy({ b[$0] == 0 }) && b[10] == 0xFF && b[11] == 0xFF {
+                var v4 = SIMD16<UInt8>(repeating: 0)
+                for i in 0..<4 { v4[i] = b[12 + i] }
+                return IPAddress(family: .v4, bytes: v4)
+            }
+            return IPAddress(family: .v6, bytes: b)
+        default:
+            return QueryProcessor.unknownClient
+        }
     }
 }

@@ -31,8 +31,12 @@ public struct ListenAddress: Sendable, Equatable, CustomStringConvertible {
 
 /// Settings of the DNS front end.
 public struct ServerConfig: Sendable {
-    /// Directory with the `*.zone` files.
+    /// Directory with the `*.zone` and pool (`*.yaml`) files.
     public var zonesDirectory: String
+    /// The admin state file (forced UP/DOWN/DRAIN per member), watched for changes.
+    public var statePath: String?
+    /// How often the state file is checked for changes, in milliseconds.
+    public var statePollMilliseconds: Int
     public var listen: [ListenAddress]
     /// Event loops, and UDP sockets per address (SO_REUSEPORT); default one per core.
     public var threads: Int
@@ -46,10 +50,13 @@ public struct ServerConfig: Sendable {
     public var engine: EngineConfig
 
     public init(
-        zonesDirectory: String, listen: [ListenAddress], threads: Int = System.coreCount, tcpIdleTimeout: Int64 = 10,
+        zonesDirectory: String, statePath: String? = nil, statePollMilliseconds: Int = 250,
+        listen: [ListenAddress], threads: Int = System.coreCount, tcpIdleTimeout: Int64 = 10,
         tcpMaxConnections: Int = 1024, tcpMaxBufferedBytes: Int = 256 * 1024, engine: EngineConfig = EngineConfig()
     ) {
         self.zonesDirectory = zonesDirectory
+        self.statePath = statePath
+        self.statePollMilliseconds = max(20, statePollMilliseconds)
         self.listen = listen
         self.threads = max(1, threads)
         self.tcpIdleTimeout = tcpIdleTimeout

@@ -1,4 +1,6 @@
 import DNSWire
+import GeoTopology
+import Selection
 import ZoneStore
 
 /// Answers one query: `(query octets, transport, snapshot) -> response octets`.
@@ -9,16 +11,22 @@ import ZoneStore
 /// function of its inputs: no I/O, no locks, and no heap allocation, the response is written
 /// into the caller's reusable `MessageBuffer`.
 public enum QueryProcessor {
+    /// - Parameter client: the packet's source address; pools use it unless the query carries
+    ///   an EDNS Client Subnet option with a source prefix above 0 (RFC 7871 7.1.2).
     public static func respond(
-        to query: UnsafeRawBufferPointer, transport: Transport, snapshot: Snapshot, buffer: MessageBuffer
+        to query: UnsafeRawBufferPointer, transport: Transport, snapshot: Snapshot, buffer: MessageBuffer,
+        client: IPAddress = QueryProcessor.unknownClient
     ) -> QueryOutcome {
         // RFC 1035 4.1.1: no header, nothing to answer; a response is never answered (loops).
         guard query.count >= WireLimits.headerLength else { return .drop }
         let flags = Header.flags(query)
         guard flags & Header.qr == 0 else { return .drop }
-        var r = Responder(query: query, transport: transport, snapshot: snapshot, buffer: buffer)
+        var r = Responder(query: query, transport: transport, snapshot: snapshot, buffer: buffer, client: client)
         return r.run()
     }
+
+    /// Stands in for a source address that is not IP (tests, Unix sockets): 0.0.0.0.
+    public static let unknownClient = IPAddress(family: .v4, bytes: SIMD16(repeating: 0))
 }
 
 /// The owner of records being written: the question name (a pointer to offset 12) or a name
@@ -42,12 +50,19 @@ struct Responder {
     var counts = (an: 0, ns: 0, ar: 0)
     /// Octets kept free for the OPT record.
     var optReserve = 0
+    /// The packet's source address, and the address pools select for (ECS or source).
+    let source: IPAddress
+    var client: IPAddress
+    /// The longest client prefix any part of the answer depended on (RFC 7871 7.2.1).
+    var ecsScope = 0
 
-    init(query: UnsafeRawBufferPointer, transport: Transport, snapshot: Snapshot, buffer: MessageBuffer) {
+    init(query: UnsafeRawBufferPointer, transport: Transport, snapshot: Snapshot, buffer: MessageBuffer, client: IPAddress) {
         self.query = query
         self.transport = transport
         self.snapshot = snapshot
         self.buffer = buffer
+        source = client
+        self.client = client
         w = MessageWriter(buffer: buffer, limit: WireLimits.minUDPPayload)
     }
 
@@ -91,6 +106,10 @@ struct Responder {
             } else {
                 limit = WireLimits.minUDPPayload
             }
+        }
+        if let ecs = edns?.clientSubnet, ecs.sourcePrefix > 0 {
+            // RFC 7871 7.1.2: select for the client's subnet; /0 means "use the resolver's address".
+            client = IPAddress(family: ecs.family == 1 ? .v4 : .v6, bytes: ecs.address)
         }
         w.limit = limit
         writeHeaderAndQuestion()
@@ -147,12 +166,13 @@ struct Responder {
         }
         if let ecs = e.clientSubnet {
             // RFC 7871 7.2.1: echo FAMILY, SOURCE PREFIX-LENGTH and ADDRESS; SCOPE is the prefix
-            // the answer depends on: 0 for answers that do not depend on the client.
+            // the answer depends on: 0 for answers that do not depend on the client, and 0
+            // for a /0 source (7.1.2).
             w.u16(EDNSOptionCode.clientSubnet)
             w.u16(UInt16(4 + ecs.addressLength))
             w.u16(ecs.family)
             w.u8(ecs.sourcePrefix)
-            w.u8(0)
+            w.u8(ecs.sourcePrefix == 0 ? 0 : UInt8(min(ecsScope, ecs.family == 1 ? 32 : 128)))
             for i in 0..<ecs.addressLength { w.u8(ecs.address[i]) }
         }
         w.set16(at: lengthAt, UInt16(w.position - lengthAt - 2))
@@ -332,6 +352,7 @@ struct Responder {
     /// Writes the answer at an existing node (or a wildcard standing in for the name).
     mutating func answer(node: ZoneNode, owner: Owner, zone: Zone, chain: Int) {
         let qtype = question.type
+        if node.pool >= 0, poolAnswer(pool: node.pool, owner: owner, zone: zone, chain: chain) { return }
         if qtype == RRType.any {
             // RFC 8482 4.1: one RRset is enough.
             guard let first = node.rrsets.first else { return negative(zone: zone) }
@@ -345,16 +366,56 @@ struct Responder {
         if node.cnameIndex >= 0 {
             let cname = node.rrsets[node.cnameIndex]
             guard answerSet(cname, owner: owner) else { return }
-            follow(cname: cname, chain: chain)
+            follow(target: cname.rdatas[0], chain: chain)
             return
         }
         negative(zone: zone)
     }
 
+    /// Answers from a pool; false when the pool has nothing to say for this type (the
+    /// name's static data answers instead).
+    mutating func poolAnswer(pool: Int, owner: Owner, zone: Zone, chain: Int) -> Bool {
+        let pools = snapshot.pools
+        let qtype = question.type
+        let isCNAME = pools.runtimes[pool].pool.isCNAME
+        guard isCNAME || qtype == RRType.a || qtype == RRType.aaaa || qtype == RRType.any else { return false }
+        let type = qtype == RRType.aaaa ? RRType.aaaa : RRType.a
+        let outcome: SelectionOutcome
+        switch owner {
+        case .question:
+            outcome = Selector.answer(pools: pools, pool: pool, qtype: type, client: client, owner: nil, writer: &w, buffer: buffer)
+        case .name(let n):
+            outcome = Selector.answer(pools: pools, pool: pool, qtype: type, client: client, owner: n, writer: &w, buffer: buffer)
+        }
+        ecsScope = max(ecsScope, outcome.scope)
+        switch outcome.answer {
+        case .records(let n):
+            counts.an += n
+        case .nodata:
+            negative(zone: zone)
+        case .truncated:
+            tc = true
+        case .cname(let p, let m):
+            let rt = pools.runtimes[p]
+            guard m >= 0, let target = rt.pool.members[m].target else { return true }
+            guard writeCNAME(owner: owner, target: target, ttl: rt.ttl) else {
+                tc = true
+                return true
+            }
+            counts.an += 1
+            if qtype != RRType.cname { follow(target: target, chain: chain) }
+        }
+        return true
+    }
+
+    /// Writes one CNAME record (RFC 1035 3.3.1) with a compressed target.
+    mutating func writeCNAME(owner: Owner, target: [UInt8], ttl: UInt32) -> Bool {
+        target.withUnsafeBytes { writeRecord(type: RRType.cname, ttl: ttl, rdataHasNames: true, rdata: $0, owner: owner) }
+    }
+
     /// Follows a CNAME to its target inside the served zones (RFC 1034 4.3.2 step 3a).
-    mutating func follow(cname: RRset, chain: Int) {
+    mutating func follow(target: [UInt8], chain: Int) {
         guard chain + 1 < snapshot.config.maxCNAMEChain else { return }
-        let target = cname.rdatas[0]
         guard target.count <= 255 else { return }
         target.withUnsafeBytes { t in
             for i in 0..<t.count {
@@ -439,7 +500,7 @@ struct Responder {
         }
         let start = w.mark()
         for rdata in set.rdatas {
-            let ok = rdata.withUnsafeBytes { writeRecord(set, rdata: $0, owner: owner) }
+            let ok = rdata.withUnsafeBytes { writeRecord(type: set.type, ttl: set.ttl, rdataHasNames: set.rdataHasNames, rdata: $0, owner: owner) }
             if !ok {
                 w.rewind(to: start)
                 return false
@@ -448,7 +509,7 @@ struct Responder {
         return true
     }
 
-    mutating func writeRecord(_ set: RRset, rdata: UnsafeRawBufferPointer, owner: Owner) -> Bool {
+    mutating func writeRecord(type: UInt16, ttl: UInt32, rdataHasNames: Bool, rdata: UnsafeRawBufferPointer, owner: Owner) -> Bool {
         switch owner {
         case .question:
             guard w.fits(2) else { return false }
@@ -457,16 +518,16 @@ struct Responder {
             guard w.name(n, compress: true) else { return false }
         }
         guard w.fits(10) else { return false }
-        w.u16(set.type)
+        w.u16(type)
         w.u16(RRClass.in)
-        w.u32(set.ttl)
+        w.u32(ttl)
         let lengthAt = w.position
         w.u16(0)
-        if set.rdataHasNames {
+        if rdataHasNames {
             // RFC 3597 4: the names in these types' RDATA may be compressed.
             var prefix = 0
             var names = 1
-            switch set.type {
+            switch type {
             case RRType.soa, RRType.minfo: names = 2
             case RRType.mx: prefix = 2
             default: break

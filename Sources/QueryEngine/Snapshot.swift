@@ -1,4 +1,5 @@
 import DNSWire
+import Selection
 import ZoneStore
 
 /// What the server says about itself (RFC 5001 NSID; CH TXT `id.server`, `hostname.bind`,
@@ -38,14 +39,22 @@ public struct EngineConfig: Sendable, Equatable {
 /// atomically; a query reads one snapshot from start to end.
 public final class Snapshot: Sendable {
     public let zones: ZoneSet
+    /// Pools combined with the current health view.
+    public let pools: PoolsRuntime
     public let config: EngineConfig
     /// Increases with each published snapshot.
     public let generation: Int
 
-    public init(zones: ZoneSet, config: EngineConfig = EngineConfig(), generation: Int = 0) {
+    public init(zones: ZoneSet, pools: PoolsRuntime = .empty, config: EngineConfig = EngineConfig(), generation: Int = 0) {
         self.zones = zones
+        self.pools = pools
         self.config = config
         self.generation = generation
+    }
+
+    /// The same zones and configuration with new pool runtime (a health change).
+    public func with(pools: PoolsRuntime, generation: Int) -> Snapshot {
+        Snapshot(zones: zones, pools: pools, config: config, generation: generation)
     }
 }
 

@@ -63,13 +63,16 @@ public struct ZoneNode: Sendable {
     public let wildcardChild: Int
     /// Index of the CNAME RRset in `rrsets`, or -1.
     public let cnameIndex: Int
+    /// The pool that answers this name's addresses (or CNAME), or -1.
+    public let pool: Int
 
-    public init(name: [UInt8], rrsets: [RRset], isDelegation: Bool, wildcardChild: Int) {
+    public init(name: [UInt8], rrsets: [RRset], isDelegation: Bool, wildcardChild: Int, pool: Int = -1) {
         self.name = name
         self.rrsets = rrsets
         self.isDelegation = isDelegation
         self.wildcardChild = wildcardChild
         cnameIndex = rrsets.firstIndex { $0.type == RRType.cname } ?? -1
+        self.pool = pool
     }
 
     /// The RRset of `type`, if any.
@@ -111,6 +114,25 @@ public final class Zone: Sendable {
     /// The node of a lowercased wire name, if it exists (with records or as an empty non-terminal).
     public func node(_ name: [UInt8]) -> ZoneNode? {
         table.find(name).map { nodes[$0] }
+    }
+}
+
+/// A name whose addresses a pool answers, from a pool file.
+public struct NameBinding: Sendable {
+    /// Uncompressed wire name.
+    public var name: [UInt8]
+    public var pool: Int
+    /// The pool answers CNAME targets: nothing else may live at the name.
+    public var answersCNAME: Bool
+    public var file: String
+    public var line: Int
+
+    public init(name: [UInt8], pool: Int, answersCNAME: Bool, file: String, line: Int) {
+        self.name = name
+        self.pool = pool
+        self.answersCNAME = answersCNAME
+        self.file = file
+        self.line = line
     }
 }
 

@@ -1,11 +1,12 @@
 import DNSWire
+import Foundation
 
 /// Turns one zone's records into a `Zone`, after the semantic checks an operator expects
 /// before a zone goes live: SOA and NS at the apex, no out-of-zone data, CNAME alone at its
 /// name (RFC 1034 3.6.2, RFC 2181 10.1), nothing but glue below a zone cut (RFC 1034 4.2.1),
 /// one TTL per RRset (RFC 2181 5.2).
 public enum ZoneBuilder {
-    public static func build(origin: [UInt8], records: [ZoneRecord], file: String) -> (zone: Zone?, diagnostics: [Diagnostic]) {
+    public static func build(origin: [UInt8], records: [ZoneRecord], file: String, bindings: [NameBinding] = []) -> (zone: Zone?, diagnostics: [Diagnostic]) {
         var diags: [Diagnostic] = []
         let originLower = Name.lowercased(origin)
         let originText = Name.text(origin)
@@ -86,6 +87,36 @@ public enum ZoneBuilder {
                 }
             }
         }
+        // Pool bindings: the pool owns the name's addresses (or, for CNAME pools, the whole name).
+        var poolOf: [[UInt8]: Int] = [:]
+        for b in bindings {
+            let key = Name.lowercased(b.name)
+            let here = Name.text(b.name)
+            func bindError(_ m: String) { diags.append(Diagnostic(file: b.file, line: b.line, m)) }
+            var ancestor = key
+            var belowCut = false
+            while ancestor != originLower {
+                if cuts.contains(ancestor) { belowCut = true }
+                ancestor = Array(ancestor[(Int(ancestor[0]) + 1)...])
+            }
+            if belowCut {
+                bindError("\(here) is at or below a delegation in \(originText): it cannot be bound to a pool")
+                continue
+            }
+            if key == originLower && b.answersCNAME {
+                bindError("\(here) is the zone apex: a CNAME pool cannot answer there")
+                continue
+            }
+            if let o = owners[key] {
+                let clashing = b.answersCNAME ? o.types : o.types.filter { $0 == RRType.a || $0 == RRType.aaaa || $0 == RRType.cname }
+                for t in clashing {
+                    let r = o.records[t]![0]
+                    bindError("\(here) is bound to a pool, but \((r.file as NSString).lastPathComponent):\(r.line) has a static \(RRType.name(t)) record there")
+                }
+                if !clashing.isEmpty { continue }
+            }
+            poolOf[key] = b.pool
+        }
         if diags.contains(where: { $0.severity == .error }) { return (nil, diags) }
 
         // Nodes, with empty non-terminals between each owner and the apex (RFC 8020).
@@ -99,6 +130,7 @@ public enum ZoneBuilder {
         }
         addNode(originLower)
         for key in ownerOrder { addNode(key) }
+        for key in poolOf.keys.sorted(by: { $0.lexicographicallyPrecedes($1) }) { addNode(key) }
 
         var nodes: [ZoneNode] = []
         var soa: RRset?
@@ -120,7 +152,8 @@ public enum ZoneBuilder {
                 display = key
             }
             let wildcard = nodeIndex[[1, UInt8(ascii: "*")] + key] ?? -1
-            nodes.append(ZoneNode(name: display, rrsets: rrsets, isDelegation: cuts.contains(key), wildcardChild: wildcard))
+            if let b = bindings.first(where: { Name.lowercased($0.name) == key }), owners[key] == nil { display = b.name }
+            nodes.append(ZoneNode(name: display, rrsets: rrsets, isDelegation: cuts.contains(key), wildcardChild: wildcard, pool: poolOf[key] ?? -1))
         }
         let table = NameTable(nodeNames.enumerated().map { ($0.element, $0.offset) })
         let zone = Zone(origin: originLower, nodes: nodes, table: table, apex: 0, soa: soa!, file: file)

@@ -24,10 +24,11 @@ public enum ZoneLoader {
         }
     }
 
-    /// Loads all zones in `directory`. Never throws for bad zone content: that is in the outcome.
-    public static func load(directory: String) throws(ZoneLoadError) -> Outcome {
+    /// Loads all zones in `directory`, with pool-bound names. Never throws for bad zone
+    /// content: that is in the outcome.
+    public static func load(directory: String, bindings: [NameBinding] = []) throws(ZoneLoadError) -> Outcome {
         let files = try zoneFiles(in: directory)
-        var outcome = load(files: files)
+        var outcome = load(files: files, bindings: bindings)
         if files.isEmpty {
             outcome.diagnostics.append(Diagnostic(file: directory, line: 0, "no zone files (*.zone) found"))
             outcome.zones = nil
@@ -35,11 +36,22 @@ public enum ZoneLoader {
         return outcome
     }
 
-    /// Loads the given zone files.
-    public static func load(files: [(path: String, origin: String)]) -> Outcome {
+    /// Loads the given zone files. Each binding goes to the deepest zone holding its name; a
+    /// binding outside every zone is an error at the binding.
+    public static func load(files: [(path: String, origin: String)], bindings: [NameBinding] = []) -> Outcome {
         var zones: [Zone] = []
         var diags: [Diagnostic] = []
         var seen: [[UInt8]: String] = [:]
+        let origins = files.compactMap { Name.parse($0.origin).map(Name.lowercased) }
+        var bindingsByZone: [[UInt8]: [NameBinding]] = [:]
+        for b in bindings {
+            let key = Name.lowercased(b.name)
+            guard let zone = origins.filter({ Name.isSubdomain(key, of: $0) }).max(by: { $0.count < $1.count }) else {
+                diags.append(Diagnostic(file: b.file, line: b.line, "\(Name.text(b.name)) is not in any served zone (zones: \(files.map(\.origin).joined(separator: ", ")))"))
+                continue
+            }
+            bindingsByZone[zone, default: []].append(b)
+        }
         for (path, origin) in files {
             guard let originWire = Name.parse(origin) else {
                 diags.append(Diagnostic(file: path, line: 0, "file name does not give a valid zone name (\(origin))"))
@@ -54,7 +66,7 @@ public enum ZoneLoader {
             let parsed = RecordParser.parse(path: path, origin: origin)
             diags += parsed.diagnostics
             guard !parsed.diagnostics.contains(where: { $0.severity == .error }) else { continue }
-            let built = ZoneBuilder.build(origin: originWire, records: parsed.records, file: path)
+            let built = ZoneBuilder.build(origin: originWire, records: parsed.records, file: path, bindings: bindingsByZone[key] ?? [])
             diags += built.diagnostics
             if let z = built.zone { zones.append(z) }
         }

@@ -1,8 +1,12 @@
 import ArgumentParser
+import ClusterState
+import DNSWire
 import Foundation
+import GeoTopology
 import Logging
 import MeridianServer
 import QueryEngine
+import Selection
 import ZoneStore
 
 @main
@@ -10,7 +14,7 @@ struct Meridian: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "meridian",
         abstract: "An authoritative GSLB DNS server.",
-        subcommands: [Serve.self, Check.self],
+        subcommands: [Serve.self, Check.self, Explain.self],
         defaultSubcommand: Serve.self
     )
 }
@@ -19,8 +23,11 @@ struct Serve: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Serve the zones in a directory over UDP and TCP. SIGHUP reloads them; a bad file keeps the old data serving.")
 
-    @Option(name: .long, help: "Directory with the zone files (NAME.zone).")
+    @Option(name: .long, help: "Directory with the zone files (NAME.zone) and pool files (*.yaml).")
     var zones = "Zones"
+
+    @Option(name: .long, help: "Admin state file: forced UP/DOWN/DRAIN per member, watched for changes.")
+    var state: String?
 
     @Option(name: .long, help: "Address to listen on, HOST:PORT or [V6]:PORT; repeat for several.")
     var listen: [String] = ["127.0.0.1:5300", "[::1]:5300"]
@@ -69,7 +76,7 @@ struct Serve: AsyncParsableCommand {
             maxUDPPayload: maxUdpSize,
             identity: ServerIdentity(nsid: nsid.map { Array($0.utf8) }, identity: identity, version: versionString))
         let config = ServerConfig(
-            zonesDirectory: zones, listen: addresses, threads: threads, tcpIdleTimeout: tcpIdleTimeout,
+            zonesDirectory: zones, statePath: state, listen: addresses, threads: threads, tcpIdleTimeout: tcpIdleTimeout,
             tcpMaxConnections: tcpMaxConnections, tcpMaxBufferedBytes: tcpMaxBuffer, engine: engine)
         let server: DNSServer
         do { server = try DNSServer(config: config, logger: logger) } catch {
@@ -87,20 +94,19 @@ struct Serve: AsyncParsableCommand {
 
 struct Check: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Validate the zone files in a directory with the server's own loader; prints file:line: message and exits non-zero on errors.")
+        abstract: "Validate the zone and pool files in a directory with the server's own loader; prints file:line: message and exits non-zero on errors.")
 
-    @Argument(help: "Directory with the zone files.")
+    @Argument(help: "Directory with the zone and pool files.")
     var path = "Zones"
+
+    @Option(name: .long, help: "Also validate this admin state file.")
+    var state: String?
 
     @Flag(name: .long, help: "Treat warnings as errors.")
     var strict = false
 
     func run() throws {
-        let outcome: ZoneLoader.Outcome
-        do { outcome = try ZoneLoader.load(directory: path) } catch {
-            print("\(error)")
-            throw ExitCode(2)
-        }
+        let outcome = SnapshotBuilder.build(directory: path, statePath: state)
         for d in outcome.diagnostics { print(d) }
         let failed = !outcome.errors.isEmpty || (strict && !outcome.diagnostics.isEmpty)
         if failed {
@@ -108,8 +114,107 @@ struct Check: ParsableCommand {
             print("\(path): \(n) problem\(n == 1 ? "" : "s") found")
             throw ExitCode(1)
         }
-        if let zones = outcome.zones {
-            print("\(path): \(zones.zones.count) zones, \(zones.recordCount) records OK")
+        if let s = outcome.snapshot {
+            print("\(path): \(s.zones.zones.count) zones, \(s.zones.recordCount) records, \(s.pools.runtimes.count) pools OK")
         }
+    }
+}
+
+struct Explain: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Show how the server would answer NAME for a client, and why: region, site order, member states, answer, TTL, ECS scope.")
+
+    @Argument(help: "The name asked for.")
+    var name: String
+
+    @Argument(help: "The query type: A, AAAA, ANY, TXT, ...")
+    var type = "A"
+
+    @Option(name: .long, help: "The client's (or resolver's) address.")
+    var client: String
+
+    @Option(name: .long, help: "An EDNS Client Subnet the query carries, e.g. 10.2.0.0/24.")
+    var ecs: String?
+
+    @Option(name: .long, help: "Directory with the zone and pool files.")
+    var zones = "Zones"
+
+    @Option(name: .long, help: "Admin state file to apply.")
+    var state: String?
+
+    func run() throws {
+        let outcome = SnapshotBuilder.build(directory: zones, statePath: state)
+        guard let snapshot = outcome.snapshot else {
+            for d in outcome.errors { print(d) }
+            throw ExitCode(1)
+        }
+        guard let source = IPAddress(client) else { throw ValidationError("bad client address \(client)") }
+        let qname = name.hasSuffix(".") ? name : name + "."
+        guard let wireName = Name.parse(qname) else { throw ValidationError("bad name \(name)") }
+        let qtype = Explain.types[type.uppercased()] ?? (type.uppercased().hasPrefix("TYPE") ? UInt16(type.dropFirst(4)) : nil)
+        guard let qtype else { throw ValidationError("unknown type \(type)") }
+        var subnet: CIDR?
+        if let ecs {
+            guard let c = CIDR(ecs) else { throw ValidationError("bad subnet \(ecs): use ADDRESS/PREFIX with no host bits set") }
+            subnet = c
+        }
+
+        // Why: the selection trace for a bound name.
+        let key = Name.lowercased(wireName)
+        let selectionClient = subnet.flatMap { $0.prefix > 0 ? $0.address : nil } ?? source
+        print("query: \(qname) \(RRType.name(qtype)) from \(source)\(subnet.map { " with ECS \($0)" } ?? "")")
+        if let binding = snapshot.pools.pools.bindings.first(where: { Name.lowercased($0.name) == key }) {
+            print("bound to pool \(snapshot.pools.pools.pools[binding.pool].name) (\(binding.file):\(binding.line)); selecting for \(selectionClient)")
+            let buffer = MessageBuffer()
+            var w = MessageWriter(buffer: buffer, limit: 65535)
+            for _ in 0..<12 { w.u8(0) }
+            let (_, lines) = Selector.explain(
+                pools: snapshot.pools, pool: binding.pool, qtype: qtype == RRType.aaaa ? RRType.aaaa : RRType.a,
+                client: selectionClient, writer: &w, buffer: buffer)
+            for l in lines { print("  \(l)") }
+        } else {
+            print("not bound to a pool: answered from zone data")
+        }
+
+        // What: the real answer path on a real query.
+        var query: [UInt8] = [0x4D, 0x45, 0x00, 0x00, 0, 1, 0, 0, 0, 0, 0, subnet == nil ? 0 : 1] + wireName + [UInt8(qtype >> 8), UInt8(qtype & 0xFF), 0, 1]
+        if let subnet {
+            let octets = Array(subnet.address.octets.prefix((subnet.prefix + 7) / 8))
+            let option: [UInt8] = [0, subnet.address.family == .v4 ? 1 : 2, UInt8(subnet.prefix), 0] + octets
+            query += [0, 0, 41, 0x04, 0xD0, 0, 0, 0, 0, 0, UInt8(option.count + 4), 0, 8, 0, UInt8(option.count)] + option
+        }
+        let buffer = MessageBuffer()
+        let result = query.withUnsafeBytes {
+            QueryProcessor.respond(to: $0, transport: .tcp, snapshot: snapshot, buffer: buffer, client: source)
+        }
+        let response = try DecodedMessage.decode(Array(UnsafeRawBufferPointer(rebasing: buffer.storage[0..<result.length])))
+        print("answer: \(RCode.name(response.rcode))\(response.flags & Header.aa != 0 ? ", authoritative" : "")")
+        for r in response.answer { print("  \(Explain.text(r))") }
+        for r in response.authority { print("  authority: \(Explain.text(r))") }
+        if let opt = response.opt, opt.rdata.count >= 8, opt.rdata[0] == 0, opt.rdata[1] == 8 {
+            print("ECS scope: /\(opt.rdata[7]) (source /\(opt.rdata[6]))")
+        } else if subnet == nil {
+            print("ECS scope: (no ECS in the query)")
+        }
+    }
+
+    static let types: [String: UInt16] = [
+        "A": RRType.a, "AAAA": RRType.aaaa, "ANY": RRType.any, "NS": RRType.ns, "CNAME": RRType.cname, "SOA": RRType.soa,
+        "MX": RRType.mx, "TXT": RRType.txt, "SRV": RRType.srv, "PTR": RRType.ptr, "CAA": RRType.caa, "DS": RRType.ds,
+        "NAPTR": RRType.naptr,
+    ]
+
+    static func text(_ r: DecodedMessage.Record) -> String {
+        let data: String
+        switch r.type {
+        case RRType.a where r.rdata.count == 4: data = r.rdata.map(String.init).joined(separator: ".")
+        case RRType.aaaa where r.rdata.count == 16:
+            var b = SIMD16<UInt8>(repeating: 0)
+            for i in 0..<16 { b[i] = r.rdata[i] }
+            data = IPAddress(family: .v6, bytes: b).description
+        case RRType.cname, RRType.ns, RRType.ptr: data = Name.text(r.rdata)
+        default: data = "(\(r.rdata.count) octets)"
+        }
+        return "\(Name.text(r.name)) \(r.ttl) \(RRType.name(r.type)) \(data)"
     }
 }

@@ -1,0 +1,171 @@
+import GeoTopology
+
+/// How a pool turns health and client location into an answer.
+public enum PoolMode: String, Sendable, CaseIterable {
+    /// Sites in order (topology/GeoIP/nearest); the first usable site answers; backup sites last.
+    case multiSite = "multi-site"
+    /// Application nodes answered directly: up to `max_answers` healthy nodes by weight.
+    case direct
+    /// Every usable site serves at once, each chosen in proportion to its weight.
+    case activeActive = "active-active"
+}
+
+/// How direct-to-node pools pick nodes.
+public enum SelectionMethod: String, Sendable, CaseIterable {
+    /// A random draw weighted by effective weight, per query.
+    case weightedShuffle = "weighted-shuffle"
+    /// The client subnet hashed onto a consistent-hash table: the same subnet gets the same
+    /// nodes from every instance, and removing a node moves only that node's share.
+    case consistentHash = "consistent-hash"
+}
+
+/// How many members of a site must be healthy for the site to be usable.
+public enum MinUp: Sendable, Equatable, CustomStringConvertible {
+    case count(Int)
+    /// A fraction of the site's members, rounded up.
+    case fraction(Double)
+
+    public func satisfied(healthy: Int, total: Int) -> Bool {
+        switch self {
+        case .count(let n): return healthy >= min(n, max(total, 1))
+        case .fraction(let f): return total > 0 && Double(healthy) >= (f * Double(total)).rounded(.up)
+        }
+    }
+
+    public var description: String {
+        switch self {
+        case .count(let n): return "\(n)"
+        case .fraction(let f): return "\(Int((f * 100).rounded()))%"
+        }
+    }
+}
+
+/// What a pool answers when none of its members can be used.
+public enum AllDownPolicy: Sendable, Equatable, CustomStringConvertible {
+    /// Answer every member as if healthy (the default): better a maybe-dead address than none.
+    case failOpen
+    /// NOERROR with no records (NODATA), SOA in authority.
+    case nodata
+    /// Answer from another pool.
+    case fallbackPool(Int)
+    /// Answer fixed addresses.
+    case addresses([IPAddress])
+
+    public var description: String {
+        switch self {
+        case .failOpen: return "fail-open"
+        case .nodata: return "nodata"
+        case .fallbackPool(let p): return "fallback pool #\(p)"
+        case .addresses(let a): return "static \(a.map(\.description).joined(separator: ", "))"
+        }
+    }
+}
+
+/// One answerable thing: an address (or, in CNAME pools, a target name) with a weight.
+public struct Member: Sendable, Equatable {
+    /// `POOL/SITE/NAME`: what health state and admin overrides refer to.
+    public var id: String
+    public var name: String
+    public var site: Int
+    public var address: IPAddress?
+    /// The CNAME target (uncompressed wire name) in CNAME pools.
+    public var target: [UInt8]?
+    /// Static weight, 1...10000.
+    public var weight: Double
+    public var line: Int
+}
+
+/// A data centre or load-balancer group.
+public struct Site: Sendable, Equatable {
+    public var name: String
+    /// Indices into the pool's `members`.
+    public var members: [Int]
+    public var latitude: Double?
+    public var longitude: Double?
+    /// Used only when no other site is usable.
+    public var backup: Bool
+    /// Share of traffic in active-active pools, 1...10000.
+    public var weight: Double
+    public var minUp: MinUp
+    public var line: Int
+}
+
+/// Which site order a client gets: topology region first, then GeoIP (subdivision, country,
+/// continent), then `nearest`, then the default order.
+public struct SiteOrderRules: Sendable, Equatable {
+    /// Region index -> site order.
+    public var topology: [Int: [Int]] = [:]
+    /// `US-CA` -> order.
+    public var subdivisions: [String: [Int]] = [:]
+    public var countries: [String: [Int]] = [:]
+    public var continents: [String: [Int]] = [:]
+    /// Order sites by great-circle distance from the client's GeoIP location.
+    public var nearest = false
+    public var defaultOrder: [Int] = []
+
+    public var usesGeo: Bool { nearest || !subdivisions.isEmpty || !countries.isEmpty || !continents.isEmpty }
+    public var usesTopology: Bool { !topology.isEmpty }
+}
+
+/// A load-balanced pool, as validated from a pool file.
+public struct Pool: Sendable {
+    public var name: String
+    /// The names bound to this pool (uncompressed wire form, case as written).
+    public var names: [[UInt8]]
+    public var mode: PoolMode
+    public var ttl: UInt32
+    /// TTL while any member is down, so clients come back soon after a failover.
+    public var degradedTTL: UInt32
+    public var maxAnswers: Int
+    public var method: SelectionMethod
+    public var hashPrefixV4: Int
+    public var hashPrefixV6: Int
+    /// Direct mode: prefer nodes in the client's site order before spilling over.
+    public var siteAffinity: Bool
+    public var sites: [Site]
+    public var members: [Member]
+    public var order: SiteOrderRules
+    public var allDown: AllDownPolicy
+    /// The pool answers CNAME targets instead of addresses.
+    public var isCNAME: Bool
+    public var file: String
+    public var line: Int
+}
+
+/// A named set of client networks (topology).
+public struct Region: Sendable, Equatable {
+    public var name: String
+    public var cidrs: [CIDR]
+}
+
+/// A name bound to a pool, with where the binding was written.
+public struct Binding: Sendable {
+    public var name: [UInt8]
+    public var pool: Int
+    public var file: String
+    public var line: Int
+}
+
+/// Everything the pool files say, validated.
+public struct PoolSet: Sendable {
+    public var regions: [Region]
+    /// Client address -> region index, longest prefix first.
+    public var topology: PrefixTrie
+    public var pools: [Pool]
+    public var bindings: [Binding]
+    public var geo: GeoDatabase?
+
+    public init(regions: [Region] = [], pools: [Pool] = [], bindings: [Binding] = [], geo: GeoDatabase? = nil) {
+        self.regions = regions
+        self.pools = pools
+        self.bindings = bindings
+        self.geo = geo
+        var t = PrefixTrie()
+        for (i, r) in regions.enumerated() { for c in r.cidrs { t.insert(c, value: i) } }
+        topology = t
+    }
+
+    public static let empty = PoolSet()
+
+    public func pool(named name: String) -> Int? { pools.firstIndex { $0.name == name } }
+}

@@ -1,0 +1,444 @@
+import DNSWire
+import Foundation
+import GeoTopology
+import Yams
+import ZoneStore
+
+/// Reads pool files (YAML) into a validated `PoolSet`, reporting every problem as
+/// `file:line: message`. The format is documented in `Zones/README.md`.
+public enum PoolFileParser {
+    /// The pool files in a directory: `*.yaml` and `*.yml`, sorted.
+    public static func poolFiles(in directory: String) -> [String] {
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
+        return names.filter { ($0.hasSuffix(".yaml") || $0.hasSuffix(".yml")) && !$0.hasPrefix(".") }.sorted()
+            .map { (directory as NSString).appendingPathComponent($0) }
+    }
+
+    /// Parses and validates every pool file in `directory`.
+    public static func load(directory: String) -> (pools: PoolSet?, diagnostics: [Diagnostic]) {
+        var files: [(String, String)] = []
+        var diags: [Diagnostic] = []
+        for path in poolFiles(in: directory) {
+            guard let data = FileManager.default.contents(atPath: path), let text = String(data: data, encoding: .utf8) else {
+                diags.append(Diagnostic(file: path, line: 0, "cannot read file"))
+                continue
+            }
+            files.append((path, text))
+        }
+        let r = parse(files: files)
+        return (r.pools, diags + r.diagnostics)
+    }
+
+    /// Parses pool file texts `(path, text)`; relative `geoip:` paths are relative to the file.
+    public static func parse(files: [(path: String, text: String)]) -> (pools: PoolSet?, diagnostics: [Diagnostic]) {
+        var p = Parser()
+        for (path, text) in files { p.file(path: path, text: text) }
+        return p.finish()
+    }
+}
+
+/// A YAML node with the file it came from, for error messages.
+struct YNode {
+    let node: Node
+    let file: String
+    var line: Int { node.mark?.line ?? 0 }
+
+    var scalar: String? { node.scalar?.string }
+    var mapping: [(key: String, keyLine: Int, value: YNode)]? {
+        guard let m = node.mapping else { return nil }
+        return m.map { ($0.key.scalar?.string ?? "", $0.key.mark?.line ?? 0, YNode(node: $0.value, file: file)) }
+    }
+    var sequence: [YNode]? { node.sequence.map { $0.map { YNode(node: $0, file: file) } } }
+}
+
+struct Parser {
+    var diags: [Diagnostic] = []
+    var regions: [Region] = []
+    var regionLines: [String: (String, Int)] = [:]
+    var rawPools: [(name: String, node: YNode)] = []
+    var poolLines: [String: (String, Int)] = [:]
+    var geoPath: String?
+    var geoWhere: (String, Int)?
+
+    mutating func error(_ n: YNode, _ m: String) { diags.append(Diagnostic(file: n.file, line: n.line, m)) }
+    mutating func error(_ file: String, _ line: Int, _ m: String) { diags.append(Diagnostic(file: file, line: line, m)) }
+
+    /// Checks a mapping's keys against the allowed set; reports unknown and repeated keys.
+    mutating func fields(_ n: YNode, _ allowed: Set<String>, context: String) -> [String: YNode] {
+        guard let m = n.mapping else {
+            error(n, "\(context) must be a mapping")
+            return [:]
+        }
+        var out: [String: YNode] = [:]
+        for (k, line, v) in m {
+            if !allowed.contains(k) {
+                error(n.file, line, "unknown key '\(k)' in \(context) (expected one of: \(allowed.sorted().joined(separator: ", ")))")
+            } else if out[k] != nil {
+                error(n.file, line, "key '\(k)' given twice in \(context)")
+            } else {
+                out[k] = v
+            }
+        }
+        return out
+    }
+
+    mutating func file(path: String, text: String) {
+        let root: Node?
+        do { root = try Yams.compose(yaml: text) } catch let e as YamlError {
+            switch e {
+            case let .scanner(_, problem, mark, _), let .parser(_, problem, mark, _), let .composer(_, problem, mark, _):
+                error(path, mark.line, "YAML: \(problem)")
+            default:
+                error(path, 1, "YAML: \(e)")
+            }
+            return
+        } catch {
+            self.error(path, 1, "YAML: \(error)")
+            return
+        }
+        guard let root else { return }  // an empty file
+        let top = fields(YNode(node: root, file: path), ["geoip", "regions", "pools"], context: "a pool file")
+        if let g = top["geoip"] {
+            if let s = g.scalar, !s.isEmpty {
+                if let (f, l) = geoWhere {
+                    error(g, "geoip is already set in \(f):\(l)")
+                } else {
+                    geoPath = s.hasPrefix("/") ? s : ((path as NSString).deletingLastPathComponent as NSString).appendingPathComponent(s)
+                    geoWhere = (path, g.line)
+                }
+            } else {
+                error(g, "geoip must be the path of a MaxMind DB file")
+            }
+        }
+        if let r = top["regions"] {
+            for (name, line, value) in r.mapping ?? [] {
+                if let (f, l) = regionLines[name] {
+                    error(path, line, "region '\(name)' is already defined in \(f):\(l)")
+                    continue
+                }
+                regionLines[name] = (path, line)
+                var cidrs: [CIDR] = []
+                guard let list = value.sequence else {
+                    error(value, "region '\(name)' must be a list of networks (CIDR)")
+                    continue
+                }
+                for item in list {
+                    if let s = item.scalar, let c = CIDR(s) { cidrs.append(c) } else { error(item, "bad network '\(item.scalar ?? "?")' in region '\(name)' (expected ADDRESS/PREFIX with no host bits set)") }
+                }
+                regions.append(Region(name: name, cidrs: cidrs))
+            }
+            if r.mapping == nil { error(r, "regions must be a mapping of region name to networks") }
+        }
+        if let p = top["pools"] {
+            guard let m = p.mapping else { return error(p, "pools must be a mapping of pool name to pool") }
+            for (name, line, value) in m {
+                if let (f, l) = poolLines[name] {
+                    error(path, line, "pool '\(name)' is already defined in \(f):\(l)")
+                    continue
+                }
+                poolLines[name] = (path, line)
+                rawPools.append((name, value))
+            }
+        }
+    }
+
+    mutating func finish() -> (pools: PoolSet?, diagnostics: [Diagnostic]) {
+        // Topology: the same network in two regions is ambiguous.
+        var trie = PrefixTrie()
+        for (i, r) in regions.enumerated() {
+            for c in r.cidrs {
+                if let other = trie.insert(c, value: i), other != i {
+                    let (f, l) = regionLines[r.name]!
+                    error(f, l, "network \(c) is in region '\(r.name)' and in region '\(regions[other].name)'")
+                }
+            }
+        }
+        var geo: GeoDatabase?
+        if let path = geoPath, let (f, l) = geoWhere {
+            do { geo = try GeoDatabase(path: path) } catch { self.error(f, l, "\(error)") }
+        }
+        let poolIndex = Dictionary(uniqueKeysWithValues: rawPools.enumerated().map { ($0.element.name, $0.offset) })
+        var pools: [Pool] = []
+        var bindings: [Binding] = []
+        var bound: [[UInt8]: (String, Int, String)] = [:]
+        for (name, node) in rawPools {
+            guard let pool = parsePool(name: name, node: node, poolIndex: poolIndex, geoConfigured: geoPath != nil) else { continue }
+            for (i, n) in pool.names.enumerated() {
+                let key = Name.lowercased(n)
+                let line = (node.mapping?.first { $0.key == "names" }?.value.sequence?[i].line) ?? node.line
+                if let (f, l, other) = bound[key] {
+                    error(node.file, line, "\(Name.text(n)) is bound to pool '\(other)' already (\(f):\(l))")
+                    continue
+                }
+                bound[key] = (node.file, line, name)
+                bindings.append(Binding(name: n, pool: pools.count, file: node.file, line: line))
+            }
+            pools.append(pool)
+        }
+        // Fallback chains must end.
+        if pools.count == rawPools.count {
+            for (i, p) in pools.enumerated() {
+                var seen: Set<Int> = [i]
+                var cur = p.allDown
+                while case .fallbackPool(let next) = cur {
+                    if seen.contains(next) {
+                        error(p.file, p.line, "pool '\(p.name)': when_all_down fallbacks form a loop")
+                        break
+                    }
+                    seen.insert(next)
+                    cur = pools[next].allDown
+                }
+            }
+        }
+        if diags.contains(where: { $0.severity == .error }) { return (nil, diags) }
+        return (PoolSet(regions: regions, pools: pools, bindings: bindings, geo: geo), diags)
+    }
+
+    static let poolKeys: Set<String> = [
+        "names", "mode", "ttl", "degraded_ttl", "max_answers", "method", "hash_prefix", "site_affinity", "min_up",
+        "when_all_down", "sites", "members", "order",
+    ]
+
+    mutating func parsePool(name: String, node: YNode, poolIndex: [String: Int], geoConfigured: Bool) -> Pool? {
+        let before = diags.count
+        let f = fields(node, Parser.poolKeys, context: "pool '\(name)'")
+        var pool = Pool(
+            name: name, names: [], mode: .multiSite, ttl: 30, degradedTTL: 10, maxAnswers: 2, method: .weightedShuffle,
+            hashPrefixV4: 24, hashPrefixV6: 56, siteAffinity: false, sites: [], members: [], order: SiteOrderRules(),
+            allDown: .failOpen, isCNAME: false, file: node.file, line: node.line)
+        // Bound names.
+        if let n = f["names"], let list = n.sequence, !list.isEmpty {
+            for item in list {
+                guard let s = item.scalar, let wire = Name.parse(s), s.hasSuffix(".") else {
+                    error(item, "bad name '\(item.scalar ?? "?")' in pool '\(name)' (use an absolute name ending in '.')")
+                    continue
+                }
+                pool.names.append(wire)
+            }
+        } else {
+            error(f["names"] ?? node, "pool '\(name)' needs 'names': the names it answers for")
+        }
+        if let m = f["mode"] {
+            if let v = m.scalar.flatMap(PoolMode.init(rawValue:)) { pool.mode = v } else {
+                error(m, "mode must be one of \(PoolMode.allCases.map(\.rawValue).joined(separator: ", "))")
+            }
+        }
+        if let m = f["method"] {
+            if let v = m.scalar.flatMap(SelectionMethod.init(rawValue:)) { pool.method = v } else {
+                error(m, "method must be one of \(SelectionMethod.allCases.map(\.rawValue).joined(separator: ", "))")
+            }
+        }
+        pool.ttl = UInt32(integer(f["ttl"], "ttl", range: 0...604_800) ?? 30)
+        pool.degradedTTL = UInt32(integer(f["degraded_ttl"], "degraded_ttl", range: 0...604_800) ?? Int(min(pool.ttl, 10)))
+        if pool.degradedTTL > pool.ttl, let d = f["degraded_ttl"] { error(d, "degraded_ttl \(pool.degradedTTL) is longer than ttl \(pool.ttl)") }
+        pool.maxAnswers = integer(f["max_answers"], "max_answers", range: 1...64) ?? 2
+        if let s = f["site_affinity"] { pool.siteAffinity = boolean(s, "site_affinity") ?? false }
+        if let h = f["hash_prefix"] {
+            let hf = fields(h, ["ipv4", "ipv6"], context: "hash_prefix")
+            pool.hashPrefixV4 = integer(hf["ipv4"], "hash_prefix.ipv4", range: 0...32) ?? 24
+            pool.hashPrefixV6 = integer(hf["ipv6"], "hash_prefix.ipv6", range: 0...128) ?? 56
+        }
+        let defaultMinUp = f["min_up"].flatMap { minUp($0) } ?? .count(1)
+
+        // Sites and members.
+        if let s = f["sites"], f["members"] != nil {
+            error(s, "pool '\(name)' has both 'sites' and 'members': put members inside sites")
+        }
+        if let s = f["sites"] {
+            guard let m = s.mapping, !m.isEmpty else {
+                error(s, "sites must be a mapping of site name to site")
+                return nil
+            }
+            for (siteName, line, value) in m {
+                parseSite(&pool, name: siteName, line: line, node: value, defaultMinUp: defaultMinUp)
+            }
+        } else if let m = f["members"] {
+            parseSite(&pool, name: "default", line: m.line, node: YNode(node: .mapping(Node.Mapping([(Node("members"), m.node)], .implicit, .any, m.node.mark)), file: m.file), defaultMinUp: defaultMinUp, membersNode: m)
+        } else {
+            error(node, "pool '\(name)' needs 'sites' (or 'members' for a single site)")
+        }
+        let kinds = Set(pool.members.map { $0.target != nil })
+        if kinds.count > 1 { error(node, "pool '\(name)' mixes addresses and CNAME targets") }
+        pool.isCNAME = kinds == [true]
+        if pool.isCNAME && pool.mode == .direct { error(node, "pool '\(name)': direct mode answers addresses, not CNAME targets") }
+        if pool.sites.allSatisfy(\.backup) && !pool.sites.isEmpty { error(node, "pool '\(name)': every site is a backup") }
+
+        // Order rules.
+        let siteIndex = Dictionary(pool.sites.enumerated().map { ($0.element.name, $0.offset) }, uniquingKeysWith: { a, _ in a })
+        func siteList(_ n: YNode, _ what: String) -> [Int] {
+            guard let list = n.sequence else {
+                error(n, "\(what) must be a list of site names")
+                return []
+            }
+            var out: [Int] = []
+            for item in list {
+                guard let s = item.scalar, let i = siteIndex[s] else {
+                    error(item, "\(what): no site '\(item.scalar ?? "?")' in pool '\(name)' (sites: \(pool.sites.map(\.name).joined(separator: ", ")))")
+                    continue
+                }
+                if out.contains(i) { error(item, "\(what): site '\(s)' listed twice") } else { out.append(i) }
+            }
+            return out
+        }
+        if let o = f["order"] {
+            let of = fields(o, ["topology", "geo", "nearest", "default"], context: "order of pool '\(name)'")
+            if let t = of["topology"] {
+                for (region, line, value) in t.mapping ?? [] {
+                    guard let r = regions.firstIndex(where: { $0.name == region }) else {
+                        error(t.file, line, "order.topology: no region '\(region)' is defined")
+                        continue
+                    }
+                    pool.order.topology[r] = siteList(value, "order.topology.\(region)")
+                }
+            }
+            if let g = of["geo"] {
+                if !geoConfigured { error(g, "order.geo needs a GeoIP database: set 'geoip:' in a pool file") }
+                for (key, line, value) in g.mapping ?? [] {
+                    let parts = key.split(separator: ":", maxSplits: 1).map(String.init)
+                    let sites = siteList(value, "order.geo.\(key)")
+                    switch (parts.first, parts.count == 2 ? parts[1] : "") {
+                    case ("continent", let c) where ["AF", "AN", "AS", "EU", "NA", "OC", "SA"].contains(c): pool.order.continents[c] = sites
+                    case ("country", let c) where c.count == 2 && c == c.uppercased(): pool.order.countries[c] = sites
+                    case ("subdivision", let c) where c.contains("-") && c == c.uppercased(): pool.order.subdivisions[c] = sites
+                    default:
+                        error(g.file, line, "order.geo key '\(key)' must be continent:XX (AF AN AS EU NA OC SA), country:XX (ISO 3166-1) or subdivision:XX-YYY (ISO 3166-2)")
+                    }
+                }
+            }
+            if let n = of["nearest"] {
+                pool.order.nearest = boolean(n, "order.nearest") ?? false
+                if pool.order.nearest {
+                    if !geoConfigured { error(n, "order.nearest needs a GeoIP database: set 'geoip:' in a pool file") }
+                    for s in pool.sites where !s.backup && (s.latitude == nil || s.longitude == nil) {
+                        error(n, "order.nearest: site '\(s.name)' has no location")
+                    }
+                }
+            }
+            if let d = of["default"] { pool.order.defaultOrder = siteList(d, "order.default") }
+        }
+        if pool.order.defaultOrder.isEmpty {
+            pool.order.defaultOrder = pool.sites.indices.filter { !pool.sites[$0].backup }
+        }
+        if pool.siteAffinity && pool.mode != .direct, let s = f["site_affinity"] { error(s, "site_affinity applies to direct pools only") }
+
+        // All down.
+        if let a = f["when_all_down"] {
+            if let s = a.scalar {
+                switch s {
+                case "fail-open": pool.allDown = .failOpen
+                case "nodata": pool.allDown = .nodata
+                default: error(a, "when_all_down must be fail-open, nodata, {fallback: POOL} or {addresses: [...]}")
+                }
+            } else {
+                let af = fields(a, ["fallback", "addresses"], context: "when_all_down")
+                if let fb = af["fallback"] {
+                    if let target = fb.scalar, let i = poolIndex[target] {
+                        if target == name { error(fb, "pool '\(name)' cannot fall back to itself") } else { pool.allDown = .fallbackPool(i) }
+                    } else {
+                        error(fb, "when_all_down.fallback: no pool '\(fb.scalar ?? "?")'")
+                    }
+                } else if let ad = af["addresses"] {
+                    var addrs: [IPAddress] = []
+                    for item in ad.sequence ?? [] {
+                        if let s = item.scalar, let ip = IPAddress(s) { addrs.append(ip) } else { error(item, "bad address '\(item.scalar ?? "?")' in when_all_down.addresses") }
+                    }
+                    if addrs.isEmpty { error(ad, "when_all_down.addresses needs at least one address") }
+                    pool.allDown = .addresses(addrs)
+                } else {
+                    error(a, "when_all_down needs 'fallback' or 'addresses'")
+                }
+            }
+        }
+        return diags.count == before ? pool : nil
+    }
+
+    mutating func parseSite(_ pool: inout Pool, name: String, line: Int, node: YNode, defaultMinUp: MinUp, membersNode: YNode? = nil) {
+        let f = fields(node, ["members", "location", "backup", "weight", "min_up"], context: "site '\(name)' of pool '\(pool.name)'")
+        var site = Site(name: name, members: [], latitude: nil, longitude: nil, backup: false, weight: 100, minUp: defaultMinUp, line: line)
+        if let l = f["location"] {
+            if let seq = l.sequence, seq.count == 2, let la = seq[0].scalar.flatMap(Double.init), let lo = seq[1].scalar.flatMap(Double.init),
+                (-90...90).contains(la), (-180...180).contains(lo)
+            {
+                site.latitude = la
+                site.longitude = lo
+            } else {
+                error(l, "location must be [latitude, longitude] in degrees")
+            }
+        }
+        if let b = f["backup"] { site.backup = boolean(b, "backup") ?? false }
+        if let w = f["weight"] { site.weight = Double(integer(w, "weight", range: 1...10000) ?? 100) }
+        if let m = f["min_up"], let v = minUp(m) { site.minUp = v }
+        guard let list = f["members"]?.sequence, !list.isEmpty else {
+            error(f["members"] ?? node, "site '\(name)' of pool '\(pool.name)' needs a non-empty 'members' list")
+            return
+        }
+        let siteIndex = pool.sites.count
+        for item in list {
+            var address: IPAddress?
+            var target: [UInt8]?
+            var memberName: String?
+            var weight = 100.0
+            if let s = item.scalar {
+                if let ip = IPAddress(s) { address = ip } else if s.hasSuffix("."), let n = Name.parse(s) { target = n } else {
+                    error(item, "bad member '\(s)': expected an IP address or an absolute name ending in '.'")
+                    continue
+                }
+                memberName = s
+            } else {
+                let mf = fields(item, ["name", "address", "target", "weight"], context: "a member of site '\(name)'")
+                if let a = mf["address"] {
+                    if let ip = a.scalar.flatMap(IPAddress.init) { address = ip } else { error(a, "bad address '\(a.scalar ?? "?")'") }
+                }
+                if let t = mf["target"] {
+                    if let s = t.scalar, s.hasSuffix("."), let n = Name.parse(s) { target = n } else { error(t, "bad target '\(t.scalar ?? "?")': use an absolute name ending in '.'") }
+                }
+                if (mf["address"] == nil) == (mf["target"] == nil) { error(item, "a member needs exactly one of 'address' or 'target'") }
+                memberName = mf["name"]?.scalar ?? mf["address"]?.scalar ?? mf["target"]?.scalar
+                if let w = mf["weight"] { weight = Double(integer(w, "weight", range: 1...10000) ?? 100) }
+            }
+            guard address != nil || target != nil, let memberName else { continue }
+            let id = "\(pool.name)/\(name)/\(memberName)"
+            if pool.members.contains(where: { $0.id == id }) {
+                error(item, "member '\(memberName)' appears twice in site '\(name)'")
+                continue
+            }
+            site.members.append(pool.members.count)
+            pool.members.append(Member(id: id, name: memberName, site: siteIndex, address: address, target: target, weight: weight, line: item.line))
+        }
+        pool.sites.append(site)
+    }
+
+    mutating func integer(_ n: YNode?, _ what: String, range: ClosedRange<Int>) -> Int? {
+        guard let n else { return nil }
+        guard let s = n.scalar, let v = Int(s) else {
+            error(n, "\(what) must be a whole number")
+            return nil
+        }
+        guard range.contains(v) else {
+            error(n, "\(what) \(v) is out of range \(range.lowerBound)...\(range.upperBound)")
+            return nil
+        }
+        return v
+    }
+
+    mutating func boolean(_ n: YNode, _ what: String) -> Bool? {
+        switch n.scalar {
+        case "true", "yes", "on": return true
+        case "false", "no", "off": return false
+        default:
+            error(n, "\(what) must be true or false")
+            return nil
+        }
+    }
+
+    mutating func minUp(_ n: YNode) -> MinUp? {
+        guard let s = n.scalar else {
+            error(n, "min_up must be a count or a percentage")
+            return nil
+        }
+        if s.hasSuffix("%"), let p = Double(s.dropLast()), p > 0, p <= 100 { return .fraction(p / 100) }
+        if let c = Int(s), c >= 1 { return .count(c) }
+        error(n, "min_up must be a count (1 or more) or a percentage (1% to 100%), not '\(s)'")
+        return nil
+    }
+}

@@ -1,0 +1,53 @@
+import ClusterState
+import Foundation
+import PoolConfig
+import Selection
+import ZoneStore
+
+/// Builds a `Snapshot` from a configuration directory: pool files first (their bindings),
+/// then the zone files with the bound names placed in them, then the admin state file.
+/// `meridian serve`, a reload, `meridian check` and `meridian explain` all go through here,
+/// so they accept and reject exactly the same files.
+public enum SnapshotBuilder {
+    public struct Outcome: Sendable {
+        public var snapshot: Snapshot?
+        public var diagnostics: [Diagnostic]
+        public var errors: [Diagnostic] { diagnostics.filter { $0.severity == .error } }
+    }
+
+    public static func build(
+        directory: String, statePath: String? = nil, config: EngineConfig = EngineConfig(), generation: Int = 1
+    ) -> Outcome {
+        var diags: [Diagnostic] = []
+        let (poolSet, poolDiags) = PoolFileParser.load(directory: directory)
+        diags += poolDiags
+        let pools = poolSet ?? .empty
+        let bindings = pools.bindings.map {
+            NameBinding(name: $0.name, pool: $0.pool, answersCNAME: pools.pools[$0.pool].isCNAME, file: $0.file, line: $0.line)
+        }
+        let zoneOutcome: ZoneLoader.Outcome
+        do { zoneOutcome = try ZoneLoader.load(directory: directory, bindings: bindings) } catch {
+            return Outcome(snapshot: nil, diagnostics: diags + [Diagnostic(file: directory, line: 0, "\(error)")])
+        }
+        diags += zoneOutcome.diagnostics
+        var health = HealthSnapshot.allUp
+        if let statePath {
+            let (overrides, stateDiags) = AdminStateFile.load(path: statePath)
+            diags += stateDiags
+            health = HealthSnapshot(version: 1, overrides: overrides)
+        }
+        guard poolSet != nil, let zones = zoneOutcome.zones, !diags.contains(where: { $0.severity == .error }) else {
+            return Outcome(snapshot: nil, diagnostics: diags)
+        }
+        let runtime = PoolsRuntime(pools: pools, plans: PoolsRuntime.plans(for: pools), health: health)
+        return Outcome(snapshot: Snapshot(zones: zones, pools: runtime, config: config, generation: generation), diagnostics: diags)
+    }
+
+    /// A new health view for the same configuration, from the admin state file.
+    public static func rebuildHealth(of snapshot: Snapshot, statePath: String, generation: Int) -> (snapshot: Snapshot?, diagnostics: [Diagnostic]) {
+        let (overrides, diags) = AdminStateFile.load(path: statePath)
+        guard !diags.contains(where: { $0.severity == .error }) else { return (nil, diags) }
+        let health = HealthSnapshot(version: snapshot.pools.health.version + 1, overrides: overrides)
+        return (snapshot.with(pools: snapshot.pools.with(health: health), generation: generation), diags)
+    }
+}

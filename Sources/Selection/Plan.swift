@@ -1,0 +1,81 @@
+import GeoTopology
+import PoolConfig
+
+/// The health-independent part of a pool's selection: every distinct site order, and which
+/// order each topology region and each GeoIP location gets. Built once per configuration.
+public final class PoolPlan: Sendable {
+    public let pool: Pool
+    /// Complete site orders (listed sites, then the other primary sites, then backups);
+    /// `orders[0]` is the default order.
+    public let orders: [[Int]]
+    /// How many leading sites of each order were listed by the rule (active-active prefers them).
+    public let listedCount: [Int]
+    /// Region index -> order index, or -1.
+    public let regionOrder: [Int32]
+    /// GeoIP location index -> order index, or -1.
+    public let geoOrder: [Int32]
+    /// Why each order exists, for explain.
+    public let orderReasons: [String]
+
+    public init(pool: Pool, regions: [Region], geo: GeoDatabase?) {
+        self.pool = pool
+        var orders: [[Int]] = []
+        var listed: [Int] = []
+        var reasons: [String] = []
+        var index: [[Int]: Int] = [:]
+        let primaries = pool.order.defaultOrder + pool.sites.indices.filter { !pool.sites[$0].backup && !pool.order.defaultOrder.contains($0) }
+        let backups = pool.sites.indices.filter { pool.sites[$0].backup }
+        func intern(_ rule: [Int], _ reason: String) -> Int32 {
+            var full = rule
+            for s in primaries where !full.contains(s) { full.append(s) }
+            for s in backups where !full.contains(s) { full.append(s) }
+            if let i = index[full] { return Int32(i) }
+            index[full] = orders.count
+            orders.append(full)
+            listed.append(rule.count)
+            reasons.append(reason)
+            return Int32(orders.count - 1)
+        }
+        _ = intern(pool.order.defaultOrder, "default order")
+        regionOrder = regions.indices.map { r in pool.order.topology[r].map { intern($0, "topology region \(regions[r].name)") } ?? -1 }
+        var geoOrder: [Int32] = []
+        if let geo, pool.order.usesGeo {
+            for info in geo.infos {
+                if let o = pool.order.subdivisions["\(info.country)-\(info.subdivision)"] {
+                    geoOrder.append(intern(o, "GeoIP subdivision \(info.country)-\(info.subdivision)"))
+                } else if let o = pool.order.countries[info.country] {
+                    geoOrder.append(intern(o, "GeoIP country \(info.country)"))
+                } else if let o = pool.order.continents[info.continent] {
+                    geoOrder.append(intern(o, "GeoIP continent \(info.continent)"))
+                } else if pool.order.nearest, let la = info.latitude, let lo = info.longitude {
+                    let located = pool.sites.indices.filter { !pool.sites[$0].backup && pool.sites[$0].latitude != nil }
+                    let sorted = located.sorted {
+                        greatCircleKm(la, lo, pool.sites[$0].latitude!, pool.sites[$0].longitude!)
+                            < greatCircleKm(la, lo, pool.sites[$1].latitude!, pool.sites[$1].longitude!)
+                    }
+                    geoOrder.append(intern(sorted, "nearest to \(la),\(lo)"))
+                } else {
+                    geoOrder.append(-1)
+                }
+            }
+        }
+        self.geoOrder = geoOrder
+        self.orders = orders
+        listedCount = listed
+        orderReasons = reasons
+    }
+
+    /// Which GeoIP rule a location matches, for explain.
+    public func geoRule(for info: GeoInfo) -> String {
+        if pool.order.subdivisions["\(info.country)-\(info.subdivision)"] != nil { return "order rule subdivision:\(info.country)-\(info.subdivision)" }
+        if pool.order.countries[info.country] != nil { return "order rule country:\(info.country)" }
+        if pool.order.continents[info.continent] != nil { return "order rule continent:\(info.continent)" }
+        if pool.order.nearest, info.latitude != nil { return "nearest sites first" }
+        return "no rule: default order"
+    }
+
+    /// Whether the answer can depend on where the client is.
+    public var dependsOnClient: Bool {
+        pool.order.usesTopology || pool.order.usesGeo || (pool.mode == .direct && pool.method == .consistentHash)
+    }
+}

@@ -1,0 +1,140 @@
+import ClusterState
+import DNSWire
+import GeoTopology
+import PoolConfig
+
+/// Address family index used by the tables: 0 = IPv4 (A), 1 = IPv6 (AAAA).
+@inline(__always)
+func familyIndex(_ qtype: UInt16) -> Int { qtype == RRType.aaaa ? 1 : 0 }
+
+/// The members one pick can choose from in one family, with their draw tables.
+public struct PickTable: Sendable {
+    public let alias: AliasTable
+    public let maglev: MaglevTable?
+    public var isEmpty: Bool { alias.isEmpty }
+}
+
+/// A pool combined with one health snapshot: who is answerable, which sites are usable, and
+/// every answer pre-encoded. Built when either changes, never on the query path.
+public final class PoolRuntime: Sendable {
+    public let plan: PoolPlan
+    public var pool: Pool { plan.pool }
+    public let status: [MemberStatus]
+    /// Static weight x weight factor for answerable (up) members, else 0.
+    public let effectiveWeight: [Double]
+    /// Members of each site that count as healthy for `min_up` (up or drain).
+    public let siteHealthy: [Int]
+    public let siteUsable: [Bool]
+    /// Any member down.
+    public let degraded: Bool
+    public let ttl: UInt32
+    /// Per member: its record (owner pointer 0xC00C, TYPE, CLASS, TTL, RDLENGTH, RDATA), or
+    /// empty for CNAME members.
+    public let memberRecord: [[UInt8]]
+    /// [family][site]: the site's answerable members' records back to back.
+    public let siteWire: [[[UInt8]]]
+    /// [family]: every member's records (fail-open).
+    public let allWire: [[UInt8]]
+    /// [family]: `when_all_down: addresses` records.
+    public let staticWire: [[UInt8]]
+    /// [family]: all answerable members (direct mode).
+    public let pickAll: [PickTable]
+    /// [family][site]: answerable members per site (direct mode with site affinity).
+    public let pickBySite: [[PickTable]]
+    /// Active-active: per order index, usable sites weighted by weight x healthy share.
+    public let activeByOrder: [AliasTable]
+    /// Per site, the first answerable member (CNAME pools), or -1.
+    public let siteFirstMember: [Int]
+
+    public init(plan: PoolPlan, health: HealthSnapshot) {
+        self.plan = plan
+        let pool = plan.pool
+        let status = pool.members.map { health.status(of: $0.id) }
+        self.status = status
+        let weight = pool.members.indices.map { status[$0].state == .up ? pool.members[$0].weight * status[$0].weightFactor : 0 }
+        effectiveWeight = weight
+        let healthy = pool.sites.map { site in site.members.filter { status[$0].state != .down }.count }
+        siteHealthy = healthy
+        let answerable = pool.sites.map { site in site.members.filter { weight[$0] > 0 } }
+        siteUsable = pool.sites.indices.map { pool.sites[$0].minUp.satisfied(healthy: healthy[$0], total: pool.sites[$0].members.count) && !answerable[$0].isEmpty }
+        degraded = status.contains { $0.state == .down }
+        let ttl = degraded ? pool.degradedTTL : pool.ttl
+        self.ttl = ttl
+
+        func record(_ a: IPAddress) -> [UInt8] {
+            let type = a.family == .v4 ? RRType.a : RRType.aaaa
+            let octets = a.octets
+            return [0xC0, 0x0C, UInt8(type >> 8), UInt8(type & 0xFF), 0, 1,
+                UInt8(ttl >> 24), UInt8((ttl >> 16) & 0xFF), UInt8((ttl >> 8) & 0xFF), UInt8(ttl & 0xFF),
+                0, UInt8(octets.count)] + octets
+        }
+        let records = pool.members.map { $0.address.map(record) ?? [] }
+        memberRecord = records
+        func fam(_ m: Int) -> Int { pool.members[m].address?.family == .v6 ? 1 : 0 }
+        siteWire = (0..<2).map { f in answerable.map { $0.filter { fam($0) == f }.flatMap { records[$0] } } }
+        allWire = (0..<2).map { f in pool.members.indices.filter { pool.members[$0].address != nil && fam($0) == f }.flatMap { records[$0] } }
+        if case .addresses(let list) = pool.allDown {
+            staticWire = (0..<2).map { f in list.filter { ($0.family == .v6 ? 1 : 0) == f }.flatMap(record) }
+        } else {
+            staticWire = [[], []]
+        }
+        func table(_ members: [Int]) -> PickTable {
+            let items = members.map(Int32.init)
+            let w = members.map { weight[$0] }
+            let maglev = pool.method == .consistentHash ? MaglevTable(items: items, ids: members.map { pool.members[$0].id }, weights: w) : nil
+            return PickTable(alias: AliasTable(items: items, weights: w), maglev: maglev)
+        }
+        if pool.mode == .direct {
+            pickAll = (0..<2).map { f in table(answerable.flatMap { $0 }.filter { fam($0) == f }) }
+            pickBySite = pool.siteAffinity ? (0..<2).map { f in answerable.map { table($0.filter { fam($0) == f }) } } : [[], []]
+        } else {
+            pickAll = []
+            pickBySite = [[], []]
+        }
+        if pool.mode == .activeActive {
+            let usable = siteUsable
+            activeByOrder = plan.orders.indices.map { o in
+                let order = plan.orders[o]
+                let preferred = order.prefix(plan.listedCount[o]).filter { usable[$0] && !pool.sites[$0].backup }
+                let primaries = order.filter { usable[$0] && !pool.sites[$0].backup }
+                let candidates = !preferred.isEmpty ? preferred : !primaries.isEmpty ? primaries : order.filter { usable[$0] }
+                return AliasTable(
+                    items: candidates.map(Int32.init),
+                    weights: candidates.map { s in
+                        let site = pool.sites[s]
+                        return site.weight * Double(answerable[s].count) / Double(max(site.members.count, 1))
+                    })
+            }
+        } else {
+            activeByOrder = []
+        }
+        siteFirstMember = answerable.map { $0.first ?? -1 }
+    }
+}
+
+/// Every pool's runtime, built together for one (configuration, health) pair.
+public final class PoolsRuntime: Sendable {
+    public let pools: PoolSet
+    public let plans: [PoolPlan]
+    public let runtimes: [PoolRuntime]
+    public let health: HealthSnapshot
+
+    public init(pools: PoolSet, plans: [PoolPlan], health: HealthSnapshot) {
+        self.pools = pools
+        self.plans = plans
+        self.health = health
+        runtimes = plans.map { PoolRuntime(plan: $0, health: health) }
+    }
+
+    /// Plans for a pool set (health-independent).
+    public static func plans(for pools: PoolSet) -> [PoolPlan] {
+        pools.pools.map { PoolPlan(pool: $0, regions: pools.regions, geo: pools.geo) }
+    }
+
+    /// The same configuration with another health snapshot.
+    public func with(health: HealthSnapshot) -> PoolsRuntime {
+        PoolsRuntime(pools: pools, plans: plans, health: health)
+    }
+
+    public static let empty = PoolsRuntime(pools: .empty, plans: [], health: .allUp)
+}

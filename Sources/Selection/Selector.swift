@@ -1,0 +1,259 @@
+import ClusterState
+import DNSWire
+import GeoTopology
+import PoolConfig
+
+/// Receives the reasons behind a decision. The query path uses `NoRecording`, which the
+/// compiler removes; `meridian explain` uses `TextRecording`.
+public protocol DecisionRecorder {
+    mutating func note(_ text: @autoclosure () -> String)
+}
+
+public struct NoRecording: DecisionRecorder {
+    public init() {}
+    @inline(__always) public mutating func note(_ text: @autoclosure () -> String) {}
+}
+
+public struct TextRecording: DecisionRecorder {
+    public var lines: [String] = []
+    public init() {}
+    public mutating func note(_ text: @autoclosure () -> String) { lines.append(text()) }
+}
+
+/// What a pool answered.
+public enum PoolAnswer: Sendable, Equatable {
+    /// Address records were written (their count).
+    case records(Int)
+    /// No records for this type: NOERROR with the SOA.
+    case nodata
+    /// A CNAME to this member's target is to be written (pool, member).
+    case cname(pool: Int, member: Int)
+    /// The records did not fit.
+    case truncated
+}
+
+/// A decision: the answer and the ECS scope prefix it depends on (RFC 7871 7.2.1).
+public struct SelectionOutcome: Sendable, Equatable {
+    public var answer: PoolAnswer
+    public var scope: Int
+}
+
+/// Chooses a pool's answer for one query: a pure function of (query type, client address,
+/// configuration, health) plus, for weighted shuffles, the caller's random state. Records are
+/// written straight into the response.
+public enum Selector {
+    /// The most `when_all_down: fallback` hops followed.
+    static let maxFallbacks = 4
+
+    /// Answers `qtype` (A or AAAA) from pool `pool` for `client`, writing records owned by the
+    /// question name (`owner` nil) or by `owner`.
+    public static func answer(
+        pools: PoolsRuntime, pool: Int, qtype: UInt16, client: IPAddress, owner: UnsafeRawBufferPointer?,
+        writer: inout MessageWriter, buffer: MessageBuffer
+    ) -> SelectionOutcome {
+        var rec = NoRecording()
+        return select(pools: pools, pool: pool, qtype: qtype, client: client, owner: owner, writer: &writer, buffer: buffer, recorder: &rec, depth: 0)
+    }
+
+    /// The same decision with its reasons, for `meridian explain`.
+    public static func explain(
+        pools: PoolsRuntime, pool: Int, qtype: UInt16, client: IPAddress, writer: inout MessageWriter, buffer: MessageBuffer
+    ) -> (SelectionOutcome, [String]) {
+        var rec = TextRecording()
+        let o = select(pools: pools, pool: pool, qtype: qtype, client: client, owner: nil, writer: &writer, buffer: buffer, recorder: &rec, depth: 0)
+        return (o, rec.lines)
+    }
+
+    static func select<R: DecisionRecorder>(
+        pools: PoolsRuntime, pool index: Int, qtype: UInt16, client: IPAddress, owner: UnsafeRawBufferPointer?,
+        writer w: inout MessageWriter, buffer: MessageBuffer, recorder rec: inout R, depth: Int
+    ) -> SelectionOutcome {
+        let rt = pools.runtimes[index]
+        let plan = rt.plan
+        let pool = plan.pool
+        let fam = familyIndex(qtype)
+        rec.note("pool \(pool.name) (\(pool.mode.rawValue)), TTL \(rt.ttl)\(rt.degraded ? " (degraded: a member is down)" : "")")
+        var scope = 0
+        let oi = orderIndex(plan: plan, pools: pools.pools, client: client, scope: &scope, recorder: &rec)
+        let order = plan.orders[oi]
+        rec.note("site order: \(order.map { pool.sites[$0].name }.joined(separator: ", "))")
+        for s in order {
+            let site = pool.sites[s]
+            rec.note("  site \(site.name)\(site.backup ? " (backup)" : ""): \(rt.siteUsable[s] ? "usable" : "NOT usable"), \(rt.siteHealthy[s])/\(site.members.count) healthy, min_up \(site.minUp)")
+            for m in site.members {
+                rec.note("    \(pool.members[m].id): \(rt.status[m]), weight \(pool.members[m].weight) -> \(rt.effectiveWeight[m])")
+            }
+        }
+
+        switch pool.mode {
+        case .multiSite:
+            for s in order where rt.siteUsable[s] {
+                rec.note("answer from site \(pool.sites[s].name): the first usable site in the order")
+                return SelectionOutcome(answer: site(rt, s, fam: fam, pool: index, owner: owner, w: &w), scope: scope)
+            }
+        case .activeActive:
+            let table = rt.activeByOrder[oi]
+            if !table.isEmpty {
+                let s = Int(table.draw(&buffer.random))
+                rec.note("answer from site \(pool.sites[s].name): weighted draw over \(table.items.map { pool.sites[Int($0)].name }.joined(separator: ", "))")
+                return SelectionOutcome(answer: site(rt, s, fam: fam, pool: index, owner: owner, w: &w), scope: scope)
+            }
+        case .direct:
+            var key: UInt64 = 0
+            if pool.method == .consistentHash {
+                let prefix = client.family == .v4 ? pool.hashPrefixV4 : pool.hashPrefixV6
+                key = subnetKey(client.truncated(to: prefix).bytes, family: fam)
+                scope = max(scope, prefix)
+                rec.note("consistent hash of \(client.truncated(to: prefix))/\(prefix)")
+            }
+            var count = 0
+            let picks = buffer.picks
+            if pool.siteAffinity {
+                for s in order where count < pool.maxAnswers {
+                    let before = count
+                    take(rt.pickBySite[fam][s], method: pool.method, key: key, max: pool.maxAnswers, picks: picks, count: &count, rng: &buffer.random)
+                    if count > before { rec.note("took \(count - before) from site \(pool.sites[s].name) (site affinity)") }
+                }
+            } else {
+                take(rt.pickAll[fam], method: pool.method, key: key, max: pool.maxAnswers, picks: picks, count: &count, rng: &buffer.random)
+            }
+            if count > 0 {
+                rec.note("answer \(count) of \(rt.pickAll[fam].alias.items.count) answerable node(s) by \(pool.method.rawValue)")
+                let mark = w.mark()
+                for i in 0..<count {
+                    let ok = rt.memberRecord[Int(picks[i])].withUnsafeBytes { write(records: $0, size: $0.count, owner: owner, w: &w) }
+                    if ok < 0 {
+                        w.rewind(to: mark)
+                        return SelectionOutcome(answer: .truncated, scope: scope)
+                    }
+                }
+                return SelectionOutcome(answer: .records(count), scope: scope)
+            }
+            if !rt.pickAll[fam].isEmpty || !rt.pickAll[1 - fam].isEmpty {
+                rec.note("no answerable node of this address family: NODATA")
+                return SelectionOutcome(answer: .nodata, scope: scope)
+            }
+        }
+
+        // Nothing usable.
+        switch pool.allDown {
+        case .failOpen:
+            rec.note("nothing usable: fail-open, answering every member")
+            if pool.isCNAME, let s = order.first, let m = pool.sites[s].members.first {
+                return SelectionOutcome(answer: .cname(pool: index, member: m), scope: scope)
+            }
+            return SelectionOutcome(answer: wire(rt.allWire[fam], fam: fam, owner: owner, w: &w), scope: scope)
+        case .nodata:
+            rec.note("nothing usable: NODATA by policy")
+            return SelectionOutcome(answer: .nodata, scope: scope)
+        case .addresses:
+            rec.note("nothing usable: static fallback addresses")
+            return SelectionOutcome(answer: wire(rt.staticWire[fam], fam: fam, owner: owner, w: &w), scope: scope)
+        case .fallbackPool(let next):
+            guard depth < maxFallbacks else {
+                rec.note("nothing usable and too many fallbacks: NODATA")
+                return SelectionOutcome(answer: .nodata, scope: scope)
+            }
+            rec.note("nothing usable: falling back to pool \(pools.runtimes[next].pool.name)")
+            var o = select(pools: pools, pool: next, qtype: qtype, client: client, owner: owner, writer: &w, buffer: buffer, recorder: &rec, depth: depth + 1)
+            o.scope = max(o.scope, scope)
+            return o
+        }
+    }
+
+    /// Topology first, then GeoIP, then the default order; widens `scope` to the bits used.
+    static func orderIndex<R: DecisionRecorder>(plan: PoolPlan, pools: PoolSet, client: IPAddress, scope: inout Int, recorder rec: inout R) -> Int {
+        let pool = plan.pool
+        if pool.order.usesTopology {
+            let m = pools.topology.match(client)
+            scope = max(scope, m.scope)
+            if m.value >= 0 {
+                let o = plan.regionOrder[m.value]
+                rec.note("client \(client) is in topology region \(pools.regions[m.value].name) (/\(m.prefix))\(o >= 0 ? ": order rule topology.\(pools.regions[m.value].name)" : ", which has no order rule")")
+                if o >= 0 { return Int(o) }
+            } else {
+                rec.note("client \(client) is in no topology region")
+            }
+        }
+        if pool.order.usesGeo, let geo = pools.geo {
+            let m = geo.match(client)
+            scope = max(scope, m.prefix)
+            if m.info >= 0 {
+                let o = plan.geoOrder[m.info]
+                rec.note("GeoIP: \(geo.infos[m.info]) (network /\(m.prefix)): \(plan.geoRule(for: geo.infos[m.info]))")
+                if o >= 0 { return Int(o) }
+            } else {
+                rec.note("GeoIP: no data for \(client)")
+            }
+        }
+        rec.note("default order")
+        return 0
+    }
+
+    /// Answers one site: its answerable members of the family, or a CNAME to its first.
+    static func site(_ rt: PoolRuntime, _ s: Int, fam: Int, pool: Int, owner: UnsafeRawBufferPointer?, w: inout MessageWriter) -> PoolAnswer {
+        if rt.pool.isCNAME { return .cname(pool: pool, member: rt.siteFirstMember[s]) }
+        return wire(rt.siteWire[fam][s], fam: fam, owner: owner, w: &w)
+    }
+
+    static func wire(_ wire: [UInt8], fam: Int, owner: UnsafeRawBufferPointer?, w: inout MessageWriter) -> PoolAnswer {
+        if wire.isEmpty { return .nodata }
+        let n = wire.withUnsafeBytes { write(records: $0, size: fam == 0 ? 16 : 28, owner: owner, w: &w) }
+        return n < 0 ? .truncated : .records(n)
+    }
+
+    /// Writes pre-encoded records of `size` octets each; -1 (and nothing written) if they do
+    /// not fit.
+    @inline(__always)
+    static func write(records: UnsafeRawBufferPointer, size: Int, owner: UnsafeRawBufferPointer?, w: inout MessageWriter) -> Int {
+        let n = records.count / size
+        guard let owner else {
+            guard w.fits(records.count) else { return -1 }
+            w.raw(records)
+            return n
+        }
+        let mark = w.mark()
+        for i in 0..<n {
+            guard w.name(owner, compress: true), w.fits(size - 2) else {
+                w.rewind(to: mark)
+                return -1
+            }
+            w.raw(UnsafeRawBufferPointer(rebasing: records[(i * size + 2)..<((i + 1) * size)]))
+        }
+        return n
+    }
+
+    /// Adds distinct members from a table to `picks` until `max`.
+    @inline(__always)
+    static func take(_ t: PickTable, method: SelectionMethod, key: UInt64, max k: Int, picks: UnsafeMutablePointer<Int32>, count: inout Int, rng: inout UInt64) {
+        let items = t.alias.items
+        guard !items.isEmpty else { return }
+        func add(_ m: Int32) {
+            for i in 0..<count where picks[i] == m { return }
+            picks[count] = m
+            count += 1
+        }
+        let target = min(k, count + items.count)
+        if method == .consistentHash, let maglev = t.maglev {
+            var slot = maglev.slot(for: key)
+            var steps = 0
+            while count < target && steps < maglev.slots.count {
+                add(maglev.items[Int(maglev.slots[slot])])
+                slot += 1
+                if slot == maglev.slots.count { slot = 0 }
+                steps += 1
+            }
+        } else {
+            var attempts = 0
+            while count < target && attempts < 4 * k {
+                add(t.alias.draw(&rng))
+                attempts += 1
+            }
+            var i = 0
+            while count < target && i < items.count {
+                add(items[i])
+                i += 1
+            }
+        }
+    }
+}
