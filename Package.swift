@@ -78,6 +78,7 @@ let package = Package(
         .testTarget(name: "ZoneStoreTests", dependencies: ["ZoneStore", "DNSWire"]),
         .testTarget(name: "QueryEngineTests", dependencies: ["QueryEngine", "ZoneStore", "DNSWire", "CLDNS"]),
         .testTarget(name: "GeoTopologyTests", dependencies: ["GeoTopology"]),
+        .testTarget(name: "SelectionTests", dependencies: ["Selection", "PoolConfig", "ClusterState", "GeoTopology", "DNSWire"]),
         .testTarget(name: "SystemLibraryTests", dependencies: ["CLDNS", "CMaxMindDB", "CCurl"]),
         .testTarget(
             name: "MeridianServerTests",

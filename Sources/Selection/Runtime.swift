@@ -10,7 +10,7 @@ func familyIndex(_ qtype: UInt16) -> Int { qtype == RRType.aaaa ? 1 : 0 }
 /// The members one pick can choose from in one family, with their draw tables.
 public struct PickTable: Sendable {
     public let alias: AliasTable
-    public let maglev: MaglevTable?
+    public let ring: HashRing?
     public var isEmpty: Bool { alias.isEmpty }
 }
 
@@ -81,8 +81,9 @@ public final class PoolRuntime: Sendable {
         func table(_ members: [Int]) -> PickTable {
             let items = members.map(Int32.init)
             let w = members.map { weight[$0] }
-            let maglev = pool.method == .consistentHash ? MaglevTable(items: items, ids: members.map { pool.members[$0].id }, weights: w) : nil
-            return PickTable(alias: AliasTable(items: items, weights: w), maglev: maglev)
+            let ring = pool.method == .consistentHash
+                ? HashRing(items: items, ids: members.map { pool.members[$0].id }, weights: w, capacity: pool.members.count) : nil
+            return PickTable(alias: AliasTable(items: items, weights: w), ring: ring)
         }
         if pool.mode == .direct {
             pickAll = (0..<2).map { f in table(answerable.flatMap { $0 }.filter { fam($0) == f }) }

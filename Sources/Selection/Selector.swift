@@ -234,13 +234,13 @@ public enum Selector {
             count += 1
         }
         let target = min(k, count + items.count)
-        if method == .consistentHash, let maglev = t.maglev {
-            var slot = maglev.slot(for: key)
+        if method == .consistentHash, let ring = t.ring, !ring.isEmpty {
+            var i = ring.start(for: key)
             var steps = 0
-            while count < target && steps < maglev.slots.count {
-                add(maglev.items[Int(maglev.slots[slot])])
-                slot += 1
-                if slot == maglev.slots.count { slot = 0 }
+            while count < target && steps < ring.pointCount {
+                add(ring.item(at: i))
+                i += 1
+                if i == ring.pointCount { i = 0 }
                 steps += 1
             }
         } else {
