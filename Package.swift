@@ -76,8 +76,10 @@ let package = Package(
 
         .testTarget(name: "DNSWireTests", dependencies: ["DNSWire"]),
         .testTarget(name: "ZoneStoreTests", dependencies: ["ZoneStore", "DNSWire"]),
-        .testTarget(name: "QueryEngineTests", dependencies: ["QueryEngine", "ZoneStore", "DNSWire", "CLDNS"]),
+        .testTarget(name: "QueryEngineTests", dependencies: ["QueryEngine", "ZoneStore", "DNSWire", "CLDNS", "GeoTopology", "ClusterState"]),
         .testTarget(name: "GeoTopologyTests", dependencies: ["GeoTopology"]),
+        .testTarget(name: "PoolConfigTests", dependencies: ["PoolConfig", "ZoneStore", "DNSWire"]),
+        .testTarget(name: "ClusterStateTests", dependencies: ["ClusterState"]),
         .testTarget(name: "SelectionTests", dependencies: ["Selection", "PoolConfig", "ClusterState", "GeoTopology", "DNSWire"]),
         .testTarget(name: "SystemLibraryTests", dependencies: ["CLDNS", "CMaxMindDB", "CCurl"]),
         .testTarget(

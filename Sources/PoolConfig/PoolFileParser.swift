@@ -55,7 +55,7 @@ struct Parser {
     var diags: [Diagnostic] = []
     var regions: [Region] = []
     var regionLines: [String: (String, Int)] = [:]
-    var rawPools: [(name: String, node: YNode)] = []
+    var rawPools: [(name: String, line: Int, node: YNode)] = []
     var poolLines: [String: (String, Int)] = [:]
     var geoPath: String?
     var geoWhere: (String, Int)?
@@ -137,7 +137,7 @@ struct Parser {
                     continue
                 }
                 poolLines[name] = (path, line)
-                rawPools.append((name, value))
+                rawPools.append((name, line, value))
             }
         }
     }
@@ -161,8 +161,8 @@ struct Parser {
         var pools: [Pool] = []
         var bindings: [Binding] = []
         var bound: [[UInt8]: (String, Int, String)] = [:]
-        for (name, node) in rawPools {
-            guard let pool = parsePool(name: name, node: node, poolIndex: poolIndex, geoConfigured: geoPath != nil) else { continue }
+        for (name, keyLine, node) in rawPools {
+            guard let pool = parsePool(name: name, keyLine: keyLine, node: node, poolIndex: poolIndex, geoConfigured: geoPath != nil) else { continue }
             for (i, n) in pool.names.enumerated() {
                 let key = Name.lowercased(n)
                 let line = (node.mapping?.first { $0.key == "names" }?.value.sequence?[i].line) ?? node.line
@@ -199,13 +199,13 @@ struct Parser {
         "when_all_down", "sites", "members", "order",
     ]
 
-    mutating func parsePool(name: String, node: YNode, poolIndex: [String: Int], geoConfigured: Bool) -> Pool? {
+    mutating func parsePool(name: String, keyLine: Int, node: YNode, poolIndex: [String: Int], geoConfigured: Bool) -> Pool? {
         let before = diags.count
         let f = fields(node, Parser.poolKeys, context: "pool '\(name)'")
         var pool = Pool(
             name: name, names: [], mode: .multiSite, ttl: 30, degradedTTL: 10, maxAnswers: 2, method: .weightedShuffle,
             hashPrefixV4: 24, hashPrefixV6: 56, siteAffinity: false, sites: [], members: [], order: SiteOrderRules(),
-            allDown: .failOpen, isCNAME: false, file: node.file, line: node.line)
+            allDown: .failOpen, isCNAME: false, file: node.file, line: keyLine)
         // Bound names.
         if let n = f["names"], let list = n.sequence, !list.isEmpty {
             for item in list {
@@ -255,13 +255,13 @@ struct Parser {
         } else if let m = f["members"] {
             parseSite(&pool, name: "default", line: m.line, node: YNode(node: .mapping(Node.Mapping([(Node("members"), m.node)], .implicit, .any, m.node.mark)), file: m.file), defaultMinUp: defaultMinUp, membersNode: m)
         } else {
-            error(node, "pool '\(name)' needs 'sites' (or 'members' for a single site)")
+            error(node.file, keyLine, "pool '\(name)' needs 'sites' (or 'members' for a single site)")
         }
         let kinds = Set(pool.members.map { $0.target != nil })
-        if kinds.count > 1 { error(node, "pool '\(name)' mixes addresses and CNAME targets") }
+        if kinds.count > 1 { error(node.file, keyLine, "pool '\(name)' mixes addresses and CNAME targets") }
         pool.isCNAME = kinds == [true]
-        if pool.isCNAME && pool.mode == .direct { error(node, "pool '\(name)': direct mode answers addresses, not CNAME targets") }
-        if pool.sites.allSatisfy(\.backup) && !pool.sites.isEmpty { error(node, "pool '\(name)': every site is a backup") }
+        if pool.isCNAME && pool.mode == .direct { error(node.file, keyLine, "pool '\(name)': direct mode answers addresses, not CNAME targets") }
+        if pool.sites.allSatisfy(\.backup) && !pool.sites.isEmpty { error(node.file, keyLine, "pool '\(name)': every site is a backup") }
 
         // Order rules.
         let siteIndex = Dictionary(pool.sites.enumerated().map { ($0.element.name, $0.offset) }, uniquingKeysWith: { a, _ in a })
