@@ -16,6 +16,13 @@ public enum PoolFileParser {
 
     /// Parses and validates every pool file in `directory`.
     public static func load(directory: String) -> (pools: PoolSet?, diagnostics: [Diagnostic]) {
+        let r = loadPartial(directory: directory)
+        return (r.diagnostics.contains { $0.severity == .error } ? nil : r.partial, r.diagnostics)
+    }
+
+    /// Like `load`, but also returns the pools that were valid when others were not, so a
+    /// check can go on to validate their bindings against the zones and report everything.
+    public static func loadPartial(directory: String) -> (partial: PoolSet, diagnostics: [Diagnostic]) {
         var files: [(String, String)] = []
         var diags: [Diagnostic] = []
         for path in poolFiles(in: directory) {
@@ -25,12 +32,17 @@ public enum PoolFileParser {
             }
             files.append((path, text))
         }
-        let r = parse(files: files)
-        return (r.pools, diags + r.diagnostics)
+        let r = parsePartial(files: files)
+        return (r.partial, diags + r.diagnostics)
     }
 
     /// Parses pool file texts `(path, text)`; relative `geoip:` paths are relative to the file.
     public static func parse(files: [(path: String, text: String)]) -> (pools: PoolSet?, diagnostics: [Diagnostic]) {
+        let r = parsePartial(files: files)
+        return (r.diagnostics.contains { $0.severity == .error } ? nil : r.partial, r.diagnostics)
+    }
+
+    static func parsePartial(files: [(path: String, text: String)]) -> (partial: PoolSet, diagnostics: [Diagnostic]) {
         var p = Parser()
         for (path, text) in files { p.file(path: path, text: text) }
         return p.finish()
@@ -142,7 +154,7 @@ struct Parser {
         }
     }
 
-    mutating func finish() -> (pools: PoolSet?, diagnostics: [Diagnostic]) {
+    mutating func finish() -> (partial: PoolSet, diagnostics: [Diagnostic]) {
         // Topology: the same network in two regions is ambiguous.
         var trie = PrefixTrie()
         for (i, r) in regions.enumerated() {
@@ -190,7 +202,6 @@ struct Parser {
                 }
             }
         }
-        if diags.contains(where: { $0.severity == .error }) { return (nil, diags) }
         return (PoolSet(regions: regions, pools: pools, bindings: bindings, geo: geo), diags)
     }
 

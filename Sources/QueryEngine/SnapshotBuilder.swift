@@ -19,9 +19,9 @@ public enum SnapshotBuilder {
         directory: String, statePath: String? = nil, config: EngineConfig = EngineConfig(), generation: Int = 1
     ) -> Outcome {
         var diags: [Diagnostic] = []
-        let (poolSet, poolDiags) = PoolFileParser.load(directory: directory)
+        // Pools that are valid are bound even when others are not, so every problem is reported.
+        let (pools, poolDiags) = PoolFileParser.loadPartial(directory: directory)
         diags += poolDiags
-        let pools = poolSet ?? .empty
         let bindings = pools.bindings.map {
             NameBinding(name: $0.name, pool: $0.pool, answersCNAME: pools.pools[$0.pool].isCNAME, file: $0.file, line: $0.line)
         }
@@ -36,7 +36,7 @@ public enum SnapshotBuilder {
             diags += stateDiags
             health = HealthSnapshot(version: 1, overrides: overrides)
         }
-        guard poolSet != nil, let zones = zoneOutcome.zones, !diags.contains(where: { $0.severity == .error }) else {
+        guard let zones = zoneOutcome.zones, !diags.contains(where: { $0.severity == .error }) else {
             return Outcome(snapshot: nil, diagnostics: diags)
         }
         let runtime = PoolsRuntime(pools: pools, plans: PoolsRuntime.plans(for: pools), health: health)

@@ -38,7 +38,8 @@ def free_port():
 
 
 class Server:
-    def __init__(self, zones, extra_args=(), listen_v6=True):
+    def __init__(self, zones, extra_args=(), listen_v6=True, ready_name="example.test."):
+        self.ready_name = ready_name
         self.port = free_port()
         self.zones = zones
         args = [BIN, "serve", "--zones", zones, "--listen", f"127.0.0.1:{self.port}", "--threads", "2"]
@@ -51,7 +52,7 @@ class Server:
 
     def wait_ready(self, timeout=20.0):
         deadline = time.time() + timeout
-        q = dns.message.make_query("example.test.", "SOA")
+        q = dns.message.make_query(self.ready_name, "SOA")
         while time.time() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"meridian exited with {self.proc.returncode}")

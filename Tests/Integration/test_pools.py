@@ -1,0 +1,136 @@
+"""Pools through the real binary: site choice by ECS with dig, the reply's scope, failover from
+the admin state file without a restart, explain and check (issue: GSLB pools)."""
+import os
+import re
+import shutil
+import subprocess
+import time
+
+import dns.edns
+import dns.rcode
+import pytest
+
+from conftest import ROOT, Server
+from helpers import ask, dig
+
+
+@pytest.fixture()
+def gslb(binary, tmp_path):
+    """The example Zones/ (pools.yaml refers to ../GeoData) served with a state file."""
+    shutil.copytree(os.path.join(ROOT, "Zones"), tmp_path / "Zones")
+    shutil.copytree(os.path.join(ROOT, "GeoData"), tmp_path / "GeoData")
+    state = tmp_path / "state.txt"
+    state.write_text("# no overrides\n")
+    s = Server(str(tmp_path / "Zones"), ["--state", str(state)], ready_name="gslb.example.com.")
+    s.state = state
+    yield s
+    s.stop()
+
+
+def dig_answer(srv, name, *args):
+    out = dig(srv, name, *args)
+    answers = sorted(l.split()[-1] for l in out.splitlines() if l and not l.startswith(";") and "\tIN\t" in l and ("\tA\t" in l or "\tAAAA\t" in l or "\tCNAME\t" in l))
+    m = re.search(r"CLIENT-SUBNET: (\S+)/(\d+)/(\d+)", out)
+    return answers, (int(m.group(3)) if m else None), out
+
+
+@pytest.mark.parametrize("subnet,expected,scope", [
+    ("10.1.0.0/24", ["192.0.2.11", "192.0.2.12"], 16),     # EU -> fra
+    ("10.2.0.0/24", ["198.51.100.21", "198.51.100.22"], 16),  # NA -> iad
+    ("10.3.0.0/24", ["203.0.113.31", "203.0.113.32"], 16),  # AS -> nrt
+    ("2001:db8:3::/48", ["203.0.113.31", "203.0.113.32"], 48),
+    ("172.16.5.0/24", ["192.0.2.11", "192.0.2.12"], 16),  # topology region internal-fra
+])
+def test_dig_subnet_picks_site_and_scope(gslb, subnet, expected, scope):
+    answers, got_scope, out = dig_answer(gslb, "www.gslb.example.com", f"+subnet={subnet}")
+    assert answers == expected, out
+    assert got_scope == scope, out
+
+
+def test_scope_zero_for_client_independent_answers(gslb):
+    # Static data does not depend on the client.
+    _, scope, out = dig_answer(gslb, "ns1.gslb.example.com", "+subnet=10.1.0.0/24")
+    assert scope == 0, out
+
+
+def test_consistent_hash_same_subnet_same_nodes(gslb):
+    a, scope, _ = dig_answer(gslb, "app.gslb.example.com", "+subnet=10.1.7.0/24")
+    b, _, _ = dig_answer(gslb, "app.gslb.example.com", "+subnet=10.1.7.0/24")
+    assert a == b and len(a) == 2 and scope == 24
+
+
+def test_state_file_fails_over_within_a_second(gslb):
+    before, _, _ = dig_answer(gslb, "www.gslb.example.com", "+subnet=10.1.0.0/24")
+    assert before == ["192.0.2.11", "192.0.2.12"]
+    pid = gslb.proc.pid
+    gslb.state.write_text("www/fra/* DOWN\n")
+    start = time.time()
+    moved = None
+    while time.time() - start < 3:
+        r = ask(gslb, "www.gslb.example.com.", use_edns=0, options=[dns.edns.ECSOption("10.1.0.0", 24)])
+        moved = sorted(rd.to_text() for rrset in r.answer for rd in rrset)
+        if moved == ["198.51.100.21", "198.51.100.22"]:
+            break
+        time.sleep(0.05)
+    elapsed = time.time() - start
+    assert moved == ["198.51.100.21", "198.51.100.22"]
+    assert elapsed < 1.0, f"failover took {elapsed:.2f} s"
+    assert gslb.proc.pid == pid and gslb.alive()
+    # Degraded TTL while a member is down.
+    assert r.answer[0].ttl == 5
+    # And back.
+    gslb.state.write_text("")
+    deadline = time.time() + 3
+    while time.time() < deadline:
+        r = ask(gslb, "www.gslb.example.com.", use_edns=0, options=[dns.edns.ECSOption("10.1.0.0", 24)])
+        if sorted(rd.to_text() for rrset in r.answer for rd in rrset) == ["192.0.2.11", "192.0.2.12"]:
+            break
+        time.sleep(0.05)
+    assert r.answer[0].ttl == 30
+
+
+def test_bad_state_file_keeps_current_state(gslb):
+    gslb.state.write_text("www/fra/* DOWN\n")
+    time.sleep(1.0)
+    gslb.state.write_text("www/iad/* SIDEWAYS\n")
+    time.sleep(1.0)
+    answers, _, _ = dig_answer(gslb, "www.gslb.example.com", "+subnet=10.1.0.0/24")
+    assert answers == ["198.51.100.21", "198.51.100.22"]
+    assert gslb.alive()
+
+
+def test_cname_pool_and_static_types(gslb):
+    answers, _, out = dig_answer(gslb, "cdn.gslb.example.com")
+    assert answers == ["edge-a.cdn.example.net."], out
+    txt = dig(gslb, "www.gslb.example.com", "TXT", "+short")
+    assert "static" in txt
+
+
+def test_explain(binary, tmp_path):
+    out = subprocess.run([binary, "explain", "www.gslb.example.com", "A", "--client", "192.0.2.1", "--ecs", "10.3.0.0/24",
+                          "--zones", os.path.join(ROOT, "Zones")], capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0, out.stdout + out.stderr
+    text = out.stdout
+    assert "GeoIP: continent AS" in text and "order rule continent:AS" in text
+    assert "site order: nrt, iad" in text
+    assert "www/nrt/203.0.113.31: up" in text
+    assert "A 203.0.113.31" in text and "ECS scope: /16" in text
+    state = tmp_path / "s.txt"
+    state.write_text("www/nrt/* DOWN\n")
+    down = subprocess.run([binary, "explain", "www.gslb.example.com", "--client", "10.3.0.1", "--zones", os.path.join(ROOT, "Zones"),
+                           "--state", str(state)], capture_output=True, text=True, timeout=30).stdout
+    assert "site nrt: NOT usable" in down and "A 198.51.100.21" in down
+
+
+def test_check_reports_pool_errors(binary, tmp_path):
+    zones = tmp_path / "Zones"
+    shutil.copytree(os.path.join(ROOT, "Zones"), zones)
+    shutil.copytree(os.path.join(ROOT, "GeoData"), tmp_path / "GeoData")
+    text = (zones / "pools.yaml").read_text().replace("members: [192.0.2.11, 192.0.2.12", "members: [192.0.2.311, 192.0.2.12", 1)
+    (zones / "pools.yaml").write_text(text)
+    (zones / "extra.yaml").write_text("pools:\n  stray:\n    names: [www.other.example.]\n    members: [192.0.2.1]\n")
+    out = subprocess.run([binary, "check", str(zones)], capture_output=True, text=True, timeout=30)
+    assert out.returncode == 1
+    lines = out.stdout.splitlines()
+    assert any(re.search(r"pools\.yaml:\d+: bad member '192\.0\.2\.311'", l) for l in lines), out.stdout
+    assert any("extra.yaml:3: www.other.example. is not in any served zone" in l for l in lines), out.stdout
