@@ -1,13 +1,21 @@
 #!/usr/bin/env python3
 """Benchmark: dnsperf against Meridian (release build) and reference servers in the same run.
 
-Every server serves the same zone on loopback. Rounds are interleaved (A B C A B C ...), each
-run is bounded by dnsperf's -l, and every server started here is stopped by PID at the end.
-Prints queries per second and server CPU time per 100k answers, medians over the rounds, and
-Meridian's ratios to each reference server.
+Every server serves the same zone on loopback. Rounds are interleaved (for each round, each
+test, each server), each run is bounded by dnsperf's -l, and every server started here is
+stopped by PID at the end. Prints queries per second and server CPU time per 100k answers,
+medians over the rounds, and Meridian's ratios to each reference server.
+
+Tests (TESTS, default all):
+  static      six static names (apex, plain, CNAME followed, wildcard): meridian, gdnsd, nsd
+  geo-ecs     a GeoIP-selected name with ECS 10.2.0.0/24: meridian (multi-site pool) vs gdnsd
+              (geoip plugin), same MMDB (GeoData/test.mmdb), same continent map and sites
+  direct-10k  meridian only: a direct-to-node pool of 10,000 nodes (consistent hash) with the
+              same ECS, compared with meridian's own geo-ecs figure
 
 Environment: DURATION (s, default 8), ROUNDS (3), CLIENTS (4), OUTSTANDING (100),
-SERVERS (meridian,gdnsd,nsd), MERIDIAN_BIN (.build/release/meridian), THREADS (2).
+SERVERS (meridian,gdnsd,nsd), TESTS (static,geo-ecs,direct-10k),
+MERIDIAN_BIN (.build/release/meridian), THREADS (2).
 """
 import os
 import shutil
@@ -26,6 +34,10 @@ CLIENTS = os.environ.get("CLIENTS", "4")
 OUTSTANDING = os.environ.get("OUTSTANDING", "100")
 THREADS = os.environ.get("THREADS", "2")
 SERVERS = os.environ.get("SERVERS", "meridian,gdnsd,nsd").split(",")
+TESTS = os.environ.get("TESTS", "static,geo-ecs,direct-10k").split(",")
+GEODB = os.path.join(ROOT, "GeoData", "test.mmdb")
+# ECS 10.2.0.0/24 (GeoData: NA, US) as a dnsperf -E option: code 8, family 1, /24, scope 0.
+ECS_OPTION = "8:000118000a0200"
 
 ZONE = """$ORIGIN example.test.
 $TTL 300
@@ -47,8 +59,34 @@ alias    IN CNAME static.example.test.
 *.wild   IN A     192.0.2.99
 """
 # The static mix: apex, plain names, a CNAME followed in-zone, a wildcard.
-QUERIES = ["static.example.test A", "example.test A", "mail.example.test A", "ns1.example.test A",
-           "alias.example.test A", "foo.wild.example.test A"]
+STATIC_QUERIES = ["static.example.test A", "example.test A", "mail.example.test A", "ns1.example.test A",
+                  "alias.example.test A", "foo.wild.example.test A"]
+
+# test -> (queries, extra dnsperf arguments, servers that take part)
+TEST_SPECS = {
+    "static": (STATIC_QUERIES, [], ["meridian", "gdnsd", "nsd"]),
+    "geo-ecs": (["www.example.test A"], ["-E", ECS_OPTION], ["meridian", "gdnsd"]),
+    "direct-10k": (["app.example.test A"], ["-E", ECS_OPTION], ["meridian"]),
+}
+
+SITES = {"fra": ["192.0.2.11", "192.0.2.12"], "iad": ["198.51.100.21", "198.51.100.22"], "nrt": ["203.0.113.31", "203.0.113.32"]}
+CONTINENT_MAP = {"EU": ["fra", "iad", "nrt"], "NA": ["iad", "fra", "nrt"], "SA": ["iad", "fra", "nrt"],
+                 "AS": ["nrt", "iad", "fra"], "OC": ["nrt", "iad", "fra"]}
+
+
+def meridian_pools():
+    lines = [f"geoip: {GEODB}", "pools:", "  www:", "    names: [www.example.test.]", "    ttl: 60", "    sites:"]
+    for site, addrs in SITES.items():
+        lines.append(f"      {site}: {{members: [{', '.join(addrs)}]}}")
+    lines += ["    order:", "      geo:"]
+    for cont, order in CONTINENT_MAP.items():
+        lines.append(f"        continent:{cont}: [{', '.join(order)}]")
+    lines += ["      default: [fra, iad, nrt]",
+              "  app:", "    names: [app.example.test.]", "    mode: direct", "    method: consistent-hash",
+              "    max_answers: 2", "    members:"]
+    for i in range(10_000):
+        lines.append(f"      - {{name: n{i}, address: 10.{100 + i // 65536}.{(i // 256) % 256}.{i % 256}}}")
+    return "\n".join(lines) + "\n"
 
 
 def descendants(pid):
@@ -90,7 +128,8 @@ def wait_port(port, timeout=20):
     while time.time() < deadline:
         r = subprocess.run(["dig", "@127.0.0.1", "-p", str(port), "example.test", "SOA", "+short", "+time=1", "+tries=1"],
                            capture_output=True, text=True)
-        if r.stdout.strip():
+        # dig prints errors on stdout too, behind ";;": only a real answer counts.
+        if any(line and not line.startswith(";") for line in r.stdout.splitlines()):
             return True
         time.sleep(0.2)
     return False
@@ -100,6 +139,7 @@ def start_meridian(work, port):
     zones = os.path.join(work, "meridian")
     os.makedirs(zones)
     open(os.path.join(zones, "example.test.zone"), "w").write(ZONE)
+    open(os.path.join(zones, "pools.yaml"), "w").write(meridian_pools())
     return subprocess.Popen([BIN, "serve", "--zones", zones, "--listen", f"127.0.0.1:{port}", "--threads", THREADS,
                              "--log-level", "warning"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
@@ -109,13 +149,45 @@ def start_gdnsd(work, port):
     os.makedirs(os.path.join(d, "zones"))
     os.makedirs(os.path.join(d, "run"))
     os.makedirs(os.path.join(d, "state"))
-    open(os.path.join(d, "zones", "example.test"), "w").write(ZONE)
+    open(os.path.join(d, "zones", "example.test"), "w").write(ZONE + "www 60 DYNA geoip!www\n")
+    # Health comes from a file saying every address is UP: nothing probes these addresses.
+    open(os.path.join(d, "extfile-up"), "w").write("".join(f"{a} => UP\n" for addrs in SITES.values() for a in addrs))
+    dcmap = "\n".join(f"          {site} => {{ {' '.join(f'{chr(97 + i)} => {a},' for i, a in enumerate(addrs)).rstrip(',')} }}"
+                       for site, addrs in SITES.items())
+    cmap = "\n".join(f"          {c} => [ {', '.join(o)} ]" for c, o in CONTINENT_MAP.items())
     open(os.path.join(d, "config"), "w").write(f"""options => {{
   listen => [ 127.0.0.1:{port} ]
   udp_threads => {THREADS}
   tcp_threads => 1
   run_dir => {d}/run
   state_dir => {d}/state
+  edns_client_subnet => true
+}}
+service_types => {{
+  extf => {{ plugin => extfile, file => {d}/extfile-up, direct => true }}
+}}
+plugins => {{
+  geoip => {{
+    maps => {{
+      geomap => {{
+        geoip2_db => {GEODB}
+        datacenters => [ fra, iad, nrt ]
+        map => {{
+          default => [ fra, iad, nrt ]
+{cmap}
+        }}
+      }}
+    }}
+    resources => {{
+      www => {{
+        map => geomap
+        service_types => extf
+        dcmap => {{
+{dcmap}
+        }}
+      }}
+    }}
+  }}
 }}
 """)
     return subprocess.Popen(["gdnsd", "-c", d, "start"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -154,9 +226,9 @@ zone:
 STARTERS = {"meridian": start_meridian, "gdnsd": start_gdnsd, "nsd": start_nsd}
 
 
-def run_dnsperf(port, qfile):
+def run_dnsperf(port, qfile, extra):
     out = subprocess.run(["dnsperf", "-s", "127.0.0.1", "-p", str(port), "-d", qfile, "-l", str(DURATION),
-                          "-c", CLIENTS, "-q", OUTSTANDING, "-T", "1"], capture_output=True, text=True,
+                          "-c", CLIENTS, "-q", OUTSTANDING, "-T", "1", *extra], capture_output=True, text=True,
                          timeout=DURATION + 30).stdout
     qps = completed = lost = None
     for line in out.splitlines():
@@ -170,32 +242,54 @@ def run_dnsperf(port, qfile):
     return qps, completed, lost
 
 
+def verify(procs):
+    """Each server gives the expected answer before anything is measured."""
+    checks = {"static": ("static.example.test", [], "192.0.2.80"),
+              "geo-ecs": ("www.example.test", ["+subnet=10.2.0.0/24"], "198.51.100.21"),
+              "direct-10k": ("app.example.test", ["+subnet=10.2.0.0/24"], "10.1")}
+    for test in TESTS:
+        name, args, expect = checks[test]
+        for server in TEST_SPECS[test][2]:
+            if server not in procs:
+                continue
+            out = subprocess.run(["dig", "@127.0.0.1", "-p", str(procs[server][1]), name, "+short", "+time=2", "+tries=1", *args],
+                                 capture_output=True, text=True).stdout
+            if expect not in out:
+                sys.exit(f"bench: {server} answered {test} wrongly: {out.strip()!r} (expected {expect})")
+
+
 def main():
     if "meridian" in SERVERS and not os.path.exists(BIN):
         sys.exit(f"{BIN} is missing: build it with `swift build -c release --product meridian`")
     work = tempfile.mkdtemp(prefix="meridian-bench-")
-    qfile = os.path.join(work, "queries.txt")
-    open(qfile, "w").write("\n".join(QUERIES) + "\n")
+    qfiles = {}
+    for test in TESTS:
+        qfiles[test] = os.path.join(work, f"{test}.txt")
+        open(qfiles[test], "w").write("\n".join(TEST_SPECS[test][0]) + "\n")
     procs = {}
-    results = {s: [] for s in SERVERS}
+    results = {}
     try:
         for i, name in enumerate(SERVERS):
             if name != "meridian" and shutil.which(name) is None:
                 print(f"bench: {name} not installed, skipped")
-                results.pop(name)
                 continue
             port = 5310 + i
             procs[name] = (STARTERS[name](work, port), port)
             if not wait_port(port):
                 sys.exit(f"bench: {name} did not answer on port {port}")
+        verify(procs)
         for r in range(ROUNDS):
-            for name, (proc, port) in procs.items():
-                c0 = cpu_seconds(proc.pid)
-                qps, completed, lost = run_dnsperf(port, qfile)
-                cpu = cpu_seconds(proc.pid) - c0
-                per100k = cpu / completed * 100_000 if completed else float("nan")
-                results[name].append((qps, per100k, lost))
-                print(f"round {r + 1} {name:9s} {qps:>10,.0f} q/s  {per100k:6.2f} CPU-s/100k  lost {lost}", flush=True)
+            for test in TESTS:
+                for name in TEST_SPECS[test][2]:
+                    if name not in procs:
+                        continue
+                    proc, port = procs[name]
+                    c0 = cpu_seconds(proc.pid)
+                    qps, completed, lost = run_dnsperf(port, qfiles[test], TEST_SPECS[test][1])
+                    cpu = cpu_seconds(proc.pid) - c0
+                    per100k = cpu / completed * 100_000 if completed else float("nan")
+                    results.setdefault((test, name), []).append((qps, per100k, lost))
+                    print(f"round {r + 1} {test:10s} {name:9s} {qps:>10,.0f} q/s  {per100k:6.2f} CPU-s/100k  lost {lost}", flush=True)
     finally:
         for proc, _ in procs.values():
             proc.send_signal(signal.SIGTERM)
@@ -208,20 +302,23 @@ def main():
 
     print(f"\nmedians over {ROUNDS} rounds of {DURATION} s (dnsperf -c {CLIENTS} -q {OUTSTANDING} -T 1, server threads {THREADS}):")
     med = {}
-    for name, rows in results.items():
-        if not rows:
-            continue
+    for (test, name), rows in results.items():
         q = statistics.median(r[0] for r in rows)
         c = statistics.median(r[1] for r in rows)
-        med[name] = (q, c)
-        print(f"  {name:9s} {q:>10,.0f} q/s   {c:6.2f} CPU-s per 100k answers")
-    if "meridian" in med:
-        for ref in med:
-            if ref == "meridian":
+        med[(test, name)] = (q, c)
+        print(f"  {test:10s} {name:9s} {q:>10,.0f} q/s   {c:6.2f} CPU-s per 100k answers")
+    for test in TESTS:
+        mine = med.get((test, "meridian"))
+        if not mine:
+            continue
+        for (t, ref), theirs in med.items():
+            if t != test or ref == "meridian":
                 continue
-            cpu_ratio = med["meridian"][1] / med[ref][1] if med[ref][1] > 0 else float("nan")
-            print(f"  meridian/{ref}: {med['meridian'][0] / med[ref][0]:.2f}x queries per second, "
-                  f"{cpu_ratio:.2f}x CPU per answer")
+            cpu_ratio = mine[1] / theirs[1] if theirs[1] > 0 else float("nan")
+            print(f"  {test}: meridian/{ref} = {mine[0] / theirs[0]:.2f}x queries per second, {cpu_ratio:.2f}x CPU per answer")
+    if ("direct-10k", "meridian") in med and ("geo-ecs", "meridian") in med:
+        d, g = med[("direct-10k", "meridian")], med[("geo-ecs", "meridian")]
+        print(f"  direct-10k vs geo-ecs (meridian): {d[0] / g[0]:.2f}x queries per second, {d[1] / g[1]:.2f}x CPU per answer")
 
 
 if __name__ == "__main__":

@@ -75,16 +75,16 @@ public final class DNSServer: Sendable {
             }
         }
         for address in config.listen {
-            var port = address.port
-            var loops = Array(group.makeIterator())
+            // TCP first: it has no SO_REUSEPORT, so a port another server holds fails here,
+            // before any UDP socket could share that port and take part of its traffic.
+            let tcp = try await bindTCP(address, port: address.port)
+            channels.withLockedValue { $0.append(tcp) }
+            let port = tcp.localAddress?.port ?? address.port
             // UDP: one socket per event loop, sharing the port through SO_REUSEPORT.
-            let first = loops.removeFirst()
-            let udp0 = try await bindUDP(address, port: port, loop: first)
-            port = udp0.localAddress?.port ?? port
-            var all: [any Channel] = [udp0]
-            for loop in loops { all.append(try await bindUDP(address, port: port, loop: loop)) }
-            all.append(try await bindTCP(address, port: port))
-            channels.withLockedValue { $0 += all }
+            for loop in group.makeIterator() {
+                let udp = try await bindUDP(address, port: port, loop: loop)
+                channels.withLockedValue { $0.append(udp) }
+            }
             let actual = ListenAddress(host: address.host, port: port)
             bound.append(actual)
             logger.info("listening on \(actual) (udp x\(config.threads), tcp)")
