@@ -65,31 +65,24 @@ struct MultiSiteTests {
         #expect(ask(try runtime(threeSites, overrides: "www/nrt/203.0.113.31 DRAIN"), "www", "10.1.0.9").ttl == 30)
     }
 
+    static let nearYAML = """
+        pools:
+          near:
+            names: [near.example.test.]
+            sites:
+              fra: {location: [50.1, 8.7], members: [192.0.2.11]}
+              iad: {location: [39.0, -77.5], members: [198.51.100.21]}
+              nrt: {location: [35.7, 139.7], members: [203.0.113.31]}
+            order: {nearest: true}
+        """
+
     @Test func nearestOrdersByDistance() throws {
-        let rt = try runtime("""
-            pools:
-              near:
-                names: [near.example.test.]
-                sites:
-                  fra: {location: [50.1, 8.7], members: [192.0.2.11]}
-                  iad: {location: [39.0, -77.5], members: [198.51.100.21]}
-                  nrt: {location: [35.7, 139.7], members: [203.0.113.31]}
-                order: {nearest: true}
-            """)
+        let rt = try runtime(Self.nearYAML)
         #expect(ask(rt, "near", "10.7.0.1").addresses == ["192.0.2.11"])  // London
         #expect(ask(rt, "near", "10.4.0.1").addresses == ["198.51.100.21"])  // Sao Paulo: Ashburn is nearer than Frankfurt
         #expect(ask(rt, "near", "10.5.0.1").addresses == ["203.0.113.31"])  // Sydney
         #expect(ask(rt, "near", "10.6.0.1").addresses == ["198.51.100.21"])  // Mountain View
-        let failover = try runtime("""
-            pools:
-              near:
-                names: [near.example.test.]
-                sites:
-                  fra: {location: [50.1, 8.7], members: [192.0.2.11]}
-                  iad: {location: [39.0, -77.5], members: [198.51.100.21]}
-                  nrt: {location: [35.7, 139.7], members: [203.0.113.31]}
-                order: {nearest: true}
-            """, overrides: "near/nrt/* DOWN")
+        let failover = try runtime(Self.nearYAML, overrides: "near/nrt/* DOWN")
         // Sydney: Tokyo is down; Ashburn (about 15,700 km) is nearer than Frankfurt (about 16,500 km).
         #expect(ask(failover, "near", "10.5.0.1").addresses == ["198.51.100.21"])
     }
