@@ -33,21 +33,21 @@ let package = Package(
         .systemLibrary(name: "CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
 
         // The DNS wire format: names, headers, questions, EDNS, a response builder. No I/O.
-        .target(name: "DNSWire", swiftSettings: strict),
+        .target(name: "DNSWire", exclude: ["README.md"], swiftSettings: strict),
         // Zone files (via libldns) turned into an in-memory name table with wire-format RRsets.
-        .target(name: "ZoneStore", dependencies: ["DNSWire", "CLDNS"], swiftSettings: strict),
+        .target(name: "ZoneStore", dependencies: ["DNSWire", "CLDNS"], exclude: ["README.md"], swiftSettings: strict),
         // Client location: IP addresses, prefix tries (topology), MaxMind DB (GeoIP).
-        .target(name: "GeoTopology", dependencies: ["CMaxMindDB"], swiftSettings: strict),
+        .target(name: "GeoTopology", dependencies: ["CMaxMindDB"], exclude: ["README.md"], swiftSettings: strict),
         // Pool files (YAML): pools, sites, members, regions, order rules, validated with file:line.
-        .target(name: "PoolConfig", dependencies: ["DNSWire", "ZoneStore", "GeoTopology", "Yams"], swiftSettings: strict),
+        .target(name: "PoolConfig", dependencies: ["DNSWire", "ZoneStore", "GeoTopology", "Yams"], exclude: ["README.md"], swiftSettings: strict),
         // Health state of members (admin overrides now, checks and peers later) as immutable snapshots.
-        .target(name: "ClusterState", dependencies: ["ZoneStore"], swiftSettings: strict),
+        .target(name: "ClusterState", dependencies: ["ZoneStore"], exclude: ["README.md"], swiftSettings: strict),
         // Pool selection: a pure function of (query type, client, pool config, health) writing the answer.
-        .target(name: "Selection", dependencies: ["DNSWire", "GeoTopology", "PoolConfig", "ClusterState"], swiftSettings: strict),
+        .target(name: "Selection", dependencies: ["DNSWire", "GeoTopology", "PoolConfig", "ClusterState"], exclude: ["README.md"], swiftSettings: strict),
         // The answer logic: query bytes + snapshot -> response bytes. Pure, no sockets.
         .target(
             name: "QueryEngine", dependencies: ["DNSWire", "ZoneStore", "GeoTopology", "PoolConfig", "ClusterState", "Selection"],
-            swiftSettings: strict),
+            exclude: ["README.md"], swiftSettings: strict),
         // Sockets (SwiftNIO UDP/TCP), snapshot publication, reloads, metrics.
         .target(
             name: "MeridianServer",
@@ -61,6 +61,7 @@ let package = Package(
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Atomics", package: "swift-atomics"),
             ],
+            exclude: ["README.md"],
             swiftSettings: strict
         ),
         // The command line: serve, check.

@@ -63,7 +63,7 @@ public struct IPAddress: Sendable, Hashable, CustomStringConvertible {
             withUnsafeMutableBytes(of: &a) { for i in 0..<16 { $0[i] = bytes[i] } }
             inet_ntop(AF_INET6, &a, &buf, 64)
         }
-        return String(cString: buf)
+        return String(decoding: buf.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 
     /// The address octets (4 or 16).
