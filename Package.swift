@@ -44,6 +44,18 @@ let package = Package(
         .target(name: "ClusterState", dependencies: ["ZoneStore"], exclude: ["README.md"], swiftSettings: strict),
         // Pool selection: a pure function of (query type, client, pool config, health) writing the answer.
         .target(name: "Selection", dependencies: ["DNSWire", "GeoTopology", "PoolConfig", "ClusterState"], exclude: ["README.md"], swiftSettings: strict),
+        // Health checks (TCP, HTTP(S) via libcurl multi, DNS, exec) and feedback agents feeding ClusterState.
+        .target(
+            name: "HealthCheck",
+            dependencies: [
+                "CCurl", "ClusterState", "PoolConfig", "GeoTopology", "DNSWire",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+            ],
+            swiftSettings: strict),
         // The answer logic: query bytes + snapshot -> response bytes. Pure, no sockets.
         .target(
             name: "QueryEngine", dependencies: ["DNSWire", "ZoneStore", "GeoTopology", "PoolConfig", "ClusterState", "Selection"],
@@ -52,7 +64,7 @@ let package = Package(
         .target(
             name: "MeridianServer",
             dependencies: [
-                "QueryEngine", "ZoneStore", "DNSWire", "GeoTopology",
+                "QueryEngine", "ZoneStore", "DNSWire", "GeoTopology", "HealthCheck", "ClusterState", "PoolConfig",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),

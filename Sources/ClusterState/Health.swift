@@ -103,25 +103,103 @@ public enum AdminStateFile {
     }
 }
 
-/// Immutable health view that selection reads: admin overrides now; checks, agents and peers
-/// add observations in later work, folded in the same way (admin overrides always win).
+/// What one observer saw of one check of one member.
+public struct CheckObservation: Sendable, Equatable {
+    /// The check's label (`http:80/health`).
+    public var check: String
+    public var up: Bool
+    /// Why, in a few words (`HTTP 503`, `connect refused`).
+    public var reason: String
+    /// Who observed it: this instance's name now; peers' names once gossip lands.
+    public var observer: String
+    /// Increases with each change this observer makes; seconds since the epoch of the change.
+    public var version: UInt64
+    public var at: Double
+
+    public init(check: String, up: Bool, reason: String, observer: String, version: UInt64, at: Double) {
+        self.check = check
+        self.up = up
+        self.reason = reason
+        self.observer = observer
+        self.version = version
+        self.at = at
+    }
+}
+
+/// What a member's feedback agent last said, as it applies now.
+public struct AgentObservation: Sendable, Equatable {
+    /// nil when the agent gave no usable state word (percentage only, or stale).
+    public var state: AgentReply.State?
+    /// Weight factor 0...1 from the last good percentage, or nil (static weight applies).
+    public var weightFactor: Double?
+    public var detail: String
+    public var observer: String
+    public var at: Double
+
+    public init(state: AgentReply.State?, weightFactor: Double?, detail: String, observer: String, at: Double) {
+        self.state = state
+        self.weightFactor = weightFactor
+        self.detail = detail
+        self.observer = observer
+        self.at = at
+    }
+}
+
+/// Everything observed about one member.
+public struct MemberObservations: Sendable, Equatable {
+    public var checks: [CheckObservation]
+    public var agent: AgentObservation?
+
+    public init(checks: [CheckObservation] = [], agent: AgentObservation? = nil) {
+        self.checks = checks
+        self.agent = agent
+    }
+}
+
+/// Immutable health view that selection reads: observations from health checks and feedback
+/// agents, with admin overrides from the state file winning over them. Observations carry their
+/// observer and a version so that views from peer instances can later be merged here too.
 public final class HealthSnapshot: Sendable {
     /// Increases with every new snapshot.
     public let version: Int
     public let overrides: [AdminOverride]
+    /// Member id -> observations.
+    public let observations: [String: MemberObservations]
 
-    public init(version: Int = 0, overrides: [AdminOverride] = []) {
+    public init(version: Int = 0, overrides: [AdminOverride] = [], observations: [String: MemberObservations] = [:]) {
         self.version = version
         self.overrides = overrides
+        self.observations = observations
     }
 
     public static let allUp = HealthSnapshot()
 
-    /// The status of a member: the last matching admin override, else up.
+    /// The same observations with other overrides, or the same overrides with other observations.
+    public func with(overrides: [AdminOverride]? = nil, observations: [String: MemberObservations]? = nil, version: Int) -> HealthSnapshot {
+        HealthSnapshot(version: version, overrides: overrides ?? self.overrides, observations: observations ?? self.observations)
+    }
+
+    /// The status of a member: the last matching admin override; else down if any check is
+    /// down or the agent says down; drain if the agent says drain or maint; else up, with the
+    /// agent's percentage as weight factor.
     public func status(of memberID: String) -> MemberStatus {
         for o in overrides.reversed() where o.matches(memberID) {
             return MemberStatus(state: o.state, weightFactor: o.weightFactor ?? 1, source: "admin \((o.file as NSString).lastPathComponent):\(o.line)")
         }
-        return .defaultUp
+        guard let obs = observations[memberID] else { return .defaultUp }
+        if let down = obs.checks.first(where: { !$0.up }) {
+            return MemberStatus(state: .down, source: "check \(down.check): \(down.reason)")
+        }
+        let checks = obs.checks.isEmpty ? "" : "checks pass"
+        if let agent = obs.agent {
+            let factor = agent.weightFactor ?? 1
+            let source = [checks, "agent: \(agent.detail)"].filter { !$0.isEmpty }.joined(separator: ", ")
+            switch agent.state {
+            case .down?: return MemberStatus(state: .down, weightFactor: factor, source: source)
+            case .drain?, .maint?: return MemberStatus(state: .drain, weightFactor: factor, source: source)
+            case .up?, nil: return MemberStatus(state: .up, weightFactor: factor, source: source)
+            }
+        }
+        return MemberStatus(state: .up, source: checks.isEmpty ? "up" : checks)
     }
 }

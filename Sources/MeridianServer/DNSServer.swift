@@ -1,6 +1,9 @@
 import Atomics
+import ClusterState
 import DNSWire
 import Dispatch
+import HealthCheck
+import PoolConfig
 import NIOConcurrencyHelpers
 import Logging
 import NIOCore
@@ -40,6 +43,9 @@ public final class DNSServer: Sendable {
     /// the query path.
     let reloadLock = NIOLock()
     let stateWatcher: NIOLockedValueBox<TimerHandle?> = NIOLockedValueBox(nil)
+    /// Runs health checks and agent polls; its observations go into every snapshot.
+    let monitor: HealthMonitor
+    let latestObservations: NIOLockedValueBox<[String: MemberObservations]> = NIOLockedValueBox([:])
 
     /// Loads zones, pools and the state file; throws if any of them has an error.
     public init(config: ServerConfig, logger: Logger) throws {
@@ -50,6 +56,16 @@ public final class DNSServer: Sendable {
         guard let snapshot = outcome.snapshot else { throw ServerError.config(outcome.diagnostics) }
         box = SnapshotBox(snapshot)
         let zones = snapshot.zones
+        let box = self.box
+        let lock = reloadLock
+        let latest = latestObservations
+        monitor = HealthMonitor(observer: config.instanceName, logger: logger) { observations in
+            lock.withLock {
+                latest.withLockedValue { $0 = observations }
+                let current = box.load()
+                box.publish(SnapshotBuilder.rebuildHealth(of: current, observations: observations, generation: current.generation + 1))
+            }
+        }
         group = MultiThreadedEventLoopGroup(numberOfThreads: config.threads)
         var scratch: [ObjectIdentifier: LoopScratch] = [:]
         for loop in group.makeIterator() { scratch[ObjectIdentifier(loop)] = LoopScratch() }
@@ -67,6 +83,23 @@ public final class DNSServer: Sendable {
     public func start() async throws -> [ListenAddress] {
         var bound: [ListenAddress] = []
         watchStateFile()
+        // Cold start: the first round of checks runs before any query is answered, so a dead
+        // member is never served just because the server started.
+        let targets = MonitorTarget.targets(for: box.load().pools.pools)
+        if !targets.isEmpty {
+            monitor.update(targets: targets)
+            let started = NIODeadline.now()
+            try? await monitor.firstRound(timeout: config.startupCheckTimeout).get()
+            let observations = (try? await monitor.observations().get()) ?? [:]
+            reloadLock.withLock {
+                latestObservations.withLockedValue { $0 = observations }
+                let current = box.load()
+                box.publish(SnapshotBuilder.rebuildHealth(of: current, observations: observations, generation: current.generation + 1))
+            }
+            let ms = (NIODeadline.now() - started).nanoseconds / 1_000_000
+            let down = observations.values.filter { $0.checks.contains { !$0.up } }.count
+            logger.info("first round of health checks: \(targets.count) members in \(ms) ms, \(down) down")
+        }
         for loop in group.makeIterator() {
             let s = scratch(for: loop)
             _ = loop.scheduleRepeatedTask(initialDelay: .seconds(1), delay: .seconds(1)) { _ in
@@ -153,13 +186,15 @@ public final class DNSServer: Sendable {
     public func reload() -> [Diagnostic] {
         reloadLock.withLock {
             let outcome = SnapshotBuilder.build(
-                directory: config.zonesDirectory, statePath: config.statePath, config: config.engine, generation: box.generation + 1)
+                directory: config.zonesDirectory, statePath: config.statePath, config: config.engine, generation: box.generation + 1,
+                observations: latestObservations.withLockedValue { $0 })
             for d in outcome.diagnostics { d.severity == .error ? logger.error("\(d)") : logger.warning("\(d)") }
             guard let next = outcome.snapshot else {
                 logger.error("reload failed with \(outcome.errors.count) errors, keeping the current configuration")
                 return outcome.diagnostics
             }
             box.publish(next)
+            monitor.update(targets: MonitorTarget.targets(for: next.pools.pools))
             logger.info("reloaded \(next.zones.zones.count) zones, \(next.zones.recordCount) records, \(next.pools.runtimes.count) pools (generation \(next.generation))")
             return outcome.diagnostics
         }
@@ -219,6 +254,7 @@ public final class DNSServer: Sendable {
             return c
         }
         for c in all { try? await c.close() }
+        await monitor.shutdown()
         try? await group.shutdownGracefully()
     }
 

@@ -1,3 +1,4 @@
+import Foundation
 import QueryEngine
 
 /// A socket address to listen on: `127.0.0.1:5300`, `[::1]:5300`.
@@ -37,6 +38,11 @@ public struct ServerConfig: Sendable {
     public var statePath: String?
     /// How often the state file is checked for changes, in milliseconds.
     public var statePollMilliseconds: Int
+    /// How long the first round of health checks may take before the server answers anyway
+    /// (members not checked by then take their checks' `initial` state), in seconds.
+    public var startupCheckTimeout: Double
+    /// This instance's name in observations (and, later, to its peers).
+    public var instanceName: String
     public var listen: [ListenAddress]
     /// Event loops, and UDP sockets per address (SO_REUSEPORT); default one per core.
     public var threads: Int
@@ -50,13 +56,16 @@ public struct ServerConfig: Sendable {
     public var engine: EngineConfig
 
     public init(
-        zonesDirectory: String, statePath: String? = nil, statePollMilliseconds: Int = 250,
+        zonesDirectory: String, statePath: String? = nil, statePollMilliseconds: Int = 250, startupCheckTimeout: Double = 5,
+        instanceName: String = ProcessInfo.processInfo.hostName,
         listen: [ListenAddress], threads: Int = System.coreCount, tcpIdleTimeout: Int64 = 10,
         tcpMaxConnections: Int = 1024, tcpMaxBufferedBytes: Int = 256 * 1024, engine: EngineConfig = EngineConfig()
     ) {
         self.zonesDirectory = zonesDirectory
         self.statePath = statePath
         self.statePollMilliseconds = max(20, statePollMilliseconds)
+        self.startupCheckTimeout = max(0, startupCheckTimeout)
+        self.instanceName = instanceName
         self.listen = listen
         self.threads = max(1, threads)
         self.tcpIdleTimeout = tcpIdleTimeout

@@ -1,3 +1,4 @@
+import Foundation
 import GeoTopology
 
 /// How a pool turns health and client location into an answer.
@@ -61,6 +62,72 @@ public enum AllDownPolicy: Sendable, Equatable, CustomStringConvertible {
     }
 }
 
+/// The kinds of health check.
+public enum CheckKind: String, Sendable, CaseIterable {
+    case tcp
+    case http
+    case https
+    case dns
+    case exec
+}
+
+/// One health check, run against every member of its pool (at the member's `monitor` address
+/// when it has one).
+public struct CheckSpec: Sendable, Equatable {
+    public var kind: CheckKind
+    /// Port checked; default 80 (http), 443 (https), 53 (dns); required for tcp.
+    public var port: Int
+    /// Seconds between checks of one member, and the time one check may take.
+    public var interval: Double
+    public var timeout: Double
+    /// Consecutive successes to come up, failures to go down.
+    public var rise: Int
+    public var fall: Int
+    /// The state a member has until its first result (when it cannot be checked in time at start).
+    public var initialUp: Bool
+    // HTTP(S)
+    public var method: String = "GET"
+    public var path: String = "/"
+    public var host: String?
+    public var expectStatus: [Int] = [200]
+    public var bodyContains: String?
+    public var bodyRegex: String?
+    public var verifyTLS: Bool = true
+    public var sni: String?
+    public var clientCert: String?
+    public var clientKey: String?
+    // DNS
+    public var queryName: [UInt8] = [0]
+    public var queryType: UInt16 = 6
+    public var expectRcode: Int = 0
+    public var expectAnswer: Bool = false
+    // exec: argv; {address} and {port} are replaced, no shell is involved.
+    public var command: [String] = []
+    public var line: Int
+
+    /// A short label for logs: `http:80/health`.
+    public var label: String {
+        switch kind {
+        case .tcp: return "tcp:\(port)"
+        case .http, .https: return "\(kind.rawValue):\(port)\(path)"
+        case .dns: return "dns:\(port)"
+        case .exec: return "exec:\(command.first.map { ($0 as NSString).lastPathComponent } ?? "?")"
+        }
+    }
+}
+
+/// The feedback agent of a pool's members (HAProxy agent-check protocol).
+public struct AgentSpec: Sendable, Equatable {
+    public var port: Int
+    /// Sent after connecting, before reading (with `\n` added when missing).
+    public var send: String?
+    public var interval: Double
+    public var timeout: Double
+    /// How long the last good reply stays valid when the agent stops answering properly.
+    public var maxAge: Double
+    public var line: Int
+}
+
 /// One answerable thing: an address (or, in CNAME pools, a target name) with a weight.
 public struct Member: Sendable, Equatable {
     /// `POOL/SITE/NAME`: what health state and admin overrides refer to.
@@ -72,7 +139,12 @@ public struct Member: Sendable, Equatable {
     public var target: [UInt8]?
     /// Static weight, 1...10000.
     public var weight: Double
+    /// The address health checks and the agent connect to, when not `address`.
+    public var monitor: IPAddress?
     public var line: Int
+
+    /// The address checks go to: the monitor address, else the answered address.
+    public var checkAddress: IPAddress? { monitor ?? address }
 }
 
 /// A data centre or load-balancer group.
@@ -128,6 +200,9 @@ public struct Pool: Sendable {
     public var allDown: AllDownPolicy
     /// The pool answers CNAME targets instead of addresses.
     public var isCNAME: Bool
+    /// Health checks of every member; all must pass.
+    public var checks: [CheckSpec] = []
+    public var agent: AgentSpec?
     public var file: String
     public var line: Int
 }

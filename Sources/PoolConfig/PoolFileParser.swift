@@ -207,7 +207,7 @@ struct Parser {
 
     static let poolKeys: Set<String> = [
         "names", "mode", "ttl", "degraded_ttl", "max_answers", "method", "hash_prefix", "site_affinity", "min_up",
-        "when_all_down", "sites", "members", "order",
+        "when_all_down", "sites", "members", "order", "checks", "agent",
     ]
 
     mutating func parsePool(name: String, keyLine: Int, node: YNode, poolIndex: [String: Int], geoConfigured: Bool) -> Pool? {
@@ -332,6 +332,30 @@ struct Parser {
         }
         if pool.siteAffinity && pool.mode != .direct, let s = f["site_affinity"] { error(s, "site_affinity applies to direct pools only") }
 
+        // Health checks and the feedback agent.
+        if let c = f["checks"] {
+            if pool.isCNAME { error(c, "pool '\(name)': CNAME members cannot be checked (check the target's own pool)") }
+            guard let list = c.sequence else {
+                error(c, "checks must be a list")
+                return nil
+            }
+            for item in list { if let spec = check(item, pool: name) { pool.checks.append(spec) } }
+        }
+        if let a = f["agent"] {
+            let af = fields(a, ["port", "send", "interval", "timeout", "max_age"], context: "agent of pool '\(name)'")
+            var spec = AgentSpec(port: 3333, send: nil, interval: 2, timeout: 1, maxAge: 30, line: a.line)
+            if let p = af["port"] { spec.port = integer(p, "agent.port", range: 1...65535) ?? 3333 }
+            spec.send = af["send"]?.scalar
+            if let v = af["interval"] { spec.interval = duration(v, "agent.interval", range: 0.05...3600) ?? 2 }
+            if let v = af["timeout"] { spec.timeout = duration(v, "agent.timeout", range: 0.01...60) ?? 1 }
+            if let v = af["max_age"] { spec.maxAge = duration(v, "agent.max_age", range: 0...86400) ?? 30 }
+            if spec.timeout > spec.interval, let t = af["timeout"] { error(t, "agent.timeout is longer than agent.interval") }
+            pool.agent = spec
+        }
+        if (!pool.checks.isEmpty || pool.agent != nil), pool.members.contains(where: { $0.checkAddress == nil }) {
+            error(node.file, keyLine, "pool '\(name)': members without an address need a 'monitor' address to be checked")
+        }
+
         // All down.
         if let a = f["when_all_down"] {
             if let s = a.scalar {
@@ -389,6 +413,7 @@ struct Parser {
             var target: [UInt8]?
             var memberName: String?
             var weight = 100.0
+            var monitor: IPAddress?
             if let s = item.scalar {
                 if let ip = IPAddress(s) { address = ip } else if s.hasSuffix("."), let n = Name.parse(s) { target = n } else {
                     error(item, "bad member '\(s)': expected an IP address or an absolute name ending in '.'")
@@ -396,7 +421,10 @@ struct Parser {
                 }
                 memberName = s
             } else {
-                let mf = fields(item, ["name", "address", "target", "weight"], context: "a member of site '\(name)'")
+                let mf = fields(item, ["name", "address", "target", "weight", "monitor"], context: "a member of site '\(name)'")
+                if let m = mf["monitor"] {
+                    if let ip = m.scalar.flatMap(IPAddress.init) { monitor = ip } else { error(m, "bad monitor address '\(m.scalar ?? "?")'") }
+                }
                 if let a = mf["address"] {
                     if let ip = a.scalar.flatMap(IPAddress.init) { address = ip } else { error(a, "bad address '\(a.scalar ?? "?")'") }
                 }
@@ -414,9 +442,100 @@ struct Parser {
                 continue
             }
             site.members.append(pool.members.count)
-            pool.members.append(Member(id: id, name: memberName, site: siteIndex, address: address, target: target, weight: weight, line: item.line))
+            pool.members.append(Member(id: id, name: memberName, site: siteIndex, address: address, target: target, weight: weight, monitor: monitor, line: item.line))
         }
         pool.sites.append(site)
+    }
+
+    static let checkKeys: Set<String> = [
+        "type", "port", "interval", "timeout", "rise", "fall", "initial", "method", "path", "host", "expect_status", "body",
+        "body_regex", "verify_tls", "sni", "client_cert", "client_key", "name", "qtype", "expect_rcode", "expect_answer", "command",
+    ]
+
+    mutating func check(_ n: YNode, pool: String) -> CheckSpec? {
+        let before = diags.count
+        let f = fields(n, Parser.checkKeys, context: "a check of pool '\(pool)'")
+        guard let kind = f["type"]?.scalar.flatMap(CheckKind.init(rawValue:)) else {
+            error(f["type"] ?? n, "a check needs 'type': one of \(CheckKind.allCases.map(\.rawValue).joined(separator: ", "))")
+            return nil
+        }
+        let defaultPort = [CheckKind.http: 80, .https: 443, .dns: 53][kind] ?? 0
+        var c = CheckSpec(kind: kind, port: defaultPort, interval: 1, timeout: 1, rise: 2, fall: 3, initialUp: true, line: n.line)
+        if let p = f["port"] { c.port = integer(p, "port", range: 1...65535) ?? 0 }
+        if kind == .tcp && f["port"] == nil { error(n, "a tcp check needs 'port'") }
+        if let v = f["interval"] { c.interval = duration(v, "interval", range: 0.05...3600) ?? 1 }
+        c.timeout = min(1, c.interval)
+        if let v = f["timeout"] { c.timeout = duration(v, "timeout", range: 0.01...300) ?? 1 }
+        if c.timeout > c.interval, let t = f["timeout"] { error(t, "timeout \(c.timeout) s is longer than interval \(c.interval) s") }
+        if let v = f["rise"] { c.rise = integer(v, "rise", range: 1...100) ?? 2 }
+        if let v = f["fall"] { c.fall = integer(v, "fall", range: 1...100) ?? 3 }
+        if let v = f["initial"] {
+            switch v.scalar {
+            case "up": c.initialUp = true
+            case "down": c.initialUp = false
+            default: error(v, "initial must be up or down")
+            }
+        }
+        let httpKeys = ["method", "path", "host", "expect_status", "body", "body_regex", "verify_tls", "sni", "client_cert", "client_key"]
+        let dnsKeys = ["name", "qtype", "expect_rcode", "expect_answer"]
+        for (key, kinds) in [(httpKeys, [CheckKind.http, .https]), (dnsKeys, [.dns]), (["command"], [.exec])] {
+            for k in key where f[k] != nil && !kinds.contains(kind) { error(f[k]!, "'\(k)' does not apply to a \(kind.rawValue) check") }
+        }
+        if let v = f["method"]?.scalar { if ["GET", "HEAD", "POST", "OPTIONS"].contains(v) { c.method = v } else { error(f["method"]!, "method must be GET, HEAD, POST or OPTIONS") } }
+        if let v = f["path"]?.scalar { if v.hasPrefix("/") && !v.contains(where: { $0 == " " || $0 == "\n" }) { c.path = v } else { error(f["path"]!, "path must start with '/' and have no spaces") } }
+        c.host = f["host"]?.scalar
+        if let e = f["expect_status"] {
+            let values = e.sequence.map { $0.compactMap { $0.scalar.flatMap(Int.init) } } ?? e.scalar.flatMap(Int.init).map { [$0] } ?? []
+            if values.isEmpty || values.contains(where: { !(100...599).contains($0) }) { error(e, "expect_status must be HTTP status codes (100-599)") } else { c.expectStatus = values }
+        }
+        c.bodyContains = f["body"]?.scalar
+        if let r = f["body_regex"] {
+            if let s = r.scalar, (try? NSRegularExpression(pattern: s)) != nil { c.bodyRegex = s } else { error(r, "body_regex is not a valid regular expression") }
+        }
+        if let v = f["verify_tls"] { c.verifyTLS = boolean(v, "verify_tls") ?? true }
+        c.sni = f["sni"]?.scalar
+        c.clientCert = f["client_cert"]?.scalar
+        c.clientKey = f["client_key"]?.scalar
+        if (c.clientCert == nil) != (c.clientKey == nil) { error(n, "client_cert and client_key go together") }
+        if let q = f["name"] {
+            if let s = q.scalar, s.hasSuffix("."), let w = Name.parse(s) { c.queryName = w } else { error(q, "name must be an absolute name ending in '.'") }
+        }
+        if let t = f["qtype"] {
+            let types: [String: UInt16] = ["A": 1, "NS": 2, "CNAME": 5, "SOA": 6, "MX": 15, "TXT": 16, "AAAA": 28, "SRV": 33]
+            if let v = t.scalar.flatMap({ types[$0.uppercased()] }) { c.queryType = v } else { error(t, "qtype must be one of \(types.keys.sorted().joined(separator: ", "))") }
+        }
+        if let r = f["expect_rcode"] {
+            let codes = ["NOERROR": 0, "FORMERR": 1, "SERVFAIL": 2, "NXDOMAIN": 3, "NOTIMP": 4, "REFUSED": 5]
+            if let v = r.scalar.flatMap({ codes[$0.uppercased()] }) { c.expectRcode = v } else { error(r, "expect_rcode must be one of \(codes.keys.sorted().joined(separator: ", "))") }
+        }
+        if let a = f["expect_answer"] { c.expectAnswer = boolean(a, "expect_answer") ?? false }
+        if kind == .exec {
+            guard let list = f["command"]?.sequence?.compactMap(\.scalar), !list.isEmpty, list[0].hasPrefix("/") else {
+                error(f["command"] ?? n, "an exec check needs 'command': a list whose first item is an absolute program path (no shell)")
+                return nil
+            }
+            c.command = list
+        }
+        return diags.count == before ? c : nil
+    }
+
+    /// Seconds as a number (`1.5`) or with a unit (`500ms`, `2s`).
+    mutating func duration(_ n: YNode, _ what: String, range: ClosedRange<Double>) -> Double? {
+        guard let s = n.scalar else {
+            error(n, "\(what) must be a duration (seconds, or 500ms / 2s)")
+            return nil
+        }
+        var v: Double?
+        if s.hasSuffix("ms") { v = Double(s.dropLast(2)).map { $0 / 1000 } } else if s.hasSuffix("s") { v = Double(s.dropLast()) } else { v = Double(s) }
+        guard let value = v else {
+            error(n, "\(what) must be a duration (seconds, or 500ms / 2s), not '\(s)'")
+            return nil
+        }
+        guard range.contains(value) else {
+            error(n, "\(what) \(s) is out of range \(range.lowerBound)...\(range.upperBound) s")
+            return nil
+        }
+        return value
     }
 
     mutating func integer(_ n: YNode?, _ what: String, range: ClosedRange<Int>) -> Int? {

@@ -15,8 +15,11 @@ public enum SnapshotBuilder {
         public var errors: [Diagnostic] { diagnostics.filter { $0.severity == .error } }
     }
 
+    /// - Parameter observations: health-check and agent observations to carry into the new
+    ///   snapshot (a reload keeps what the checks already know).
     public static func build(
-        directory: String, statePath: String? = nil, config: EngineConfig = EngineConfig(), generation: Int = 1
+        directory: String, statePath: String? = nil, config: EngineConfig = EngineConfig(), generation: Int = 1,
+        observations: [String: MemberObservations] = [:]
     ) -> Outcome {
         var diags: [Diagnostic] = []
         // Pools that are valid are bound even when others are not, so every problem is reported.
@@ -30,11 +33,11 @@ public enum SnapshotBuilder {
             return Outcome(snapshot: nil, diagnostics: diags + [Diagnostic(file: directory, line: 0, "\(error)")])
         }
         diags += zoneOutcome.diagnostics
-        var health = HealthSnapshot.allUp
+        var health = HealthSnapshot(version: 1, observations: observations)
         if let statePath {
             let (overrides, stateDiags) = AdminStateFile.load(path: statePath)
             diags += stateDiags
-            health = HealthSnapshot(version: 1, overrides: overrides)
+            health = HealthSnapshot(version: 1, overrides: overrides, observations: observations)
         }
         guard let zones = zoneOutcome.zones, !diags.contains(where: { $0.severity == .error }) else {
             return Outcome(snapshot: nil, diagnostics: diags)
@@ -47,7 +50,13 @@ public enum SnapshotBuilder {
     public static func rebuildHealth(of snapshot: Snapshot, statePath: String, generation: Int) -> (snapshot: Snapshot?, diagnostics: [Diagnostic]) {
         let (overrides, diags) = AdminStateFile.load(path: statePath)
         guard !diags.contains(where: { $0.severity == .error }) else { return (nil, diags) }
-        let health = HealthSnapshot(version: snapshot.pools.health.version + 1, overrides: overrides)
+        let health = snapshot.pools.health.with(overrides: overrides, version: snapshot.pools.health.version + 1)
         return (snapshot.with(pools: snapshot.pools.with(health: health), generation: generation), diags)
+    }
+
+    /// A new health view with fresh check and agent observations (admin overrides kept).
+    public static func rebuildHealth(of snapshot: Snapshot, observations: [String: MemberObservations], generation: Int) -> Snapshot {
+        let health = snapshot.pools.health.with(observations: observations, version: snapshot.pools.health.version + 1)
+        return snapshot.with(pools: snapshot.pools.with(health: health), generation: generation)
     }
 }

@@ -29,6 +29,12 @@ struct Serve: AsyncParsableCommand {
     @Option(name: .long, help: "Admin state file: forced UP/DOWN/DRAIN per member, watched for changes.")
     var state: String?
 
+    @Option(name: .long, help: "Seconds the first round of health checks may take before answering anyway.")
+    var startupTimeout: Double = 5
+
+    @Option(name: .long, help: "This instance's name in health observations (default: the host name).")
+    var instanceName: String?
+
     @Option(name: .long, help: "Address to listen on, HOST:PORT or [V6]:PORT; repeat for several.")
     var listen: [String] = ["127.0.0.1:5300", "[::1]:5300"]
 
@@ -76,7 +82,8 @@ struct Serve: AsyncParsableCommand {
             maxUDPPayload: maxUdpSize,
             identity: ServerIdentity(nsid: nsid.map { Array($0.utf8) }, identity: identity, version: versionString))
         let config = ServerConfig(
-            zonesDirectory: zones, statePath: state, listen: addresses, threads: threads, tcpIdleTimeout: tcpIdleTimeout,
+            zonesDirectory: zones, statePath: state, startupCheckTimeout: startupTimeout,
+            instanceName: instanceName ?? ProcessInfo.processInfo.hostName, listen: addresses, threads: threads, tcpIdleTimeout: tcpIdleTimeout,
             tcpMaxConnections: tcpMaxConnections, tcpMaxBufferedBytes: tcpMaxBuffer, engine: engine)
         let server: DNSServer
         do { server = try DNSServer(config: config, logger: logger) } catch {

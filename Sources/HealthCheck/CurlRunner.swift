@@ -1,0 +1,166 @@
+import CCurl
+import Foundation
+import NIOConcurrencyHelpers
+
+/// One HTTP(S) check to run.
+public struct HTTPCheckRequest: Sendable {
+    public var url: String
+    /// `host:port:address` for CURLOPT_RESOLVE when the URL names a host (Host header and SNI).
+    public var resolve: String?
+    public var hostHeader: String?
+    public var method: String
+    public var timeout: Double
+    public var verifyTLS: Bool
+    public var clientCert: String?
+    public var clientKey: String?
+}
+
+/// What an HTTP(S) check got back.
+public struct HTTPCheckResult: Sendable {
+    /// HTTP status, or 0 when there was no response.
+    public var status: Int
+    /// The body, up to `CurlRunner.maxBody` octets.
+    public var body: [UInt8]
+    /// libcurl's error text when the transfer failed.
+    public var error: String?
+}
+
+/// Runs every HTTP(S) check through one libcurl multi handle on one thread: no thread per
+/// check, transfers interleaved by curl's own event loop (`curl_multi_poll`).
+public final class CurlRunner: @unchecked Sendable {
+    // @unchecked: `pending` and `stopping` are guarded by `lock`; everything else (the multi
+    // handle, the running transfers) is touched only by the runner's own thread.
+    public static let maxBody = 65536
+    static let userAgent = "Meridian-healthcheck/1.0 (+https://github.com/meridian-gslb)"
+
+    private let lock = NIOLock()
+    private var pending: [(HTTPCheckRequest, @Sendable (HTTPCheckResult) -> Void)] = []
+    private var stopping = false
+    private let multi: UnsafeMutableRawPointer
+    private var thread: Thread?
+
+    final class Transfer {
+        let easy: UnsafeMutableRawPointer
+        var body: [UInt8] = []
+        let completion: @Sendable (HTTPCheckResult) -> Void
+        var headers: UnsafeMutablePointer<curl_slist>?
+        var resolve: UnsafeMutablePointer<curl_slist>?
+        var strings: [UnsafeMutablePointer<CChar>] = []
+        init(easy: UnsafeMutableRawPointer, completion: @escaping @Sendable (HTTPCheckResult) -> Void) {
+            self.easy = easy
+            self.completion = completion
+        }
+        func keep(_ s: String) -> UnsafeMutablePointer<CChar> {
+            let p = strdup(s)!
+            strings.append(p)
+            return p
+        }
+        deinit {
+            curl_slist_free_all(headers)
+            curl_slist_free_all(resolve)
+            strings.forEach { free($0) }
+        }
+    }
+
+    private var running: [UnsafeMutableRawPointer: Transfer] = [:]
+
+    public init() {
+        curl_global_init(Int(CURL_GLOBAL_DEFAULT))
+        multi = curl_multi_init()
+        _ = meridian_curl_multi_setopt_long(multi, CURLMOPT_MAXCONNECTS, 64)
+        let t = Thread { [unowned self] in self.loop() }
+        t.name = "meridian-curl"
+        thread = t
+        t.start()
+    }
+
+    /// Queues a check; `completion` runs on the runner's thread.
+    public func submit(_ request: HTTPCheckRequest, completion: @escaping @Sendable (HTTPCheckResult) -> Void) {
+        lock.withLock { pending.append((request, completion)) }
+        curl_multi_wakeup(multi)
+    }
+
+    public func stop() {
+        lock.withLock { stopping = true }
+        curl_multi_wakeup(multi)
+    }
+
+    private func loop() {
+        while true {
+            let (batch, stop) = lock.withLock { () -> ([(HTTPCheckRequest, @Sendable (HTTPCheckResult) -> Void)], Bool) in
+                defer { pending.removeAll() }
+                return (pending, stopping)
+            }
+            if stop { break }
+            for (req, done) in batch { start(req, done) }
+            var stillRunning: Int32 = 0
+            curl_multi_perform(multi, &stillRunning)
+            var left: Int32 = 0
+            while let msg = curl_multi_info_read(multi, &left) {
+                guard msg.pointee.msg == CURLMSG_DONE, let easy = msg.pointee.easy_handle, let t = running.removeValue(forKey: easy) else { continue }
+                let code = msg.pointee.data.result
+                var status = 0
+                meridian_curl_easy_getinfo_long(easy, CURLINFO_RESPONSE_CODE, &status)
+                let error = code == CURLE_OK ? nil : String(cString: curl_easy_strerror(code))
+                curl_multi_remove_handle(multi, easy)
+                curl_easy_cleanup(easy)
+                t.completion(HTTPCheckResult(status: code == CURLE_OK ? status : 0, body: t.body, error: error))
+            }
+            var fds: Int32 = 0
+            curl_multi_poll(multi, nil, 0, 1000, &fds)
+        }
+        for (easy, t) in running {
+            curl_multi_remove_handle(multi, easy)
+            curl_easy_cleanup(easy)
+            t.completion(HTTPCheckResult(status: 0, body: [], error: "stopped"))
+        }
+        running.removeAll()
+        curl_multi_cleanup(multi)
+    }
+
+    private func start(_ r: HTTPCheckRequest, _ done: @escaping @Sendable (HTTPCheckResult) -> Void) {
+        guard let easy = curl_easy_init() else {
+            done(HTTPCheckResult(status: 0, body: [], error: "curl_easy_init failed"))
+            return
+        }
+        let t = Transfer(easy: easy, completion: done)
+        _ = meridian_curl_easy_setopt_ptr(easy, CURLOPT_URL, t.keep(r.url))
+        _ = meridian_curl_easy_setopt_ptr(easy, CURLOPT_PROTOCOLS_STR, t.keep("http,https"))
+        _ = meridian_curl_easy_setopt_ptr(easy, CURLOPT_USERAGENT, t.keep(CurlRunner.userAgent))
+        _ = meridian_curl_easy_setopt_long(easy, CURLOPT_NOSIGNAL, 1)
+        _ = meridian_curl_easy_setopt_long(easy, CURLOPT_TIMEOUT_MS, Int(r.timeout * 1000))
+        _ = meridian_curl_easy_setopt_long(easy, CURLOPT_CONNECTTIMEOUT_MS, Int(r.timeout * 1000))
+        _ = meridian_curl_easy_setopt_long(easy, CURLOPT_FRESH_CONNECT, 1)
+        _ = meridian_curl_easy_setopt_long(easy, CURLOPT_FORBID_REUSE, 1)
+        _ = meridian_curl_easy_setopt_long(easy, CURLOPT_FOLLOWLOCATION, 0)
+        _ = meridian_curl_easy_setopt_long(easy, CURLOPT_SSL_VERIFYPEER, r.verifyTLS ? 1 : 0)
+        _ = meridian_curl_easy_setopt_long(easy, CURLOPT_SSL_VERIFYHOST, r.verifyTLS ? 2 : 0)
+        if r.method == "HEAD" {
+            _ = meridian_curl_easy_setopt_long(easy, CURLOPT_NOBODY, 1)
+        } else if r.method != "GET" {
+            _ = meridian_curl_easy_setopt_ptr(easy, CURLOPT_CUSTOMREQUEST, t.keep(r.method))
+        }
+        if let cert = r.clientCert, let key = r.clientKey {
+            _ = meridian_curl_easy_setopt_ptr(easy, CURLOPT_SSLCERT, t.keep(cert))
+            _ = meridian_curl_easy_setopt_ptr(easy, CURLOPT_SSLKEY, t.keep(key))
+        }
+        if let resolve = r.resolve {
+            t.resolve = curl_slist_append(nil, resolve)
+            _ = meridian_curl_easy_setopt_ptr(easy, CURLOPT_RESOLVE, UnsafeRawPointer(t.resolve))
+        }
+        if let host = r.hostHeader {
+            t.headers = curl_slist_append(nil, "Host: \(host)")
+            _ = meridian_curl_easy_setopt_ptr(easy, CURLOPT_HTTPHEADER, UnsafeRawPointer(t.headers))
+        }
+        _ = meridian_curl_easy_setopt_write_cb(easy, CURLOPT_WRITEFUNCTION) { ptr, size, count, user in
+            let t = Unmanaged<Transfer>.fromOpaque(user!).takeUnretainedValue()
+            let n = size * count
+            let room = CurlRunner.maxBody - t.body.count
+            if room > 0, let ptr { t.body.append(contentsOf: UnsafeRawBufferPointer(start: ptr, count: min(n, room))) }
+            return n
+        }
+        _ = meridian_curl_easy_setopt_ptr(easy, CURLOPT_WRITEDATA, Unmanaged.passUnretained(t).toOpaque())
+        running[easy] = t
+        curl_multi_add_handle(multi, easy)
+    }
+}

@@ -1,0 +1,397 @@
+import ClusterState
+import Foundation
+import GeoTopology
+import Logging
+import Metrics
+import NIOCore
+import NIOPosix
+import PoolConfig
+
+/// One member to watch: where to check it and how.
+public struct MonitorTarget: Sendable, Equatable {
+    public var memberID: String
+    public var address: IPAddress
+    public var checks: [CheckSpec]
+    public var agent: AgentSpec?
+
+    public init(memberID: String, address: IPAddress, checks: [CheckSpec], agent: AgentSpec?) {
+        self.memberID = memberID
+        self.address = address
+        self.checks = checks
+        self.agent = agent
+    }
+
+    /// Every checked or agent-watched member of a pool set.
+    public static func targets(for pools: PoolSet) -> [MonitorTarget] {
+        pools.pools.flatMap { pool in
+            pool.members.compactMap { m -> MonitorTarget? in
+                guard (!pool.checks.isEmpty || pool.agent != nil), let a = m.checkAddress else { return nil }
+                return MonitorTarget(memberID: m.id, address: a, checks: pool.checks, agent: pool.agent)
+            }
+        }
+    }
+}
+
+/// Counters of the engine's own work, for benchmarks and the logs.
+public struct MonitorStats: Sendable {
+    public var checksRun: Int
+    public var missedDeadlines: Int
+    public var transitions: Int
+}
+
+/// Runs every health check and feedback-agent poll from one event loop: TCP, DNS and agent
+/// probes are SwiftNIO channels, HTTP(S) goes through one libcurl multi thread, exec checks
+/// are spawned processes; no thread per check. Each (member, check) runs on its own schedule,
+/// spread over the interval by jitter; results pass through the rise/fall machine; changes
+/// are published (coalesced) as observations for the health snapshot.
+public final class HealthMonitor: @unchecked Sendable {
+    // @unchecked: every mutable property below is read and written only on `loop` (all entry
+    // points hop there with `loop.execute`); the rest is immutable or thread-safe itself
+    // (CurlRunner, DispatchQueue, Logger).
+    let group: MultiThreadedEventLoopGroup
+    let loop: any EventLoop
+    let curl = CurlRunner()
+    let execQueue = DispatchQueue(label: "meridian.exec-checks", attributes: .concurrent)
+    let observer: String
+    let logger: Logger
+    let publish: @Sendable ([String: MemberObservations]) -> Void
+    /// How often observations are handed over at most.
+    let coalesce: TimeAmount
+
+    struct CheckRun {
+        let spec: CheckSpec
+        var machine: RiseFall
+        var reason = "not checked yet"
+        var version: UInt64 = 0
+        var changedAt = Date().timeIntervalSince1970
+        var task: Scheduled<Void>?
+        let regex: NSRegularExpression?
+    }
+
+    struct AgentRun {
+        let spec: AgentSpec
+        var state: AgentReply.State?
+        var percent: Double?
+        var lastGood: Double?
+        var lastError: String?
+        var observed = false
+        var task: Scheduled<Void>?
+        var published: AgentObservation?
+    }
+
+    struct MemberRun {
+        let target: MonitorTarget
+        var checks: [CheckRun]
+        var agent: AgentRun?
+    }
+
+    private var members: [MemberRun] = []
+    private var generation = 0
+    private var dirty = false
+    private var publishPending = false
+    private var stats = MonitorStats(checksRun: 0, missedDeadlines: 0, transitions: 0)
+    private var firstRoundWaiters: [EventLoopPromise<Void>] = []
+    private var stopped = false
+
+    public init(observer: String, logger: Logger, coalesce: TimeAmount = .milliseconds(50), publish: @escaping @Sendable ([String: MemberObservations]) -> Void) {
+        group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        loop = group.next()
+        self.observer = observer
+        self.logger = logger
+        self.coalesce = coalesce
+        self.publish = publish
+    }
+
+    /// Starts (or restarts with new targets) the checks. State is kept for members and checks
+    /// that did not change.
+    public func update(targets: [MonitorTarget]) {
+        loop.execute { self.apply(targets) }
+    }
+
+    /// Completes when every check and agent has a first result, or after `timeout`.
+    public func firstRound(timeout: Double) -> EventLoopFuture<Void> {
+        loop.submit {
+            let p = self.loop.makePromise(of: Void.self)
+            if self.allObserved() { p.succeed() } else {
+                self.firstRoundWaiters.append(p)
+                self.loop.scheduleTask(in: .milliseconds(Int64(timeout * 1000))) { p.succeed() }
+            }
+            return p.futureResult
+        }.flatMap { $0 }
+    }
+
+    /// The current observations (including initial states for members not checked yet).
+    public func observations() -> EventLoopFuture<[String: MemberObservations]> {
+        loop.submit { self.snapshot() }
+    }
+
+    public func currentStats() -> EventLoopFuture<MonitorStats> { loop.submit { self.stats } }
+
+    public func shutdown() async {
+        try? await loop.submit {
+            self.stopped = true
+            for i in self.members.indices {
+                for j in self.members[i].checks.indices { self.members[i].checks[j].task?.cancel() }
+                self.members[i].agent?.task?.cancel()
+            }
+        }.get()
+        curl.stop()
+        try? await group.shutdownGracefully()
+    }
+
+    // MARK: - On the loop
+
+    private func apply(_ targets: [MonitorTarget]) {
+        generation += 1
+        var old: [String: MemberRun] = [:]
+        for m in members {
+            old[m.target.memberID] = m
+            for c in m.checks { c.task?.cancel() }
+            m.agent?.task?.cancel()
+        }
+        members = targets.map { t in
+            let previous = old[t.memberID]
+            let checks = t.checks.map { spec -> CheckRun in
+                if let p = previous?.checks.first(where: { $0.spec == spec }), previous?.target.address == t.address {
+                    var kept = p
+                    kept.task = nil
+                    return kept
+                }
+                return CheckRun(
+                    spec: spec, machine: RiseFall(rise: spec.rise, fall: spec.fall, initialUp: spec.initialUp),
+                    regex: spec.bodyRegex.flatMap { try? NSRegularExpression(pattern: $0) })
+            }
+            var agent = t.agent.map { AgentRun(spec: $0) }
+            if let a = t.agent, let p = previous?.agent, p.spec == a, previous?.target.address == t.address { agent = p }
+            return MemberRun(target: t, checks: checks, agent: agent)
+        }
+        let now = NIODeadline.now()
+        let gen = generation
+        for i in members.indices {
+            for j in members[i].checks.indices {
+                // The first round runs within the first quarter second (or interval), spread out.
+                let spread = min(members[i].checks[j].spec.interval, 0.25)
+                schedule(i, j, due: now + .nanoseconds(Int64(Double.random(in: 0..<spread) * 1e9)), generation: gen)
+            }
+            if let spec = members[i].agent?.spec {
+                scheduleAgent(i, due: now + .nanoseconds(Int64(Double.random(in: 0..<min(spec.interval, 0.25)) * 1e9)), generation: gen)
+            }
+        }
+        markDirty()
+    }
+
+    private func schedule(_ i: Int, _ j: Int, due: NIODeadline, generation gen: Int) {
+        members[i].checks[j].task = loop.scheduleTask(deadline: due) { [self] in
+            guard gen == generation, !stopped else { return }
+            run(i, j, due: due, generation: gen)
+        }
+    }
+
+    private func run(_ i: Int, _ j: Int, due: NIODeadline, generation gen: Int) {
+        let spec = members[i].checks[j].spec
+        let late = NIODeadline.now() - due
+        if late > .nanoseconds(Int64(max(0.05, spec.interval * 0.1) * 1e9)) { stats.missedDeadlines += 1 }
+        stats.checksRun += 1
+        let started = NIODeadline.now()
+        probe(members[i].target.address, spec, regex: members[i].checks[j].regex).whenComplete { [self] r in
+            guard gen == generation, !stopped else { return }
+            let result = (try? r.get()) ?? .failure("probe error")
+            Counter(label: "meridian_health_checks_total", dimensions: [("type", spec.kind.rawValue), ("result", result.ok ? "ok" : "fail")]).increment()
+            record(i, j, result)
+            // Next run one interval after this one was due (no drift), with +-5% jitter;
+            // if that is already past, one interval from now.
+            var next = due + .nanoseconds(Int64(spec.interval * Double.random(in: 0.95...1.05) * 1e9))
+            if next < NIODeadline.now() { next = started + .nanoseconds(Int64(spec.interval * 1e9)) }
+            schedule(i, j, due: next, generation: gen)
+        }
+    }
+
+    private func probe(_ address: IPAddress, _ spec: CheckSpec, regex: NSRegularExpression?) -> EventLoopFuture<ProbeResult> {
+        switch spec.kind {
+        case .tcp:
+            return tcpProbe(group: loop, address: address, port: spec.port, timeout: spec.timeout)
+        case .dns:
+            return dnsProbe(group: loop, address: address, port: spec.port, name: spec.queryName, qtype: spec.queryType, expectRcode: spec.expectRcode, expectAnswer: spec.expectAnswer, timeout: spec.timeout)
+        case .exec:
+            let p = loop.makePromise(of: ProbeResult.self)
+            let argv = spec.command.map {
+                $0.replacingOccurrences(of: "{address}", with: address.description).replacingOccurrences(of: "{port}", with: String(spec.port))
+            }
+            execProbe(command: argv, timeout: spec.timeout, queue: execQueue) { p.succeed($0) }
+            return p.futureResult
+        case .http, .https:
+            let p = loop.makePromise(of: ProbeResult.self)
+            let literal = address.family == .v6 ? "[\(address)]" : address.description
+            let urlHost = spec.sni ?? spec.host ?? literal
+            let resolve = urlHost == literal ? nil : "\(urlHost):\(spec.port):\(literal)"
+            let request = HTTPCheckRequest(
+                url: "\(spec.kind.rawValue)://\(urlHost):\(spec.port)\(spec.path)", resolve: resolve,
+                hostHeader: spec.host.flatMap { $0 == urlHost ? nil : $0 }, method: spec.method, timeout: spec.timeout,
+                verifyTLS: spec.verifyTLS, clientCert: spec.clientCert, clientKey: spec.clientKey)
+            let expect = spec.expectStatus
+            let body = spec.bodyContains
+            let regexBox = RegexBox(regex)
+            curl.submit(request) { r in
+                p.succeed(HealthMonitor.evaluate(r, expect: expect, body: body, regex: regexBox.regex))
+            }
+            return p.futureResult
+        }
+    }
+
+    static func evaluate(_ r: HTTPCheckResult, expect: [Int], body: String?, regex: NSRegularExpression?) -> ProbeResult {
+        if let e = r.error { return .failure(e) }
+        guard expect.contains(r.status) else { return .failure("HTTP \(r.status)") }
+        let text = String(decoding: r.body, as: UTF8.self)
+        if let body, !text.contains(body) { return .failure("HTTP \(r.status), body lacks '\(body.prefix(40))'") }
+        if let regex, regex.firstMatch(in: text, range: NSRange(text.startIndex..., in: text)) == nil {
+            return .failure("HTTP \(r.status), body does not match /\(regex.pattern.prefix(40))/")
+        }
+        return .success("HTTP \(r.status)")
+    }
+
+    private func record(_ i: Int, _ j: Int, _ result: ProbeResult) {
+        var run = members[i].checks[j]
+        let firstResult = !run.machine.observed
+        let transition = run.machine.record(success: result.ok)
+        if !result.ok || transition != nil { run.reason = result.reason }
+        if transition != nil || firstResult {
+            run.version += 1
+            run.changedAt = Date().timeIntervalSince1970
+            if !result.ok || transition != nil { run.reason = result.reason } else { run.reason = "ok" }
+        }
+        members[i].checks[j] = run
+        let id = members[i].target.memberID
+        switch transition {
+        case .wentDown?:
+            stats.transitions += 1
+            let n = firstResult ? "the first check" : "\(run.machine.failures) failures"
+            logger.warning("\(id) down: \(run.spec.label) \(result.reason) after \(n)")
+            Counter(label: "meridian_health_transitions_total", dimensions: [("to", "down")]).increment()
+        case .wentUp?:
+            stats.transitions += 1
+            let n = firstResult ? "the first check" : "\(run.machine.successes) successes"
+            logger.notice("\(id) up: \(run.spec.label) \(result.reason) after \(n)")
+            Counter(label: "meridian_health_transitions_total", dimensions: [("to", "up")]).increment()
+        case nil:
+            break
+        }
+        if transition != nil || firstResult { markDirty() }
+        resolveFirstRound()
+    }
+
+    // MARK: Agents
+
+    private func scheduleAgent(_ i: Int, due: NIODeadline, generation gen: Int) {
+        members[i].agent?.task = loop.scheduleTask(deadline: due) { [self] in
+            guard gen == generation, !stopped, let spec = members[i].agent?.spec else { return }
+            stats.checksRun += 1
+            readReply(group: loop, address: members[i].target.address, port: spec.port, send: spec.send, timeout: spec.timeout, limit: AgentReply.maxLength)
+                .whenComplete { [self] r in
+                    guard gen == generation, !stopped else { return }
+                    switch r {
+                    case .success(let bytes):
+                        do throws(AgentReply.ParseError) {
+                            agentReply(i, try AgentReply.parse(bytes))
+                        } catch {
+                            agentError(i, "\(error)")
+                        }
+                    case .failure(let e):
+                        agentError(i, describe(e))
+                    }
+                    scheduleAgent(i, due: due + .nanoseconds(Int64(spec.interval * Double.random(in: 0.95...1.05) * 1e9)), generation: gen)
+                }
+        }
+    }
+
+    private func agentReply(_ i: Int, _ reply: AgentReply) {
+        guard var a = members[i].agent else { return }
+        if a.lastError != nil { logger.notice("\(members[i].target.memberID) agent answers again") }
+        a.lastError = nil
+        if let s = reply.state { a.state = s }
+        if let p = reply.percent { a.percent = p }
+        a.lastGood = Date().timeIntervalSince1970
+        a.observed = true
+        members[i].agent = a
+        updateAgentObservation(i)
+    }
+
+    private func agentError(_ i: Int, _ message: String) {
+        guard var a = members[i].agent else { return }
+        if a.lastError != message {
+            logger.warning("\(members[i].target.memberID) agent: \(message); keeping the last good reply for up to \(Int(a.spec.maxAge)) s")
+        }
+        a.lastError = message
+        a.observed = true
+        members[i].agent = a
+        updateAgentObservation(i)
+    }
+
+    private func updateAgentObservation(_ i: Int) {
+        guard var a = members[i].agent else { return }
+        let now = Date().timeIntervalSince1970
+        var obs: AgentObservation?
+        if let good = a.lastGood, now - good <= a.spec.maxAge {
+            let detail = [a.percent.map { "\(Int($0))%" }, a.state.map(\.rawValue), a.lastError.map { "last reply failed: \($0)" }]
+                .compactMap { $0 }.joined(separator: " ")
+            obs = AgentObservation(state: a.state, weightFactor: a.percent.map { $0 / 100 }, detail: detail, observer: observer, at: good)
+        } else if a.lastError != nil {
+            // Stale or never good: the static weight applies.
+            obs = nil
+        }
+        if obs != a.published {
+            if a.published != nil && obs == nil { logger.warning("\(members[i].target.memberID) agent: no good reply for \(Int(a.spec.maxAge)) s, static weight applies") }
+            a.published = obs
+            members[i].agent = a
+            markDirty()
+        } else {
+            members[i].agent = a
+        }
+        resolveFirstRound()
+    }
+
+    // MARK: Publication
+
+    private func allObserved() -> Bool {
+        members.allSatisfy { m in m.checks.allSatisfy(\.machine.observed) && (m.agent?.observed ?? true) }
+    }
+
+    private func resolveFirstRound() {
+        guard !firstRoundWaiters.isEmpty, allObserved() else { return }
+        let waiters = firstRoundWaiters
+        firstRoundWaiters = []
+        for w in waiters { w.succeed() }
+    }
+
+    private func markDirty() {
+        dirty = true
+        guard !publishPending else { return }
+        publishPending = true
+        loop.scheduleTask(in: coalesce) { [self] in
+            publishPending = false
+            guard dirty, !stopped else { return }
+            dirty = false
+            publish(snapshot())
+        }
+    }
+
+    private func snapshot() -> [String: MemberObservations] {
+        var out: [String: MemberObservations] = [:]
+        for m in members {
+            let checks = m.checks.map { c in
+                CheckObservation(
+                    check: c.spec.label, up: c.machine.isUp,
+                    reason: c.machine.observed ? c.reason : "initial state \(c.spec.initialUp ? "up" : "down") (not checked yet)",
+                    observer: observer, version: c.version, at: c.changedAt)
+            }
+            out[m.target.memberID] = MemberObservations(checks: checks, agent: m.agent?.published)
+        }
+        return out
+    }
+}
+
+/// Carries a compiled regular expression into curl's completion.
+struct RegexBox: @unchecked Sendable {
+    // @unchecked: NSRegularExpression is immutable once compiled and documented thread-safe.
+    let regex: NSRegularExpression?
+    init(_ r: NSRegularExpression?) { regex = r }
+}

@@ -1,0 +1,202 @@
+import DNSWire
+import Foundation
+import GeoTopology
+import NIOCore
+import NIOPosix
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The outcome of one probe: success, or failure with a short reason.
+public struct ProbeResult: Sendable, Equatable {
+    public var ok: Bool
+    public var reason: String
+    public static func success(_ r: String = "ok") -> ProbeResult { ProbeResult(ok: true, reason: r) }
+    public static func failure(_ r: String) -> ProbeResult { ProbeResult(ok: false, reason: r) }
+}
+
+func socketAddress(_ a: IPAddress, _ port: Int) throws -> SocketAddress {
+    try SocketAddress(ipAddress: a.description, port: port)
+}
+
+/// TCP connect (then close) within the timeout.
+func tcpProbe(group: any EventLoopGroup, address: IPAddress, port: Int, timeout: Double) -> EventLoopFuture<ProbeResult> {
+    let loop = group.next()
+    do {
+        let target = try socketAddress(address, port)
+        return ClientBootstrap(group: loop)
+            .connectTimeout(.milliseconds(Int64(timeout * 1000)))
+            .connect(to: target)
+            .flatMap { ch in ch.close().map { ProbeResult.success("connected") } }
+            .flatMapErrorThrowing { ProbeResult.failure("connect: \(describe($0))") }
+    } catch {
+        return loop.makeSucceededFuture(.failure("bad address: \(error)"))
+    }
+}
+
+/// Collects a reply until the peer closes, a newline arrives, or `limit` octets.
+final class ReplyCollector: ChannelInboundHandler, @unchecked Sendable {
+    // @unchecked: touched only on its channel's event loop.
+    typealias InboundIn = ByteBuffer
+    let limit: Int
+    let untilNewline: Bool
+    let promise: EventLoopPromise<[UInt8]>
+    var bytes: [UInt8] = []
+    var done = false
+
+    init(limit: Int, untilNewline: Bool, promise: EventLoopPromise<[UInt8]>) {
+        self.limit = limit
+        self.untilNewline = untilNewline
+        self.promise = promise
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        var b = unwrapInboundIn(data)
+        bytes += b.readBytes(length: b.readableBytes) ?? []
+        if bytes.count > limit || (untilNewline && bytes.contains(10)) { finish(context) }
+    }
+
+    func channelInactive(context: ChannelHandlerContext) { finish(context) }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        if !done {
+            done = true
+            promise.fail(error)
+        }
+        context.close(promise: nil)
+    }
+
+    func finish(_ context: ChannelHandlerContext) {
+        guard !done else { return }
+        done = true
+        promise.succeed(bytes)
+        context.close(promise: nil)
+    }
+}
+
+/// Connects, optionally sends `send`, and reads a reply (feedback agent).
+func readReply(group: any EventLoopGroup, address: IPAddress, port: Int, send: String?, timeout: Double, limit: Int) -> EventLoopFuture<[UInt8]> {
+    let loop = group.next()
+    let promise = loop.makePromise(of: [UInt8].self)
+    do {
+        let target = try socketAddress(address, port)
+        let collector = ReplyCollector(limit: limit, untilNewline: false, promise: promise)
+        let connect = ClientBootstrap(group: loop)
+            .connectTimeout(.milliseconds(Int64(timeout * 1000)))
+            .channelInitializer { ch in ch.eventLoop.makeCompletedFuture { try ch.pipeline.syncOperations.addHandler(collector) } }
+            .connect(to: target)
+        connect.whenSuccess { ch in
+            if let send {
+                let text = send.hasSuffix("\n") ? send : send + "\n"
+                ch.writeAndFlush(ByteBuffer(string: text), promise: nil)
+            }
+            ch.eventLoop.scheduleTask(in: .milliseconds(Int64(timeout * 1000))) { ch.close(promise: nil) }
+        }
+        connect.whenFailure { promise.fail($0) }
+    } catch {
+        promise.fail(error)
+    }
+    return promise.futureResult
+}
+
+/// A DNS query over UDP to the member; checks the RCODE and, optionally, that there is an answer.
+func dnsProbe(group: any EventLoopGroup, address: IPAddress, port: Int, name: [UInt8], qtype: UInt16, expectRcode: Int, expectAnswer: Bool, timeout: Double) -> EventLoopFuture<ProbeResult> {
+    let loop = group.next()
+    let promise = loop.makePromise(of: [UInt8].self)
+    let id = UInt16.random(in: 0...UInt16.max)
+    var query: [UInt8] = [UInt8(id >> 8), UInt8(id & 0xFF), 0, 0, 0, 1, 0, 0, 0, 0, 0, 0] + name
+    query += [UInt8(qtype >> 8), UInt8(qtype & 0xFF), 0, 1]
+    do {
+        let target = try socketAddress(address, port)
+        let handler = DatagramReply(promise: promise, id: id)
+        let bind = DatagramBootstrap(group: loop)
+            .channelInitializer { ch in ch.eventLoop.makeCompletedFuture { try ch.pipeline.syncOperations.addHandler(handler) } }
+            .bind(host: address.family == .v4 ? "0.0.0.0" : "::", port: 0)
+        bind.whenSuccess { ch in
+            ch.writeAndFlush(AddressedEnvelope(remoteAddress: target, data: ByteBuffer(bytes: query)), promise: nil)
+            ch.eventLoop.scheduleTask(in: .milliseconds(Int64(timeout * 1000))) {
+                handler.fail(ChannelError.connectTimeout(.milliseconds(Int64(timeout * 1000))))
+                ch.close(promise: nil)
+            }
+            promise.futureResult.whenComplete { _ in ch.close(promise: nil) }
+        }
+        bind.whenFailure { promise.fail($0) }
+    } catch {
+        promise.fail(error)
+    }
+    return promise.futureResult.map { reply -> ProbeResult in
+        guard let m = try? DecodedMessage.decode(reply) else { return .failure("malformed DNS reply") }
+        let rcode = Int(m.rcode)
+        guard rcode == expectRcode else { return .failure("DNS rcode \(RCode.name(UInt16(rcode)))") }
+        if expectAnswer && m.answer.isEmpty { return .failure("DNS reply without an answer") }
+        return .success("DNS \(RCode.name(UInt16(rcode)))")
+    }.flatMapErrorThrowing { .failure("DNS: \(describe($0))") }
+}
+
+final class DatagramReply: ChannelInboundHandler, @unchecked Sendable {
+    // @unchecked: touched only on its channel's event loop.
+    typealias InboundIn = AddressedEnvelope<ByteBuffer>
+    let promise: EventLoopPromise<[UInt8]>
+    let id: UInt16
+    var done = false
+    init(promise: EventLoopPromise<[UInt8]>, id: UInt16) {
+        self.promise = promise
+        self.id = id
+    }
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        var b = unwrapInboundIn(data).data
+        let bytes = b.readBytes(length: b.readableBytes) ?? []
+        guard bytes.count >= 12, UInt16(bytes[0]) << 8 | UInt16(bytes[1]) == id, !done else { return }
+        done = true
+        promise.succeed(bytes)
+    }
+    func fail(_ e: any Error) {
+        guard !done else { return }
+        done = true
+        promise.fail(e)
+    }
+}
+
+/// Runs a program (argv, no shell) with a timeout; success is exit status 0.
+func execProbe(command: [String], timeout: Double, queue: DispatchQueue, completion: @escaping @Sendable (ProbeResult) -> Void) {
+    queue.async {
+        var pid: pid_t = 0
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        let argv = command.map { strdup($0) } + [nil]
+        defer { argv.forEach { free($0) } }
+        let rc = posix_spawn(&pid, command[0], &actions, nil, argv, environ)
+        guard rc == 0 else {
+            completion(.failure("cannot run \(command[0]): \(String(cString: strerror(rc)))"))
+            return
+        }
+        let deadline = Date().addingTimeInterval(timeout)
+        var status: Int32 = 0
+        while true {
+            let r = waitpid(pid, &status, WNOHANG)
+            if r == pid { break }
+            if Date() > deadline {
+                kill(pid, SIGKILL)
+                waitpid(pid, &status, 0)
+                completion(.failure("timed out after \(timeout) s"))
+                return
+            }
+            usleep(5000)
+        }
+        let exited = (status & 0x7F) == 0
+        let code = (status >> 8) & 0xFF
+        completion(exited && code == 0 ? .success("exit 0") : .failure(exited ? "exit \(code)" : "killed by signal \(status & 0x7F)"))
+    }
+}
+
+func describe(_ e: any Error) -> String {
+    if let io = e as? IOError { return String(cString: strerror(io.errnoCode)) }
+    if e is ChannelError { return "\(e)".replacingOccurrences(of: "connectTimeout", with: "timeout") }
+    if let c = e as? NIOConnectionError, let first = c.connectionErrors.first { return describe(first.error) }
+    return "\(e)"
+}
