@@ -93,6 +93,14 @@ let package = Package(
         .testTarget(name: "GeoTopologyTests", dependencies: ["GeoTopology"]),
         .testTarget(name: "PoolConfigTests", dependencies: ["PoolConfig", "ZoneStore", "DNSWire"]),
         .testTarget(name: "ClusterStateTests", dependencies: ["ClusterState"]),
+        .testTarget(
+            name: "HealthCheckTests",
+            dependencies: [
+                "HealthCheck", "ClusterState", "PoolConfig",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]),
         .testTarget(name: "SelectionTests", dependencies: ["Selection", "PoolConfig", "ClusterState", "GeoTopology", "DNSWire"]),
         .testTarget(name: "SystemLibraryTests", dependencies: ["CLDNS", "CMaxMindDB", "CCurl"]),
         .testTarget(

@@ -49,7 +49,8 @@ public struct AgentReply: Sendable, Equatable {
             comment = String(text[text.index(after: hash)...]).trimmingCharacters(in: [" ", "\n", "\r", "\t"])
             text = String(text[..<hash])
         }
-        let words = text.split(whereSeparator: { $0 == " " || $0 == "," || $0 == "\t" || $0 == "\n" || $0 == "\r" }).map { $0.lowercased() }
+        // Character-wise "\r\n" is one Character, so split on whitespace as a class.
+        let words = text.split(whereSeparator: { $0.isWhitespace || $0 == "," }).map { $0.lowercased() }
         guard !words.isEmpty else { throw .empty }
         var reply = AgentReply()
         for w in words {

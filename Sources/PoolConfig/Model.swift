@@ -105,6 +105,17 @@ public struct CheckSpec: Sendable, Equatable {
     public var command: [String] = []
     public var line: Int
 
+    public init(kind: CheckKind, port: Int, interval: Double, timeout: Double, rise: Int, fall: Int, initialUp: Bool, line: Int) {
+        self.kind = kind
+        self.port = port
+        self.interval = interval
+        self.timeout = timeout
+        self.rise = rise
+        self.fall = fall
+        self.initialUp = initialUp
+        self.line = line
+    }
+
     /// A short label for logs: `http:80/health`.
     public var label: String {
         switch kind {
@@ -126,6 +137,15 @@ public struct AgentSpec: Sendable, Equatable {
     /// How long the last good reply stays valid when the agent stops answering properly.
     public var maxAge: Double
     public var line: Int
+
+    public init(port: Int, send: String?, interval: Double, timeout: Double, maxAge: Double, line: Int) {
+        self.port = port
+        self.send = send
+        self.interval = interval
+        self.timeout = timeout
+        self.maxAge = maxAge
+        self.line = line
+    }
 }
 
 /// One answerable thing: an address (or, in CNAME pools, a target name) with a weight.

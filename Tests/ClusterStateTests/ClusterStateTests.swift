@@ -38,3 +38,106 @@ struct AdminStateTests {
         #expect(o.isEmpty && d.isEmpty)
     }
 }
+
+@Suite("Rise and fall")
+struct RiseFallTests {
+    @Test func firstResultDecides() {
+        var m = RiseFall(rise: 3, fall: 3, initialUp: true)
+        #expect(m.record(success: false) == .wentDown)
+        var n = RiseFall(rise: 3, fall: 3, initialUp: false)
+        #expect(n.record(success: true) == .wentUp)
+    }
+
+    @Test func needsConsecutiveResults() {
+        var m = RiseFall(rise: 2, fall: 3, initialUp: true)
+        #expect(m.record(success: true) == nil)
+        // Two failures, a success in between resets the count.
+        #expect(m.record(success: false) == nil)
+        #expect(m.record(success: false) == nil)
+        #expect(m.record(success: true) == nil)
+        #expect(m.record(success: false) == nil)
+        #expect(m.record(success: false) == nil)
+        #expect(m.record(success: false) == .wentDown)
+        #expect(!m.isUp)
+        #expect(m.record(success: true) == nil)
+        #expect(m.record(success: false) == nil)
+        #expect(m.record(success: true) == nil)
+        #expect(m.record(success: true) == .wentUp)
+    }
+
+    @Test func flappingMemberStaysDownWithRiseTwo() {
+        var m = RiseFall(rise: 2, fall: 1, initialUp: true)
+        _ = m.record(success: true)
+        var transitions = 0
+        for i in 0..<20 { if m.record(success: i % 2 == 0) != nil { transitions += 1 } }
+        // Alternating results: down on the first failure, never two successes in a row after.
+        #expect(transitions == 1 && !m.isUp)
+    }
+}
+
+@Suite("Feedback agent replies")
+struct AgentReplyTests {
+    func parse(_ s: String) -> AgentReply? { try? AgentReply.parse(Array(s.utf8)) }
+
+    @Test func haproxyForms() {
+        #expect(parse("75%\n") == AgentReply(percent: 75))
+        #expect(parse("up\n")?.state == .up)
+        #expect(parse("ready 100%")?.state == .up)
+        #expect(parse("drain")?.state == .drain)
+        #expect(parse("maint")?.state == .maint)
+        #expect(parse("down #disk full\n") == AgentReply(percent: nil, state: .down, reason: "disk full"))
+        #expect(parse("fail")?.state == .down)
+        #expect(parse("stopped")?.state == .down)
+        #expect(parse("50%, drain")  == AgentReply(percent: 50, state: .drain))
+        #expect(parse("UP 20%\r\n") == AgentReply(percent: 20, state: .up))
+        #expect(parse("0%")?.percent == 0)
+        #expect(parse("250%")?.percent == 100)
+        #expect(parse("12.5%")?.percent == 12.5)
+    }
+
+    @Test(arguments: [
+        ("", AgentReply.ParseError.empty),
+        ("   \n", .empty),
+        ("# only a comment", .empty),
+        ("hello", .unknownWord("hello")),
+        ("75", .unknownWord("75")),
+        ("-5%", .badPercent("-5%")),
+        ("abc%", .badPercent("abc%")),
+        ("nan%", .badPercent("nan%")),
+    ])
+    func garbageIsRejected(text: String, error: AgentReply.ParseError) {
+        #expect(throws: error) { try AgentReply.parse(Array(text.utf8)) }
+    }
+
+    @Test func hostileBytes() {
+        #expect(throws: AgentReply.ParseError.notText) { try AgentReply.parse([0x37, 0x35, 0x25, 0x00]) }
+        #expect(throws: AgentReply.ParseError.notText) { try AgentReply.parse([0xFF, 0xFE]) }
+        #expect(throws: AgentReply.ParseError.tooLong(513)) { try AgentReply.parse([UInt8](repeating: 0x41, count: 513)) }
+    }
+}
+
+@Suite("Observations in the health snapshot")
+struct ObservationTests {
+    func obs(checks: [Bool] = [], agent: AgentReply.State? = nil, percent: Double? = nil) -> MemberObservations {
+        MemberObservations(
+            checks: checks.enumerated().map { CheckObservation(check: "c\($0.offset)", up: $0.element, reason: $0.element ? "ok" : "HTTP 503", observer: "a", version: 1, at: 0) },
+            agent: agent == nil && percent == nil ? nil : AgentObservation(state: agent, weightFactor: percent, detail: "x", observer: "a", at: 0))
+    }
+
+    @Test func foldsChecksAgentAndOverrides() {
+        let h = HealthSnapshot(version: 1, observations: [
+            "p/s/up": obs(checks: [true, true]), "p/s/down": obs(checks: [true, false]), "p/s/drain": obs(checks: [true], agent: .drain),
+            "p/s/agentdown": obs(checks: [true], agent: .down), "p/s/half": obs(checks: [true], percent: 0.5), "p/s/maint": obs(agent: .maint),
+        ])
+        #expect(h.status(of: "p/s/up").state == .up)
+        #expect(h.status(of: "p/s/down") == MemberStatus(state: .down, source: "check c1: HTTP 503"))
+        #expect(h.status(of: "p/s/drain").state == .drain)
+        #expect(h.status(of: "p/s/agentdown").state == .down)
+        #expect(h.status(of: "p/s/half").weightFactor == 0.5 && h.status(of: "p/s/half").state == .up)
+        #expect(h.status(of: "p/s/maint").state == .drain)
+        // Admin overrides win over checks.
+        let forced = h.with(overrides: [AdminOverride(pattern: "p/s/down", state: .up, file: "s", line: 1)], version: 2)
+        #expect(forced.status(of: "p/s/down").state == .up)
+        #expect(forced.observations.count == 6)
+    }
+}

@@ -1,0 +1,185 @@
+import ClusterState
+import Foundation
+import Logging
+import NIOCore
+import NIOPosix
+import PoolConfig
+import Testing
+@testable import HealthCheck
+
+@Suite("HTTP result evaluation")
+struct EvaluateTests {
+    @Test func statusBodyAndRegex() {
+        let ok = HTTPCheckResult(status: 200, body: Array("service OK v2".utf8), error: nil)
+        #expect(HealthMonitor.evaluate(ok, expect: [200], body: nil, regex: nil).ok)
+        #expect(HealthMonitor.evaluate(ok, expect: [200], body: "OK", regex: nil).ok)
+        #expect(HealthMonitor.evaluate(ok, expect: [204], body: nil, regex: nil) == .failure("HTTP 200"))
+        #expect(!HealthMonitor.evaluate(ok, expect: [200], body: "FAIL", regex: nil).ok)
+        #expect(HealthMonitor.evaluate(ok, expect: [200], body: nil, regex: try! NSRegularExpression(pattern: "v[0-9]+$")).ok)
+        #expect(!HealthMonitor.evaluate(ok, expect: [200], body: nil, regex: try! NSRegularExpression(pattern: "^down")).ok)
+        let err = HTTPCheckResult(status: 0, body: [], error: "Couldn't connect to server")
+        #expect(HealthMonitor.evaluate(err, expect: [200], body: nil, regex: nil) == .failure("Couldn't connect to server"))
+    }
+}
+
+@Suite("Check configuration")
+struct CheckConfigTests {
+    func parse(_ checks: String, agent: String = "") -> (PoolSet?, [String]) {
+        let yaml = "pools:\n  p:\n    names: [p.example.test.]\n    members: [127.0.0.1]\n    checks:\n\(checks)\(agent)"
+        let (s, d) = PoolFileParser.parse(files: [("/tmp/c.yaml", yaml)])
+        return (s, d.map(\.description))
+    }
+
+    @Test func defaultsAndKinds() throws {
+        let (s, d) = parse("      - {type: http, path: /health, expect_status: [200, 204], body: OK}\n      - {type: tcp, port: 22, interval: 500ms, rise: 1, fall: 2}\n      - {type: dns, name: example.test., qtype: SOA}\n      - {type: exec, command: [/bin/true, \"{address}\"], timeout: 2, interval: 5}\n", agent: "    agent: {port: 3334, send: hello, interval: 1s}\n")
+        let p = try #require(s?.pools.first, "\(d)")
+        #expect(p.checks.map(\.label) == ["http:80/health", "tcp:22", "dns:53", "exec:true"])
+        #expect(p.checks[0].expectStatus == [200, 204] && p.checks[0].rise == 2 && p.checks[0].fall == 3)
+        #expect(p.checks[1].interval == 0.5 && p.checks[1].timeout == 0.5)
+        #expect(p.agent == AgentSpec(port: 3334, send: "hello", interval: 1, timeout: 1, maxAge: 30, line: 10))
+        #expect(MonitorTarget.targets(for: s!).count == 1)
+    }
+
+    @Test(arguments: [
+        ("      - {type: tcp}\n", "needs 'port'"),
+        ("      - {type: ping, port: 1}\n", "needs 'type'"),
+        ("      - {type: http, interval: 1, timeout: 2}\n", "longer than interval"),
+        ("      - {type: http, command: [/bin/true]}\n", "does not apply"),
+        ("      - {type: exec, command: [true]}\n", "absolute program path"),
+        ("      - {type: http, body_regex: \"[\"}\n", "not a valid regular expression"),
+        ("      - {type: http, rise: 0}\n", "rise 0 is out of range"),
+        ("      - {type: http, interval: fast}\n", "must be a duration"),
+        ("      - {type: https, client_cert: /a.pem}\n", "go together"),
+    ])
+    func errors(check: String, message: String) {
+        let (s, d) = parse(check)
+        #expect(s == nil)
+        #expect(d.contains { $0.hasPrefix("/tmp/c.yaml:6: ") && $0.contains(message) }, "\(d)")
+    }
+}
+
+/// The engine against real loopback servers started here.
+@Suite("Health monitor on loopback", .serialized)
+struct MonitorTests {
+    final class Box: @unchecked Sendable {
+        let lock = NSLock()
+        var latest: [String: MemberObservations] = [:]
+        func set(_ o: [String: MemberObservations]) { lock.lock(); latest = o; lock.unlock() }
+        func get() -> [String: MemberObservations] { lock.lock(); defer { lock.unlock() }; return latest }
+    }
+
+    /// What the test server says; can be changed while it runs.
+    final class Reply: @unchecked Sendable {
+        let lock = NSLock()
+        var text: String
+        init(_ t: String) { text = t }
+        func get() -> String { lock.lock(); defer { lock.unlock() }; return text }
+        func set(_ t: String) { lock.lock(); text = t; lock.unlock() }
+    }
+
+    final class Answer: ChannelInboundHandler, @unchecked Sendable {
+        typealias InboundIn = ByteBuffer
+        let reply: Reply
+        init(_ r: Reply) { reply = r }
+        func channelActive(context: ChannelHandlerContext) {
+            let ch = context.channel
+            context.writeAndFlush(NIOAny(ByteBuffer(string: reply.get()))).whenComplete { _ in ch.close(promise: nil) }
+        }
+    }
+
+    /// A TCP server on 127.0.0.1 that answers each connection with the current reply and closes.
+    func server(_ group: MultiThreadedEventLoopGroup, reply: Reply) async throws -> (any Channel, Int) {
+        let ch = try await ServerBootstrap(group: group)
+            .childChannelInitializer { ch in ch.eventLoop.makeCompletedFuture { try ch.pipeline.syncOperations.addHandler(Answer(reply)) } }
+            .bind(host: "127.0.0.1", port: 0).get()
+        return (ch, ch.localAddress!.port!)
+    }
+
+    func spec(_ kind: CheckKind, port: Int) -> CheckSpec {
+        CheckSpec(kind: kind, port: port, interval: 0.2, timeout: 0.2, rise: 1, fall: 1, initialUp: false, line: 1)
+    }
+
+    func waitFor(_ box: Box, timeout: Double = 3, _ pred: ([String: MemberObservations]) -> Bool) async throws -> Bool {
+        let deadline = Date().addingTimeInterval(timeout)
+        while Date() < deadline {
+            if pred(box.get()) { return true }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        return false
+    }
+
+    @Test func tcpUpDownAndAgentWeight() async throws {
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let (listener, port) = try await server(group, reply: Reply("60% drain\n"))
+        let box = Box()
+        let monitor = HealthMonitor(observer: "test", logger: Logger(label: "test"), coalesce: .milliseconds(10)) { box.set($0) }
+        let agent = AgentSpec(port: port, send: nil, interval: 0.2, timeout: 0.5, maxAge: 0.6, line: 1)
+        monitor.update(targets: [
+            MonitorTarget(memberID: "p/s/live", address: .init("127.0.0.1")!, checks: [spec(.tcp, port: port)], agent: agent),
+            MonitorTarget(memberID: "p/s/dead", address: .init("127.0.0.1")!, checks: [spec(.tcp, port: 1)], agent: nil),
+        ])
+        try await monitor.firstRound(timeout: 3).get()
+        #expect(try await waitFor(box) {
+            $0["p/s/live"]?.checks.first?.up == true && $0["p/s/live"]?.agent?.state == .drain
+                && $0["p/s/dead"]?.checks.first?.reason.hasPrefix("initial") == false
+        })
+        let obs = box.get()
+        #expect(obs["p/s/live"]?.agent?.weightFactor == 0.6)
+        #expect(obs["p/s/dead"]?.checks.first?.up == false)
+        #expect(obs["p/s/dead"]?.checks.first?.reason.contains("refused") == true)
+        // The server goes away: the check goes down, and after max_age the agent's word lapses.
+        try await listener.close()
+        #expect(try await waitFor(box) { $0["p/s/live"]?.checks.first?.up == false && $0["p/s/live"]?.agent == nil })
+        let stats = try await monitor.currentStats().get()
+        #expect(stats.checksRun > 4 && stats.transitions >= 2)
+        await monitor.shutdown()
+        try await group.shutdownGracefully()
+    }
+
+    @Test func garbageAgentKeepsLastGoodWeight() async throws {
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let reply = Reply("40%\n")
+        let (listener, port) = try await server(group, reply: reply)
+        let box = Box()
+        let monitor = HealthMonitor(observer: "test", logger: Logger(label: "test"), coalesce: .milliseconds(10)) { box.set($0) }
+        let agent = AgentSpec(port: port, send: "ping", interval: 0.1, timeout: 0.3, maxAge: 5, line: 1)
+        monitor.update(targets: [MonitorTarget(memberID: "p/s/a", address: .init("127.0.0.1")!, checks: [], agent: agent)])
+        #expect(try await waitFor(box) { $0["p/s/a"]?.agent?.weightFactor == 0.4 })
+        // The agent now answers garbage (oversized): the last good weight stays within max_age.
+        reply.set(String(repeating: "x", count: 4000))
+        #expect(try await waitFor(box) { $0["p/s/a"]?.agent?.detail.contains("failed") == true })
+        #expect(box.get()["p/s/a"]?.agent?.weightFactor == 0.4)
+        reply.set("nonsense words\n")
+        try await Task.sleep(for: .milliseconds(300))
+        #expect(box.get()["p/s/a"]?.agent?.weightFactor == 0.4)
+        reply.set("90%\n")
+        #expect(try await waitFor(box) { $0["p/s/a"]?.agent?.weightFactor == 0.9 })
+        try await listener.close()
+        await monitor.shutdown()
+        try await group.shutdownGracefully()
+    }
+
+    @Test func execChecksUseArgvWithoutAShell() async throws {
+        let box = Box()
+        let monitor = HealthMonitor(observer: "test", logger: Logger(label: "test"), coalesce: .milliseconds(10)) { box.set($0) }
+        var ok = spec(.exec, port: 1)
+        ok.command = ["/bin/true"]
+        var bad = spec(.exec, port: 1)
+        bad.command = ["/bin/false"]
+        // A value that a shell would run; as an argument it is just text.
+        var quoted = spec(.exec, port: 1)
+        quoted.command = ["/bin/test", "{address}", "=", "127.0.0.1; exit 0"]
+        monitor.update(targets: [
+            MonitorTarget(memberID: "p/s/t", address: .init("127.0.0.1")!, checks: [ok], agent: nil),
+            MonitorTarget(memberID: "p/s/f", address: .init("127.0.0.1")!, checks: [bad], agent: nil),
+            MonitorTarget(memberID: "p/s/q", address: .init("127.0.0.1")!, checks: [quoted], agent: nil),
+        ])
+        try await monitor.firstRound(timeout: 3).get()
+        #expect(try await waitFor(box) { $0.count == 3 && $0.values.allSatisfy { !($0.checks.first?.reason.hasPrefix("initial") ?? true) } })
+        let o = box.get()
+        #expect(o["p/s/t"]?.checks.first?.up == true)
+        #expect(o["p/s/f"]?.checks.first?.reason == "exit 1")
+        #expect(o["p/s/q"]?.checks.first?.up == false)
+        await monitor.shutdown()
+    }
+}
