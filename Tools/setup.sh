@@ -17,6 +17,7 @@ APT_PACKAGES=(
   dnsperf                          # benchmarks
   gdnsd nsd                        # reference servers for the benchmarks
   python3-pip
+  openssl                          # self-signed certificates for the HTTPS check tests
 )
 
 missing=()
