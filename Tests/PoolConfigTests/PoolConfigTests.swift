@@ -15,7 +15,7 @@ struct PoolFileTests {
     @Test func examplePoolsLoad() {
         let (set, diags) = PoolFileParser.load(directory: repoRoot + "/Zones")
         #expect(diags.isEmpty, "\(diags)")
-        #expect(set?.pools.map(\.name) == ["www", "near", "app", "api", "cdn"])
+        #expect(set?.pools.map(\.name) == ["www", "near", "app", "api", "cdn", "web"])
         #expect(set?.pools.first { $0.name == "cdn" }?.isCNAME == true)
         #expect(set?.geo != nil)
     }
