@@ -102,6 +102,18 @@ let package = Package(
             swiftSettings: strict
         ),
 
+        // Loopback targets for the check-engine benchmark (Tools/bench-checks.py).
+        .executableTarget(
+            name: "meridian-bench-target",
+            dependencies: [
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Atomics", package: "swift-atomics"),
+            ],
+            path: "Tools/BenchTarget",
+            swiftSettings: strict
+        ),
+
         .testTarget(name: "DNSWireTests", dependencies: ["DNSWire"]),
         .testTarget(name: "ZoneStoreTests", dependencies: ["ZoneStore", "DNSWire"]),
         .testTarget(name: "QueryEngineTests", dependencies: ["QueryEngine", "ZoneStore", "DNSWire", "CLDNS", "GeoTopology", "ClusterState"]),

@@ -39,6 +39,7 @@ public final class CurlRunner: @unchecked Sendable {
     private let multi: UnsafeMutableRawPointer
     private var thread: Thread?
 
+
     final class Transfer {
         let easy: UnsafeMutableRawPointer
         var body: [UInt8] = []

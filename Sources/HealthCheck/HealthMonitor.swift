@@ -37,6 +37,8 @@ public struct MonitorStats: Sendable {
     public var checksRun: Int
     public var missedDeadlines: Int
     public var transitions: Int
+    /// Timeouts not counted against the member because the monitor itself was stalled.
+    public var inconclusive: Int
 }
 
 /// Runs every health check and feedback-agent poll from one event loop: TCP, DNS and agent
@@ -89,11 +91,31 @@ public final class HealthMonitor: @unchecked Sendable {
     private var generation = 0
     private var dirty = false
     private var publishPending = false
-    private var stats = MonitorStats(checksRun: 0, missedDeadlines: 0, transitions: 0)
+    private var stats = MonitorStats(checksRun: 0, missedDeadlines: 0, transitions: 0, inconclusive: 0)
     private var firstRoundWaiters: [EventLoopPromise<Void>] = []
     private var stopped = false
+    private let started = Date()
+    /// Counters by (check type, result) and by transition, made once: creating a metric per
+    /// result would cost more than the check.
+    private var checkCounters: [String: Counter] = [:]
+    private let downCounter = Counter(label: "meridian_health_transitions_total", dimensions: [("to", "down")])
+    private let upCounter = Counter(label: "meridian_health_transitions_total", dimensions: [("to", "up")])
 
-    public init(observer: String, logger: Logger, coalesce: TimeAmount = .milliseconds(50), publish: @escaping @Sendable ([String: MemberObservations]) -> Void) {
+    private func countCheck(_ kind: CheckKind, ok: Bool) {
+        let key = kind.rawValue + (ok ? "+" : "-")
+        if let c = checkCounters[key] {
+            c.increment()
+        } else {
+            let c = Counter(label: "meridian_health_checks_total", dimensions: [("type", kind.rawValue), ("result", ok ? "ok" : "fail")])
+            checkCounters[key] = c
+            c.increment()
+        }
+    }
+
+    public init(
+        observer: String, logger: Logger, coalesce: TimeAmount = .milliseconds(50),
+        publish: @escaping @Sendable ([String: MemberObservations]) -> Void
+    ) {
         group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         loop = group.next()
         self.observer = observer
@@ -128,7 +150,12 @@ public final class HealthMonitor: @unchecked Sendable {
     public func currentStats() -> EventLoopFuture<MonitorStats> { loop.submit { self.stats } }
 
     public func shutdown() async {
+        let started = self.started
         try? await loop.submit {
+            if !self.members.isEmpty {
+                let seconds = Date().timeIntervalSince(started)
+                self.logger.info("health checks: \(self.stats.checksRun) run in \(Int(seconds)) s (\(Int(Double(self.stats.checksRun) / max(seconds, 1)))/s), \(self.stats.missedDeadlines) missed deadlines, \(self.stats.inconclusive) inconclusive (monitor stalled), \(self.stats.transitions) transitions")
+            }
             self.stopped = true
             for i in self.members.indices {
                 for j in self.members[i].checks.indices { self.members[i].checks[j].task?.cancel() }
@@ -196,8 +223,17 @@ public final class HealthMonitor: @unchecked Sendable {
         probe(members[i].target.address, spec, regex: members[i].checks[j].regex).whenComplete { [self] r in
             guard gen == generation, !stopped else { return }
             let result = (try? r.get()) ?? .failure("probe error")
-            Counter(label: "meridian_health_checks_total", dimensions: [("type", spec.kind.rawValue), ("result", result.ok ? "ok" : "fail")]).increment()
-            record(i, j, result)
+            countCheck(spec.kind, ok: result.ok)
+            // A failure that completes long after its timeout means this loop was stalled (an
+            // overloaded machine): the timeout may have fired before a completed connection
+            // was even looked at. Such a result says nothing about the member; it is not
+            // counted toward `fall`.
+            let elapsed = Double((NIODeadline.now() - started).nanoseconds) / 1e9
+            if !result.ok, elapsed > spec.timeout + max(0.1, spec.timeout * 0.5) {
+                stats.inconclusive += 1
+            } else {
+                record(i, j, result)
+            }
             // Next run one interval after this one was due (no drift), with +-5% jitter;
             // if that is already past, one interval from now.
             var next = due + .nanoseconds(Int64(spec.interval * Double.random(in: 0.95...1.05) * 1e9))
@@ -266,12 +302,12 @@ public final class HealthMonitor: @unchecked Sendable {
             stats.transitions += 1
             let n = firstResult ? "the first check" : "\(run.machine.failures) failures"
             logger.warning("\(id) down: \(run.spec.label) \(result.reason) after \(n)")
-            Counter(label: "meridian_health_transitions_total", dimensions: [("to", "down")]).increment()
+            downCounter.increment()
         case .wentUp?:
             stats.transitions += 1
             let n = firstResult ? "the first check" : "\(run.machine.successes) successes"
             logger.notice("\(id) up: \(run.spec.label) \(result.reason) after \(n)")
-            Counter(label: "meridian_health_transitions_total", dimensions: [("to", "up")]).increment()
+            upCounter.increment()
         case nil:
             break
         }

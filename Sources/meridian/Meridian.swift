@@ -171,7 +171,11 @@ struct Explain: ParsableCommand {
         let selectionClient = subnet.flatMap { $0.prefix > 0 ? $0.address : nil } ?? source
         print("query: \(qname) \(RRType.name(qtype)) from \(source)\(subnet.map { " with ECS \($0)" } ?? "")")
         if let binding = snapshot.pools.pools.bindings.first(where: { Name.lowercased($0.name) == key }) {
-            print("bound to pool \(snapshot.pools.pools.pools[binding.pool].name) (\(binding.file):\(binding.line)); selecting for \(selectionClient)")
+            let pool = snapshot.pools.pools.pools[binding.pool]
+            print("bound to pool \(pool.name) (\(binding.file):\(binding.line)); selecting for \(selectionClient)")
+            if !pool.checks.isEmpty || pool.agent != nil {
+                print("note: explain runs offline: live check and agent results are not included, members count as up unless --state says otherwise")
+            }
             let buffer = MessageBuffer()
             var w = MessageWriter(buffer: buffer, limit: 65535)
             for _ in 0..<12 { w.u8(0) }
