@@ -42,7 +42,7 @@ class Targets:
     """meridian-bench-target in its own process; its last printed line holds the counts."""
 
     def __init__(self, tcp_port, http_port):
-        path = BIN.replace("/meridian", "/meridian-bench-target")
+        path = os.path.join(os.path.dirname(BIN), "meridian-bench-target")
         self.out = tempfile.NamedTemporaryFile("w+", delete=False)
         self.proc = subprocess.Popen([path, "127.0.0.1", str(tcp_port), str(http_port)], stdout=self.out, stderr=subprocess.STDOUT)
 

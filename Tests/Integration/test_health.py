@@ -186,7 +186,7 @@ def env(tmp_path_factory):
                "127.0.0.55": "up 50%\n", "127.0.0.56": "maint\n"}
     agents = {h: Agent(h, ports["agent"], r) for h, r in replies.items()}
     drain = d / "drain"
-    agent_bin = BIN.replace("/meridian", "/meridian-agent")
+    agent_bin = os.path.join(os.path.dirname(BIN), "meridian-agent")
     swift_agent = subprocess.Popen([agent_bin, "--listen", "127.0.0.61", "--port", str(ports["swiftagent"]), "--sample", "0.2",
                                     "--drain-file", str(drain)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     (zones / "hc.test.zone").write_text(ZONE)
