@@ -105,8 +105,7 @@ func dnsProbe(group: any EventLoopGroup, address: IPAddress, port: Int, name: [U
     let loop = group.next()
     let promise = loop.makePromise(of: [UInt8].self)
     let id = UInt16.random(in: 0...UInt16.max)
-    var query: [UInt8] = [UInt8(id >> 8), UInt8(id & 0xFF), 0, 0, 0, 1, 0, 0, 0, 0, 0, 0] + name
-    query += [UInt8(qtype >> 8), UInt8(qtype & 0xFF), 0, 1]
+    let query: [UInt8] = [UInt8(id >> 8), UInt8(id & 0xFF), 0, 0, 0, 1, 0, 0, 0, 0, 0, 0] + name + [UInt8(qtype >> 8), UInt8(qtype & 0xFF), 0, 1]
     do {
         let target = try socketAddress(address, port)
         let handler = DatagramReply(promise: promise, id: id)
