@@ -86,18 +86,6 @@ public enum Name {
         return true
     }
 
-    /// Number of labels in an uncompressed wire name, not counting the root label.
-    @inlinable
-    public static func labelCount(_ name: UnsafeRawBufferPointer) -> Int {
-        var pos = 0
-        var n = 0
-        while pos < name.count, name[pos] != 0 {
-            n += 1
-            pos += 1 + Int(name[pos])
-        }
-        return n
-    }
-
     /// Offsets of each label's length octet in an uncompressed wire name (the root label excluded).
     public static func labelOffsets(_ name: [UInt8]) -> [Int] {
         var result: [Int] = []

@@ -14,18 +14,15 @@ public final class PoolPlan: Sendable {
     public let regionOrder: [Int32]
     /// GeoIP location index -> order index, or -1.
     public let geoOrder: [Int32]
-    /// Why each order exists, for explain.
-    public let orderReasons: [String]
 
     public init(pool: Pool, regions: [Region], geo: GeoDatabase?) {
         self.pool = pool
         var orders: [[Int]] = []
         var listed: [Int] = []
-        var reasons: [String] = []
         var index: [[Int]: Int] = [:]
         let primaries = pool.order.defaultOrder + pool.sites.indices.filter { !pool.sites[$0].backup && !pool.order.defaultOrder.contains($0) }
         let backups = pool.sites.indices.filter { pool.sites[$0].backup }
-        func intern(_ rule: [Int], _ reason: String) -> Int32 {
+        func intern(_ rule: [Int]) -> Int32 {
             var full = rule
             for s in primaries where !full.contains(s) { full.append(s) }
             for s in backups where !full.contains(s) { full.append(s) }
@@ -33,27 +30,26 @@ public final class PoolPlan: Sendable {
             index[full] = orders.count
             orders.append(full)
             listed.append(rule.count)
-            reasons.append(reason)
             return Int32(orders.count - 1)
         }
-        _ = intern(pool.order.defaultOrder, "default order")
-        regionOrder = regions.indices.map { r in pool.order.topology[r].map { intern($0, "topology region \(regions[r].name)") } ?? -1 }
+        _ = intern(pool.order.defaultOrder)
+        regionOrder = regions.indices.map { r in pool.order.topology[r].map { intern($0) } ?? -1 }
         var geoOrder: [Int32] = []
         if let geo, pool.order.usesGeo {
             for info in geo.infos {
                 if let o = pool.order.subdivisions["\(info.country)-\(info.subdivision)"] {
-                    geoOrder.append(intern(o, "GeoIP subdivision \(info.country)-\(info.subdivision)"))
+                    geoOrder.append(intern(o))
                 } else if let o = pool.order.countries[info.country] {
-                    geoOrder.append(intern(o, "GeoIP country \(info.country)"))
+                    geoOrder.append(intern(o))
                 } else if let o = pool.order.continents[info.continent] {
-                    geoOrder.append(intern(o, "GeoIP continent \(info.continent)"))
+                    geoOrder.append(intern(o))
                 } else if pool.order.nearest, let la = info.latitude, let lo = info.longitude {
                     let located = pool.sites.indices.filter { !pool.sites[$0].backup && pool.sites[$0].latitude != nil }
                     let sorted = located.sorted {
                         greatCircleKm(la, lo, pool.sites[$0].latitude!, pool.sites[$0].longitude!)
                             < greatCircleKm(la, lo, pool.sites[$1].latitude!, pool.sites[$1].longitude!)
                     }
-                    geoOrder.append(intern(sorted, "nearest to \(la),\(lo)"))
+                    geoOrder.append(intern(sorted))
                 } else {
                     geoOrder.append(-1)
                 }
@@ -62,7 +58,6 @@ public final class PoolPlan: Sendable {
         self.geoOrder = geoOrder
         self.orders = orders
         listedCount = listed
-        orderReasons = reasons
     }
 
     /// Which GeoIP rule a location matches, for explain.

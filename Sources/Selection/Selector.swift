@@ -6,15 +6,19 @@ import PoolConfig
 /// Receives the reasons behind a decision. The query path uses `NoRecording`, which the
 /// compiler removes; `meridian explain` uses `TextRecording`.
 public protocol DecisionRecorder {
+    /// Whether notes are kept: work done only to produce notes is skipped when not.
+    static var isRecording: Bool { get }
     mutating func note(_ text: @autoclosure () -> String)
 }
 
 public struct NoRecording: DecisionRecorder {
     public init() {}
+    public static var isRecording: Bool { false }
     @inline(__always) public mutating func note(_ text: @autoclosure () -> String) {}
 }
 
 public struct TextRecording: DecisionRecorder {
+    public static var isRecording: Bool { true }
     public var lines: [String] = []
     public init() {}
     public mutating func note(_ text: @autoclosure () -> String) { lines.append(text()) }
@@ -77,7 +81,8 @@ public enum Selector {
         let oi = orderIndex(plan: plan, pools: pools.pools, client: client, scope: &scope, recorder: &rec)
         let order = plan.orders[oi]
         rec.note("site order: \(order.map { pool.sites[$0].name }.joined(separator: ", "))")
-        for s in order {
+        // Every site and member, for explain only: never walked on the query path.
+        for s in order where R.isRecording {
             let site = pool.sites[s]
             rec.note("  site \(site.name)\(site.backup ? " (backup)" : ""): \(rt.siteUsable[s] ? "usable" : "NOT usable"), \(rt.siteHealthy[s])/\(site.members.count) healthy, min_up \(site.minUp)")
             for m in site.members {

@@ -21,14 +21,11 @@ public struct Diagnostic: Sendable, Equatable, CustomStringConvertible, Error {
 
 /// Why a set of zones could not be loaded: every error found, not only the first.
 public enum ZoneLoadError: Error, Sendable, CustomStringConvertible {
-    /// The zone files have errors (warnings may be included too).
-    case invalid([Diagnostic])
     /// The zone directory could not be read.
     case unreadable(path: String, reason: String)
 
     public var description: String {
         switch self {
-        case let .invalid(d): return d.filter { $0.severity == .error }.map(\.description).joined(separator: "\n")
         case let .unreadable(path, reason): return "\(path): \(reason)"
         }
     }

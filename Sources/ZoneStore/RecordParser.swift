@@ -90,10 +90,12 @@ public enum RecordParser {
                 text = prev + " " + text
             }
             switch record(text, state: state, file: entry.file, line: entry.line) {
-            case .success(let (rec, ownerText, explicitTTL)):
+            case .success(let (rec, ownerText)):
                 state.records.append(rec)
                 state.previousOwner = ownerText
-                if explicitTTL { state.lastTTL = rec.ttl }
+                // Without $TTL a record with no TTL takes the last one used (RFC 1035 5.1); a
+                // record that had none got exactly that, so every record's TTL is "the last".
+                state.lastTTL = rec.ttl
             case .failure(let d):
                 state.diagnostics.append(d)
             }
@@ -167,19 +169,11 @@ public enum RecordParser {
         return total <= UInt64(Int32.max) ? UInt32(total) : nil
     }
 
-    /// Whether the second field of a record's text is a TTL (the first is the owner).
-    static func hasExplicitTTL(_ text: String) -> Bool {
-        let f = ZoneFileReader.fields(text)
-        for field in f.dropFirst().prefix(2) where parseTTL(field) != nil { return true }
-        return false
-    }
-
-    static func record(_ text: String, state: State, file: String, line: Int) -> Result<(ZoneRecord, String, Bool), Diagnostic> {
+    static func record(_ text: String, state: State, file: String, line: Int) -> Result<(ZoneRecord, String), Diagnostic> {
         guard let originRdf = ldns_dname_new_frm_str(state.origin) else {
             return .failure(Diagnostic(file: file, line: line, "bad origin \(state.origin)"))
         }
         defer { ldns_rdf_deep_free(originRdf) }
-        let explicitTTL = hasExplicitTTL(text)
         let defaultTTL = state.defaultTTL ?? state.lastTTL ?? 3600
         var rrp: UnsafeMutablePointer<ldns_rr>? = nil
         let status = text.withCString { ldns_rr_new_frm_str(&rrp, $0, defaultTTL, originRdf, nil) }
@@ -210,7 +204,7 @@ public enum RecordParser {
         let rec = ZoneRecord(
             owner: owner, type: ldns_rr_get_type(rr).rawValue.toUInt16, rrclass: ldns_rr_get_class(rr).rawValue.toUInt16,
             ttl: ldns_rr_ttl(rr), rdata: rdata, file: file, line: line)
-        return .success((rec, ownerText, explicitTTL))
+        return .success((rec, ownerText))
     }
 }
 

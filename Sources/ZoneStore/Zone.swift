@@ -87,7 +87,6 @@ public struct ZoneNode: Sendable {
 public final class Zone: Sendable {
     /// The apex name, uncompressed wire form, lowercased.
     public let origin: [UInt8]
-    public let labelCount: Int
     public let nodes: [ZoneNode]
     public let table: NameTable
     public let apex: Int
@@ -100,7 +99,6 @@ public final class Zone: Sendable {
 
     init(origin: [UInt8], nodes: [ZoneNode], table: NameTable, apex: Int, soa: RRset, file: String) {
         self.origin = origin
-        labelCount = Name.labelCount(origin.withUnsafeBytes { $0 })
         self.nodes = nodes
         self.table = table
         self.apex = apex

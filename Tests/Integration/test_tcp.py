@@ -102,7 +102,9 @@ def test_client_that_never_reads_is_bounded(fresh_server):
     assert srv.alive()
 
 
-def test_oversized_garbage_closes_only_that_connection(server):
+def test_broken_frames_affect_only_their_connection(server):
+    """A frame cut off by the client, then a frame too short to be a query: other queries,
+    on this and other connections, are still answered."""
     s = tcp_connect(server)
     s.sendall(b"\x00\x05abc")  # a short frame, then the client goes away mid-frame
     s.close()

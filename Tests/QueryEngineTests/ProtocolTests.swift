@@ -151,9 +151,20 @@ struct ProtocolTests {
     }
 
     @Test func additionalDataIsDroppedWithoutTC() throws {
-        // An NS answer fits at 512 but its glue might not: never TC for additional data.
-        let r = try ask("example.test.", RRType.ns)
-        #expect(!r.tc)
+        // Ten NS records fit in 512 octets; their twenty glue addresses do not. The answer goes
+        // out whole without TC and with as much glue as fits (RFC 2181 9); TCP carries all.
+        var text = "$TTL 300\n@ SOA ns00 hostmaster 1 2 3 4 5\n"
+        for i in 0..<10 {
+            let n = String(format: "ns%02d-server", i)
+            text += "@ NS \(n)\n\(n) A 192.0.2.\(i + 1)\n\(n) AAAA 2001:db8::\(i + 1)\n"
+        }
+        let (zone, d) = ZoneLoader.load(text: text, origin: "glue.test.")
+        let snap = Snapshot(zones: ZoneSet(zones: [try #require(zone, "\(d)")]))
+        let udp = try ask("glue.test.", RRType.ns, snapshot: snap)
+        #expect(!udp.tc && udp.answer.count == 10)
+        #expect(udp.additional.count > 0 && udp.additional.count < 20)
+        let tcp = try ask("glue.test.", RRType.ns, transport: .tcp, snapshot: snap)
+        #expect(!tcp.tc && tcp.answer.count == 10 && tcp.additional.count == 20)
     }
 
     @Test func qtypeOPTIsFormErr() throws {

@@ -126,6 +126,15 @@ struct ZoneFileTests {
         #expect(d.contains { $0.line == 5 && $0.message.contains("cannot read") })
     }
 
+    @Test func withoutTTLDirectiveTheLastTTLApplies() throws {
+        let (z, d) = zone("@ 600 SOA ns hostmaster 1 2 3 4 5\n@ NS ns\nns 120 A 192.0.2.1\nmx MX 10 ns\nb A 192.0.2.2\n")
+        #expect(d.isEmpty, "\(d)")
+        let zone = try #require(z)
+        #expect(zone.node(Name.parse("example.test.")!)?.rrset(RRType.ns)?.ttl == 600)
+        #expect(zone.node(Name.parse("mx.example.test.")!)?.rrset(RRType.mx)?.ttl == 120)
+        #expect(zone.node(Name.parse("b.example.test.")!)?.rrset(RRType.a)?.ttl == 120)
+    }
+
     @Test func ttlUnits() {
         #expect(RecordParser.parseTTL("1h30m") == 5400)
         #expect(RecordParser.parseTTL("2d") == 172800)
