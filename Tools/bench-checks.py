@@ -8,13 +8,22 @@ under an HTTP check (every member's monitor address is 127.0.0.1; answers are do
 addresses), and `plain` with the same zone and no pools. Then:
   1. checks only, for DURATION s: the engine's checks per second (counted by the targets), its
      CPU use, and, at shutdown, the missed deadlines it reports;
-  2. dnsperf on static names against `checked` and `plain` in interleaved rounds: the answer
-     path's QPS and CPU per answer while checks run, against none (the checked instance and
-     the targets are paused with SIGSTOP while `plain` is measured, so no checks run then).
+  2. dnsperf on static names in interleaved rounds: against `checked` while its checks run,
+     against `plain` with nothing else running (the checked instance and the targets are paused
+     with SIGSTOP), and, when a C compiler is present, against `plain` while `check-floor`
+     (Tools/check-floor.c: the least a TCP connect check can cost, plain C and epoll) makes the
+     same number of connects a second to the same targets: what that check load costs the
+     answer path on this machine with no engine overhead at all. Each ratio is the median over rounds
+     of (QPS in that round / QPS of `plain` in the same round).
 Every process started here is stopped by PID; every phase is bounded in time.
 
-Environment: N_TCP (5000), N_HTTP (1000), INTERVAL (1), DURATION (20), ROUNDS (3), QDURATION (8),
-MERIDIAN_BIN (.build/release/meridian).
+With FIXED_QPS=N, dnsperf offers a fixed N queries a second (-Q) instead of as many as the
+servers answer, and each round reports the answers a second, losses and average latency: how
+the answer path fares at a load with headroom, as production servers run, rather than its
+ceiling on a machine that the load generator shares.
+
+Environment: N_TCP (5000), N_HTTP (1000), INTERVAL (1), DURATION (20), ROUNDS (6), QDURATION (5),
+FLOOR (1: run the floor comparison), FIXED_QPS (0: off), MERIDIAN_BIN (.build/release/meridian).
 """
 import os
 import re
@@ -33,9 +42,16 @@ N_TCP = int(os.environ.get("N_TCP", "5000"))
 N_HTTP = int(os.environ.get("N_HTTP", "1000"))
 INTERVAL = float(os.environ.get("INTERVAL", "1"))
 DURATION = int(os.environ.get("DURATION", "20"))
-ROUNDS = int(os.environ.get("ROUNDS", "3"))
-bench.DURATION = int(os.environ.get("QDURATION", "8"))
+ROUNDS = int(os.environ.get("ROUNDS", "6"))
+bench.DURATION = int(os.environ.get("QDURATION", "5"))
+FLOOR = os.environ.get("FLOOR", "1") == "1"
+FIXED_QPS = int(os.environ.get("FIXED_QPS", "0"))
 BIN = bench.BIN
+
+
+def dnsperf_round(port, qfile):
+    """(answers/s, completed, lost, average latency in ms) of one dnsperf run."""
+    return bench.run_dnsperf_full(port, qfile, ["-Q", str(FIXED_QPS)] if FIXED_QPS else [])
 
 
 class Targets:
@@ -55,6 +71,16 @@ class Targets:
         self.proc.terminate()
         self.proc.wait(timeout=10)
         os.unlink(self.out.name)
+
+
+def build_floor(work):
+    """Compiles Tools/check-floor.c; None without a C compiler."""
+    cc = shutil.which("cc") or shutil.which("gcc")
+    if not cc:
+        return None
+    out = os.path.join(work, "check-floor")
+    src = os.path.join(os.path.dirname(os.path.abspath(__file__)), "check-floor.c")
+    return out if subprocess.run([cc, "-O2", "-o", out, src]).returncode == 0 else None
 
 
 def pools(tcp_port, http_port):
@@ -116,28 +142,56 @@ def main():
         # 2. The answer path while checks run, against a server without checks.
         qfile = os.path.join(work, "static.txt")
         open(qfile, "w").write("\n".join(bench.STATIC_QUERIES) + "\n")
-        results = {"checked": [], "plain": []}
+        floor = build_floor(work) if FLOOR else None
+        kinds = ["plain", "checked"] + (["floor"] if floor else [])
+        rate = int((N_TCP + N_HTTP) / INTERVAL)
+        results = {k: [] for k in kinds}
+        floor_cpu = []
         for r in range(ROUNDS):
-            for kind, port in ports.items():
+            for kind in kinds:
+                port = ports["checked"] if kind == "checked" else ports["plain"]
                 p = procs[0] if kind == "checked" else procs[1]
-                # No checks run anywhere while the plain server is measured: the checked
-                # instance and the targets are paused.
-                paused = [procs[0].pid, target.proc.pid] if kind == "plain" else []
+                # Only the load being measured runs: the checked instance is paused unless it is
+                # measured, and the targets are paused while `plain` is.
+                paused = {"plain": [procs[0].pid, target.proc.pid], "checked": [], "floor": [procs[0].pid]}[kind]
                 for pid in paused:
                     os.kill(pid, signal.SIGSTOP)
+                checker = None
                 try:
+                    if kind == "floor":
+                        checker = subprocess.Popen([floor, "check", "127.0.0.1", str(tcp_port), str(rate), str(bench.DURATION + 1)],
+                                                   stdout=subprocess.PIPE, text=True)
+                        time.sleep(0.3)
                     c0 = bench.cpu_seconds(p.pid)
-                    qps, completed, lost = bench.run_dnsperf(port, qfile, [])
+                    qps, completed, lost, latency = dnsperf_round(port, qfile)
                     cpu = bench.cpu_seconds(p.pid) - c0
+                    if checker:
+                        out = checker.communicate(timeout=bench.DURATION + 10)[0].split()
+                        started, ok, failed, seconds = int(out[0]), int(out[1]), int(out[2]), float(out[3])
+                        floor_cpu.append((ok, failed, seconds / max(started, 1) * 1e6))
                 finally:
+                    if checker and checker.poll() is None:
+                        checker.kill()
+                        checker.wait()
                     for pid in paused:
                         os.kill(pid, signal.SIGCONT)
-                results[kind].append((qps, cpu / completed * 100_000 if completed else float("nan")))
-                print(f"round {r + 1} {kind:8s} {qps:>10,.0f} q/s  {results[kind][-1][1]:.2f} CPU-s/100k (incl. checks for 'checked')  lost {lost}", flush=True)
-        q = {k: statistics.median(x[0] for x in v) for k, v in results.items() if v}
-        if len(q) == 2:
-            print(f"answer path while checks run: {q['checked']:,.0f} q/s vs {q['plain']:,.0f} q/s without checks: "
-                  f"{q['checked'] / q['plain']:.3f}x ({(1 - q['checked'] / q['plain']) * 100:+.1f}% drop)")
+                results[kind].append((qps, cpu / completed * 100_000 if completed else float("nan"), latency))
+                print(f"round {r + 1} {kind:8s} {qps:>10,.0f} q/s  {results[kind][-1][1]:.2f} CPU-s/100k (server process)  lost {lost}"
+                      + (f"  latency {latency:.3f} ms" if FIXED_QPS else ""), flush=True)
+        plain = [x[0] for x in results["plain"]]
+        q = {k: statistics.median(x[0] for x in v) for k, v in results.items()}
+        ratio = {k: statistics.median(x[0] / p for x, p in zip(v, plain)) for k, v in results.items()}
+        print(f"answer path while checks run: {q['checked']:,.0f} q/s vs {q['plain']:,.0f} q/s without checks "
+              f"(medians); median per-round ratio {ratio['checked']:.3f}x ({(1 - ratio['checked']) * 100:+.1f}% drop)")
+        if FIXED_QPS:
+            lat = {k: statistics.median(x[2] for x in v) for k, v in results.items()}
+            print(f"at a fixed {FIXED_QPS:,} q/s offered: median latency " + ", ".join(f"{k} {v:.3f} ms" for k, v in lat.items()))
+        if floor:
+            ok = sum(x[0] for x in floor_cpu)
+            failed = sum(x[1] for x in floor_cpu)
+            print(f"floor: plain server while check-floor makes {rate:,} TCP connects/s: {q['floor']:,.0f} q/s, "
+                  f"median per-round ratio {ratio['floor']:.3f}x ({(1 - ratio['floor']) * 100:+.1f}% drop); "
+                  f"check-floor {statistics.median(x[2] for x in floor_cpu):.1f} us CPU per check, {ok:,} ok, {failed:,} failed")
     finally:
         for p in procs:
             p.send_signal(signal.SIGTERM)

@@ -226,11 +226,12 @@ zone:
 STARTERS = {"meridian": start_meridian, "gdnsd": start_gdnsd, "nsd": start_nsd}
 
 
-def run_dnsperf(port, qfile, extra):
+def run_dnsperf_full(port, qfile, extra):
+    """(queries/s, completed, lost, average latency in ms) of one dnsperf run."""
     out = subprocess.run(["dnsperf", "-s", "127.0.0.1", "-p", str(port), "-d", qfile, "-l", str(DURATION),
                           "-c", CLIENTS, "-q", OUTSTANDING, "-T", "1", *extra], capture_output=True, text=True,
                          timeout=DURATION + 30).stdout
-    qps = completed = lost = None
+    qps = completed = lost = latency = None
     for line in out.splitlines():
         line = line.strip()
         if line.startswith("Queries per second:"):
@@ -239,7 +240,13 @@ def run_dnsperf(port, qfile, extra):
             completed = int(line.split()[2])
         elif line.startswith("Queries lost:"):
             lost = int(line.split()[2])
-    return qps, completed, lost
+        elif line.startswith("Average Latency (s):"):
+            latency = float(line.split()[3]) * 1000
+    return qps, completed, lost, latency
+
+
+def run_dnsperf(port, qfile, extra):
+    return run_dnsperf_full(port, qfile, extra)[:3]
 
 
 def verify(procs):

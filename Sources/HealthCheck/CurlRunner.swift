@@ -27,17 +27,28 @@ public struct HTTPCheckResult: Sendable {
 
 /// Runs every HTTP(S) check through one libcurl multi handle on one thread: no thread per
 /// check, transfers interleaved by curl's own event loop (`curl_multi_poll`).
+///
+/// Work crosses threads in batches: `submit` takes every check due in one wake-up of the
+/// monitor (one lock, one `curl_multi_wakeup`), and the completions of one pass of curl's loop
+/// are handed to `deliver` together, so the monitor's loop is woken once for them, not once per
+/// check. Easy handles are reset and reused.
 public final class CurlRunner: @unchecked Sendable {
     // @unchecked: `pending` and `stopping` are guarded by `lock`; everything else (the multi
-    // handle, the running transfers) is touched only by the runner's own thread.
+    // handle, the running transfers, the idle handles) is touched only by the runner's own thread.
     public static let maxBody = 65536
     static let userAgent = "Meridian-healthcheck/1.0 (+https://github.com/meridian-gslb)"
 
+    public typealias Completion = @Sendable (HTTPCheckResult) -> Void
+    /// Runs the completions of one pass; by default right there on the runner's thread.
+    public typealias Deliver = @Sendable ([(Completion, HTTPCheckResult)]) -> Void
+
     private let lock = NIOLock()
-    private var pending: [(HTTPCheckRequest, @Sendable (HTTPCheckResult) -> Void)] = []
+    private var pending: [(HTTPCheckRequest, Completion)] = []
     private var stopping = false
     private let multi: UnsafeMutableRawPointer
     private var thread: Thread?
+    private let deliver: Deliver
+    private var idle: [UnsafeMutableRawPointer] = []
 
 
     final class Transfer {
@@ -65,7 +76,8 @@ public final class CurlRunner: @unchecked Sendable {
 
     private var running: [UnsafeMutableRawPointer: Transfer] = [:]
 
-    public init() {
+    public init(deliver: @escaping Deliver = { batch in for (done, result) in batch { done(result) } }) {
+        self.deliver = deliver
         curl_global_init(Int(CURL_GLOBAL_DEFAULT))
         multi = curl_multi_init()
         _ = meridian_curl_multi_setopt_long(multi, CURLMOPT_MAXCONNECTS, 64)
@@ -75,9 +87,15 @@ public final class CurlRunner: @unchecked Sendable {
         t.start()
     }
 
-    /// Queues a check; `completion` runs on the runner's thread.
-    public func submit(_ request: HTTPCheckRequest, completion: @escaping @Sendable (HTTPCheckResult) -> Void) {
-        lock.withLock { pending.append((request, completion)) }
+    /// Queues a check; `completion` is run through `deliver`.
+    public func submit(_ request: HTTPCheckRequest, completion: @escaping Completion) {
+        submit([(request, completion)])
+    }
+
+    /// Queues several checks with one lock and one wake-up.
+    public func submit(_ batch: [(HTTPCheckRequest, Completion)]) {
+        guard !batch.isEmpty else { return }
+        lock.withLock { pending += batch }
         curl_multi_wakeup(multi)
     }
 
@@ -88,7 +106,7 @@ public final class CurlRunner: @unchecked Sendable {
 
     private func loop() {
         while true {
-            let (batch, stop) = lock.withLock { () -> ([(HTTPCheckRequest, @Sendable (HTTPCheckResult) -> Void)], Bool) in
+            let (batch, stop) = lock.withLock { () -> ([(HTTPCheckRequest, Completion)], Bool) in
                 defer { pending.removeAll() }
                 return (pending, stopping)
             }
@@ -97,6 +115,7 @@ public final class CurlRunner: @unchecked Sendable {
             var stillRunning: Int32 = 0
             curl_multi_perform(multi, &stillRunning)
             var left: Int32 = 0
+            var finished: [(Completion, HTTPCheckResult)] = []
             while let msg = curl_multi_info_read(multi, &left) {
                 guard msg.pointee.msg == CURLMSG_DONE, let easy = msg.pointee.easy_handle, let t = running.removeValue(forKey: easy) else { continue }
                 let code = msg.pointee.data.result
@@ -104,9 +123,15 @@ public final class CurlRunner: @unchecked Sendable {
                 meridian_curl_easy_getinfo_long(easy, CURLINFO_RESPONSE_CODE, &status)
                 let error = code == CURLE_OK ? nil : String(cString: curl_easy_strerror(code))
                 curl_multi_remove_handle(multi, easy)
-                curl_easy_cleanup(easy)
-                t.completion(HTTPCheckResult(status: code == CURLE_OK ? status : 0, body: t.body, error: error))
+                if idle.count < 256 {
+                    curl_easy_reset(easy)
+                    idle.append(easy)
+                } else {
+                    curl_easy_cleanup(easy)
+                }
+                finished.append((t.completion, HTTPCheckResult(status: code == CURLE_OK ? status : 0, body: t.body, error: error)))
             }
+            if !finished.isEmpty { deliver(finished) }
             var fds: Int32 = 0
             curl_multi_poll(multi, nil, 0, 1000, &fds)
         }
@@ -116,11 +141,13 @@ public final class CurlRunner: @unchecked Sendable {
             t.completion(HTTPCheckResult(status: 0, body: [], error: "stopped"))
         }
         running.removeAll()
+        idle.forEach { curl_easy_cleanup($0) }
+        idle.removeAll()
         curl_multi_cleanup(multi)
     }
 
-    private func start(_ r: HTTPCheckRequest, _ done: @escaping @Sendable (HTTPCheckResult) -> Void) {
-        guard let easy = curl_easy_init() else {
+    private func start(_ r: HTTPCheckRequest, _ done: @escaping Completion) {
+        guard let easy = idle.popLast() ?? curl_easy_init() else {
             done(HTTPCheckResult(status: 0, body: [], error: "curl_easy_init failed"))
             return
         }

@@ -52,7 +52,9 @@ public final class HealthMonitor: @unchecked Sendable {
     // (CurlRunner, DispatchQueue, Logger).
     let group: MultiThreadedEventLoopGroup
     let loop: any EventLoop
-    let curl = CurlRunner()
+    let curl: CurlRunner
+    /// HTTP(S) checks started in the current wake-up, handed to `curl` together at its end.
+    private var httpBatch: [(HTTPCheckRequest, CurlRunner.Completion)] = []
     let execQueue = DispatchQueue(label: "meridian.exec-checks", attributes: .concurrent)
     let observer: String
     let logger: Logger
@@ -66,18 +68,46 @@ public final class HealthMonitor: @unchecked Sendable {
         var reason = "not checked yet"
         var version: UInt64 = 0
         var changedAt = Date().timeIntervalSince1970
-        var task: Scheduled<Void>?
         let regex: NSRegularExpression?
+        /// What the probe needs, worked out once per configuration rather than per check.
+        var prepared: PreparedProbe
+    }
+
+    /// A check's target in the form its probe uses.
+    enum PreparedProbe {
+        case socket(SocketAddress)
+        case http(HTTPCheckRequest)
+        case exec([String])
+        case invalid(String)
+
+        init(_ spec: CheckSpec, address: IPAddress) {
+            switch spec.kind {
+            case .tcp, .dns:
+                do { self = .socket(try socketAddress(address, spec.port)) } catch { self = .invalid("bad address: \(error)") }
+            case .exec:
+                self = .exec(spec.command.map {
+                    $0.replacingOccurrences(of: "{address}", with: address.description).replacingOccurrences(of: "{port}", with: String(spec.port))
+                })
+            case .http, .https:
+                let literal = address.family == .v6 ? "[\(address)]" : address.description
+                let urlHost = spec.sni ?? spec.host ?? literal
+                let resolve = urlHost == literal ? nil : "\(urlHost):\(spec.port):\(literal)"
+                self = .http(HTTPCheckRequest(
+                    url: "\(spec.kind.rawValue)://\(urlHost):\(spec.port)\(spec.path)", resolve: resolve,
+                    hostHeader: spec.host.flatMap { $0 == urlHost ? nil : $0 }, method: spec.method, timeout: spec.timeout,
+                    verifyTLS: spec.verifyTLS, clientCert: spec.clientCert, clientKey: spec.clientKey))
+            }
+        }
     }
 
     struct AgentRun {
         let spec: AgentSpec
+        var target: SocketAddress?
         var state: AgentReply.State?
         var percent: Double?
         var lastGood: Double?
         var lastError: String?
         var observed = false
-        var task: Scheduled<Void>?
         var published: AgentObservation?
     }
 
@@ -88,6 +118,14 @@ public final class HealthMonitor: @unchecked Sendable {
     }
 
     private var members: [MemberRun] = []
+    /// When each check and agent poll runs next, and the one timer armed for the first of them.
+    private var due = DueQueue()
+    private var armed: (at: UInt64, task: Scheduled<Void>)?
+    /// Entries due within this much of a wake-up run in it, so checks spread over the interval
+    /// share wake-ups (at most about 1/grain of them a second).
+    private let grain: UInt64 = 2_000_000
+    private var random = JitterRandom(seed: UInt64.random(in: 1...UInt64.max))
+    private lazy var tcp = TCPProber(loop: loop)
     private var generation = 0
     private var dirty = false
     private var publishPending = false
@@ -97,19 +135,16 @@ public final class HealthMonitor: @unchecked Sendable {
     private let started = Date()
     /// Counters by (check type, result) and by transition, made once: creating a metric per
     /// result would cost more than the check.
-    private var checkCounters: [String: Counter] = [:]
+    private let checkCounters: [CheckKind: (ok: Counter, fail: Counter)] = Dictionary(uniqueKeysWithValues: CheckKind.allCases.map { kind in
+        (kind, (Counter(label: "meridian_health_checks_total", dimensions: [("type", kind.rawValue), ("result", "ok")]),
+                Counter(label: "meridian_health_checks_total", dimensions: [("type", kind.rawValue), ("result", "fail")])))
+    })
     private let downCounter = Counter(label: "meridian_health_transitions_total", dimensions: [("to", "down")])
     private let upCounter = Counter(label: "meridian_health_transitions_total", dimensions: [("to", "up")])
 
     private func countCheck(_ kind: CheckKind, ok: Bool) {
-        let key = kind.rawValue + (ok ? "+" : "-")
-        if let c = checkCounters[key] {
-            c.increment()
-        } else {
-            let c = Counter(label: "meridian_health_checks_total", dimensions: [("type", kind.rawValue), ("result", ok ? "ok" : "fail")])
-            checkCounters[key] = c
-            c.increment()
-        }
+        guard let c = checkCounters[kind] else { return }
+        (ok ? c.ok : c.fail).increment()
     }
 
     public init(
@@ -117,7 +152,10 @@ public final class HealthMonitor: @unchecked Sendable {
         publish: @escaping @Sendable ([String: MemberObservations]) -> Void
     ) {
         group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-        loop = group.next()
+        let loop = group.next()
+        self.loop = loop
+        // Completions of one pass of curl's loop come back to this loop in one hop.
+        curl = CurlRunner { batch in loop.execute { for (done, result) in batch { done(result) } } }
         self.observer = observer
         self.logger = logger
         self.coalesce = coalesce
@@ -157,10 +195,9 @@ public final class HealthMonitor: @unchecked Sendable {
                 self.logger.info("health checks: \(self.stats.checksRun) run in \(Int(seconds)) s (\(Int(Double(self.stats.checksRun) / max(seconds, 1)))/s), \(self.stats.missedDeadlines) missed deadlines, \(self.stats.inconclusive) inconclusive (monitor stalled), \(self.stats.transitions) transitions")
             }
             self.stopped = true
-            for i in self.members.indices {
-                for j in self.members[i].checks.indices { self.members[i].checks[j].task?.cancel() }
-                self.members[i].agent?.task?.cancel()
-            }
+            self.due.removeAll()
+            self.armed?.task.cancel()
+            self.armed = nil
         }.get()
         curl.stop()
         try? await group.shutdownGracefully()
@@ -171,106 +208,116 @@ public final class HealthMonitor: @unchecked Sendable {
     private func apply(_ targets: [MonitorTarget]) {
         generation += 1
         var old: [String: MemberRun] = [:]
-        for m in members {
-            old[m.target.memberID] = m
-            for c in m.checks { c.task?.cancel() }
-            m.agent?.task?.cancel()
-        }
+        for m in members { old[m.target.memberID] = m }
         members = targets.map { t in
             let previous = old[t.memberID]
             let checks = t.checks.map { spec -> CheckRun in
                 if let p = previous?.checks.first(where: { $0.spec == spec }), previous?.target.address == t.address {
-                    var kept = p
-                    kept.task = nil
-                    return kept
+                    return p
                 }
                 return CheckRun(
                     spec: spec, machine: RiseFall(rise: spec.rise, fall: spec.fall, initialUp: spec.initialUp),
-                    regex: spec.bodyRegex.flatMap { try? NSRegularExpression(pattern: $0) })
+                    regex: spec.bodyRegex.flatMap { try? NSRegularExpression(pattern: $0) },
+                    prepared: PreparedProbe(spec, address: t.address))
             }
-            var agent = t.agent.map { AgentRun(spec: $0) }
+            var agent = t.agent.map { AgentRun(spec: $0, target: try? socketAddress(t.address, $0.port)) }
             if let a = t.agent, let p = previous?.agent, p.spec == a, previous?.target.address == t.address { agent = p }
             return MemberRun(target: t, checks: checks, agent: agent)
         }
-        let now = NIODeadline.now()
-        let gen = generation
+        due.removeAll()
+        let now = NIODeadline.now().uptimeNanoseconds
         for i in members.indices {
             for j in members[i].checks.indices {
                 // The first round runs within the first quarter second (or interval), spread out.
                 let spread = min(members[i].checks[j].spec.interval, 0.25)
-                schedule(i, j, due: now + .nanoseconds(Int64(Double.random(in: 0..<spread) * 1e9)), generation: gen)
+                due.insert(.init(at: now + UInt64(random.uniform(0, spread) * 1e9), member: Int32(i), check: Int32(j)))
             }
             if let spec = members[i].agent?.spec {
-                scheduleAgent(i, due: now + .nanoseconds(Int64(Double.random(in: 0..<min(spec.interval, 0.25)) * 1e9)), generation: gen)
+                due.insert(.init(at: now + UInt64(random.uniform(0, min(spec.interval, 0.25)) * 1e9), member: Int32(i), check: DueQueue.agent))
             }
         }
+        arm()
         markDirty()
     }
 
-    private func schedule(_ i: Int, _ j: Int, due: NIODeadline, generation gen: Int) {
-        members[i].checks[j].task = loop.scheduleTask(deadline: due) { [self] in
-            guard gen == generation, !stopped else { return }
-            run(i, j, due: due, generation: gen)
-        }
+    /// Keeps one timer armed for the first entry of `due`.
+    private func arm() {
+        guard !stopped, let first = due.first else { return }
+        if let armed, armed.at <= first.at { return }
+        armed?.task.cancel()
+        let at = first.at
+        armed = (at, loop.scheduleTask(deadline: NIODeadline.uptimeNanoseconds(at)) { [self] in
+            armed = nil
+            wake()
+        })
     }
 
-    private func run(_ i: Int, _ j: Int, due: NIODeadline, generation gen: Int) {
+    /// Runs everything due now (within `grain`), then re-arms.
+    private func wake() {
+        guard !stopped else { return }
+        let now = NIODeadline.now().uptimeNanoseconds
+        while let e = due.popDue(by: now + grain) {
+            if e.check == DueQueue.agent {
+                pollAgent(Int(e.member), due: e.at)
+            } else {
+                run(Int(e.member), Int(e.check), due: e.at)
+            }
+        }
+        if !httpBatch.isEmpty {
+            curl.submit(httpBatch)
+            httpBatch.removeAll(keepingCapacity: true)
+        }
+        arm()
+    }
+
+    private func reschedule(_ i: Int, _ j: Int32, previous: UInt64, interval: Double) {
+        let next = DueQueue.next(after: previous, interval: interval, now: NIODeadline.now().uptimeNanoseconds, random: &random)
+        due.insert(.init(at: next, member: Int32(i), check: j))
+        arm()
+    }
+
+    private func run(_ i: Int, _ j: Int, due dueAt: UInt64) {
+        let gen = generation
         let spec = members[i].checks[j].spec
-        let late = NIODeadline.now() - due
-        if late > .nanoseconds(Int64(max(0.05, spec.interval * 0.1) * 1e9)) { stats.missedDeadlines += 1 }
+        let started = NIODeadline.now().uptimeNanoseconds
+        if started > dueAt, started - dueAt > UInt64(max(0.05, spec.interval * 0.1) * 1e9) { stats.missedDeadlines += 1 }
         stats.checksRun += 1
-        let started = NIODeadline.now()
-        probe(members[i].target.address, spec, regex: members[i].checks[j].regex).whenComplete { [self] r in
+        probe(members[i].checks[j]) { [self] result in
             guard gen == generation, !stopped else { return }
-            let result = (try? r.get()) ?? .failure("probe error")
             countCheck(spec.kind, ok: result.ok)
             // A failure that completes long after its timeout means this loop was stalled (an
             // overloaded machine): the timeout may have fired before a completed connection
             // was even looked at. Such a result says nothing about the member; it is not
             // counted toward `fall`.
-            let elapsed = Double((NIODeadline.now() - started).nanoseconds) / 1e9
+            let elapsed = Double(NIODeadline.now().uptimeNanoseconds - started) / 1e9
             if !result.ok, elapsed > spec.timeout + max(0.1, spec.timeout * 0.5) {
                 stats.inconclusive += 1
             } else {
                 record(i, j, result)
             }
-            // Next run one interval after this one was due (no drift), with +-5% jitter;
-            // if that is already past, one interval from now.
-            var next = due + .nanoseconds(Int64(spec.interval * Double.random(in: 0.95...1.05) * 1e9))
-            if next < NIODeadline.now() { next = started + .nanoseconds(Int64(spec.interval * 1e9)) }
-            schedule(i, j, due: next, generation: gen)
+            reschedule(i, Int32(j), previous: dueAt, interval: spec.interval)
         }
     }
 
-    private func probe(_ address: IPAddress, _ spec: CheckSpec, regex: NSRegularExpression?) -> EventLoopFuture<ProbeResult> {
-        switch spec.kind {
-        case .tcp:
-            return tcpProbe(group: loop, address: address, port: spec.port, timeout: spec.timeout)
-        case .dns:
-            return dnsProbe(group: loop, address: address, port: spec.port, name: spec.queryName, qtype: spec.queryType, expectRcode: spec.expectRcode, expectAnswer: spec.expectAnswer, timeout: spec.timeout)
-        case .exec:
-            let p = loop.makePromise(of: ProbeResult.self)
-            let argv = spec.command.map {
-                $0.replacingOccurrences(of: "{address}", with: address.description).replacingOccurrences(of: "{port}", with: String(spec.port))
-            }
-            execProbe(command: argv, timeout: spec.timeout, queue: execQueue) { p.succeed($0) }
-            return p.futureResult
-        case .http, .https:
-            let p = loop.makePromise(of: ProbeResult.self)
-            let literal = address.family == .v6 ? "[\(address)]" : address.description
-            let urlHost = spec.sni ?? spec.host ?? literal
-            let resolve = urlHost == literal ? nil : "\(urlHost):\(spec.port):\(literal)"
-            let request = HTTPCheckRequest(
-                url: "\(spec.kind.rawValue)://\(urlHost):\(spec.port)\(spec.path)", resolve: resolve,
-                hostHeader: spec.host.flatMap { $0 == urlHost ? nil : $0 }, method: spec.method, timeout: spec.timeout,
-                verifyTLS: spec.verifyTLS, clientCert: spec.clientCert, clientKey: spec.clientKey)
+    /// Runs one probe; `done` is called on `loop`.
+    private func probe(_ run: CheckRun, _ done: @escaping @Sendable (ProbeResult) -> Void) {
+        let loop = self.loop
+        let spec = run.spec
+        switch run.prepared {
+        case .invalid(let reason):
+            done(.failure(reason))
+        case .socket(let target) where spec.kind == .tcp:
+            tcp.probe(target, timeout: spec.timeout, done)
+        case .socket(let target):
+            dnsProbe(group: loop, target: target, name: spec.queryName, qtype: spec.queryType, expectRcode: spec.expectRcode, expectAnswer: spec.expectAnswer, timeout: spec.timeout)
+                .whenComplete { done((try? $0.get()) ?? .failure("probe error")) }
+        case .exec(let argv):
+            execProbe(command: argv, timeout: spec.timeout, queue: execQueue) { r in loop.execute { done(r) } }
+        case .http(let request):
             let expect = spec.expectStatus
             let body = spec.bodyContains
-            let regexBox = RegexBox(regex)
-            curl.submit(request) { r in
-                p.succeed(HealthMonitor.evaluate(r, expect: expect, body: body, regex: regexBox.regex))
-            }
-            return p.futureResult
+            let regexBox = RegexBox(run.regex)
+            httpBatch.append((request, { r in done(HealthMonitor.evaluate(r, expect: expect, body: body, regex: regexBox.regex)) }))
         }
     }
 
@@ -317,26 +364,31 @@ public final class HealthMonitor: @unchecked Sendable {
 
     // MARK: Agents
 
-    private func scheduleAgent(_ i: Int, due: NIODeadline, generation gen: Int) {
-        members[i].agent?.task = loop.scheduleTask(deadline: due) { [self] in
-            guard gen == generation, !stopped, let spec = members[i].agent?.spec else { return }
-            stats.checksRun += 1
-            readReply(group: loop, address: members[i].target.address, port: spec.port, send: spec.send, timeout: spec.timeout, limit: AgentReply.maxLength)
-                .whenComplete { [self] r in
-                    guard gen == generation, !stopped else { return }
-                    switch r {
-                    case .success(let bytes):
-                        do throws(AgentReply.ParseError) {
-                            agentReply(i, try AgentReply.parse(bytes))
-                        } catch {
-                            agentError(i, "\(error)")
-                        }
-                    case .failure(let e):
-                        agentError(i, describe(e))
-                    }
-                    scheduleAgent(i, due: due + .nanoseconds(Int64(spec.interval * Double.random(in: 0.95...1.05) * 1e9)), generation: gen)
-                }
+    private func pollAgent(_ i: Int, due dueAt: UInt64) {
+        let gen = generation
+        guard let a = members[i].agent else { return }
+        let spec = a.spec
+        stats.checksRun += 1
+        guard let target = a.target else {
+            agentError(i, "bad address \(members[i].target.address)")
+            reschedule(i, DueQueue.agent, previous: dueAt, interval: spec.interval)
+            return
         }
+        readReply(group: loop, target: target, send: spec.send, timeout: spec.timeout, limit: AgentReply.maxLength)
+            .whenComplete { [self] r in
+                guard gen == generation, !stopped else { return }
+                switch r {
+                case .success(let bytes):
+                    do throws(AgentReply.ParseError) {
+                        agentReply(i, try AgentReply.parse(bytes))
+                    } catch {
+                        agentError(i, "\(error)")
+                    }
+                case .failure(let e):
+                    agentError(i, describe(e))
+                }
+                reschedule(i, DueQueue.agent, previous: dueAt, interval: spec.interval)
+            }
     }
 
     private func agentReply(_ i: Int, _ reply: AgentReply) {

@@ -20,18 +20,37 @@ func socketAddress(_ a: IPAddress, _ port: Int) throws -> SocketAddress {
     try SocketAddress(ipAddress: a.description, port: port)
 }
 
-/// TCP connect (then close) within the timeout.
-func tcpProbe(group: any EventLoopGroup, address: IPAddress, port: Int, timeout: Double) -> EventLoopFuture<ProbeResult> {
-    let loop = group.next()
-    do {
-        let target = try socketAddress(address, port)
-        return ClientBootstrap(group: loop)
-            .connectTimeout(.milliseconds(Int64(timeout * 1000)))
-            .connect(to: target)
-            .flatMap { ch in ch.close().map { ProbeResult.success("connected") } }
-            .flatMapErrorThrowing { ProbeResult.failure("connect: \(describe($0))") }
-    } catch {
-        return loop.makeSucceededFuture(.failure("bad address: \(error)"))
+/// TCP connect checks: connect, then close at once with a reset (SO_LINGER 0), as HAProxy's
+/// checks do, so thousands of checks a second leave no TIME_WAIT sockets behind and cost the
+/// member one packet less. One bootstrap per timeout, made once; used only on `loop`.
+final class TCPProber {
+    let loop: any EventLoop
+    private var bootstraps: [Int64: ClientBootstrap] = [:]
+
+    init(loop: any EventLoop) { self.loop = loop }
+
+    func probe(_ target: SocketAddress, timeout: Double, _ done: @escaping @Sendable (ProbeResult) -> Void) {
+        let ms = Int64(timeout * 1000)
+        let bootstrap: ClientBootstrap
+        if let b = bootstraps[ms] {
+            bootstrap = b
+        } else {
+            bootstrap = ClientBootstrap(group: loop).connectTimeout(.milliseconds(ms))
+            bootstraps[ms] = bootstrap
+        }
+        bootstrap.connect(to: target).whenComplete { result in
+            switch result {
+            case .success(let ch):
+                done(.success("connected"))
+                if let options = ch as? any SocketOptionProvider {
+                    options.setSoLinger(linger(l_onoff: 1, l_linger: 0)).whenComplete { _ in ch.close(promise: nil) }
+                } else {
+                    ch.close(promise: nil)
+                }
+            case .failure(let error):
+                done(.failure("connect: \(describe(error))"))
+            }
+        }
     }
 }
 
@@ -76,54 +95,44 @@ final class ReplyCollector: ChannelInboundHandler, @unchecked Sendable {
 }
 
 /// Connects, optionally sends `send`, and reads a reply (feedback agent).
-func readReply(group: any EventLoopGroup, address: IPAddress, port: Int, send: String?, timeout: Double, limit: Int) -> EventLoopFuture<[UInt8]> {
+func readReply(group: any EventLoopGroup, target: SocketAddress, send: String?, timeout: Double, limit: Int) -> EventLoopFuture<[UInt8]> {
     let loop = group.next()
     let promise = loop.makePromise(of: [UInt8].self)
-    do {
-        let target = try socketAddress(address, port)
-        let collector = ReplyCollector(limit: limit, untilNewline: false, promise: promise)
-        let connect = ClientBootstrap(group: loop)
-            .connectTimeout(.milliseconds(Int64(timeout * 1000)))
-            .channelInitializer { ch in ch.eventLoop.makeCompletedFuture { try ch.pipeline.syncOperations.addHandler(collector) } }
-            .connect(to: target)
-        connect.whenSuccess { ch in
-            if let send {
-                let text = send.hasSuffix("\n") ? send : send + "\n"
-                ch.writeAndFlush(ByteBuffer(string: text), promise: nil)
-            }
-            ch.eventLoop.scheduleTask(in: .milliseconds(Int64(timeout * 1000))) { ch.close(promise: nil) }
+    let collector = ReplyCollector(limit: limit, untilNewline: false, promise: promise)
+    let connect = ClientBootstrap(group: loop)
+        .connectTimeout(.milliseconds(Int64(timeout * 1000)))
+        .channelInitializer { ch in ch.eventLoop.makeCompletedFuture { try ch.pipeline.syncOperations.addHandler(collector) } }
+        .connect(to: target)
+    connect.whenSuccess { ch in
+        if let send {
+            let text = send.hasSuffix("\n") ? send : send + "\n"
+            ch.writeAndFlush(ByteBuffer(string: text), promise: nil)
         }
-        connect.whenFailure { promise.fail($0) }
-    } catch {
-        promise.fail(error)
+        ch.eventLoop.scheduleTask(in: .milliseconds(Int64(timeout * 1000))) { ch.close(promise: nil) }
     }
+    connect.whenFailure { promise.fail($0) }
     return promise.futureResult
 }
 
 /// A DNS query over UDP to the member; checks the RCODE and, optionally, that there is an answer.
-func dnsProbe(group: any EventLoopGroup, address: IPAddress, port: Int, name: [UInt8], qtype: UInt16, expectRcode: Int, expectAnswer: Bool, timeout: Double) -> EventLoopFuture<ProbeResult> {
+func dnsProbe(group: any EventLoopGroup, target: SocketAddress, name: [UInt8], qtype: UInt16, expectRcode: Int, expectAnswer: Bool, timeout: Double) -> EventLoopFuture<ProbeResult> {
     let loop = group.next()
     let promise = loop.makePromise(of: [UInt8].self)
     let id = UInt16.random(in: 0...UInt16.max)
     let query: [UInt8] = [UInt8(id >> 8), UInt8(id & 0xFF), 0, 0, 0, 1, 0, 0, 0, 0, 0, 0] + name + [UInt8(qtype >> 8), UInt8(qtype & 0xFF), 0, 1]
-    do {
-        let target = try socketAddress(address, port)
-        let handler = DatagramReply(promise: promise, id: id)
-        let bind = DatagramBootstrap(group: loop)
-            .channelInitializer { ch in ch.eventLoop.makeCompletedFuture { try ch.pipeline.syncOperations.addHandler(handler) } }
-            .bind(host: address.family == .v4 ? "0.0.0.0" : "::", port: 0)
-        bind.whenSuccess { ch in
-            ch.writeAndFlush(AddressedEnvelope(remoteAddress: target, data: ByteBuffer(bytes: query)), promise: nil)
-            ch.eventLoop.scheduleTask(in: .milliseconds(Int64(timeout * 1000))) {
-                handler.fail(ChannelError.connectTimeout(.milliseconds(Int64(timeout * 1000))))
-                ch.close(promise: nil)
-            }
-            promise.futureResult.whenComplete { _ in ch.close(promise: nil) }
+    let handler = DatagramReply(promise: promise, id: id)
+    let bind = DatagramBootstrap(group: loop)
+        .channelInitializer { ch in ch.eventLoop.makeCompletedFuture { try ch.pipeline.syncOperations.addHandler(handler) } }
+        .bind(host: target.protocol == .inet6 ? "::" : "0.0.0.0", port: 0)
+    bind.whenSuccess { ch in
+        ch.writeAndFlush(AddressedEnvelope(remoteAddress: target, data: ByteBuffer(bytes: query)), promise: nil)
+        ch.eventLoop.scheduleTask(in: .milliseconds(Int64(timeout * 1000))) {
+            handler.fail(ChannelError.connectTimeout(.milliseconds(Int64(timeout * 1000))))
+            ch.close(promise: nil)
         }
-        bind.whenFailure { promise.fail($0) }
-    } catch {
-        promise.fail(error)
+        promise.futureResult.whenComplete { _ in ch.close(promise: nil) }
     }
+    bind.whenFailure { promise.fail($0) }
     return promise.futureResult.map { reply -> ProbeResult in
         guard let m = try? DecodedMessage.decode(reply) else { return .failure("malformed DNS reply") }
         let rcode = Int(m.rcode)

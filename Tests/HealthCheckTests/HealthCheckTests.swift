@@ -183,3 +183,59 @@ struct MonitorTests {
         await monitor.shutdown()
     }
 }
+
+@Suite("Check schedule")
+struct DueQueueTests {
+    @Test func popsInDueOrderUpToTheDeadline() {
+        var q = DueQueue()
+        var g = JitterRandom(seed: 42)
+        var expected: [UInt64] = []
+        for k in 0..<2_000 {
+            let at = g.next() % 1_000_000
+            expected.append(at)
+            q.insert(.init(at: at, member: Int32(k), check: k % 3 == 0 ? DueQueue.agent : 0))
+        }
+        expected.sort()
+        #expect(q.popDue(by: expected[0] &- 1) == nil || expected[0] == 0)
+        var got: [UInt64] = []
+        while let e = q.popDue(by: 500_000) { got.append(e.at) }
+        #expect(got == expected.filter { $0 <= 500_000 })
+        #expect(q.first.map { $0.at > 500_000 } ?? true)
+        while let e = q.popDue(by: .max) { got.append(e.at) }
+        #expect(got == expected && q.isEmpty)
+    }
+
+    @Test func jitterStaysInRangeAndSpreads() {
+        var g = JitterRandom(seed: 7)
+        let xs = (0..<10_000).map { _ in g.uniform(0.95, 1.05) }
+        #expect(xs.allSatisfy { $0 >= 0.95 && $0 < 1.05 })
+        // Spread: each tenth of the range gets a share near 10%.
+        var buckets = [Int](repeating: 0, count: 10)
+        for x in xs { buckets[min(9, Int((x - 0.95) / 0.01))] += 1 }
+        #expect(buckets.allSatisfy { $0 > 800 && $0 < 1_200 }, "\(buckets)")
+    }
+}
+
+@Suite("Next run")
+struct NextRunTests {
+    @Test func onTimeKeepsTheCadenceWithJitter() {
+        var g = JitterRandom(seed: 1)
+        let previous: UInt64 = 10_000_000_000
+        for _ in 0..<1_000 {
+            let n = DueQueue.next(after: previous, interval: 2, now: previous + 1_000_000, random: &g)
+            #expect(n >= previous + 1_900_000_000 && n < previous + 2_100_000_000)
+        }
+    }
+
+    @Test func afterAStallOverdueChecksSpreadOverTheNextInterval() {
+        var g = JitterRandom(seed: 2)
+        // 1,000 checks that were all due before a 30 s stall (say, SIGSTOP).
+        let now: UInt64 = 100_000_000_000
+        let next = (0..<1_000).map { k in DueQueue.next(after: 60_000_000_000 + UInt64(k) * 1_000_000, interval: 1, now: now, random: &g) }
+        #expect(next.allSatisfy { $0 >= now && $0 < now + 1_000_000_000 })
+        // Spread, not one burst: no 10 ms slice of the interval holds more than 3% of them.
+        var slices = [Int](repeating: 0, count: 100)
+        for n in next { slices[Int((n - now) / 10_000_000)] += 1 }
+        #expect(slices.max()! <= 30, "\(slices)")
+    }
+}
