@@ -87,12 +87,7 @@ public final class CurlRunner: @unchecked Sendable {
         t.start()
     }
 
-    /// Queues a check; `completion` is run through `deliver`.
-    public func submit(_ request: HTTPCheckRequest, completion: @escaping Completion) {
-        submit([(request, completion)])
-    }
-
-    /// Queues several checks with one lock and one wake-up.
+    /// Queues checks with one lock and one wake-up; each completion is run through `deliver`.
     public func submit(_ batch: [(HTTPCheckRequest, Completion)]) {
         guard !batch.isEmpty else { return }
         lock.withLock { pending += batch }

@@ -75,7 +75,8 @@ public final class HealthMonitor: @unchecked Sendable {
 
     /// A check's target in the form its probe uses.
     enum PreparedProbe {
-        case socket(SocketAddress)
+        case tcp(SocketAddress)
+        case dns(SocketAddress)
         case http(HTTPCheckRequest)
         case exec([String])
         case invalid(String)
@@ -83,7 +84,12 @@ public final class HealthMonitor: @unchecked Sendable {
         init(_ spec: CheckSpec, address: IPAddress) {
             switch spec.kind {
             case .tcp, .dns:
-                do { self = .socket(try socketAddress(address, spec.port)) } catch { self = .invalid("bad address: \(error)") }
+                do {
+                    let target = try socketAddress(address, spec.port)
+                    self = spec.kind == .tcp ? .tcp(target) : .dns(target)
+                } catch {
+                    self = .invalid("bad address: \(error)")
+                }
             case .exec:
                 self = .exec(spec.command.map {
                     $0.replacingOccurrences(of: "{address}", with: address.description).replacingOccurrences(of: "{port}", with: String(spec.port))
@@ -122,7 +128,7 @@ public final class HealthMonitor: @unchecked Sendable {
     private var due = DueQueue()
     private var armed: (at: UInt64, task: Scheduled<Void>)?
     /// Entries due within this much of a wake-up run in it, so checks spread over the interval
-    /// share wake-ups (at most about 1/grain of them a second).
+    /// share timer wake-ups (at most about 1/grain of them a second).
     private let grain: UInt64 = 2_000_000
     private var random = JitterRandom(seed: UInt64.random(in: 1...UInt64.max))
     private lazy var tcp = TCPProber(loop: loop)
@@ -306,9 +312,9 @@ public final class HealthMonitor: @unchecked Sendable {
         switch run.prepared {
         case .invalid(let reason):
             done(.failure(reason))
-        case .socket(let target) where spec.kind == .tcp:
+        case .tcp(let target):
             tcp.probe(target, timeout: spec.timeout, done)
-        case .socket(let target):
+        case .dns(let target):
             dnsProbe(group: loop, target: target, name: spec.queryName, qtype: spec.queryType, expectRcode: spec.expectRcode, expectAnswer: spec.expectAnswer, timeout: spec.timeout)
                 .whenComplete { done((try? $0.get()) ?? .failure("probe error")) }
         case .exec(let argv):
