@@ -2,7 +2,9 @@
 // Meridian: an authoritative GSLB DNS server.
 //
 // Dependency direction (nothing imports upward or sideways):
-//   DNSWire <- ZoneStore <- QueryEngine <- MeridianServer <- meridian
+//   DNSWire <- ZoneStore <- PoolConfig <- Selection <- QueryEngine <- MeridianServer <- meridian
+//   Diagnostics (a leaf) under ZoneStore, PoolConfig, ClusterState and the rest
+//   Diagnostics <- ClusterState <- Peers <- MeridianServer   (ClusterState also under Selection and HealthCheck)
 // System libraries are wrapped once, at the edge: CLDNS (zone text -> wire rdata) is imported by
 // ZoneStore, CMaxMindDB by the GeoIP code, CCurl by the health checkers.
 import PackageDescription
@@ -26,6 +28,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
         .package(url: "https://github.com/apple/swift-atomics.git", from: "1.3.0"),
         .package(url: "https://github.com/jpsim/Yams.git", from: "5.0.0"),
+        .package(url: "https://github.com/apple/swift-crypto.git", from: "3.12.0"),
     ],
     targets: [
         // System libraries.
@@ -33,16 +36,19 @@ let package = Package(
         .systemLibrary(name: "CMaxMindDB", pkgConfig: "libmaxminddb", providers: [.apt(["libmaxminddb-dev"])]),
         .systemLibrary(name: "CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
 
+        // `file:line: message`, the one type every file reader reports problems with. A leaf.
+        .target(name: "Diagnostics", exclude: ["README.md"], swiftSettings: strict),
         // The DNS wire format: names, headers, questions, EDNS, a response builder. No I/O.
         .target(name: "DNSWire", exclude: ["README.md"], swiftSettings: strict),
         // Zone files (via libldns) turned into an in-memory name table with wire-format RRsets.
-        .target(name: "ZoneStore", dependencies: ["DNSWire", "CLDNS"], exclude: ["README.md"], swiftSettings: strict),
+        .target(name: "ZoneStore", dependencies: ["Diagnostics", "DNSWire", "CLDNS"], exclude: ["README.md"], swiftSettings: strict),
         // Client location: IP addresses, prefix tries (topology), MaxMind DB (GeoIP).
         .target(name: "GeoTopology", dependencies: ["CMaxMindDB"], exclude: ["README.md"], swiftSettings: strict),
         // Pool files (YAML): pools, sites, members, regions, order rules, validated with file:line.
-        .target(name: "PoolConfig", dependencies: ["DNSWire", "ZoneStore", "GeoTopology", "Yams"], exclude: ["README.md"], swiftSettings: strict),
-        // Health state of members (admin overrides now, checks and peers later) as immutable snapshots.
-        .target(name: "ClusterState", dependencies: ["ZoneStore"], exclude: ["README.md"], swiftSettings: strict),
+        .target(name: "PoolConfig", dependencies: ["Diagnostics", "DNSWire", "ZoneStore", "GeoTopology", "Yams"], exclude: ["README.md"], swiftSettings: strict),
+        // Health of members: observations per observer, the ledger that merges them, the verdict
+        // fold, admin overrides; immutable snapshots for selection. Pure values, no I/O.
+        .target(name: "ClusterState", dependencies: ["Diagnostics"], exclude: ["README.md"], swiftSettings: strict),
         // Pool selection: a pure function of (query type, client, pool config, health) writing the answer.
         .target(name: "Selection", dependencies: ["DNSWire", "GeoTopology", "PoolConfig", "ClusterState"], exclude: ["README.md"], swiftSettings: strict),
         // Health checks (TCP, HTTP(S) via libcurl multi, DNS, exec) and feedback agents feeding ClusterState.
@@ -60,13 +66,27 @@ let package = Package(
             swiftSettings: strict),
         // The answer logic: query bytes + snapshot -> response bytes. Pure, no sockets.
         .target(
-            name: "QueryEngine", dependencies: ["DNSWire", "ZoneStore", "GeoTopology", "PoolConfig", "ClusterState", "Selection"],
+            name: "QueryEngine", dependencies: ["Diagnostics", "DNSWire", "ZoneStore", "GeoTopology", "PoolConfig", "ClusterState", "Selection"],
             exclude: ["README.md"], swiftSettings: strict),
+        // Peers: the cluster file, SWIM membership (a pure core), signed gossip of the health
+        // ledger over UDP, push-pull over TCP, check sharding.
+        .target(
+            name: "Peers",
+            dependencies: [
+                "Diagnostics", "ClusterState", "Yams",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+            ],
+            exclude: ["README.md"],
+            swiftSettings: strict),
         // Sockets (SwiftNIO UDP/TCP), snapshot publication, reloads, metrics.
         .target(
             name: "MeridianServer",
             dependencies: [
-                "QueryEngine", "ZoneStore", "DNSWire", "GeoTopology", "HealthCheck", "ClusterState", "PoolConfig",
+                "Diagnostics", "QueryEngine", "ZoneStore", "DNSWire", "GeoTopology", "HealthCheck", "ClusterState", "PoolConfig", "Peers",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -82,7 +102,7 @@ let package = Package(
         .executableTarget(
             name: "meridian",
             dependencies: [
-                "MeridianServer", "ZoneStore", "QueryEngine", "Selection", "GeoTopology", "ClusterState", "DNSWire",
+                "MeridianServer", "ZoneStore", "QueryEngine", "Selection", "GeoTopology", "ClusterState", "DNSWire", "Diagnostics", "Peers",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -115,10 +135,11 @@ let package = Package(
         ),
 
         .testTarget(name: "DNSWireTests", dependencies: ["DNSWire"]),
-        .testTarget(name: "ZoneStoreTests", dependencies: ["ZoneStore", "DNSWire"]),
+        .testTarget(name: "ZoneStoreTests", dependencies: ["ZoneStore", "DNSWire", "Diagnostics"]),
         .testTarget(name: "QueryEngineTests", dependencies: ["QueryEngine", "ZoneStore", "DNSWire", "CLDNS", "GeoTopology", "ClusterState"]),
         .testTarget(name: "GeoTopologyTests", dependencies: ["GeoTopology"]),
-        .testTarget(name: "PoolConfigTests", dependencies: ["PoolConfig", "ZoneStore", "DNSWire"]),
+        .testTarget(name: "PoolConfigTests", dependencies: ["PoolConfig", "ZoneStore", "DNSWire", "Diagnostics"]),
+        .testTarget(name: "PeersTests", dependencies: ["Peers", "ClusterState", "Diagnostics"]),
         .testTarget(name: "ClusterStateTests", dependencies: ["ClusterState"]),
         .testTarget(
             name: "HealthCheckTests",

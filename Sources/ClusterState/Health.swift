@@ -1,5 +1,6 @@
+import Diagnostics
 import Foundation
-import ZoneStore
+
 
 #if canImport(Glibc)
 import Glibc
@@ -145,61 +146,156 @@ public struct AgentObservation: Sendable, Equatable {
     }
 }
 
-/// Everything observed about one member.
+/// Everything observed about one member, by every observer whose view counts (this instance's
+/// own checks, and the peers' when they gossip).
 public struct MemberObservations: Sendable, Equatable {
     public var checks: [CheckObservation]
-    public var agent: AgentObservation?
+    public var agents: [AgentObservation]
+    /// The peers that currently probe this member (empty when not sharded: a lone instance).
+    public var probers: [String]
 
-    public init(checks: [CheckObservation] = [], agent: AgentObservation? = nil) {
+    public init(checks: [CheckObservation] = [], agents: [AgentObservation] = [], probers: [String] = []) {
         self.checks = checks
-        self.agent = agent
+        self.agents = agents
+        self.probers = probers
+    }
+
+    /// One observer's observations (a lone instance, or the local monitor's output).
+    public init(checks: [CheckObservation] = [], agent: AgentObservation?) {
+        self.init(checks: checks, agents: agent.map { [$0] } ?? [])
+    }
+
+    /// The one agent observation, when there is exactly one observer (the local monitor's output).
+    public var agent: AgentObservation? { agents.first }
+
+    /// The observers that said anything, sorted.
+    public var observers: [String] {
+        Array(Set(checks.map(\.observer) + agents.map(\.observer))).sorted()
+    }
+}
+
+/// How the observers' views of a member become one state (the cluster file's `verdict`).
+public enum VerdictPolicy: Sendable, Equatable, CustomStringConvertible {
+    /// Down when more than half of the observers say down (the default).
+    case majority
+    /// Down when any observer says down.
+    case any
+    /// Down only when every observer says down.
+    case all
+    /// Down when at least this many observers say down (or all of them, if fewer observe).
+    case count(Int)
+
+    /// Parses `majority`, `any`, `all` or a positive count.
+    public init?(_ text: String) {
+        switch text.lowercased() {
+        case "majority": self = .majority
+        case "any": self = .any
+        case "all": self = .all
+        default:
+            guard let n = Int(text), n > 0 else { return nil }
+            self = .count(n)
+        }
+    }
+
+    /// Whether `down` of `voters` observers saying down makes the member down.
+    public func isDown(down: Int, voters: Int) -> Bool {
+        guard voters > 0, down > 0 else { return false }
+        switch self {
+        case .majority: return down * 2 > voters
+        case .any: return true
+        case .all: return down == voters
+        case .count(let n): return down >= min(n, voters)
+        }
+    }
+
+    public var description: String {
+        switch self {
+        case .majority: return "majority"
+        case .any: return "any"
+        case .all: return "all"
+        case .count(let n): return "count \(n)"
+        }
     }
 }
 
 /// Immutable health view that selection reads: observations from health checks and feedback
-/// agents, with admin overrides from the state file winning over them. Observations carry their
-/// observer and a version so that views from peer instances can later be merged here too.
+/// agents (this instance's and its peers'), folded per member by the verdict policy, with
+/// admin overrides winning over them.
 public final class HealthSnapshot: Sendable {
     /// Increases with every new snapshot.
     public let version: Int
+    /// In the order they apply: a later matching override wins.
     public let overrides: [AdminOverride]
     /// Member id -> observations.
     public let observations: [String: MemberObservations]
+    public let policy: VerdictPolicy
 
-    public init(version: Int = 0, overrides: [AdminOverride] = [], observations: [String: MemberObservations] = [:]) {
+    public init(version: Int = 0, overrides: [AdminOverride] = [], observations: [String: MemberObservations] = [:], policy: VerdictPolicy = .majority) {
         self.version = version
         self.overrides = overrides
         self.observations = observations
+        self.policy = policy
     }
 
     public static let allUp = HealthSnapshot()
 
-    /// The same observations with other overrides, or the same overrides with other observations.
-    public func with(overrides: [AdminOverride]? = nil, observations: [String: MemberObservations]? = nil, version: Int) -> HealthSnapshot {
-        HealthSnapshot(version: version, overrides: overrides ?? self.overrides, observations: observations ?? self.observations)
+    /// The same snapshot with some parts replaced.
+    public func with(
+        overrides: [AdminOverride]? = nil, observations: [String: MemberObservations]? = nil, policy: VerdictPolicy? = nil, version: Int
+    ) -> HealthSnapshot {
+        HealthSnapshot(
+            version: version, overrides: overrides ?? self.overrides, observations: observations ?? self.observations,
+            policy: policy ?? self.policy)
     }
 
-    /// The status of a member: the last matching admin override; else down if any check is
-    /// down or the agent says down; drain if the agent says drain or maint; else up, with the
-    /// agent's percentage as weight factor.
+    /// The status of a member: the last matching admin override; else the verdict of its
+    /// observers. Each observer says down if any of its checks is down or its agent says down;
+    /// the policy turns the count of those into a verdict. A member that is up is drained when
+    /// most agent reports say drain or maint, and its weight factor is the median of the
+    /// agents' percentages.
     public func status(of memberID: String) -> MemberStatus {
         for o in overrides.reversed() where o.matches(memberID) {
             return MemberStatus(state: o.state, weightFactor: o.weightFactor ?? 1, source: "admin \((o.file as NSString).lastPathComponent):\(o.line)")
         }
         guard let obs = observations[memberID] else { return .defaultUp }
-        if let down = obs.checks.first(where: { !$0.up }) {
-            return MemberStatus(state: .down, source: "check \(down.check): \(down.reason)")
-        }
-        let checks = obs.checks.isEmpty ? "" : "checks pass"
-        if let agent = obs.agent {
-            let factor = agent.weightFactor ?? 1
-            let source = [checks, "agent: \(agent.detail)"].filter { !$0.isEmpty }.joined(separator: ", ")
-            switch agent.state {
-            case .down?: return MemberStatus(state: .down, weightFactor: factor, source: source)
-            case .drain?, .maint?: return MemberStatus(state: .drain, weightFactor: factor, source: source)
-            case .up?, nil: return MemberStatus(state: .up, weightFactor: factor, source: source)
+        return Verdict.fold(obs, policy: policy)
+    }
+}
+
+/// The fold of one member's observations into a status: a pure function, so every instance
+/// with the same merged observations gets the same answer.
+public enum Verdict {
+    public static func fold(_ obs: MemberObservations, policy: VerdictPolicy) -> MemberStatus {
+        let observers = obs.observers
+        var downs: [(observer: String, reason: String, byAgent: Bool)] = []
+        for o in observers {
+            if let c = obs.checks.first(where: { $0.observer == o && !$0.up }) {
+                downs.append((o, "check \(c.check): \(c.reason)", false))
+            } else if let a = obs.agents.first(where: { $0.observer == o && $0.state == .down }) {
+                downs.append((o, "agent: \(a.detail)", true))
             }
         }
-        return MemberStatus(state: .up, source: checks.isEmpty ? "up" : checks)
+        let factors = obs.agents.compactMap(\.weightFactor).sorted()
+        let factor = factors.isEmpty ? 1 : median(factors)
+        let many = observers.count > 1
+        func tally(_ n: Int) -> String { many ? " (\(n) of \(observers.count) observers, \(policy))" : "" }
+        if policy.isDown(down: downs.count, voters: observers.count), let first = downs.first {
+            return MemberStatus(state: .down, weightFactor: first.byAgent ? factor : 1, source: first.reason + tally(downs.count))
+        }
+        let checks = obs.checks.isEmpty ? "" : (downs.isEmpty ? "checks pass" : "checks pass by \(policy), \(downs.count) of \(observers.count) say down")
+        guard !obs.agents.isEmpty else { return MemberStatus(state: .up, source: checks.isEmpty ? "up" : checks) }
+        let details = many ? obs.agents.map { "\($0.observer): \($0.detail)" }.joined(separator: "; ") : obs.agents[0].detail
+        let source = [checks, "agent: \(details)"].filter { !$0.isEmpty }.joined(separator: ", ")
+        let drains = obs.agents.filter { $0.state == .drain || $0.state == .maint }.count
+        if drains * 2 > obs.agents.count {
+            return MemberStatus(state: .drain, weightFactor: factor, source: source)
+        }
+        return MemberStatus(state: .up, weightFactor: factor, source: source)
+    }
+
+    /// The median of sorted values (the mean of the middle two for an even count).
+    static func median(_ sorted: [Double]) -> Double {
+        let n = sorted.count
+        return n % 2 == 1 ? sorted[n / 2] : (sorted[n / 2 - 1] + sorted[n / 2]) / 2
     }
 }

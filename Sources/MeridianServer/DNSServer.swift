@@ -1,3 +1,4 @@
+import Diagnostics
 import Atomics
 import ClusterState
 import DNSWire

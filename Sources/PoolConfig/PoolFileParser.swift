@@ -1,3 +1,4 @@
+import Diagnostics
 import DNSWire
 import Foundation
 import GeoTopology
@@ -7,10 +8,13 @@ import ZoneStore
 /// Reads pool files (YAML) into a validated `PoolSet`, reporting every problem as
 /// `file:line: message`. The format is documented in `Zones/README.md`.
 public enum PoolFileParser {
-    /// The pool files in a directory: `*.yaml` and `*.yml`, sorted.
+    /// The cluster file (peers, verdict policy), which sits beside the pool files but is not one.
+    public static let clusterFileName = "cluster.yaml"
+
+    /// The pool files in a directory: `*.yaml` and `*.yml` but the cluster file, sorted.
     public static func poolFiles(in directory: String) -> [String] {
         let names = (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
-        return names.filter { ($0.hasSuffix(".yaml") || $0.hasSuffix(".yml")) && !$0.hasPrefix(".") }.sorted()
+        return names.filter { ($0.hasSuffix(".yaml") || $0.hasSuffix(".yml")) && !$0.hasPrefix(".") && $0 != clusterFileName }.sorted()
             .map { (directory as NSString).appendingPathComponent($0) }
     }
 

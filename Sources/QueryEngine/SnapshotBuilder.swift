@@ -1,3 +1,4 @@
+import Diagnostics
 import ClusterState
 import Foundation
 import PoolConfig

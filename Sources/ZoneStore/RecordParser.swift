@@ -1,3 +1,4 @@
+import Diagnostics
 import CLDNS
 import DNSWire
 import Foundation

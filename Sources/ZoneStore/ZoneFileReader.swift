@@ -1,3 +1,4 @@
+import Diagnostics
 import Foundation
 
 /// One logical entry of a master file (RFC 1035 5.1): a record or a directive, with the

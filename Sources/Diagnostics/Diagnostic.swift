@@ -1,4 +1,5 @@
-/// A problem found in a zone file, reported as `file:line: message`.
+/// A problem found in a configuration file (zone, pool, state or cluster file), reported as
+/// `file:line: message`. Every target that reads files reports through this one type.
 public struct Diagnostic: Sendable, Equatable, CustomStringConvertible, Error {
     public enum Severity: String, Sendable { case error, warning }
 
@@ -16,17 +17,5 @@ public struct Diagnostic: Sendable, Equatable, CustomStringConvertible, Error {
 
     public var description: String {
         severity == .error ? "\(file):\(line): \(message)" : "\(file):\(line): warning: \(message)"
-    }
-}
-
-/// Why a set of zones could not be loaded: every error found, not only the first.
-public enum ZoneLoadError: Error, Sendable, CustomStringConvertible {
-    /// The zone directory could not be read.
-    case unreadable(path: String, reason: String)
-
-    public var description: String {
-        switch self {
-        case let .unreadable(path, reason): return "\(path): \(reason)"
-        }
     }
 }

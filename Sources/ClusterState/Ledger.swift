@@ -1,0 +1,330 @@
+import Foundation
+
+/// Everything the instances of one group know about member health, as a replicated state:
+/// per (observer, member, check) the observer's latest result, per (observer, member) its
+/// feedback agent's latest reply, and per pattern the admin override register. Each entry is
+/// written by one writer (its observer, or any instance for overrides) and versioned with an
+/// `HLC`; merging keeps the higher version, so any two ledgers that saw the same entries are
+/// equal, whatever the order (a state-based CRDT: per-key last-writer-wins registers).
+///
+/// A pure value: no clock of its own, no I/O. The caller passes wall time and its clock.
+public struct Ledger: Sendable, Equatable {
+    /// One observer's current result for one check of one member.
+    public struct CheckEntry: Sendable, Equatable {
+        public var observer: String
+        public var member: String
+        public var check: String
+        public var up: Bool
+        public var reason: String
+        /// The observer's hash of the member's definition (address, checks, agent): results
+        /// count only where it equals this instance's own.
+        public var definition: UInt64
+        public var version: HLC
+        /// The observer no longer probes this member (a tombstone).
+        public var withdrawn: Bool
+
+        public init(observer: String, member: String, check: String, up: Bool, reason: String, definition: UInt64, version: HLC, withdrawn: Bool = false) {
+            self.observer = observer
+            self.member = member
+            self.check = check
+            self.up = up
+            self.reason = reason
+            self.definition = definition
+            self.version = version
+            self.withdrawn = withdrawn
+        }
+    }
+
+    /// One observer's latest usable feedback-agent reply for one member.
+    public struct AgentEntry: Sendable, Equatable {
+        public var observer: String
+        public var member: String
+        public var state: AgentReply.State?
+        public var weightFactor: Double?
+        public var detail: String
+        public var definition: UInt64
+        public var version: HLC
+        /// No usable reply any more (stale, or no longer probed): a tombstone.
+        public var withdrawn: Bool
+
+        public init(
+            observer: String, member: String, state: AgentReply.State?, weightFactor: Double?, detail: String, definition: UInt64, version: HLC,
+            withdrawn: Bool = false
+        ) {
+            self.observer = observer
+            self.member = member
+            self.state = state
+            self.weightFactor = weightFactor
+            self.detail = detail
+            self.definition = definition
+            self.version = version
+            self.withdrawn = withdrawn
+        }
+    }
+
+    /// An admin override register: the last write for a pattern wins, on every instance.
+    public struct OverrideEntry: Sendable, Equatable {
+        public var pattern: String
+        public var state: HealthState
+        public var weightFactor: Double?
+        /// The instance where it was set, and where (`state.txt:3`).
+        public var origin: String
+        public var source: String
+        public var version: HLC
+        /// Removed (a tombstone), so an older write arriving late cannot bring it back.
+        public var removed: Bool
+
+        public init(pattern: String, state: HealthState, weightFactor: Double?, origin: String, source: String, version: HLC, removed: Bool = false) {
+            self.pattern = pattern
+            self.state = state
+            self.weightFactor = weightFactor
+            self.origin = origin
+            self.source = source
+            self.version = version
+            self.removed = removed
+        }
+    }
+
+    public enum Entry: Sendable, Equatable {
+        case check(CheckEntry)
+        case agent(AgentEntry)
+        case override(OverrideEntry)
+
+        public var version: HLC {
+            switch self {
+            case .check(let e): return e.version
+            case .agent(let e): return e.version
+            case .override(let e): return e.version
+            }
+        }
+
+        /// Who wrote it: the observer, or the override's origin.
+        public var writer: String {
+            switch self {
+            case .check(let e): return e.observer
+            case .agent(let e): return e.observer
+            case .override(let e): return e.origin
+            }
+        }
+
+        /// What a newer entry replaces (for de-duplicating a send queue).
+        public var key: String {
+            switch self {
+            case .check(let e): return "c\u{0}\(e.observer)\u{0}\(e.member)\u{0}\(e.check)"
+            case .agent(let e): return "a\u{0}\(e.observer)\u{0}\(e.member)"
+            case .override(let e): return "o\u{0}\(e.pattern)"
+            }
+        }
+    }
+
+    /// Bounds on what one writer can make this ledger hold.
+    public struct Limits: Sendable, Equatable {
+        /// Check plus agent entries per observer.
+        public var entriesPerObserver: Int
+        public var overrides: Int
+        /// How far ahead of local wall time a version may be (a forged or badly skewed clock
+        /// must not pin a register forever).
+        public var maxFutureMillis: UInt64
+
+        public init(entriesPerObserver: Int = 200_000, overrides: Int = 10_000, maxFutureMillis: UInt64 = 60_000) {
+            self.entriesPerObserver = entriesPerObserver
+            self.overrides = overrides
+            self.maxFutureMillis = maxFutureMillis
+        }
+    }
+
+    /// Why an entry was not taken.
+    public enum Rejection: Error, Sendable, Equatable, CustomStringConvertible {
+        case future(writer: String, aheadMillis: UInt64)
+        case full(writer: String)
+        case badValue(writer: String, what: String)
+
+        public var description: String {
+            switch self {
+            case let .future(w, ms): return "\(w): version \(ms) ms in the future"
+            case let .full(w): return "\(w): too many entries"
+            case let .badValue(w, what): return "\(w): \(what)"
+            }
+        }
+    }
+
+    struct CheckKey: Hashable, Sendable { var observer, member, check: String }
+    struct AgentKey: Hashable, Sendable { var observer, member: String }
+
+    private(set) var checks: [CheckKey: CheckEntry] = [:]
+    private(set) var agents: [AgentKey: AgentEntry] = [:]
+    public private(set) var overrides: [String: OverrideEntry] = [:]
+    private var counts: [String: Int] = [:]
+    public let limits: Limits
+
+    public init(limits: Limits = Limits()) { self.limits = limits }
+
+    public var entryCount: Int { checks.count + agents.count + overrides.count }
+
+    // MARK: Merging
+
+    /// Takes an entry if it is newer than what is held for its key. Returns whether anything
+    /// changed; throws (and changes nothing) for an entry that breaks a limit.
+    @discardableResult
+    public mutating func merge(_ entry: Entry, nowMillis: UInt64) throws(Rejection) -> Bool {
+        if entry.version.millis > nowMillis, entry.version.millis - nowMillis > limits.maxFutureMillis {
+            throw .future(writer: entry.writer, aheadMillis: entry.version.millis - nowMillis)
+        }
+        switch entry {
+        case .check(let e):
+            let k = CheckKey(observer: e.observer, member: e.member, check: e.check)
+            if let old = checks[k] { guard e.version > old.version else { return false } } else { try admit(e.observer) }
+            checks[k] = e
+        case .agent(let e):
+            if let f = e.weightFactor, !(f >= 0 && f <= 1) { throw .badValue(writer: e.observer, what: "agent weight \(f)") }
+            let k = AgentKey(observer: e.observer, member: e.member)
+            if let old = agents[k] { guard e.version > old.version else { return false } } else { try admit(e.observer) }
+            agents[k] = e
+        case .override(let e):
+            if let f = e.weightFactor, !(f >= 0 && f <= 1) { throw .badValue(writer: e.origin, what: "override weight \(f)") }
+            if let old = overrides[e.pattern] {
+                // Ties (same version from two origins) go to the larger origin name, so every
+                // instance picks the same one.
+                guard e.version > old.version || (e.version == old.version && e.origin > old.origin) else { return false }
+            } else if overrides.count >= limits.overrides {
+                throw .full(writer: e.origin)
+            }
+            overrides[e.pattern] = e
+        }
+        return true
+    }
+
+    private mutating func admit(_ observer: String) throws(Rejection) {
+        let n = counts[observer, default: 0]
+        guard n < limits.entriesPerObserver else { throw .full(writer: observer) }
+        counts[observer] = n + 1
+    }
+
+    /// Every entry, for a full-state exchange (push-pull).
+    public func entries() -> [Entry] {
+        checks.values.map(Entry.check) + agents.values.map(Entry.agent) + overrides.values.map(Entry.override)
+    }
+
+    /// Drops everything an observer wrote (it is dead or left the group); returns how many.
+    /// Overrides stay: they belong to the group, not to the instance that set them.
+    @discardableResult
+    public mutating func forget(observer: String) -> Int {
+        let before = checks.count + agents.count
+        checks = checks.filter { $0.key.observer != observer }
+        agents = agents.filter { $0.key.observer != observer }
+        counts[observer] = nil
+        return before - checks.count - agents.count
+    }
+
+    /// The observers with entries here.
+    public var observers: Set<String> { Set(counts.keys) }
+
+    // MARK: Local writes
+
+    /// Records this instance's own observations: entries whose result changed get a new
+    /// version, entries for checks no longer reported are withdrawn. Returns the new entries
+    /// (to gossip).
+    public mutating func recordLocal(
+        observer: String, observations: [String: MemberObservations], definitions: [String: UInt64], clock: inout HybridClock, wallMillis: UInt64
+    ) -> [Entry] {
+        var out: [Entry] = []
+        var seenChecks = Set<CheckKey>()
+        var seenAgents = Set<AgentKey>()
+        for (member, obs) in observations {
+            let def = definitions[member] ?? 0
+            for c in obs.checks where c.observer == observer {
+                let k = CheckKey(observer: observer, member: member, check: c.check)
+                seenChecks.insert(k)
+                if let old = checks[k], !old.withdrawn, old.up == c.up, old.reason == c.reason, old.definition == def { continue }
+                let e = CheckEntry(observer: observer, member: member, check: c.check, up: c.up, reason: c.reason, definition: def, version: clock.tick(wallMillis: wallMillis))
+                if (try? merge(.check(e), nowMillis: wallMillis)) == true { out.append(.check(e)) }
+            }
+            if let a = obs.agents.first(where: { $0.observer == observer }) {
+                let k = AgentKey(observer: observer, member: member)
+                seenAgents.insert(k)
+                if let old = agents[k], !old.withdrawn, old.state == a.state, old.weightFactor == a.weightFactor, old.detail == a.detail, old.definition == def { continue }
+                let e = AgentEntry(
+                    observer: observer, member: member, state: a.state, weightFactor: a.weightFactor, detail: a.detail, definition: def,
+                    version: clock.tick(wallMillis: wallMillis))
+                if (try? merge(.agent(e), nowMillis: wallMillis)) == true { out.append(.agent(e)) }
+            }
+        }
+        for (k, old) in checks where k.observer == observer && !old.withdrawn && !seenChecks.contains(k) {
+            var e = old
+            e.withdrawn = true
+            e.version = clock.tick(wallMillis: wallMillis)
+            checks[k] = e
+            out.append(.check(e))
+        }
+        for (k, old) in agents where k.observer == observer && !old.withdrawn && !seenAgents.contains(k) {
+            var e = old
+            e.withdrawn = true
+            e.version = clock.tick(wallMillis: wallMillis)
+            agents[k] = e
+            out.append(.agent(e))
+        }
+        return out
+    }
+
+    /// Records this instance's admin state file: a pattern set or changed gets a new register
+    /// value; a pattern this instance had set and the file no longer has is removed (a
+    /// tombstone). Later lines get later versions, so among matching patterns the file's order
+    /// still holds. Returns the new entries (to gossip).
+    public mutating func recordOverrides(origin: String, overrides list: [AdminOverride], clock: inout HybridClock, wallMillis: UInt64) -> [Entry] {
+        var out: [Entry] = []
+        var last: [String: AdminOverride] = [:]
+        for o in list { last[o.pattern] = o }
+        for o in list where last[o.pattern] == o {
+            let source = "\((o.file as NSString).lastPathComponent):\(o.line)"
+            if let old = overrides[o.pattern], !old.removed, old.state == o.state, old.weightFactor == o.weightFactor, old.source == source { continue }
+            let e = OverrideEntry(pattern: o.pattern, state: o.state, weightFactor: o.weightFactor, origin: origin, source: source, version: clock.tick(wallMillis: wallMillis))
+            if (try? merge(.override(e), nowMillis: wallMillis)) == true { out.append(.override(e)) }
+        }
+        for (pattern, old) in overrides.sorted(by: { $0.key < $1.key }) where old.origin == origin && !old.removed && last[pattern] == nil {
+            var e = old
+            e.removed = true
+            e.version = clock.tick(wallMillis: wallMillis)
+            overrides[pattern] = e
+            out.append(.override(e))
+        }
+        return out
+    }
+
+    // MARK: The view selection reads
+
+    /// The live overrides, oldest first (a later matching one wins).
+    public func adminOverrides() -> [AdminOverride] {
+        overrides.values.filter { !$0.removed }.sorted { $0.version < $1.version }.map {
+            AdminOverride(pattern: $0.pattern, state: $0.state, weightFactor: $0.weightFactor, file: "\($0.origin) \($0.source)", line: 0)
+        }
+    }
+
+    /// Per member of this instance's configuration (`definitions`), the observations that
+    /// count: from live observers, with the same member definition, and, when any of the
+    /// member's current probers has reported, from its probers only (until then from whoever
+    /// probed it before, so a hand-over leaves no gap).
+    public func view(live: Set<String>, probers: [String: [String]], definitions: [String: UInt64]) -> [String: MemberObservations] {
+        var out: [String: MemberObservations] = [:]
+        for (member, _) in definitions { out[member] = MemberObservations(probers: probers[member] ?? []) }
+        for e in checks.values where !e.withdrawn && live.contains(e.observer) && definitions[e.member] == e.definition {
+            out[e.member]?.checks.append(CheckObservation(
+                check: e.check, up: e.up, reason: e.reason, observer: e.observer, version: e.version.raw, at: Double(e.version.millis) / 1000))
+        }
+        for e in agents.values where !e.withdrawn && live.contains(e.observer) && definitions[e.member] == e.definition {
+            out[e.member]?.agents.append(AgentObservation(
+                state: e.state, weightFactor: e.weightFactor, detail: e.detail, observer: e.observer, at: Double(e.version.millis) / 1000))
+        }
+        for (member, obs) in out {
+            var o = obs
+            let assigned = Set(o.probers)
+            if !assigned.isEmpty, o.observers.contains(where: assigned.contains) {
+                o.checks.removeAll { !assigned.contains($0.observer) }
+                o.agents.removeAll { !assigned.contains($0.observer) }
+            }
+            o.checks.sort { ($0.observer, $0.check) < ($1.observer, $1.check) }
+            o.agents.sort { $0.observer < $1.observer }
+            if o.checks.isEmpty && o.agents.isEmpty && o.probers.isEmpty { out[member] = nil } else { out[member] = o }
+        }
+        return out
+    }
+}

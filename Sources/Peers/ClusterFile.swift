@@ -1,0 +1,171 @@
+import ClusterState
+import Diagnostics
+import Foundation
+import Yams
+
+/// The cluster file (`cluster.yaml` beside the pool files): who the peers are, how their
+/// views become one verdict, and how many of them probe each member.
+///
+///     peers:
+///       ns1: 127.0.0.1:7946
+///       ns2: 127.0.0.2:7946
+///       ns3: 127.0.0.3:7946
+///     verdict: majority     # majority (default), any, all, or a count
+///     probers: 2            # peers probing each member (default 2), or all
+///     timings:              # optional, seconds (memberlist's LAN defaults)
+///       probe_interval: 1
+///       probe_timeout: 0.5
+///       suspicion_mult: 4
+///       gossip_interval: 0.2
+///       push_pull_interval: 30
+public struct ClusterConfig: Sendable, Equatable {
+    /// Node name -> gossip address (`HOST:PORT`), this instance included.
+    public var peers: [String: String]
+    public var verdict: VerdictPolicy
+    /// nil = every live peer probes every member.
+    public var probers: Int?
+    public var settings: SWIMSettings
+    public var file: String
+
+    public init(peers: [String: String], verdict: VerdictPolicy = .majority, probers: Int? = 2, settings: SWIMSettings = SWIMSettings(), file: String = "") {
+        self.peers = peers
+        self.verdict = verdict
+        self.probers = probers
+        self.settings = settings
+        self.file = file
+    }
+
+    /// Reads `path`; nil with no diagnostics when the file does not exist (a lone instance).
+    public static func load(path: String) -> (config: ClusterConfig?, diagnostics: [Diagnostic]) {
+        guard FileManager.default.fileExists(atPath: path) else { return (nil, []) }
+        guard let data = FileManager.default.contents(atPath: path), data.count <= 1 << 20, let text = String(data: data, encoding: .utf8) else {
+            return (nil, [Diagnostic(file: path, line: 0, "cannot read the cluster file (or it is over 1 MiB)")])
+        }
+        return parse(text, file: path)
+    }
+
+    public static func parse(_ text: String, file: String) -> (config: ClusterConfig?, diagnostics: [Diagnostic]) {
+        var diags: [Diagnostic] = []
+        func err(_ line: Int, _ m: String) { diags.append(Diagnostic(file: file, line: line, m)) }
+        let root: Node?
+        do { root = try Yams.compose(yaml: text) } catch {
+            var line = 1
+            if let e = error as? YamlError {
+                switch e {
+                case let .scanner(_, _, mark, _), let .parser(_, _, mark, _), let .composer(_, _, mark, _): line = mark.line
+                default: break
+                }
+            }
+            return (nil, [Diagnostic(file: file, line: line, "YAML: \(error)")])
+        }
+        guard let root, let top = root.mapping else { return (nil, [Diagnostic(file: file, line: 1, "the cluster file must be a mapping with 'peers'")]) }
+        var config = ClusterConfig(peers: [:], file: file)
+        var sawPeers = false
+        for (k, v) in top {
+            let line = k.mark?.line ?? 0
+            switch k.scalar?.string ?? "" {
+            case "peers":
+                sawPeers = true
+                guard let m = v.mapping else { err(line, "peers must map node names to HOST:PORT"); continue }
+                for (pk, pv) in m {
+                    let name = pk.scalar?.string ?? ""
+                    let pline = pk.mark?.line ?? line
+                    guard isValidName(name) else { err(pline, "peer name '\(name.prefix(80))' must be 1-\(Limits.name) letters, digits, '.', '-' or '_'"); continue }
+                    guard let a = pv.scalar?.string, isValidAddress(a) else { err(pline, "peer \(name): address must be HOST:PORT or [V6]:PORT with an IP address"); continue }
+                    if config.peers[name] != nil { err(pline, "peer \(name) is listed twice"); continue }
+                    if let other = config.peers.first(where: { $0.value == a }) { err(pline, "peer \(name) has the same address as \(other.key)"); continue }
+                    config.peers[name] = a
+                }
+            case "verdict":
+                guard let s = v.scalar?.string, let p = VerdictPolicy(s) else { err(line, "verdict must be majority, any, all or a positive count"); continue }
+                config.verdict = p
+            case "probers":
+                let s = v.scalar?.string ?? ""
+                if s == "all" { config.probers = nil } else if let n = Int(s), n >= 1, n <= 1000 { config.probers = n } else {
+                    err(line, "probers must be a count from 1 to 1000 or 'all', not '\(s.prefix(40))'")
+                }
+            case "timings":
+                config.settings = timings(v, file: file, &diags)
+            case let other:
+                err(line, "unknown key '\(other.prefix(40))' in the cluster file (expected one of: peers, probers, timings, verdict)")
+            }
+        }
+        if !sawPeers { err(1, "the cluster file has no 'peers'") }
+        if config.peers.count > Limits.members { err(1, "at most \(Limits.members) peers") }
+        return (diags.contains { $0.severity == .error } ? nil : config, diags)
+    }
+
+    static func timings(_ n: Node, file: String, _ diags: inout [Diagnostic]) -> SWIMSettings {
+        var s = SWIMSettings()
+        guard let m = n.mapping else {
+            diags.append(Diagnostic(file: file, line: n.mark?.line ?? 0, "timings must be a mapping"))
+            return s
+        }
+        let bounds: [String: ClosedRange<Double>] = [
+            "probe_interval": 0.01...60, "probe_timeout": 0.005...30, "suspicion_mult": 1...20, "gossip_interval": 0.01...10,
+            "push_pull_interval": 0.1...3600, "rejoin_interval": 0.1...600,
+        ]
+        for (k, v) in m {
+            let key = k.scalar?.string ?? ""
+            let line = k.mark?.line ?? 0
+            guard let range = bounds[key] else {
+                diags.append(Diagnostic(file: file, line: line, "unknown timing '\(key.prefix(40))' (expected one of: \(bounds.keys.sorted().joined(separator: ", ")))"))
+                continue
+            }
+            guard let x = v.scalar.flatMap({ Double($0.string) }), range.contains(x) else {
+                diags.append(Diagnostic(file: file, line: line, "\(key) must be a number of seconds from \(range.lowerBound) to \(range.upperBound)"))
+                continue
+            }
+            switch key {
+            case "probe_interval": s.probeInterval = x
+            case "probe_timeout": s.probeTimeout = x
+            case "suspicion_mult": s.suspicionMult = x
+            case "gossip_interval": s.gossipInterval = x
+            case "push_pull_interval": s.pushPullInterval = x
+            default: s.rejoinInterval = x
+            }
+        }
+        if s.probeTimeout >= s.probeInterval {
+            diags.append(Diagnostic(file: file, line: n.mark?.line ?? 0, "probe_timeout must be shorter than probe_interval"))
+        }
+        return s
+    }
+
+    /// Node names: what an operator can type and a log can show.
+    public static func isValidName(_ s: String) -> Bool {
+        !s.isEmpty && s.utf8.count <= Limits.name && s.unicodeScalars.allSatisfy { $0.isASCII && (CharacterSet.alphanumerics.contains($0) || "._-".unicodeScalars.contains($0)) }
+    }
+
+    /// `HOST:PORT` with an IP address host (gossip does not resolve names).
+    public static func isValidAddress(_ s: String) -> Bool { GossipAddress(s) != nil }
+}
+
+/// A gossip address: an IP literal and a port.
+public struct GossipAddress: Sendable, Equatable, Hashable, CustomStringConvertible {
+    public var host: String
+    public var port: Int
+
+    public init?(_ text: String) {
+        let host: String
+        let portText: Substring
+        if text.hasPrefix("["), let close = text.firstIndex(of: "]") {
+            host = String(text[text.index(after: text.startIndex)..<close])
+            let rest = text[text.index(after: close)...]
+            guard rest.hasPrefix(":") else { return nil }
+            portText = rest.dropFirst()
+        } else {
+            guard let colon = text.lastIndex(of: ":") else { return nil }
+            host = String(text[..<colon])
+            portText = text[text.index(after: colon)...]
+            guard !host.contains(":") else { return nil }
+        }
+        guard let p = Int(portText), (1...65535).contains(p) else { return nil }
+        var v4 = in_addr()
+        var v6 = in6_addr()
+        guard inet_pton(AF_INET, host, &v4) == 1 || inet_pton(AF_INET6, host, &v6) == 1 else { return nil }
+        self.host = host
+        port = p
+    }
+
+    public var description: String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }
+}

@@ -1,0 +1,118 @@
+import ClusterState
+
+/// The wire form of ledger entries (the `data` updates of gossip and the push-pull state).
+public enum LedgerCodec {
+    static let states: [AgentReply.State?] = [nil, .up, .drain, .maint, .down]
+    static let healthStates: [HealthState] = [.up, .down, .drain]
+
+    public static func encode(_ entry: Ledger.Entry) -> [UInt8] {
+        var w = ByteWriter(capacity: 96)
+        switch entry {
+        case .check(let e):
+            w.u8(1); w.str8(e.observer); w.str16(e.member); w.str8(e.check)
+            w.u8((e.up ? 1 : 0) | (e.withdrawn ? 2 : 0)); w.str8(e.reason); w.u64(e.definition); w.u64(e.version.raw)
+        case .agent(let e):
+            w.u8(2); w.str8(e.observer); w.str16(e.member)
+            w.u8(UInt8(states.firstIndex(of: e.state) ?? 0)); w.u16(weight(e.weightFactor))
+            w.u8(e.withdrawn ? 2 : 0); w.str8(e.detail); w.u64(e.definition); w.u64(e.version.raw)
+        case .override(let e):
+            w.u8(3); w.str16(e.pattern); w.u8(UInt8(healthStates.firstIndex(of: e.state) ?? 0)); w.u16(weight(e.weightFactor))
+            w.u8(e.removed ? 2 : 0); w.str8(e.origin); w.str8(e.source); w.u64(e.version.raw)
+        }
+        return w.bytes
+    }
+
+    public static func decode(_ bytes: [UInt8]) throws(DecodeError) -> Ledger.Entry {
+        var r = ByteReader(bytes)
+        let entry: Ledger.Entry
+        switch try r.u8("entry type") {
+        case 1:
+            let observer = try r.str8("observer", max: Limits.name)
+            let member = try r.str16("member", max: 1024)
+            let check = try r.str8("check")
+            let flags = try r.u8("flags")
+            guard flags <= 3 else { throw .badValue(what: "check flags") }
+            entry = .check(Ledger.CheckEntry(
+                observer: observer, member: member, check: check, up: flags & 1 != 0, reason: try r.str8("reason"),
+                definition: try r.u64("definition"), version: HLC(raw: try r.u64("version")), withdrawn: flags & 2 != 0))
+        case 2:
+            let observer = try r.str8("observer", max: Limits.name)
+            let member = try r.str16("member", max: 1024)
+            let s = Int(try r.u8("agent state"))
+            guard s < states.count else { throw .badValue(what: "agent state") }
+            let wf = try weight(r.u16("weight"))
+            let flags = try r.u8("flags")
+            guard flags == 0 || flags == 2 else { throw .badValue(what: "agent flags") }
+            entry = .agent(Ledger.AgentEntry(
+                observer: observer, member: member, state: states[s], weightFactor: wf, detail: try r.str8("detail"),
+                definition: try r.u64("definition"), version: HLC(raw: try r.u64("version")), withdrawn: flags == 2))
+        case 3:
+            let pattern = try r.str16("pattern", max: 1024)
+            let s = Int(try r.u8("state"))
+            guard s < healthStates.count else { throw .badValue(what: "override state") }
+            let wf = try weight(r.u16("weight"))
+            let flags = try r.u8("flags")
+            guard flags == 0 || flags == 2 else { throw .badValue(what: "override flags") }
+            entry = .override(Ledger.OverrideEntry(
+                pattern: pattern, state: healthStates[s], weightFactor: wf, origin: try r.str8("origin", max: Limits.name), source: try r.str8("source"),
+                version: HLC(raw: try r.u64("version")), removed: flags == 2))
+        default:
+            throw .badValue(what: "entry type")
+        }
+        guard r.remaining == 0 else { throw .trailing(r.remaining) }
+        return entry
+    }
+
+    /// Weight factors travel as 1/10,000ths; 0xFFFF is "none".
+    static func weight(_ f: Double?) -> UInt16 {
+        guard let f, f.isFinite else { return 0xFFFF }
+        return UInt16((min(max(f, 0), 1) * 10_000).rounded())
+    }
+
+    static func weight(_ v: UInt16) throws(DecodeError) -> Double? {
+        if v == 0xFFFF { return nil }
+        guard v <= 10_000 else { throw .badValue(what: "weight") }
+        return Double(v) / 10_000
+    }
+}
+
+/// A full-state exchange (push-pull over TCP): every member as this instance sees it, and
+/// every ledger entry.
+public struct FullState: Sendable, Equatable {
+    public var members: [Update]
+    public var entries: [[UInt8]]
+
+    public init(members: [Update], entries: [[UInt8]]) {
+        self.members = members
+        self.entries = entries
+    }
+
+    public func encode() -> [UInt8] {
+        var w = ByteWriter(capacity: 64 + entries.count * 96)
+        w.u16(UInt16(min(members.count, Limits.members)))
+        for m in members.prefix(Limits.members) { m.encode(&w) }
+        w.u32(UInt32(entries.count))
+        for e in entries { w.blob16(e) }
+        return w.bytes
+    }
+
+    public static func decode(_ bytes: [UInt8]) throws(DecodeError) -> FullState {
+        var r = ByteReader(bytes)
+        let n = Int(try r.u16("member count"))
+        guard n <= Limits.members else { throw .tooLong(what: "member list", length: n) }
+        var members: [Update] = []
+        for _ in 0..<n {
+            let u = try Update.decode(&r)
+            if case .data = u { throw .badValue(what: "member entry") }
+            members.append(u)
+        }
+        let m = Int(try r.u32("entry count"))
+        // Each entry takes at least 3 octets: a count larger than that is a lie.
+        guard m <= r.remaining / 3 else { throw .tooLong(what: "entry list", length: m) }
+        var entries: [[UInt8]] = []
+        entries.reserveCapacity(m)
+        for _ in 0..<m { entries.append(try r.blob16("entry", max: 65535)) }
+        guard r.remaining == 0 else { throw .trailing(r.remaining) }
+        return FullState(members: members, entries: entries)
+    }
+}

@@ -1,0 +1,144 @@
+import ClusterState
+import Testing
+@testable import Peers
+
+/// The membership core under a simulated network (virtual time, seeded randomness). Each test
+/// asserts convergence and records how long it took in protocol periods (1 s each).
+@Suite("SWIM under a simulated network")
+struct SWIMSimulationTests {
+    @Test(arguments: [3, 5])
+    func smallGroupsFormAndAgree(count: Int) {
+        var sim = Simulator(count: count, seed: 42)
+        let t = sim.run(for: 10) { $0.agree(live: $0.names) }
+        #expect(t != nil)
+        // The first rejoin round (push-pull with every configured peer) forms the group at once.
+        #expect((t ?? 99) < 1.0)
+    }
+
+    @Test func hundredMembersFormAndSpreadAnObservationWithinThreeSeconds() {
+        var sim = Simulator(count: 100, seed: 7)
+        #expect(sim.run(for: 10) { $0.agree(live: $0.names) } != nil)
+        _ = sim.run(for: 2)
+        let start = sim.now
+        sim.observe("n042", member: "www/fra/a", up: false)
+        let t = sim.run(for: 10) { s in s.names.allSatisfy { s.ledgers[$0]!.entryCount == 1 } }
+        #expect(t != nil)
+        let took = (t ?? 99) - start
+        // 200 ms gossip rounds to 3 peers: about 7 rounds (1.4 s) for 100 members.
+        #expect(took < 3.0, "spread took \(took) s")
+    }
+
+    @Test func observationReachesFivePeersWithinASecondDespiteLoss() {
+        var sim = Simulator(count: 5, seed: 11)
+        _ = sim.run(for: 3)
+        sim.loss = 0.1
+        var worst = 0.0
+        for i in 0..<20 {
+            let start = sim.now
+            sim.observe("n00\(i % 5)", member: "m\(i)", up: i % 2 == 0)
+            let t = sim.run(for: 5) { s in s.names.allSatisfy { s.ledgers[$0]!.entryCount == i + 1 } }
+            #expect(t != nil)
+            worst = max(worst, (t ?? 99) - start)
+        }
+        #expect(worst < 1.0, "slowest of 20 observations took \(worst) s at 10% loss")
+    }
+
+    @Test func deadMemberIsDetectedAndNoLiveOneIsLost() {
+        var sim = Simulator(count: 5, seed: 3)
+        _ = sim.run(for: 3)
+        sim.loss = 0.05
+        sim.dead.insert("n004")
+        let start = sim.now
+        let others = ["n000", "n001", "n002", "n003"]
+        let t = sim.run(for: 40) { s in others.allSatisfy { s.state(of: "n004", at: $0) == .dead } }
+        #expect(t != nil)
+        let periods = ((t ?? 99) - start) / 1.0
+        // One probe period plus a suspicion timeout between 4 s (min, log10 5 < 1) and 24 s.
+        #expect(periods >= 4 && periods < 25, "detected after \(periods) periods")
+        #expect(sim.agree(live: others))
+    }
+
+    @Test func blockedDirectPathIsBridgedByIndirectProbes() {
+        var sim = Simulator(count: 5, seed: 5)
+        _ = sim.run(for: 3)
+        sim.blocked.insert(["n000", "n001"])
+        sim.blocked.insert(["n001", "n000"])
+        var everSuspected = false
+        _ = sim.run(for: 30) { s in
+            if s.state(of: "n001", at: "n000") != .alive || s.state(of: "n000", at: "n001") != .alive { everSuspected = true }
+            return false
+        }
+        #expect(!everSuspected)
+    }
+
+    @Test func falseSuspicionIsRefuted() {
+        var sim = Simulator(count: 5, seed: 9)
+        _ = sim.run(for: 3)
+        let before = sim.nodes["n002"]!.incarnation
+        // Another member wrongly suspects n002 and tells n000.
+        _ = sim.nodes["n000"]!.receive(
+            Packet(.gossip, updates: [.suspect(name: "n002", incarnation: before, by: "n003")]), sender: "n003", from: sim.addressOf["n003"]!, now: sim.now)
+        #expect(sim.state(of: "n002", at: "n000") == .suspect)
+        let t = sim.run(for: 3) { s in s.names.allSatisfy { $0 == "n002" || s.state(of: "n002", at: $0) == .alive } }
+        #expect(t != nil)
+        #expect(sim.nodes["n002"]!.incarnation > before)
+        _ = sim.run(for: 30)
+        #expect(sim.agree(live: sim.names))
+    }
+
+    @Test func partitionAndHeal() {
+        var sim = Simulator(count: 5, seed: 13)
+        _ = sim.run(for: 3)
+        let a = ["n000", "n001"]
+        let b = ["n002", "n003", "n004"]
+        sim.partition(a, b)
+        // Both sides go on, each judging the other dead, and each side writes observations.
+        #expect(sim.run(for: 60) { s in a.allSatisfy { s.nodes[$0]!.live == a } && b.allSatisfy { s.nodes[$0]!.live == b } } != nil)
+        sim.observe("n000", member: "www/fra/a", up: false)
+        sim.observe("n003", member: "www/iad/b", up: false)
+        _ = sim.run(for: 2)
+        #expect(sim.ledgers["n001"]!.entryCount == 1 && sim.ledgers["n004"]!.entryCount == 1)
+        sim.heal()
+        let start = sim.now
+        let t = sim.run(for: 30) { s in s.agree(live: s.names) && s.ledgersEqual(among: s.names) }
+        #expect(t != nil)
+        // Healed by the next rejoin round (every 5 s) and one push-pull.
+        #expect((t ?? 99) - start <= 6, "healed after \((t ?? 99) - start) s")
+        #expect(sim.ledgers["n004"]!.entryCount == 2)
+    }
+
+    @Test func pausedMemberComesBack() {
+        var sim = Simulator(count: 5, seed: 17)
+        _ = sim.run(for: 3)
+        sim.paused.insert("n001")
+        #expect(sim.run(for: 40) { s in s.state(of: "n001", at: "n000") == .dead } != nil)
+        sim.observe("n002", member: "m", up: true)
+        sim.paused.remove("n001")
+        let start = sim.now
+        let t = sim.run(for: 30) { s in s.agree(live: s.names) && s.ledgersEqual(among: s.names) }
+        #expect(t != nil)
+        #expect((t ?? 99) - start <= 6)
+    }
+
+    @Test func sameSeedSameRun() {
+        func run() -> (Int, [String: UInt64]) {
+            var sim = Simulator(count: 5, seed: 21)
+            sim.loss = 0.2
+            _ = sim.run(for: 20)
+            return (sim.sent, sim.nodes.mapValues(\.incarnation))
+        }
+        let a = run()
+        let b = run()
+        #expect(a.0 == b.0 && a.1 == b.1)
+    }
+
+    @Test func steadyStateTrafficIsSmall() {
+        var sim = Simulator(count: 5, seed: 23)
+        _ = sim.run(for: 10)
+        let bytes = sim.sentBytes
+        _ = sim.run(for: 30)
+        let perInstance = Double(sim.sentBytes - bytes) / 30 / 5
+        // One ping and one ack a second, each under 200 octets with the envelope.
+        #expect(perInstance < 1000, "\(perInstance) B/s per instance")
+    }
+}
