@@ -103,6 +103,7 @@ let package = Package(
             name: "meridian",
             dependencies: [
                 "MeridianServer", "ZoneStore", "QueryEngine", "Selection", "GeoTopology", "ClusterState", "DNSWire", "Diagnostics", "Peers",
+                "HealthCheck", "PoolConfig",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],

@@ -300,31 +300,47 @@ public struct Ledger: Sendable, Equatable {
     }
 
     /// Per member of this instance's configuration (`definitions`), the observations that
-    /// count: from live observers, with the same member definition, and, when any of the
-    /// member's current probers has reported, from its probers only (until then from whoever
-    /// probed it before, so a hand-over leaves no gap).
+    /// count, from observers with the same member definition, best tier first:
+    /// 1. its current probers that are live;
+    /// 2. else any live observer (a hand-over: whoever probed it before keeps counting until
+    ///    a new prober has reported, so there is no gap);
+    /// 3. else the last results of observers that are no longer live (kept until they are
+    ///    forgotten), rather than nothing: a member that was down does not come back up just
+    ///    because its prober died.
     public func view(live: Set<String>, probers: [String: [String]], definitions: [String: UInt64]) -> [String: MemberObservations] {
+        var checksBy: [String: [CheckEntry]] = [:]
+        var agentsBy: [String: [AgentEntry]] = [:]
+        for e in checks.values where !e.withdrawn && definitions[e.member] == e.definition { checksBy[e.member, default: []].append(e) }
+        for e in agents.values where !e.withdrawn && definitions[e.member] == e.definition { agentsBy[e.member, default: []].append(e) }
         var out: [String: MemberObservations] = [:]
-        for (member, _) in definitions { out[member] = MemberObservations(probers: probers[member] ?? []) }
-        for e in checks.values where !e.withdrawn && live.contains(e.observer) && definitions[e.member] == e.definition {
-            out[e.member]?.checks.append(CheckObservation(
-                check: e.check, up: e.up, reason: e.reason, observer: e.observer, version: e.version.raw, at: Double(e.version.millis) / 1000))
-        }
-        for e in agents.values where !e.withdrawn && live.contains(e.observer) && definitions[e.member] == e.definition {
-            out[e.member]?.agents.append(AgentObservation(
-                state: e.state, weightFactor: e.weightFactor, detail: e.detail, observer: e.observer, at: Double(e.version.millis) / 1000))
-        }
-        for (member, obs) in out {
-            var o = obs
-            let assigned = Set(o.probers)
-            if !assigned.isEmpty, o.observers.contains(where: assigned.contains) {
-                o.checks.removeAll { !assigned.contains($0.observer) }
-                o.agents.removeAll { !assigned.contains($0.observer) }
+        for member in definitions.keys {
+            let assigned = Set(probers[member] ?? [])
+            let cs = checksBy[member] ?? []
+            let ags = agentsBy[member] ?? []
+            var o = MemberObservations(probers: probers[member] ?? [])
+            let tiers: [(String) -> Bool] = [{ assigned.contains($0) && live.contains($0) }, { live.contains($0) }, { _ in true }]
+            for keep in tiers {
+                let c = cs.filter { keep($0.observer) }
+                let a = ags.filter { keep($0.observer) }
+                guard !c.isEmpty || !a.isEmpty else { continue }
+                o.checks = c.sorted { ($0.observer, $0.check) < ($1.observer, $1.check) }.map {
+                    CheckObservation(check: $0.check, up: $0.up, reason: $0.reason, observer: $0.observer, version: $0.version.raw, at: Double($0.version.millis) / 1000)
+                }
+                o.agents = a.sorted { $0.observer < $1.observer }.map {
+                    AgentObservation(state: $0.state, weightFactor: $0.weightFactor, detail: $0.detail, observer: $0.observer, at: Double($0.version.millis) / 1000)
+                }
+                break
             }
-            o.checks.sort { ($0.observer, $0.check) < ($1.observer, $1.check) }
-            o.agents.sort { $0.observer < $1.observer }
-            if o.checks.isEmpty && o.agents.isEmpty && o.probers.isEmpty { out[member] = nil } else { out[member] = o }
+            if !o.checks.isEmpty || !o.agents.isEmpty || !o.probers.isEmpty { out[member] = o }
         }
+        return out
+    }
+
+    /// Per member, the observers that have a current (not withdrawn) result for it.
+    public func reporters() -> [String: Set<String>] {
+        var out: [String: Set<String>] = [:]
+        for e in checks.values where !e.withdrawn { out[e.member, default: []].insert(e.observer) }
+        for e in agents.values where !e.withdrawn { out[e.member, default: []].insert(e.observer) }
         return out
     }
 }

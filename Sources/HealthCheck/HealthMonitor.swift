@@ -489,3 +489,17 @@ struct RegexBox: @unchecked Sendable {
     let regex: NSRegularExpression?
     init(_ r: NSRegularExpression?) { regex = r }
 }
+
+extension MonitorTarget {
+    /// A text that is equal on two instances exactly when they check this member the same way:
+    /// its id, address and every check and agent setting, but not the line numbers.
+    public var definition: String {
+        func fields(_ value: Any) -> String {
+            Mirror(reflecting: value).children.filter { $0.label != "line" }.map { "\($0.label ?? "")=\($0.value)" }.joined(separator: ",")
+        }
+        return "\(memberID)|\(address)|\(checks.map(fields).joined(separator: ";"))|\(agent.map(fields) ?? "-")"
+    }
+
+    /// `definition` hashed the same way in every process (peers compare it).
+    public var definitionHash: UInt64 { StableHash.of(definition) }
+}

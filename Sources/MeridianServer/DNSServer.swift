@@ -3,6 +3,7 @@ import Atomics
 import ClusterState
 import DNSWire
 import Dispatch
+import Foundation
 import HealthCheck
 import PoolConfig
 import NIOConcurrencyHelpers
@@ -10,6 +11,7 @@ import Logging
 import NIOCore
 import NIOExtras
 import NIOPosix
+import Peers
 import QueryEngine
 import ZoneStore
 
@@ -21,11 +23,13 @@ import Glibc
 public enum ServerError: Error, CustomStringConvertible {
     case config([Diagnostic])
     case bind(address: ListenAddress, transport: String, reason: String)
+    case gossip(String)
 
     public var description: String {
         switch self {
         case let .config(d): return d.filter { $0.severity == .error }.map(\.description).joined(separator: "\n")
         case let .bind(a, t, r): return "cannot listen on \(a) (\(t)): \(r)"
+        case let .gossip(m): return m
         }
     }
 }
@@ -44,29 +48,51 @@ public final class DNSServer: Sendable {
     /// the query path.
     let reloadLock = NIOLock()
     let stateWatcher: NIOLockedValueBox<TimerHandle?> = NIOLockedValueBox(nil)
-    /// Runs health checks and agent polls; its observations go into every snapshot.
+    /// Runs this instance's share of the health checks and agent polls.
     let monitor: HealthMonitor
-    let latestObservations: NIOLockedValueBox<[String: MemberObservations]> = NIOLockedValueBox([:])
+    /// The peer group (or, with no cluster file, this instance alone): merges observations and
+    /// admin overrides, folds them into the health view, and says which members to probe.
+    let peers: PeerGroup
+    /// The latest health view from the group, carried into reloaded snapshots.
+    let latestHealth: NIOLockedValueBox<HealthSnapshot>
+    /// Every checked member of the current configuration, and the ones this instance probes
+    /// (nil until the group has said).
+    let targets: NIOLockedValueBox<(all: [MonitorTarget], mine: Set<String>?)>
 
-    /// Loads zones, pools and the state file; throws if any of them has an error.
+    /// Loads zones, pools, the state file and the cluster file; throws if any has an error.
     public init(config: ServerConfig, logger: Logger) throws {
         self.config = config
         self.logger = logger
         let outcome = SnapshotBuilder.build(directory: config.zonesDirectory, statePath: config.statePath, config: config.engine)
         for d in outcome.diagnostics where d.severity == .warning { logger.warning("\(d)") }
         guard let snapshot = outcome.snapshot else { throw ServerError.config(outcome.diagnostics) }
-        box = SnapshotBox(snapshot)
+        let box = SnapshotBox(snapshot)
+        self.box = box
         let zones = snapshot.zones
-        let box = self.box
         let lock = reloadLock
-        let latest = latestObservations
-        monitor = HealthMonitor(observer: config.instanceName, logger: logger) { observations in
-            lock.withLock {
-                latest.withLockedValue { $0 = observations }
-                let current = box.load()
-                box.publish(SnapshotBuilder.rebuildHealth(of: current, observations: observations, generation: current.generation + 1))
-            }
+        let latest = NIOLockedValueBox(snapshot.pools.health)
+        latestHealth = latest
+        let targets: NIOLockedValueBox<(all: [MonitorTarget], mine: Set<String>?)> = NIOLockedValueBox((MonitorTarget.targets(for: snapshot.pools.pools), nil))
+        self.targets = targets
+        // The monitor reports to the group, the group assigns the monitor its share: each is
+        // made before the other can be named, so the group is reached through a box.
+        let groupBox = NIOLockedValueBox<PeerGroup?>(nil)
+        let monitor = HealthMonitor(observer: config.instanceName, logger: logger) { observations in
+            groupBox.withLockedValue { $0 }?.recordLocal(observations)
         }
+        self.monitor = monitor
+        let peers = PeerGroup(
+            settings: try Self.groupSettings(config), logger: logger,
+            publish: { view in Self.publish(view, box: box, lock: lock, latest: latest) },
+            assign: { mine in
+                let share = targets.withLockedValue { t -> [MonitorTarget] in
+                    t.mine = mine
+                    return t.all.filter { mine.contains($0.memberID) }
+                }
+                monitor.update(targets: share)
+            })
+        groupBox.withLockedValue { $0 = peers }
+        self.peers = peers
         group = MultiThreadedEventLoopGroup(numberOfThreads: config.threads)
         var scratch: [ObjectIdentifier: LoopScratch] = [:]
         for loop in group.makeIterator() { scratch[ObjectIdentifier(loop)] = LoopScratch() }
@@ -74,32 +100,95 @@ public final class DNSServer: Sendable {
         logger.info("loaded \(zones.zones.count) zones, \(zones.recordCount) records, \(snapshot.pools.runtimes.count) pools from \(config.zonesDirectory)")
     }
 
+    /// The group settings from the cluster file (if any) and the gossip options.
+    static func groupSettings(_ config: ServerConfig) throws -> GroupSettings {
+        let path = (config.zonesDirectory as NSString).appendingPathComponent(PoolFileParser.clusterFileName)
+        let (cluster, diags) = ClusterConfig.load(path: path)
+        if diags.contains(where: { $0.severity == .error }) { throw ServerError.config(diags) }
+        guard let cluster else { return GroupSettings(nodeName: config.instanceName, cluster: nil) }
+        guard ClusterConfig.isValidName(config.instanceName) else {
+            throw ServerError.gossip("node name '\(config.instanceName)' must be 1-64 letters, digits, '.', '-' or '_' (--node-name)")
+        }
+        var listen: GossipAddress?
+        if let l = config.gossipListen {
+            guard let a = GossipAddress(l) else { throw ServerError.gossip("bad --gossip-listen \(l): use IP:PORT or [V6]:PORT") }
+            listen = a
+        } else if cluster.peers[config.instanceName] == nil {
+            throw ServerError.gossip(GroupError.notInClusterFile(node: config.instanceName, file: path).description)
+        }
+        let keys: GossipKeys
+        if let file = config.gossipKeyFile {
+            do { keys = try GossipKeys.load(path: file) } catch { throw ServerError.gossip("\(error)") }
+        } else if config.gossipInsecure {
+            keys = .insecureKey
+        } else {
+            throw ServerError.gossip("\(path) makes this instance gossip: give --gossip-key-file (or --gossip-insecure to run unauthenticated)")
+        }
+        return GroupSettings(nodeName: config.instanceName, cluster: cluster, listen: listen, keys: keys)
+    }
+
     func scratch(for loop: any EventLoop) -> LoopScratch {
         scratch[ObjectIdentifier(loop)]!
     }
 
+    /// Publishes the group's view as the health of a new snapshot.
+    static func publish(_ view: GroupView, box: SnapshotBox, lock: NIOLock, latest: NIOLockedValueBox<HealthSnapshot>) {
+        lock.withLock {
+            let current = box.load()
+            let health = HealthSnapshot(
+                version: current.pools.health.version + 1, overrides: view.overrides, observations: view.observations, policy: view.policy)
+            latest.withLockedValue { $0 = health }
+            box.publish(SnapshotBuilder.rebuildHealth(of: current, health: health, generation: current.generation + 1))
+        }
+    }
+
+    /// Member id -> definition hash, for the group.
+    public static func definitions(_ targets: [MonitorTarget]) -> [String: UInt64] {
+        Dictionary(targets.map { ($0.memberID, $0.definitionHash) }, uniquingKeysWith: { a, _ in a })
+    }
+
+    /// The pool configuration's digest that peers compare: every member and every check.
+    public static func digest(_ pools: PoolSet, _ targets: [MonitorTarget]) -> UInt64 {
+        let members = pools.pools.flatMap(\.members).map { "\($0.id)=\($0.address.map(\.description) ?? "-")" }.sorted()
+        return StableHash.of((members + targets.map(\.definition).sorted()).joined(separator: "\n"))
+    }
+
     /// Binds every listener. Port 0 picks one free port, used for all sockets of that address.
-    /// Returns the addresses actually bound.
+    /// Returns the addresses actually bound. Before the first answer: the peers' state is
+    /// pulled (bounded by the start-up timeout), then this instance's share of the checks
+    /// runs one round, so it never answers from an empty view because it just started.
     @discardableResult
     public func start() async throws -> [ListenAddress] {
         var bound: [ListenAddress] = []
         watchStateFile()
-        // Cold start: the first round of checks runs before any query is answered, so a dead
-        // member is never served just because the server started.
-        let targets = MonitorTarget.targets(for: box.load().pools.pools)
-        if !targets.isEmpty {
-            monitor.update(targets: targets)
-            let started = NIODeadline.now()
-            try? await monitor.firstRound(timeout: config.startupCheckTimeout).get()
-            let observations = (try? await monitor.observations().get()) ?? [:]
-            reloadLock.withLock {
-                latestObservations.withLockedValue { $0 = observations }
-                let current = box.load()
-                box.publish(SnapshotBuilder.rebuildHealth(of: current, observations: observations, generation: current.generation + 1))
-            }
+        let snapshot = box.load()
+        let all = targets.withLockedValue { $0.all }
+        if let path = config.statePath {
+            let (overrides, diags) = AdminStateFile.load(path: path)
+            if !diags.contains(where: { $0.severity == .error }) { peers.recordOverrides(overrides) }
+        }
+        do {
+            try await peers.start(definitions: Self.definitions(all), digest: Self.digest(snapshot.pools.pools, all))
+        } catch {
+            throw ServerError.gossip("\(error)")
+        }
+        let started = NIODeadline.now()
+        if let address = peers.gossipAddress {
+            let answered = await peers.join(timeout: config.startupCheckTimeout)
             let ms = (NIODeadline.now() - started).nanoseconds / 1_000_000
-            let down = observations.values.filter { $0.checks.contains { !$0.up } }.count
-            logger.info("first round of health checks: \(targets.count) members in \(ms) ms, \(down) down")
+            logger.info("gossip: joined as \(config.instanceName) on \(address): \(answered) peers answered in \(ms) ms")
+        }
+        if !all.isEmpty {
+            try? await monitor.firstRound(timeout: config.startupCheckTimeout).get()
+            let mine = targets.withLockedValue { $0.mine?.count ?? $0.all.count }
+            let ms = (NIODeadline.now() - started).nanoseconds / 1_000_000
+            logger.info("first round of health checks: \(mine) of \(all.count) members checked here, ready in \(ms) ms")
+        }
+        // The merged view now, not after the group's coalescing delay.
+        if let view = try? await peers.view().get() {
+            Self.publish(view, box: box, lock: reloadLock, latest: latestHealth)
+            let down = all.filter { box.load().pools.health.status(of: $0.memberID).state == .down }.count
+            if !all.isEmpty { logger.info("health view: \(down) of \(all.count) checked members down") }
         }
         for loop in group.makeIterator() {
             let s = scratch(for: loop)
@@ -181,43 +270,55 @@ public final class DNSServer: Sendable {
         }
     }
 
-    /// Reloads zones, pools and the state file and publishes them only if every file is
-    /// valid; otherwise the current data keeps serving and the errors are returned.
+    /// Reloads zones, pools, the cluster file and the state file and publishes them only if
+    /// every file is valid; otherwise the current data keeps serving and the errors are
+    /// returned. A changed peer list in the cluster file takes effect at once.
     @discardableResult
     public func reload() -> [Diagnostic] {
-        reloadLock.withLock {
+        let diagnostics: [Diagnostic] = reloadLock.withLock {
             let outcome = SnapshotBuilder.build(
-                directory: config.zonesDirectory, statePath: config.statePath, config: config.engine, generation: box.generation + 1,
-                observations: latestObservations.withLockedValue { $0 })
-            for d in outcome.diagnostics { d.severity == .error ? logger.error("\(d)") : logger.warning("\(d)") }
-            guard let next = outcome.snapshot else {
-                logger.error("reload failed with \(outcome.errors.count) errors, keeping the current configuration")
-                return outcome.diagnostics
+                directory: config.zonesDirectory, config: config.engine, generation: box.generation + 1, health: latestHealth.withLockedValue { $0 })
+            let clusterPath = (config.zonesDirectory as NSString).appendingPathComponent(PoolFileParser.clusterFileName)
+            let (cluster, clusterDiags) = ClusterConfig.load(path: clusterPath)
+            let diags = outcome.diagnostics + clusterDiags
+            for d in diags { d.severity == .error ? logger.error("\(d)") : logger.warning("\(d)") }
+            guard let next = outcome.snapshot, !clusterDiags.contains(where: { $0.severity == .error }) else {
+                logger.error("reload failed with \(diags.filter { $0.severity == .error }.count) errors, keeping the current configuration")
+                return diags
+            }
+            if (cluster == nil) != (peers.gossipAddress == nil) {
+                logger.warning("\(clusterPath) was \(cluster == nil ? "removed" : "added"): joining or leaving a group takes a restart")
             }
             box.publish(next)
-            monitor.update(targets: MonitorTarget.targets(for: next.pools.pools))
+            let all = MonitorTarget.targets(for: next.pools.pools)
+            let share = targets.withLockedValue { t -> [MonitorTarget] in
+                t.all = all
+                return all.filter { t.mine?.contains($0.memberID) ?? true }
+            }
+            monitor.update(targets: share)
+            peers.update(definitions: Self.definitions(all), digest: Self.digest(next.pools.pools, all), cluster: cluster)
             logger.info("reloaded \(next.zones.zones.count) zones, \(next.zones.recordCount) records, \(next.pools.runtimes.count) pools (generation \(next.generation))")
-            return outcome.diagnostics
+            return diags
         }
+        guard !diagnostics.contains(where: { $0.severity == .error }) else { return diagnostics }
+        return diagnostics + reloadState()
     }
 
-    /// Re-reads the admin state file and publishes the new health view; a bad file is logged
-    /// and the current view stays.
+    /// Re-reads the admin state file and hands its overrides to the group (which spreads them
+    /// to its peers and publishes the new view); a bad file is logged and the current
+    /// overrides stay.
     @discardableResult
     public func reloadState() -> [Diagnostic] {
         guard let path = config.statePath else { return [] }
-        return reloadLock.withLock {
-            let current = box.load()
-            let (next, diags) = SnapshotBuilder.rebuildHealth(of: current, statePath: path, generation: current.generation + 1)
-            for d in diags { d.severity == .error ? logger.error("\(d)") : logger.warning("\(d)") }
-            guard let next else {
-                logger.error("state file rejected, keeping the current health view")
-                return diags
-            }
-            box.publish(next)
-            logger.info("state file \(path): \(next.pools.health.overrides.count) overrides applied (generation \(next.generation))")
+        let (overrides, diags) = AdminStateFile.load(path: path)
+        for d in diags { d.severity == .error ? logger.error("\(d)") : logger.warning("\(d)") }
+        guard !diags.contains(where: { $0.severity == .error }) else {
+            logger.error("state file rejected, keeping the current overrides")
             return diags
         }
+        peers.recordOverrides(overrides)
+        logger.info("state file \(path): \(overrides.count) overrides")
+        return diags
     }
 
     /// Polls the state file's modification time, size and inode and reloads it on change.
@@ -255,6 +356,7 @@ public final class DNSServer: Sendable {
             return c
         }
         for c in all { try? await c.close() }
+        await peers.shutdown()
         await monitor.shutdown()
         try? await group.shutdownGracefully()
     }

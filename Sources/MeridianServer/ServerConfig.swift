@@ -41,7 +41,7 @@ public struct ServerConfig: Sendable {
     /// How long the first round of health checks may take before the server answers anyway
     /// (members not checked by then take their checks' `initial` state), in seconds.
     public var startupCheckTimeout: Double
-    /// This instance's name in observations (and, later, to its peers).
+    /// This instance's name in observations and to its peers (`--node-name`).
     public var instanceName: String
     public var listen: [ListenAddress]
     /// Event loops, and UDP sockets per address (SO_REUSEPORT); default one per core.
@@ -54,13 +54,22 @@ public struct ServerConfig: Sendable {
     /// outbound (unsent answers, after which the server stops reading from that client).
     public var tcpMaxBufferedBytes: Int
     public var engine: EngineConfig
+    /// Gossip: where to listen (default: this node's address in the cluster file), the key
+    /// file, and whether to run without one.
+    public var gossipListen: String?
+    public var gossipKeyFile: String?
+    public var gossipInsecure: Bool
 
     public init(
         zonesDirectory: String, statePath: String? = nil, statePollMilliseconds: Int = 250, startupCheckTimeout: Double = 5,
         instanceName: String = ProcessInfo.processInfo.hostName,
         listen: [ListenAddress], threads: Int = System.coreCount, tcpIdleTimeout: Int64 = 10,
-        tcpMaxConnections: Int = 1024, tcpMaxBufferedBytes: Int = 256 * 1024, engine: EngineConfig = EngineConfig()
+        tcpMaxConnections: Int = 1024, tcpMaxBufferedBytes: Int = 256 * 1024, engine: EngineConfig = EngineConfig(),
+        gossipListen: String? = nil, gossipKeyFile: String? = nil, gossipInsecure: Bool = false
     ) {
+        self.gossipListen = gossipListen
+        self.gossipKeyFile = gossipKeyFile
+        self.gossipInsecure = gossipInsecure
         self.zonesDirectory = zonesDirectory
         self.statePath = statePath
         self.statePollMilliseconds = max(20, statePollMilliseconds)

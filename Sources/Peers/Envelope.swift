@@ -67,8 +67,10 @@ public struct Envelope: Sendable, Equatable {
         case packet = 1
         /// A push-pull state sent by the side that opened the connection (TCP).
         case stateRequest = 2
-        /// The reply to it.
+        /// The reply to it (and to a query).
         case stateResponse = 3
+        /// A read-only request for the state (`meridian explain --peer`): answered, not merged.
+        case stateQuery = 4
     }
 
     public var kind: Kind

@@ -20,7 +20,7 @@ public enum SnapshotBuilder {
     ///   snapshot (a reload keeps what the checks already know).
     public static func build(
         directory: String, statePath: String? = nil, config: EngineConfig = EngineConfig(), generation: Int = 1,
-        observations: [String: MemberObservations] = [:]
+        observations: [String: MemberObservations] = [:], health current: HealthSnapshot? = nil
     ) -> Outcome {
         var diags: [Diagnostic] = []
         // Pools that are valid are bound even when others are not, so every problem is reported.
@@ -34,7 +34,7 @@ public enum SnapshotBuilder {
             return Outcome(snapshot: nil, diagnostics: diags + [Diagnostic(file: directory, line: 0, "\(error)")])
         }
         diags += zoneOutcome.diagnostics
-        var health = HealthSnapshot(version: 1, observations: observations)
+        var health = current ?? HealthSnapshot(version: 1, observations: observations)
         if let statePath {
             let (overrides, stateDiags) = AdminStateFile.load(path: statePath)
             diags += stateDiags
@@ -53,6 +53,11 @@ public enum SnapshotBuilder {
         guard !diags.contains(where: { $0.severity == .error }) else { return (nil, diags) }
         let health = snapshot.pools.health.with(overrides: overrides, version: snapshot.pools.health.version + 1)
         return (snapshot.with(pools: snapshot.pools.with(health: health), generation: generation), diags)
+    }
+
+    /// The same configuration with another health view (the peer group's merged view).
+    public static func rebuildHealth(of snapshot: Snapshot, health: HealthSnapshot, generation: Int) -> Snapshot {
+        snapshot.with(pools: snapshot.pools.with(health: health), generation: generation)
     }
 
     /// A new health view with fresh check and agent observations (admin overrides kept).

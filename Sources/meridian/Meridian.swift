@@ -5,6 +5,7 @@ import Foundation
 import GeoTopology
 import Logging
 import MeridianServer
+import Peers
 import QueryEngine
 import Selection
 import ZoneStore
@@ -14,7 +15,7 @@ struct Meridian: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "meridian",
         abstract: "An authoritative GSLB DNS server.",
-        subcommands: [Serve.self, Check.self, Explain.self],
+        subcommands: [Serve.self, Check.self, Explain.self, KeyGen.self],
         defaultSubcommand: Serve.self
     )
 }
@@ -32,8 +33,17 @@ struct Serve: AsyncParsableCommand {
     @Option(name: .long, help: "Seconds the first round of health checks may take before answering anyway.")
     var startupTimeout: Double = 5
 
-    @Option(name: .long, help: "This instance's name in health observations (default: the host name).")
-    var instanceName: String?
+    @Option(name: [.customLong("node-name"), .customLong("instance-name")], help: "This instance's name in health observations and to its peers (default: the host name).")
+    var nodeName: String?
+
+    @Option(name: .long, help: "Where gossip listens, IP:PORT (default: this node's address in the zones directory's cluster.yaml).")
+    var gossipListen: String?
+
+    @Option(name: .long, help: "Gossip key file: one or two base64 keys (the first signs); see `meridian keygen`.")
+    var gossipKeyFile: String?
+
+    @Flag(name: .long, help: "Gossip without a key file: messages are not authenticated.")
+    var gossipInsecure = false
 
     @Option(name: .long, help: "Address to listen on, HOST:PORT or [V6]:PORT; repeat for several.")
     var listen: [String] = ["127.0.0.1:5300", "[::1]:5300"]
@@ -83,8 +93,9 @@ struct Serve: AsyncParsableCommand {
             identity: ServerIdentity(nsid: nsid.map { Array($0.utf8) }, identity: identity, version: versionString))
         let config = ServerConfig(
             zonesDirectory: zones, statePath: state, startupCheckTimeout: startupTimeout,
-            instanceName: instanceName ?? ProcessInfo.processInfo.hostName, listen: addresses, threads: threads, tcpIdleTimeout: tcpIdleTimeout,
-            tcpMaxConnections: tcpMaxConnections, tcpMaxBufferedBytes: tcpMaxBuffer, engine: engine)
+            instanceName: nodeName ?? ProcessInfo.processInfo.hostName, listen: addresses, threads: threads, tcpIdleTimeout: tcpIdleTimeout,
+            tcpMaxConnections: tcpMaxConnections, tcpMaxBufferedBytes: tcpMaxBuffer, engine: engine,
+            gossipListen: gossipListen, gossipKeyFile: gossipKeyFile, gossipInsecure: gossipInsecure)
         let server: DNSServer
         do { server = try DNSServer(config: config, logger: logger) } catch {
             FileHandle.standardError.write(Data("\(error)\n".utf8))
@@ -92,6 +103,7 @@ struct Serve: AsyncParsableCommand {
         }
         do { try await server.start() } catch {
             logger.critical("\(error)")
+            FileHandle.standardError.write(Data("\(error)\n".utf8))
             await server.shutdown()
             throw ExitCode(1)
         }
@@ -127,7 +139,20 @@ struct Check: ParsableCommand {
     }
 }
 
-struct Explain: ParsableCommand {
+struct KeyGen: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "keygen",
+        abstract: "Print a new random gossip key (32 octets, base64) for a --gossip-key-file.")
+
+    func run() throws {
+        var rng = SystemRandomNumberGenerator()
+        let key = (0..<32).map { _ in UInt8.random(in: 0...255, using: &rng) }
+        print("# Meridian gossip key: every instance of a group needs it. Add a second line during a rotation.")
+        print(Data(key).base64EncodedString())
+    }
+}
+
+struct Explain: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Show how the server would answer NAME for a client, and why: region, site order, member states, answer, TTL, ECS scope.")
 
@@ -149,11 +174,23 @@ struct Explain: ParsableCommand {
     @Option(name: .long, help: "Admin state file to apply.")
     var state: String?
 
-    func run() throws {
+    @Option(name: .long, help: "A running instance's gossip address (IP:PORT): explain with its live, merged health view.")
+    var peer: String?
+
+    @Option(name: .long, help: "The gossip key file, for --peer.")
+    var gossipKeyFile: String?
+
+    @Flag(name: .long, help: "Talk to --peer without a key (a group running with --gossip-insecure).")
+    var gossipInsecure = false
+
+    func run() async throws {
         let outcome = SnapshotBuilder.build(directory: zones, statePath: state)
-        guard let snapshot = outcome.snapshot else {
+        guard var snapshot = outcome.snapshot else {
             for d in outcome.errors { print(d) }
             throw ExitCode(1)
+        }
+        if let peer {
+            snapshot = try await LiveView.apply(peer: peer, keyFile: gossipKeyFile, insecure: gossipInsecure, zones: zones, to: snapshot)
         }
         guard let source = IPAddress(client) else { throw ValidationError("bad client address \(client)") }
         let qname = name.hasSuffix(".") ? name : name + "."
@@ -173,9 +210,10 @@ struct Explain: ParsableCommand {
         if let binding = snapshot.pools.pools.bindings.first(where: { Name.lowercased($0.name) == key }) {
             let pool = snapshot.pools.pools.pools[binding.pool]
             print("bound to pool \(pool.name) (\(binding.file):\(binding.line)); selecting for \(selectionClient)")
-            if !pool.checks.isEmpty || pool.agent != nil {
-                print("note: explain runs offline: live check and agent results are not included, members count as up unless --state says otherwise")
+            if (!pool.checks.isEmpty || pool.agent != nil) && peer == nil {
+                print("note: explain runs offline: live check and agent results are not included, members count as up unless --state says otherwise (--peer shows a running group's view)")
             }
+            if peer != nil { LiveView.printMembers(of: pool, health: snapshot.pools.health) }
             let buffer = MessageBuffer()
             var w = MessageWriter(buffer: buffer, limit: 65535)
             for _ in 0..<12 { w.u8(0) }

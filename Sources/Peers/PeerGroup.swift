@@ -1,0 +1,719 @@
+import ClusterState
+import Foundation
+import Logging
+import Metrics
+import NIOCore
+import NIOPosix
+
+/// What the group hands the server: the inputs of its health snapshot, and who is who.
+public struct GroupView: Sendable {
+    public var observations: [String: MemberObservations]
+    public var overrides: [AdminOverride]
+    public var policy: VerdictPolicy
+    public var peers: [PeerSummary]
+}
+
+/// One peer as this instance sees it.
+public struct PeerSummary: Sendable, Equatable, CustomStringConvertible {
+    public var name: String
+    public var address: String
+    public var state: PeerState
+    public var incarnation: UInt64
+    /// Its pool configuration digest equals this instance's.
+    public var sameConfig: Bool
+
+    public var description: String {
+        "\(name) \(address) \(state.rawValue) (incarnation \(incarnation))\(sameConfig ? "" : ", DIFFERENT pool configuration: its observations count only for members defined the same")"
+    }
+}
+
+/// How this instance takes part in a group.
+public struct GroupSettings: Sendable {
+    public var nodeName: String
+    /// The cluster file; nil for a lone instance (no sockets, every member checked here).
+    public var cluster: ClusterConfig?
+    /// Where gossip listens (UDP and TCP); by default the node's address in the cluster file.
+    public var listen: GossipAddress?
+    public var keys: GossipKeys
+    /// How long a dead peer's observations are kept as a last resort before they are dropped.
+    public var forgetAfter: Double
+    /// How long a push-pull connection may take.
+    public var pushPullTimeout: Double
+
+    public init(nodeName: String, cluster: ClusterConfig?, listen: GossipAddress? = nil, keys: GossipKeys = .insecureKey, forgetAfter: Double = 60, pushPullTimeout: Double = 3) {
+        self.nodeName = nodeName
+        self.cluster = cluster
+        self.listen = listen
+        self.keys = keys
+        self.forgetAfter = forgetAfter
+        self.pushPullTimeout = pushPullTimeout
+    }
+}
+
+/// Counters of the gossip shell (also exported as metrics).
+public struct GroupStats: Sendable, Equatable {
+    public var packetsOut = 0
+    public var bytesOut = 0
+    public var packetsIn = 0
+    public var bytesIn = 0
+    public var pushPulls = 0
+    public var pushPullFailures = 0
+    public var dropped: [String: Int] = [:]
+}
+
+/// Why the group could not start.
+public enum GroupError: Error, Sendable, CustomStringConvertible {
+    case notInClusterFile(node: String, file: String)
+    case bind(address: String, reason: String)
+
+    public var description: String {
+        switch self {
+        case let .notInClusterFile(n, f): return "\(f): node '\(n)' is not among the peers (give --node-name, or --gossip-listen with the address to use)"
+        case let .bind(a, r): return "cannot listen for gossip on \(a): \(r)"
+        }
+    }
+}
+
+/// The shell around the pure cores: one event loop owns the SWIM state, the health ledger and
+/// the clock; it runs the UDP gossip socket and the TCP push-pull listener, signs and checks
+/// every message, ticks the protocol, decides which members this instance probes, and
+/// publishes the merged view (coalesced) to the server. A lone instance (no cluster file) runs
+/// the same ledger and fold with no sockets.
+public final class PeerGroup: @unchecked Sendable {
+    // @unchecked: every mutable property is read and written only on `loop` (each public entry
+    // point hops there); the rest is immutable or thread-safe (Logger, the callbacks).
+    let group: MultiThreadedEventLoopGroup
+    let loop: any EventLoop
+    let logger: Logger
+    let nodeName: String
+    let publish: @Sendable (GroupView) -> Void
+    let assign: @Sendable (Set<String>) -> Void
+    private var settings: GroupSettings
+    private var swim: SWIM?
+    private var ledger = Ledger()
+    private var clock = HybridClock()
+    private var replay = ReplayGuard()
+    private var seq: UInt64
+    private var definitions: [String: UInt64] = [:]
+    private var digest: UInt64 = 0
+    private var udp: (any Channel)?
+    private var tcp: (any Channel)?
+    private var tasks: [RepeatedTask] = []
+    private var probing: Set<String> = []
+    private var probers: [String: [String]] = [:]
+    private var dirty = false
+    private var publishPending = false
+    private var loggedDrops = Set<String>()
+    private var loggedDigests = Set<String>()
+    private var forgotten = Set<String>()
+    private var inFlight = Set<String>()
+    private var tcpClients = 0
+    private var addresses: [String: SocketAddress] = [:]
+    private var stats = GroupStats()
+    private var stopped = false
+    private let dropCounters = DropCounters()
+    private let bytesOut = Counter(label: "meridian_gossip_bytes_total", dimensions: [("direction", "out")])
+    private let bytesIn = Counter(label: "meridian_gossip_bytes_total", dimensions: [("direction", "in")])
+    private let pushPullCounter = Counter(label: "meridian_gossip_push_pulls_total", dimensions: [("result", "ok")])
+    private let pushPullFailCounter = Counter(label: "meridian_gossip_push_pulls_total", dimensions: [("result", "failed")])
+    private let membersGauge = Gauge(label: "meridian_gossip_live_members")
+
+    public init(
+        settings: GroupSettings, logger: Logger, publish: @escaping @Sendable (GroupView) -> Void, assign: @escaping @Sendable (Set<String>) -> Void
+    ) {
+        self.settings = settings
+        self.logger = logger
+        nodeName = settings.nodeName
+        self.publish = publish
+        self.assign = assign
+        group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        loop = group.next()
+        seq = UInt64(Date().timeIntervalSince1970 * 1_000_000)
+    }
+
+    static var monotonic: Double { Double(NIODeadline.now().uptimeNanoseconds) / 1e9 }
+    static var wallMillis: UInt64 { UInt64(max(0, Date().timeIntervalSince1970 * 1000)) }
+
+    /// The gossip address this instance listens on, or nil for a lone instance.
+    public var gossipAddress: GossipAddress? {
+        if let l = settings.listen { return l }
+        return settings.cluster?.peers[nodeName].flatMap(GossipAddress.init)
+    }
+
+    // MARK: Start and stop
+
+    /// Binds the gossip sockets (when in a group) and starts the protocol. `definitions` are
+    /// the checked members (id -> definition hash), `digest` the pool configuration's.
+    public func start(definitions: [String: UInt64], digest: UInt64) async throws {
+        if settings.cluster != nil {
+            guard let listen = gossipAddress else { throw GroupError.notInClusterFile(node: nodeName, file: settings.cluster?.file ?? "cluster.yaml") }
+            try await bind(listen)
+        }
+        try await loop.submit { [self] in
+            self.definitions = definitions
+            self.digest = digest
+            if let cluster = settings.cluster, let listen = gossipAddress {
+                swim = SWIM(
+                    name: nodeName, address: listen.description, incarnation: UInt64(Date().timeIntervalSince1970), digest: digest,
+                    seeds: cluster.peers, settings: cluster.settings, seed: UInt64.random(in: 1...UInt64.max), now: Self.monotonic)
+                tasks.append(loop.scheduleRepeatedTask(initialDelay: .milliseconds(20), delay: .milliseconds(20)) { _ in self.tick() })
+                tasks.append(loop.scheduleRepeatedTask(initialDelay: .seconds(1), delay: .seconds(1)) { _ in self.housekeeping() })
+            }
+            reassign()
+            markDirty()
+        }.get()
+    }
+
+    /// Cold start: a full-state exchange with every configured peer, waiting until each has
+    /// answered or failed, or `timeout` passed. Returns how many answered.
+    public func join(timeout: Double) async -> Int {
+        guard settings.cluster != nil else { return 0 }
+        let futures: [EventLoopFuture<Bool>] = (try? await loop.submit { [self] in
+            (swim?.seeds ?? [:]).sorted { $0.key < $1.key }.map { pushPull(peer: $0.key, address: $0.value) }
+        }.get()) ?? []
+        let done = loop.makePromise(of: [Result<Bool, any Error>].self)
+        EventLoopFuture.whenAllComplete(futures, on: loop).cascade(to: done)
+        let deadline = loop.scheduleTask(in: .milliseconds(Int64(timeout * 1000))) { done.succeed([]) }
+        let results = (try? await done.futureResult.get()) ?? []
+        deadline.cancel()
+        return results.filter { (try? $0.get()) == true }.count
+    }
+
+    /// Leaves the group (peers hear it at once instead of suspecting) and closes the sockets.
+    public func shutdown() async {
+        try? await loop.submit { [self] in
+            if var s = swim {
+                let d = s.leave(now: Self.monotonic)
+                swim = s
+                handle(d)
+                logger.info("gossip: \(stats.packetsOut) packets (\(stats.bytesOut) octets) sent, \(stats.packetsIn) received, \(stats.pushPulls) push-pulls (\(stats.pushPullFailures) failed), dropped \(stats.dropped.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", "))")
+            }
+            stopped = true
+            for t in tasks { t.cancel() }
+            tasks = []
+        }.get()
+        try? await udp?.close()
+        try? await tcp?.close()
+        try? await group.shutdownGracefully()
+    }
+
+    // MARK: Inputs from the server
+
+    /// This instance's own check and agent results.
+    public func recordLocal(_ observations: [String: MemberObservations]) {
+        loop.execute { [self] in
+            let entries = ledger.recordLocal(observer: nodeName, observations: observations, definitions: definitions, clock: &clock, wallMillis: Self.wallMillis)
+            spread(entries)
+        }
+    }
+
+    /// This instance's admin state file, as last-writer-wins registers for the whole group.
+    public func recordOverrides(_ overrides: [AdminOverride]) {
+        loop.execute { [self] in
+            spread(ledger.recordOverrides(origin: nodeName, overrides: overrides, clock: &clock, wallMillis: Self.wallMillis))
+        }
+    }
+
+    /// A reload: new members, digest, or peer list.
+    public func update(definitions: [String: UInt64], digest: UInt64, cluster: ClusterConfig?) {
+        loop.execute { [self] in
+            self.definitions = definitions
+            self.digest = digest
+            if let cluster, settings.cluster != nil {
+                settings.cluster = cluster
+                swim?.setSeeds(cluster.peers, now: Self.monotonic)
+            }
+            swim?.setDigest(digest)
+            reassign()
+            markDirty()
+        }
+    }
+
+    /// The current view (what was last published, computed now).
+    public func view() -> EventLoopFuture<GroupView> { loop.submit { self.makeView() } }
+
+    public func currentStats() -> EventLoopFuture<GroupStats> { loop.submit { self.stats } }
+
+    // MARK: The protocol
+
+    private func tick() {
+        guard !stopped, var s = swim else { return }
+        let d = s.tick(now: Self.monotonic)
+        swim = s
+        handle(d)
+    }
+
+    private func handle(_ directives: [Directive]) {
+        var membership = false
+        for d in directives {
+            switch d {
+            case let .send(p, to):
+                send(p, to: to)
+            case let .pushPull(peer, address):
+                _ = pushPull(peer: peer, address: address)
+            case .changed(let p):
+                membership = true
+                noteChange(p)
+            case .data(let bytes):
+                mergeData(bytes)
+            case .refuted(let i):
+                logger.notice("gossip: refuted a suspicion of this instance (incarnation \(i))")
+            }
+        }
+        if membership {
+            membersGauge.record(swim?.live.count ?? 1)
+            reassign()
+            markDirty()
+        }
+    }
+
+    private func noteChange(_ p: Peer) {
+        switch p.state {
+        case .alive:
+            forgotten.remove(p.name)
+            logger.notice("gossip: peer \(p.name) is alive (\(p.address), incarnation \(p.incarnation))")
+            if p.digest != digest, loggedDigests.insert("\(p.name)/\(p.digest)").inserted {
+                logger.warning("gossip: peer \(p.name) has a different pool configuration: its observations count only for members defined the same way")
+            }
+        case .suspect: logger.warning("gossip: peer \(p.name) is suspected (no answer to direct or indirect probes)")
+        case .dead: logger.warning("gossip: peer \(p.name) is dead")
+        case .left: logger.notice("gossip: peer \(p.name) left the group")
+        }
+    }
+
+    private func spread(_ entries: [Ledger.Entry]) {
+        guard !entries.isEmpty else { return }
+        if swim != nil {
+            for e in entries { swim?.broadcast(data: e.key, bytes: LedgerCodec.encode(e)) }
+        }
+        markDirty()
+    }
+
+    private func mergeData(_ bytes: [UInt8]) {
+        do {
+            let e = try LedgerCodec.decode(bytes)
+            if try ledger.merge(e, nowMillis: Self.wallMillis) {
+                clock.observe(e.version)
+                // Epidemic spread: what was news here is news to others.
+                swim?.broadcast(data: e.key, bytes: bytes)
+                markDirty()
+            }
+        } catch let e as DecodeError {
+            drop("malformed entry", from: "gossip", detail: "\(e)")
+        } catch {
+            drop("rejected entry", from: "gossip", detail: "\(error)")
+        }
+    }
+
+    private func housekeeping() {
+        guard let s = swim else { return }
+        let now = Self.monotonic
+        for p in s.peers.values where !p.state.isLive && p.incarnation > 0 && now - p.since > settings.forgetAfter && !forgotten.contains(p.name) {
+            forgotten.insert(p.name)
+            let n = ledger.forget(observer: p.name)
+            replay.forget(p.name)
+            if n > 0 {
+                logger.notice("gossip: forgot \(n) observations of \(p.name), \(p.state.rawValue) for \(Int(now - p.since)) s")
+                markDirty()
+            }
+        }
+        reassign()
+    }
+
+    // MARK: Sharding
+
+    /// Which members this instance probes: those whose rendezvous probers include it, plus
+    /// those it probed until now whose new probers have not reported yet (no gap).
+    private func reassign() {
+        let live = swim?.live ?? [nodeName]
+        let count = settings.cluster?.probers
+        var mine = Set<String>()
+        var map: [String: [String]] = [:]
+        let reporters = settings.cluster == nil ? [:] : ledger.reporters()
+        for member in definitions.keys {
+            guard settings.cluster != nil else {
+                mine.insert(member)
+                continue
+            }
+            let chosen = Rendezvous.choose(member: member, from: live, count: count)
+            map[member] = chosen
+            if chosen.contains(nodeName) {
+                mine.insert(member)
+            } else if probing.contains(member), !(reporters[member] ?? []).contains(where: { chosen.contains($0) }) {
+                mine.insert(member)
+            }
+        }
+        if map != probers {
+            probers = map
+            markDirty()
+        }
+        if mine != probing {
+            let gained = mine.subtracting(probing).count
+            let lost = probing.subtracting(mine).count
+            probing = mine
+            if settings.cluster != nil { logger.info("gossip: this instance probes \(mine.count) of \(definitions.count) members (+\(gained) -\(lost))") }
+            assign(mine)
+        }
+    }
+
+    // MARK: Publication
+
+    private func markDirty() {
+        dirty = true
+        guard !publishPending, !stopped else { return }
+        publishPending = true
+        loop.scheduleTask(in: .milliseconds(20)) { [self] in
+            publishPending = false
+            guard dirty, !stopped else { return }
+            dirty = false
+            reassign()
+            publish(makeView())
+        }
+    }
+
+    private func makeView() -> GroupView {
+        let live = Set(swim?.live ?? [nodeName])
+        let peers = (swim?.peers.values.map {
+            PeerSummary(name: $0.name, address: $0.address, state: $0.state, incarnation: $0.incarnation, sameConfig: $0.digest == digest || $0.incarnation == 0)
+        } ?? []).sorted { $0.name < $1.name }
+        return GroupView(
+            observations: ledger.view(live: live, probers: probers, definitions: definitions), overrides: ledger.adminOverrides(),
+            policy: settings.cluster?.verdict ?? .majority, peers: peers)
+    }
+
+    // MARK: UDP
+
+    private func bind(_ listen: GossipAddress) async throws {
+        let owner = self
+        do {
+            udp = try await DatagramBootstrap(group: loop)
+                .channelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)
+                .channelOption(ChannelOptions.recvAllocator, value: FixedSizeRecvByteBufferAllocator(capacity: 2048))
+                .channelInitializer { ch in ch.eventLoop.makeCompletedFuture { try ch.pipeline.syncOperations.addHandler(DatagramHandler(owner: owner)) } }
+                .bind(host: listen.host, port: listen.port).get()
+            tcp = try await ServerBootstrap(group: loop)
+                .serverChannelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)
+                .childChannelInitializer { ch in
+                    ch.eventLoop.makeCompletedFuture {
+                        guard owner.tcpClients < 64 else { throw ChannelError.inputClosed }
+                        owner.tcpClients += 1
+                        ch.closeFuture.whenComplete { _ in owner.tcpClients -= 1 }
+                        ch.eventLoop.scheduleTask(in: .seconds(5)) { ch.close(promise: nil) }
+                        try ch.pipeline.syncOperations.addHandler(ByteToMessageHandler(FrameDecoder(), maximumBufferSize: Limits.state + 4096))
+                        try ch.pipeline.syncOperations.addHandler(StateServerHandler(owner: owner))
+                    }
+                }
+                .bind(host: listen.host, port: listen.port).get()
+            logger.info("gossip: listening on \(listen) (udp, tcp) as \(nodeName)\(settings.keys.insecure ? ", INSECURE: messages are not authenticated" : "")")
+        } catch {
+            try? await udp?.close()
+            throw GroupError.bind(address: listen.description, reason: "\(error)")
+        }
+    }
+
+    private func nextSeq() -> UInt64 {
+        seq &+= 1
+        return seq
+    }
+
+    private func seal(_ kind: Envelope.Kind, _ body: [UInt8]) -> [UInt8] {
+        Envelope(kind: kind, sender: nodeName, timeMillis: Self.wallMillis, seq: nextSeq(), body: body).seal(with: settings.keys)
+    }
+
+    private func socketAddress(_ text: String) -> SocketAddress? {
+        if let a = addresses[text] { return a }
+        guard let g = GossipAddress(text), let a = try? SocketAddress(ipAddress: g.host, port: g.port) else { return nil }
+        if addresses.count > 4096 { addresses.removeAll() }
+        addresses[text] = a
+        return a
+    }
+
+    private func send(_ p: Packet, to: String) {
+        guard let udp, let address = socketAddress(to) else { return }
+        var w = ByteWriter(capacity: 512)
+        p.encodeBody(&w)
+        let bytes = seal(.packet, w.bytes)
+        stats.packetsOut += 1
+        stats.bytesOut += bytes.count
+        bytesOut.increment(by: bytes.count)
+        udp.writeAndFlush(AddressedEnvelope(remoteAddress: address, data: udp.allocator.buffer(bytes: bytes)), promise: nil)
+    }
+
+    /// One datagram from the gossip socket (on `loop`).
+    func received(datagram bytes: [UInt8], from source: SocketAddress) {
+        guard !stopped, var s = swim else { return }
+        let origin = source.ipAddress ?? "?"
+        stats.packetsIn += 1
+        stats.bytesIn += bytes.count
+        bytesIn.increment(by: bytes.count)
+        guard bytes.count <= Limits.packet else { return drop("oversized", from: origin) }
+        guard let env = open(bytes, kinds: [.packet], origin: origin) else { return }
+        var r = ByteReader(env.body)
+        let packet: Packet
+        do {
+            packet = try Packet.decodeBody(&r)
+            guard r.remaining == 0 else { throw DecodeError.trailing(r.remaining) }
+        } catch {
+            return drop("malformed", from: env.sender, detail: "\(error)")
+        }
+        let from = source.port.map { GossipAddressText.format(origin, $0) } ?? origin
+        let d = s.receive(packet, sender: env.sender, from: from, now: Self.monotonic)
+        swim = s
+        handle(d)
+    }
+
+    /// Checks a message's MAC, kind, sender, age and sequence number; counts and logs (once
+    /// per peer and reason) what fails.
+    private func open(_ bytes: [UInt8], kinds: Set<Envelope.Kind>, origin: String) -> Envelope? {
+        let env: Envelope
+        do {
+            env = try Envelope.open(bytes, keys: settings.keys)
+        } catch {
+            drop(error.reason, from: origin)
+            return nil
+        }
+        guard kinds.contains(env.kind) else {
+            drop("wrong kind", from: env.sender)
+            return nil
+        }
+        guard env.sender != nodeName || env.kind == .stateQuery else {
+            drop("own name", from: origin)
+            return nil
+        }
+        do {
+            try replay.admit(sender: env.sender, seq: env.seq, timeMillis: env.timeMillis, nowMillis: Self.wallMillis)
+        } catch {
+            drop(error == .stale ? "stale" : "replayed", from: env.sender)
+            return nil
+        }
+        return env
+    }
+
+    private func drop(_ reason: String, from: String, detail: String = "") {
+        stats.dropped[reason, default: 0] += 1
+        dropCounters.increment(reason)
+        if loggedDrops.count < 1024, loggedDrops.insert("\(from)|\(reason)").inserted {
+            logger.warning("gossip: dropped a message from \(from): \(reason)\(detail.isEmpty ? "" : " (\(detail))") (logged once per peer and reason)")
+        }
+    }
+
+    // MARK: TCP push-pull
+
+    private func localState() -> [UInt8] {
+        FullState(members: swim?.fullState() ?? [], entries: ledger.entries().map(LedgerCodec.encode)).encode()
+    }
+
+    /// Starts a full-state exchange with a peer; the future says whether it answered.
+    @discardableResult
+    private func pushPull(peer: String, address: String) -> EventLoopFuture<Bool> {
+        guard !stopped, !inFlight.contains(peer), let target = socketAddress(address) else { return loop.makeSucceededFuture(false) }
+        inFlight.insert(peer)
+        let request = seal(.stateRequest, localState())
+        let promise = loop.makePromise(of: [UInt8].self)
+        let timeout = TimeAmount.milliseconds(Int64(settings.pushPullTimeout * 1000))
+        ClientBootstrap(group: loop)
+            .connectTimeout(timeout)
+            .channelInitializer { ch in
+                ch.eventLoop.makeCompletedFuture {
+                    try ch.pipeline.syncOperations.addHandler(ByteToMessageHandler(FrameDecoder(), maximumBufferSize: Limits.state + 4096))
+                    try ch.pipeline.syncOperations.addHandler(StateClientHandler(request: request, promise: promise))
+                }
+            }
+            .connect(to: target)
+            .whenComplete { r in
+                switch r {
+                case .success(let ch):
+                    let t = ch.eventLoop.scheduleTask(in: timeout) { promise.fail(ChannelError.connectTimeout(timeout)); ch.close(promise: nil) }
+                    promise.futureResult.whenComplete { _ in t.cancel(); ch.close(promise: nil) }
+                case .failure(let e):
+                    promise.fail(e)
+                }
+            }
+        return promise.futureResult.map { [self] bytes -> Bool in
+            inFlight.remove(peer)
+            guard let env = open(bytes, kinds: [.stateResponse], origin: address) else { return false }
+            merge(state: env.body, sender: env.sender, address: address)
+            stats.pushPulls += 1
+            pushPullCounter.increment()
+            return true
+        }.recover { [self] _ in
+            inFlight.remove(peer)
+            stats.pushPullFailures += 1
+            pushPullFailCounter.increment()
+            return false
+        }
+    }
+
+    /// A push-pull request or an explain query arrived over TCP; returns the reply frame.
+    func serve(frame bytes: [UInt8], origin: String) -> [UInt8]? {
+        guard !stopped, swim != nil else { return nil }
+        guard let env = open(bytes, kinds: [.stateRequest, .stateQuery], origin: origin) else { return nil }
+        if env.kind == .stateRequest {
+            let address = (try? FullState.decode(env.body))?.members.lazy.compactMap { u -> String? in
+                if case let .alive(n, a, _, _) = u, n == env.sender { return a }
+                return nil
+            }.first
+            merge(state: env.body, sender: env.sender, address: address ?? origin)
+        }
+        return seal(.stateResponse, localState())
+    }
+
+    private func merge(state body: [UInt8], sender: String, address: String) {
+        let state: FullState
+        do { state = try FullState.decode(body) } catch {
+            return drop("malformed state", from: sender, detail: "\(error)")
+        }
+        guard var s = swim else { return }
+        let d = s.merge(state: state.members, from: sender, address: address, now: Self.monotonic)
+        swim = s
+        var changed = false
+        var rejected = 0
+        for raw in state.entries {
+            guard let e = try? LedgerCodec.decode(raw) else {
+                rejected += 1
+                continue
+            }
+            do {
+                if try ledger.merge(e, nowMillis: Self.wallMillis) {
+                    clock.observe(e.version)
+                    changed = true
+                }
+            } catch {
+                rejected += 1
+            }
+        }
+        if rejected > 0 { drop("rejected entries", from: sender, detail: "\(rejected) in a state of \(state.entries.count)") }
+        handle(d)
+        if changed { markDirty() }
+    }
+
+    // MARK: Explain
+
+    /// Asks a running instance for its full state (members and ledger), without joining.
+    public static func query(address: GossipAddress, keys: GossipKeys, timeout: Double = 3) async throws -> (sender: String, state: FullState) {
+        let loop = MultiThreadedEventLoopGroup.singleton.next()
+        let target = try SocketAddress(ipAddress: address.host, port: address.port)
+        let request = Envelope(kind: .stateQuery, sender: "explain", timeMillis: wallMillis, seq: UInt64(Date().timeIntervalSince1970 * 1_000_000), body: []).seal(with: keys)
+        let promise = loop.makePromise(of: [UInt8].self)
+        let ch = try await ClientBootstrap(group: loop)
+            .connectTimeout(.milliseconds(Int64(timeout * 1000)))
+            .channelInitializer { ch in
+                ch.eventLoop.makeCompletedFuture {
+                    try ch.pipeline.syncOperations.addHandler(ByteToMessageHandler(FrameDecoder(), maximumBufferSize: Limits.state + 4096))
+                    try ch.pipeline.syncOperations.addHandler(StateClientHandler(request: request, promise: promise))
+                }
+            }
+            .connect(to: target).get()
+        let t = loop.scheduleTask(in: .milliseconds(Int64(timeout * 1000))) { promise.fail(ChannelError.connectTimeout(.seconds(Int64(timeout)))) }
+        defer {
+            t.cancel()
+            ch.close(promise: nil)
+        }
+        let reply = try await promise.futureResult.get()
+        let env = try Envelope.open(reply, keys: keys)
+        return (env.sender, try FullState.decode(env.body))
+    }
+}
+
+/// `HOST:PORT` with IPv6 hosts in brackets.
+enum GossipAddressText {
+    static func format(_ host: String, _ port: Int) -> String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }
+}
+
+/// Drop counters by reason, made once per reason.
+final class DropCounters: @unchecked Sendable {
+    // @unchecked: used only on the group's event loop.
+    private var counters: [String: Counter] = [:]
+
+    func increment(_ reason: String) {
+        if let c = counters[reason] { return c.increment() }
+        let c = Counter(label: "meridian_gossip_dropped_total", dimensions: [("reason", reason)])
+        counters[reason] = c
+        c.increment()
+    }
+}
+
+// MARK: - Channel handlers
+
+final class DatagramHandler: ChannelInboundHandler {
+    typealias InboundIn = AddressedEnvelope<ByteBuffer>
+    let owner: PeerGroup
+
+    init(owner: PeerGroup) { self.owner = owner }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let envelope = unwrapInboundIn(data)
+        owner.received(datagram: Array(envelope.data.readableBytesView), from: envelope.remoteAddress)
+    }
+}
+
+/// Frames: a 4-octet big-endian length, then that many octets (bounded by the handler's
+/// maximum buffer size).
+struct FrameDecoder: ByteToMessageDecoder {
+    typealias InboundOut = [UInt8]
+
+    mutating func decode(context: ChannelHandlerContext, buffer: inout ByteBuffer) throws -> DecodingState {
+        guard let length = buffer.getInteger(at: buffer.readerIndex, as: UInt32.self) else { return .needMoreData }
+        guard length <= UInt32(Limits.state + 4096) else { throw DecodeError.tooLong(what: "frame", length: Int(length)) }
+        guard buffer.readableBytes >= 4 + Int(length) else { return .needMoreData }
+        buffer.moveReaderIndex(forwardBy: 4)
+        guard let bytes = buffer.readBytes(length: Int(length)) else { return .needMoreData }
+        context.fireChannelRead(wrapInboundOut(bytes))
+        return .continue
+    }
+
+    static func frame(_ bytes: [UInt8], allocator: ByteBufferAllocator) -> ByteBuffer {
+        var b = allocator.buffer(capacity: bytes.count + 4)
+        b.writeInteger(UInt32(bytes.count))
+        b.writeBytes(bytes)
+        return b
+    }
+}
+
+final class StateServerHandler: ChannelInboundHandler {
+    typealias InboundIn = [UInt8]
+    typealias OutboundOut = ByteBuffer
+    let owner: PeerGroup
+
+    init(owner: PeerGroup) { self.owner = owner }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let origin = context.remoteAddress?.ipAddress ?? "?"
+        guard let reply = owner.serve(frame: unwrapInboundIn(data), origin: origin) else {
+            context.close(promise: nil)
+            return
+        }
+        let channel = context.channel
+        context.writeAndFlush(wrapOutboundOut(FrameDecoder.frame(reply, allocator: channel.allocator))).whenComplete { _ in
+            channel.close(promise: nil)
+        }
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) { context.close(promise: nil) }
+}
+
+final class StateClientHandler: ChannelInboundHandler {
+    typealias InboundIn = [UInt8]
+    typealias OutboundOut = ByteBuffer
+    let request: [UInt8]
+    let promise: EventLoopPromise<[UInt8]>
+
+    init(request: [UInt8], promise: EventLoopPromise<[UInt8]>) {
+        self.request = request
+        self.promise = promise
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        context.writeAndFlush(wrapOutboundOut(FrameDecoder.frame(request, allocator: context.channel.allocator)), promise: nil)
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        promise.succeed(unwrapInboundIn(data))
+    }
+
+    func channelInactive(context: ChannelHandlerContext) { promise.fail(ChannelError.inputClosed) }
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        promise.fail(error)
+        context.close(promise: nil)
+    }
+}

@@ -1,0 +1,67 @@
+import ArgumentParser
+import ClusterState
+import Foundation
+import HealthCheck
+import MeridianServer
+import Peers
+import PoolConfig
+import QueryEngine
+
+/// `explain --peer`: a running instance's merged state, folded here with the same pure
+/// functions the server uses, so explain shows what that instance answers and why.
+enum LiveView {
+    static func apply(peer: String, keyFile: String?, insecure: Bool, zones: String, to snapshot: Snapshot) async throws -> Snapshot {
+        guard let address = GossipAddress(peer) else { throw ValidationError("bad --peer \(peer): use IP:PORT") }
+        let keys: GossipKeys
+        if let keyFile { keys = try GossipKeys.load(path: keyFile) } else if insecure { keys = .insecureKey } else {
+            throw ValidationError("--peer needs --gossip-key-file (or --gossip-insecure)")
+        }
+        let (sender, state) = try await PeerGroup.query(address: address, keys: keys)
+        let (cluster, _) = ClusterConfig.load(path: (zones as NSString).appendingPathComponent(PoolFileParser.clusterFileName))
+        var ledger = Ledger()
+        let now = UInt64(Date().timeIntervalSince1970 * 1000)
+        for raw in state.entries { if let e = try? LedgerCodec.decode(raw) { _ = try? ledger.merge(e, nowMillis: now) } }
+        let targets = MonitorTarget.targets(for: snapshot.pools.pools)
+        let digest = DNSServer.digest(snapshot.pools.pools, targets)
+        var live: [String] = []
+        print("peers, as \(sender) sees them:")
+        for u in state.members {
+            switch u {
+            case let .alive(n, a, i, d):
+                live.append(n)
+                print("  \(n) \(a) alive (incarnation \(i))\(n == sender ? " (answering)" : "")\(d == digest ? "" : ", DIFFERENT pool configuration from this directory")")
+            case let .suspect(n, i, _):
+                live.append(n)
+                print("  \(n) suspect (incarnation \(i))")
+            case let .dead(n, i, _, left):
+                print("  \(n) \(left ? "left" : "dead") (incarnation \(i))")
+            case .data:
+                break
+            }
+        }
+        let definitions = DNSServer.definitions(targets)
+        var probers: [String: [String]] = [:]
+        if let cluster {
+            for m in definitions.keys { probers[m] = Rendezvous.choose(member: m, from: live.sorted(), count: cluster.probers) }
+        }
+        let view = ledger.view(live: Set(live), probers: probers, definitions: definitions)
+        let health = HealthSnapshot(version: 1, overrides: ledger.adminOverrides(), observations: view, policy: cluster?.verdict ?? .majority)
+        return snapshot.with(pools: snapshot.pools.with(health: health), generation: snapshot.generation + 1)
+    }
+
+    /// Who probes each member of the pool, what each observer sees, and the verdict.
+    static func printMembers(of pool: Pool, health: HealthSnapshot) {
+        print("health view (verdict policy: \(health.policy)):")
+        for m in pool.members {
+            let obs = health.observations[m.id]
+            let probers = obs?.probers ?? []
+            print("  \(m.id): probed by \(probers.isEmpty ? "-" : probers.joined(separator: ", "))")
+            for o in obs?.observers ?? [] {
+                let checks = obs?.checks.filter { $0.observer == o }.map { "\($0.check) \($0.up ? "up" : "DOWN") (\($0.reason))" } ?? []
+                let agent = obs?.agents.first { $0.observer == o }.map { "agent \($0.detail)" }
+                print("    \(o) sees: \((checks + [agent].compactMap { $0 }).joined(separator: ", "))")
+            }
+            print("    verdict: \(health.status(of: m.id))")
+        }
+    }
+}
