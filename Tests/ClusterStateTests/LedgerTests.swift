@@ -1,0 +1,201 @@
+import Testing
+@testable import ClusterState
+
+@Suite("Hybrid logical clock")
+struct HLCTests {
+    @Test func neverGoesBackAndOrdersAfterWhatItSaw() {
+        var c = HybridClock()
+        let a = c.tick(wallMillis: 1000)
+        let b = c.tick(wallMillis: 900)  // the wall clock stepped back
+        #expect(b > a)
+        c.observe(HLC(millis: 5000, counter: 3))
+        let d = c.tick(wallMillis: 1001)
+        #expect(d > HLC(millis: 5000, counter: 3))
+        #expect(c.tick(wallMillis: 6000) == HLC(millis: 6000))
+    }
+}
+
+@Suite("Verdict policies")
+struct VerdictTests {
+    func member(_ views: [String: Bool], agents: [String: (AgentReply.State?, Double?)] = [:]) -> MemberObservations {
+        MemberObservations(
+            checks: views.map { CheckObservation(check: "tcp:80", up: $0.value, reason: $0.value ? "ok" : "refused", observer: $0.key, version: 1, at: 0) },
+            agents: agents.map { AgentObservation(state: $0.value.0, weightFactor: $0.value.1, detail: "d", observer: $0.key, at: 0) })
+    }
+
+    @Test(arguments: [
+        (VerdictPolicy.majority, 1, 2, false), (.majority, 2, 3, true), (.majority, 1, 3, false), (.majority, 1, 1, true),
+        (.any, 1, 3, true), (.all, 2, 3, false), (.all, 3, 3, true), (.count(2), 2, 5, true), (.count(2), 1, 5, false), (.count(3), 2, 2, true),
+        (.majority, 0, 3, false),
+    ])
+    func policies(policy: VerdictPolicy, down: Int, voters: Int, expected: Bool) {
+        #expect(policy.isDown(down: down, voters: voters) == expected)
+    }
+
+    @Test func parses() {
+        #expect(VerdictPolicy("majority") == .majority)
+        #expect(VerdictPolicy("ALL") == .all)
+        #expect(VerdictPolicy("3") == .count(3))
+        #expect(VerdictPolicy("0") == nil && VerdictPolicy("most") == nil)
+    }
+
+    @Test func foldCountsObserversNotChecks() {
+        let split = member(["a": false, "b": true])
+        #expect(Verdict.fold(split, policy: .majority).state == .up)
+        #expect(Verdict.fold(split, policy: .any).state == .down)
+        let s = Verdict.fold(member(["a": false, "b": false, "c": true]), policy: .majority)
+        #expect(s.state == .down)
+        #expect(s.source == "check tcp:80: refused (2 of 3 observers, majority)")
+    }
+
+    @Test func agentWeightsFoldToTheMedianAndDrainByMajority() {
+        let m = member(["a": true, "b": true, "c": true], agents: ["a": (nil, 0.2), "b": (.drain, 0.5), "c": (.drain, 0.9)])
+        let s = Verdict.fold(m, policy: .majority)
+        #expect(s.state == .drain)
+        #expect(s.weightFactor == 0.5)
+        let one = member(["a": true, "b": true], agents: ["a": (.drain, nil), "b": (nil, nil)])
+        #expect(Verdict.fold(one, policy: .majority).state == .up)
+    }
+
+    @Test func oneObserverBehavesAsALoneInstance() {
+        #expect(Verdict.fold(member(["a": false]), policy: .majority) == MemberStatus(state: .down, source: "check tcp:80: refused"))
+    }
+}
+
+@Suite("Rendezvous probers")
+struct RendezvousTests {
+    let peers = (1...5).map { "ns\($0)" }
+
+    @Test func sameChoiceEverywhereAndBalanced() {
+        var load: [String: Int] = [:]
+        for i in 0..<3000 {
+            let c = Rendezvous.choose(member: "pool/site/m\(i)", from: peers, count: 2)
+            #expect(c.count == 2 && Set(c).count == 2)
+            #expect(c == Rendezvous.choose(member: "pool/site/m\(i)", from: peers.reversed(), count: 2))
+            for p in c { load[p, default: 0] += 1 }
+        }
+        // 6,000 probes over 5 peers: 1,200 each expected.
+        #expect(load.values.allSatisfy { (1080...1320).contains($0) }, "\(load)")
+    }
+
+    @Test func onlyTheLeaversMembersMove() {
+        var moved = 0
+        for i in 0..<2000 {
+            let before = Rendezvous.choose(member: "m\(i)", from: peers, count: 2)
+            let after = Rendezvous.choose(member: "m\(i)", from: peers.filter { $0 != "ns3" }, count: 2)
+            if before.contains("ns3") { moved += 1 } else { #expect(before == after) }
+            #expect(Set(before).subtracting(["ns3"]).isSubset(of: Set(after)))
+        }
+        #expect(moved > 0)
+        #expect(Rendezvous.choose(member: "m", from: peers, count: nil).count == 5)
+    }
+
+    @Test func scoresAreStableAcrossProcesses() {
+        // Fixed values: a change here means instances of different versions disagree.
+        #expect(StableHash.of("") == StableHash.mix(0xcbf2_9ce4_8422_2325))
+        #expect(Rendezvous.score(member: "www/fra/a", peer: "ns1") == Rendezvous.score(member: "www/fra/a", peer: "ns1"))
+        #expect(Rendezvous.score(member: "www/fra/a", peer: "ns1") != Rendezvous.score(member: "www/fra/a", peer: "ns2"))
+    }
+}
+
+@Suite("Ledger")
+struct LedgerTests {
+    func check(_ observer: String, _ member: String, up: Bool, v: UInt64, def: UInt64 = 1, withdrawn: Bool = false) -> Ledger.Entry {
+        .check(Ledger.CheckEntry(observer: observer, member: member, check: "tcp:80", up: up, reason: up ? "ok" : "refused", definition: def, version: HLC(millis: v), withdrawn: withdrawn))
+    }
+
+    @Test func mergeIsOrderIndependent() throws {
+        let entries = [check("a", "m", up: true, v: 1), check("a", "m", up: false, v: 3), check("b", "m", up: true, v: 2), check("a", "m", up: true, v: 2)]
+        var x = Ledger()
+        var y = Ledger()
+        for e in entries { try x.merge(e, nowMillis: 10) }
+        for e in entries.reversed() { try y.merge(e, nowMillis: 10) }
+        #expect(x == y)
+        #expect(x.entryCount == 2)
+        #expect(try x.merge(check("a", "m", up: true, v: 3), nowMillis: 10) == false)  // not newer
+    }
+
+    @Test func rejectsFarFutureAndBoundsEachObserver() {
+        var l = Ledger(limits: .init(entriesPerObserver: 3, overrides: 2, maxFutureMillis: 1000))
+        #expect(throws: Ledger.Rejection.future(writer: "a", aheadMillis: 5000)) { try l.merge(check("a", "m", up: true, v: 6000), nowMillis: 1000) }
+        for i in 0..<3 { #expect((try? l.merge(check("a", "m\(i)", up: true, v: 1), nowMillis: 10)) == true) }
+        #expect(throws: Ledger.Rejection.full(writer: "a")) { try l.merge(check("a", "m9", up: true, v: 1), nowMillis: 10) }
+        // Another observer has its own budget; updating an existing key is always fine.
+        #expect((try? l.merge(check("b", "m9", up: true, v: 1), nowMillis: 10)) == true)
+        #expect((try? l.merge(check("a", "m0", up: false, v: 2), nowMillis: 10)) == true)
+        let bad = Ledger.Entry.agent(Ledger.AgentEntry(observer: "c", member: "m", state: nil, weightFactor: 7, detail: "", definition: 1, version: HLC(millis: 1)))
+        #expect(throws: Ledger.Rejection.self) { try l.merge(bad, nowMillis: 10) }
+    }
+
+    @Test func recordLocalVersionsOnlyChangesAndWithdrawsWhatIsGone() {
+        var l = Ledger()
+        var clock = HybridClock()
+        let up = ["m1": MemberObservations(checks: [CheckObservation(check: "tcp:80", up: true, reason: "ok", observer: "a", version: 1, at: 0)], agent: nil)]
+        #expect(l.recordLocal(observer: "a", observations: up, definitions: ["m1": 1], clock: &clock, wallMillis: 100).count == 1)
+        #expect(l.recordLocal(observer: "a", observations: up, definitions: ["m1": 1], clock: &clock, wallMillis: 200).isEmpty)
+        let out = l.recordLocal(observer: "a", observations: [:], definitions: ["m1": 1], clock: &clock, wallMillis: 300)
+        guard case .check(let e)? = out.first else { Issue.record("no withdrawal"); return }
+        #expect(e.withdrawn && e.version.millis == 300)
+        #expect(l.view(live: ["a"], probers: [:], definitions: ["m1": 1]).isEmpty)
+    }
+
+    @Test func viewPrefersLiveProbersThenLiveThenLastKnown() throws {
+        var l = Ledger()
+        try l.merge(check("old", "m", up: false, v: 1), nowMillis: 10)
+        try l.merge(check("dead", "m", up: false, v: 1), nowMillis: 10)
+        let defs = ["m": UInt64(1)]
+        // Only a non-live observer: its last result stands (down stays down).
+        #expect(Verdict.fold(l.view(live: ["x"], probers: ["m": ["x", "y"]], definitions: defs)["m"]!, policy: .majority).state == .down)
+        // The old prober is live and the new ones have not reported: the old one counts.
+        #expect(l.view(live: ["old", "x"], probers: ["m": ["x", "y"]], definitions: defs)["m"]?.observers == ["old"])
+        // A new prober reported: only probers count.
+        try l.merge(check("x", "m", up: true, v: 2), nowMillis: 10)
+        let v = l.view(live: ["old", "x"], probers: ["m": ["x", "y"]], definitions: defs)["m"]
+        #expect(v?.observers == ["x"] && v?.probers == ["x", "y"])
+    }
+
+    @Test func differentDefinitionsAreNotMerged() throws {
+        var l = Ledger()
+        try l.merge(check("a", "m", up: false, v: 1, def: 99), nowMillis: 10)
+        try l.merge(check("b", "m", up: true, v: 1, def: 1), nowMillis: 10)
+        #expect(l.view(live: ["a", "b"], probers: [:], definitions: ["m": 1])["m"]?.observers == ["b"])
+    }
+
+    @Test func overridesAreLastWriterWinsWithTombstones() throws {
+        var a = Ledger()
+        var b = Ledger()
+        var ca = HybridClock()
+        var cb = HybridClock()
+        let set = a.recordOverrides(origin: "ns1", overrides: [AdminOverride(pattern: "www/*", state: .down, file: "/x/state.txt", line: 1)], clock: &ca, wallMillis: 100)
+        for e in set { try b.merge(e, nowMillis: 200) }
+        #expect(b.adminOverrides().map(\.pattern) == ["www/*"])
+        // ns2 sets the same pattern later: it wins everywhere.
+        let later = b.recordOverrides(origin: "ns2", overrides: [AdminOverride(pattern: "www/*", state: .drain, file: "/y/s", line: 4)], clock: &cb, wallMillis: 150)
+        for e in later { try a.merge(e, nowMillis: 200) }
+        #expect(a.adminOverrides().first?.state == .drain && b.adminOverrides().first?.state == .drain)
+        // ns2 removes it: a tombstone, which an older write arriving late cannot undo.
+        let removed = b.recordOverrides(origin: "ns2", overrides: [], clock: &cb, wallMillis: 160)
+        #expect(removed.count == 1)
+        for e in removed + set { try a.merge(e, nowMillis: 200) }
+        #expect(a.adminOverrides().isEmpty && b.adminOverrides().isEmpty)
+    }
+
+    @Test func overridesKeepFileOrder() {
+        var l = Ledger()
+        var c = HybridClock()
+        _ = l.recordOverrides(origin: "ns1", overrides: [
+            AdminOverride(pattern: "www/*", state: .down, file: "s", line: 1), AdminOverride(pattern: "www/fra/a", state: .up, file: "s", line: 2),
+        ], clock: &c, wallMillis: 100)
+        let h = HealthSnapshot(overrides: l.adminOverrides())
+        #expect(h.status(of: "www/fra/a").state == .up && h.status(of: "www/iad/b").state == .down)
+    }
+
+    @Test func forgetDropsAnObserversEntriesButNotOverrides() throws {
+        var l = Ledger()
+        var c = HybridClock()
+        try l.merge(check("a", "m", up: true, v: 1), nowMillis: 10)
+        _ = l.recordOverrides(origin: "a", overrides: [AdminOverride(pattern: "x", state: .down, file: "s", line: 1)], clock: &c, wallMillis: 5)
+        #expect(l.forget(observer: "a") == 1)
+        #expect(l.entryCount == 1 && l.observers.isEmpty)
+    }
+}

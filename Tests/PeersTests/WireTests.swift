@@ -1,0 +1,137 @@
+import ClusterState
+import Diagnostics
+import Testing
+@testable import Peers
+
+@Suite("Gossip wire format")
+struct WireTests {
+    let keys = GossipKeys(keys: [[UInt8](repeating: 7, count: 32)])
+    let updates: [Update] = [
+        .alive(name: "ns1", address: "127.0.0.1:7946", incarnation: 5, digest: 9), .suspect(name: "ns2", incarnation: 3, by: "ns1"),
+        .dead(name: "ns3", incarnation: 4, by: "ns2", left: true), .data(key: "k", bytes: [1, 2, 3]),
+    ]
+
+    @Test(arguments: [Message.ping(seq: 1, target: "ns2"), .ack(seq: 2), .pingReq(seq: 3, target: "ns3", address: "[::1]:7946"), .gossip])
+    func packetsRoundTrip(message: Message) throws {
+        let p = Packet(message, updates: updates)
+        var w = ByteWriter()
+        p.encodeBody(&w)
+        var r = ByteReader(w.bytes)
+        #expect(try Packet.decodeBody(&r) == p)
+        #expect(r.remaining == 0)
+    }
+
+    @Test func ledgerEntriesRoundTrip() throws {
+        let entries: [Ledger.Entry] = [
+            .check(Ledger.CheckEntry(observer: "ns1", member: "www/fra/192.0.2.11", check: "http:80/", up: false, reason: "HTTP 503", definition: 42, version: HLC(millis: 9, counter: 2), withdrawn: true)),
+            .agent(Ledger.AgentEntry(observer: "ns2", member: "app/x/y", state: .drain, weightFactor: 0.75, detail: "75% drain", definition: 1, version: HLC(millis: 10))),
+            .agent(Ledger.AgentEntry(observer: "ns2", member: "app/x/z", state: nil, weightFactor: nil, detail: "", definition: 1, version: HLC(millis: 10), withdrawn: true)),
+            .override(Ledger.OverrideEntry(pattern: "www/*", state: .down, weightFactor: nil, origin: "ns3", source: "state.txt:3", version: HLC(millis: 11), removed: true)),
+        ]
+        for e in entries { #expect(try LedgerCodec.decode(LedgerCodec.encode(e)) == e) }
+        let state = FullState(members: Array(updates.prefix(3)), entries: entries.map(LedgerCodec.encode))
+        #expect(try FullState.decode(state.encode()) == state)
+    }
+
+    @Test func envelopeAuthenticatesAndRotates() throws {
+        let env = Envelope(kind: .packet, sender: "ns1", timeMillis: 1000, seq: 77, body: [9, 9])
+        let sealed = env.seal(with: keys)
+        #expect(try Envelope.open(sealed, keys: keys) == env)
+        // A rotation: the receiver holds the new key first and the old one second.
+        let rotated = GossipKeys(keys: [[UInt8](repeating: 8, count: 32), [UInt8](repeating: 7, count: 32)])
+        #expect(try Envelope.open(sealed, keys: rotated) == env)
+        #expect(throws: Envelope.OpenError.badMAC) { try Envelope.open(sealed, keys: GossipKeys(keys: [[UInt8](repeating: 8, count: 32)])) }
+        #expect(throws: Envelope.OpenError.badMAC) { try Envelope.open(sealed, keys: .insecureKey) }
+        var flipped = sealed
+        flipped[10] ^= 1
+        #expect(throws: Envelope.OpenError.badMAC) { try Envelope.open(flipped, keys: keys) }
+        #expect(throws: Envelope.OpenError.tooShort) { try Envelope.open([0x4D, 0x47], keys: keys) }
+        #expect(throws: Envelope.OpenError.badMagic) { try Envelope.open([UInt8](repeating: 0, count: 80), keys: keys) }
+    }
+
+    @Test func replayGuardRejectsReplaysAndStaleMessages() {
+        var g = ReplayGuard(maxSkewMillis: 1000)
+        #expect((try? g.admit(sender: "a", seq: 100, timeMillis: 5000, nowMillis: 5000)) != nil)
+        #expect(throws: ReplayGuard.Rejection.replayed) { try g.admit(sender: "a", seq: 100, timeMillis: 5000, nowMillis: 5000) }
+        // Out of order within the window is fine, once.
+        #expect((try? g.admit(sender: "a", seq: 102, timeMillis: 5000, nowMillis: 5000)) != nil)
+        #expect((try? g.admit(sender: "a", seq: 101, timeMillis: 5000, nowMillis: 5000)) != nil)
+        #expect(throws: ReplayGuard.Rejection.replayed) { try g.admit(sender: "a", seq: 101, timeMillis: 5000, nowMillis: 5000) }
+        // Too far behind the window.
+        #expect((try? g.admit(sender: "a", seq: 500, timeMillis: 5000, nowMillis: 5000)) != nil)
+        #expect(throws: ReplayGuard.Rejection.replayed) { try g.admit(sender: "a", seq: 300, timeMillis: 5000, nowMillis: 5000) }
+        #expect(throws: ReplayGuard.Rejection.stale) { try g.admit(sender: "b", seq: 1, timeMillis: 1000, nowMillis: 5000) }
+        #expect(throws: ReplayGuard.Rejection.stale) { try g.admit(sender: "b", seq: 1, timeMillis: 9000, nowMillis: 5000) }
+    }
+
+    @Test func mutatedMessagesNeverTrap() {
+        var rng = SplitMix64(seed: 99)
+        var w = ByteWriter()
+        Packet(.pingReq(seq: 1, target: "ns2", address: "127.0.0.2:7946"), updates: updates).encodeBody(&w)
+        let body = w.bytes
+        let entry = LedgerCodec.encode(.check(Ledger.CheckEntry(observer: "a", member: "m", check: "c", up: true, reason: "r", definition: 1, version: HLC(millis: 1))))
+        let state = FullState(members: updates.prefix(2).map { $0 }, entries: [entry]).encode()
+        var decoded = 0
+        for i in 0..<30_000 {
+            var b = [body, entry, state][i % 3]
+            for _ in 0..<(1 + Int(rng.next() % 4)) {
+                switch rng.next() % 3 {
+                case 0: if !b.isEmpty { b[Int(rng.next() % UInt64(b.count))] = UInt8(truncatingIfNeeded: rng.next()) }
+                case 1: b = Array(b.prefix(Int(rng.next() % UInt64(b.count + 1))))
+                default: b.append(UInt8(truncatingIfNeeded: rng.next()))
+                }
+            }
+            var r = ByteReader(b)
+            switch i % 3 {
+            case 0: if (try? Packet.decodeBody(&r)) != nil { decoded += 1 }
+            case 1: if (try? LedgerCodec.decode(b)) != nil { decoded += 1 }
+            default: if (try? FullState.decode(b)) != nil { decoded += 1 }
+            }
+        }
+        #expect(decoded < 30_000)
+    }
+
+    @Test func lyingCountsAreRejectedBeforeAllocation() {
+        var w = ByteWriter()
+        w.u16(0)
+        w.u32(UInt32.max)
+        #expect(throws: DecodeError.self) { try FullState.decode(w.bytes) }
+    }
+}
+
+@Suite("Cluster file")
+struct ClusterFileTests {
+    @Test func parsesPeersPolicyProbersAndTimings() throws {
+        let (c, d) = ClusterConfig.parse("""
+            peers:
+              ns1: 127.0.0.1:7946
+              ns2: "[::1]:7947"
+            verdict: any
+            probers: all
+            timings: {probe_interval: 0.5, probe_timeout: 0.2, gossip_interval: 0.1}
+            """, file: "cluster.yaml")
+        #expect(d.isEmpty)
+        let config = try #require(c)
+        #expect(config.peers == ["ns1": "127.0.0.1:7946", "ns2": "[::1]:7947"])
+        #expect(config.verdict == .any && config.probers == nil)
+        #expect(config.settings.probeInterval == 0.5 && config.settings.gossipInterval == 0.1)
+    }
+
+    @Test(arguments: [
+        ("peers:\n  ns1: localhost:7946\n", 2, "address must be"),
+        ("peers:\n  ns1: 127.0.0.1:7946\n  ns2: 127.0.0.1:7946\n", 3, "same address"),
+        ("peers:\n  \"bad name\": 127.0.0.1:1\n", 2, "peer name"),
+        ("peers: {}\nverdict: most\n", 2, "verdict must be"),
+        ("peers: {}\nprobers: 0\n", 2, "probers must be"),
+        ("peers: {}\ncolour: blue\n", 2, "unknown key"),
+        ("verdict: any\n", 1, "no 'peers'"),
+        ("peers: {}\ntimings: {probe_interval: 0.1, probe_timeout: 0.5}\n", 2, "shorter than"),
+        ("peers: [\n", 2, "YAML"),
+    ])
+    func badFiles(text: String, line: Int, message: String) {
+        let (c, d) = ClusterConfig.parse(text, file: "cluster.yaml")
+        #expect(c == nil)
+        #expect(d.first?.file == "cluster.yaml" && d.first?.line == line, "\(d)")
+        #expect(d.first?.message.contains(message) == true, "\(d)")
+    }
+}
