@@ -20,6 +20,19 @@ public enum SelectionMethod: String, Sendable, CaseIterable {
     case consistentHash = "consistent-hash"
 }
 
+/// How a site's addresses are ordered in an answer (multi-site and active-active pools).
+/// Most clients use the first address, so the first one decides where the load goes.
+public enum AddressOrder: String, Sendable, CaseIterable {
+    /// The first address is a weighted draw per answer (effective weights: static weight x
+    /// agent or admin factor), the rest follow in turn.
+    case weighted
+    /// The same weighted draw, keyed by the client subnet (`hash_prefix`): one subnet always
+    /// gets the same first address, and the subnets split by weight.
+    case sticky
+    /// The order of the pool file.
+    case fixed
+}
+
 /// How many members of a site must be healthy for the site to be usable.
 public enum MinUp: Sendable, Equatable, CustomStringConvertible {
     case count(Int)
@@ -214,6 +227,8 @@ public struct Pool: Sendable {
     public var hashPrefixV6: Int
     /// Direct mode: prefer nodes in the client's site order before spilling over.
     public var siteAffinity: Bool
+    /// Multi-site and active-active: how a site's addresses are ordered.
+    public var addressOrder: AddressOrder = .weighted
     public var sites: [Site]
     public var members: [Member]
     public var order: SiteOrderRules

@@ -210,7 +210,7 @@ struct Parser {
     }
 
     static let poolKeys: Set<String> = [
-        "names", "mode", "ttl", "degraded_ttl", "max_answers", "method", "hash_prefix", "site_affinity", "min_up",
+        "names", "mode", "ttl", "degraded_ttl", "max_answers", "method", "hash_prefix", "site_affinity", "min_up", "address_order",
         "when_all_down", "sites", "members", "order", "checks", "agent",
     ]
 
@@ -241,6 +241,11 @@ struct Parser {
         if let m = f["method"] {
             if let v = m.scalar.flatMap(SelectionMethod.init(rawValue:)) { pool.method = v } else {
                 error(m, "method must be one of \(SelectionMethod.allCases.map(\.rawValue).joined(separator: ", "))")
+            }
+        }
+        if let m = f["address_order"] {
+            if let v = m.scalar.flatMap(AddressOrder.init(rawValue:)) { pool.addressOrder = v } else {
+                error(m, "address_order must be one of \(AddressOrder.allCases.map(\.rawValue).joined(separator: ", "))")
             }
         }
         pool.ttl = UInt32(integer(f["ttl"], "ttl", range: 0...604_800) ?? 30)

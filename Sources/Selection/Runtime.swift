@@ -33,6 +33,9 @@ public final class PoolRuntime: Sendable {
     public let memberRecord: [[UInt8]]
     /// [family][site]: the site's answerable members' records back to back.
     public let siteWire: [[[UInt8]]]
+    /// [family][site]: the site's answerable members of the family, weighted by effective
+    /// weight: draws the first address of an answer.
+    public let siteOrder: [[AliasTable]]
     /// [family]: every member's records (fail-open).
     public let allWire: [[UInt8]]
     /// [family]: `when_all_down: addresses` records.
@@ -72,6 +75,12 @@ public final class PoolRuntime: Sendable {
         memberRecord = records
         func fam(_ m: Int) -> Int { pool.members[m].address?.family == .v6 ? 1 : 0 }
         siteWire = (0..<2).map { f in answerable.map { $0.filter { fam($0) == f }.flatMap { records[$0] } } }
+        siteOrder = (0..<2).map { f in
+            answerable.map { members in
+                let m = members.filter { fam($0) == f }
+                return AliasTable(items: m.map(Int32.init), weights: m.map { weight[$0] })
+            }
+        }
         allWire = (0..<2).map { f in pool.members.indices.filter { pool.members[$0].address != nil && fam($0) == f }.flatMap { records[$0] } }
         if case .addresses(let list) = pool.allDown {
             staticWire = (0..<2).map { f in list.filter { ($0.family == .v6 ? 1 : 0) == f }.flatMap(record) }

@@ -94,14 +94,16 @@ public enum Selector {
         case .multiSite:
             for s in order where rt.siteUsable[s] {
                 rec.note("answer from site \(pool.sites[s].name): the first usable site in the order")
-                return SelectionOutcome(answer: site(rt, s, fam: fam, pool: index, owner: owner, w: &w), scope: scope)
+                let a = site(rt, s, fam: fam, pool: index, client: client, scope: &scope, rng: &buffer.random, owner: owner, w: &w, recorder: &rec)
+                return SelectionOutcome(answer: a, scope: scope)
             }
         case .activeActive:
             let table = rt.activeByOrder[oi]
             if !table.isEmpty {
                 let s = Int(table.draw(&buffer.random))
                 rec.note("answer from site \(pool.sites[s].name): weighted draw over \(table.items.map { pool.sites[Int($0)].name }.joined(separator: ", "))")
-                return SelectionOutcome(answer: site(rt, s, fam: fam, pool: index, owner: owner, w: &w), scope: scope)
+                let a = site(rt, s, fam: fam, pool: index, client: client, scope: &scope, rng: &buffer.random, owner: owner, w: &w, recorder: &rec)
+                return SelectionOutcome(answer: a, scope: scope)
             }
         case .direct:
             var key: UInt64 = 0
@@ -195,10 +197,46 @@ public enum Selector {
         return 0
     }
 
-    /// Answers one site: its answerable members of the family, or a CNAME to its first.
-    static func site(_ rt: PoolRuntime, _ s: Int, fam: Int, pool: Int, owner: UnsafeRawBufferPointer?, w: inout MessageWriter) -> PoolAnswer {
+    /// Answers one site: its answerable members of the family, the first one drawn by
+    /// effective weight (per answer, or per client subnet for `sticky`) and the rest after it
+    /// in turn; or a CNAME to its first member.
+    static func site<R: DecisionRecorder>(
+        _ rt: PoolRuntime, _ s: Int, fam: Int, pool: Int, client: IPAddress, scope: inout Int, rng: inout UInt64,
+        owner: UnsafeRawBufferPointer?, w: inout MessageWriter, recorder rec: inout R
+    ) -> PoolAnswer {
         if rt.pool.isCNAME { return .cname(pool: pool, member: rt.siteFirstMember[s]) }
-        return wire(rt.siteWire[fam][s], fam: fam, owner: owner, w: &w)
+        let table = rt.siteOrder[fam][s]
+        let items = table.items
+        guard items.count > 1, rt.pool.addressOrder != .fixed else {
+            if R.isRecording && items.count > 1 { rec.note("addresses in pool-file order (address_order: fixed)") }
+            return wire(rt.siteWire[fam][s], fam: fam, owner: owner, w: &w)
+        }
+        var first: Int32
+        if rt.pool.addressOrder == .sticky {
+            let prefix = client.family == .v4 ? rt.pool.hashPrefixV4 : rt.pool.hashPrefixV6
+            var key = subnetKey(client.truncated(to: prefix).bytes, family: fam) | 1
+            first = table.draw(&key)
+            scope = max(scope, prefix)
+        } else {
+            first = table.draw(&rng)
+        }
+        if R.isRecording {
+            let total = items.reduce(0.0) { $0 + rt.effectiveWeight[Int($1)] }
+            let shares = items.map { "\(rt.pool.members[Int($0)].address.map(\.description) ?? "?") \(String(format: "%.1f", 100 * rt.effectiveWeight[Int($0)] / max(total, 1e-9)))%" }
+            rec.note("first-address shares by effective weight: \(shares.joined(separator: ", ")); \(rt.pool.addressOrder == .sticky ? "this subnet's draw" : "this answer's draw") puts \(rt.pool.members[Int(first)].address.map(\.description) ?? "?") first")
+        }
+        var start = 0
+        while start < items.count && items[start] != first { start += 1 }
+        let mark = w.mark()
+        for i in 0..<items.count {
+            let m = Int(items[(start + i) % items.count])
+            let ok = rt.memberRecord[m].withUnsafeBytes { write(records: $0, size: $0.count, owner: owner, w: &w) }
+            if ok < 0 {
+                w.rewind(to: mark)
+                return .truncated
+            }
+        }
+        return .records(items.count)
     }
 
     static func wire(_ wire: [UInt8], fam: Int, owner: UnsafeRawBufferPointer?, w: inout MessageWriter) -> PoolAnswer {

@@ -271,7 +271,7 @@ struct ActiveActiveTests {
         let rt = try runtime(Self.yaml)
         let buffer = MessageBuffer(seed: 99)
         var one = 0
-        for _ in 0..<10_000 where ask(rt, "api", "10.1.0.1", buffer: buffer).addresses.first == "192.0.2.41" { one += 1 }
+        for _ in 0..<10_000 where ask(rt, "api", "10.1.0.1", buffer: buffer).addresses.first?.hasPrefix("192.0.2.") == true { one += 1 }
         #expect(abs(Double(one) / 10_000 - 0.75) < 0.02)
     }
 
