@@ -116,14 +116,18 @@ public struct CheckObservation: Sendable, Equatable {
     /// Increases with each change this observer makes; seconds since the epoch of the change.
     public var version: UInt64
     public var at: Double
+    /// The check's configured initial state, not a result yet: it counts only where no
+    /// observer has a real result (so a starting instance never outvotes the group).
+    public var provisional: Bool
 
-    public init(check: String, up: Bool, reason: String, observer: String, version: UInt64, at: Double) {
+    public init(check: String, up: Bool, reason: String, observer: String, version: UInt64, at: Double, provisional: Bool = false) {
         self.check = check
         self.up = up
         self.reason = reason
         self.observer = observer
         self.version = version
         self.at = at
+        self.provisional = provisional
     }
 }
 

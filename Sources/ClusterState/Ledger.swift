@@ -22,8 +22,14 @@ public struct Ledger: Sendable, Equatable {
         public var version: HLC
         /// The observer no longer probes this member (a tombstone).
         public var withdrawn: Bool
+        /// The check's initial state, not a result (see `CheckObservation.provisional`).
+        public var provisional: Bool
 
-        public init(observer: String, member: String, check: String, up: Bool, reason: String, definition: UInt64, version: HLC, withdrawn: Bool = false) {
+        public init(
+            observer: String, member: String, check: String, up: Bool, reason: String, definition: UInt64, version: HLC, withdrawn: Bool = false,
+            provisional: Bool = false
+        ) {
+            self.provisional = provisional
             self.observer = observer
             self.member = member
             self.check = check
@@ -235,8 +241,10 @@ public struct Ledger: Sendable, Equatable {
             for c in obs.checks where c.observer == observer {
                 let k = CheckKey(observer: observer, member: member, check: c.check)
                 seenChecks.insert(k)
-                if let old = checks[k], !old.withdrawn, old.up == c.up, old.reason == c.reason, old.definition == def { continue }
-                let e = CheckEntry(observer: observer, member: member, check: c.check, up: c.up, reason: c.reason, definition: def, version: clock.tick(wallMillis: wallMillis))
+                if let old = checks[k], !old.withdrawn, old.up == c.up, old.reason == c.reason, old.definition == def, old.provisional == c.provisional { continue }
+                let e = CheckEntry(
+                    observer: observer, member: member, check: c.check, up: c.up, reason: c.reason, definition: def, version: clock.tick(wallMillis: wallMillis),
+                    provisional: c.provisional)
                 if (try? merge(.check(e), nowMillis: wallMillis)) == true { out.append(.check(e)) }
             }
             if let a = obs.agents.first(where: { $0.observer == observer }) {
@@ -306,7 +314,8 @@ public struct Ledger: Sendable, Equatable {
     ///    a new prober has reported, so there is no gap);
     /// 3. else the last results of observers that are no longer live (kept until they are
     ///    forgotten), rather than nothing: a member that was down does not come back up just
-    ///    because its prober died.
+    ///    because its prober died;
+    /// 4. else provisional entries (checks' initial states), from anyone.
     public func view(live: Set<String>, probers: [String: [String]], definitions: [String: UInt64]) -> [String: MemberObservations] {
         var checksBy: [String: [CheckEntry]] = [:]
         var agentsBy: [String: [AgentEntry]] = [:]
@@ -318,13 +327,16 @@ public struct Ledger: Sendable, Equatable {
             let cs = checksBy[member] ?? []
             let ags = agentsBy[member] ?? []
             var o = MemberObservations(probers: probers[member] ?? [])
+            let real = cs.filter { !$0.provisional }
             let tiers: [(String) -> Bool] = [{ assigned.contains($0) && live.contains($0) }, { live.contains($0) }, { _ in true }]
-            for keep in tiers {
-                let c = cs.filter { keep($0.observer) }
-                let a = ags.filter { keep($0.observer) }
+            for (i, keep) in (tiers + [{ _ in true }]).enumerated() {
+                let c = (i < 3 ? real : cs).filter { keep($0.observer) }
+                let a = i < 3 ? ags.filter { keep($0.observer) } : []
                 guard !c.isEmpty || !a.isEmpty else { continue }
                 o.checks = c.sorted { ($0.observer, $0.check) < ($1.observer, $1.check) }.map {
-                    CheckObservation(check: $0.check, up: $0.up, reason: $0.reason, observer: $0.observer, version: $0.version.raw, at: Double($0.version.millis) / 1000)
+                    CheckObservation(
+                        check: $0.check, up: $0.up, reason: $0.reason, observer: $0.observer, version: $0.version.raw, at: Double($0.version.millis) / 1000,
+                        provisional: $0.provisional)
                 }
                 o.agents = a.sorted { $0.observer < $1.observer }.map {
                     AgentObservation(state: $0.state, weightFactor: $0.weightFactor, detail: $0.detail, observer: $0.observer, at: Double($0.version.millis) / 1000)

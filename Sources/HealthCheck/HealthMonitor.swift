@@ -475,7 +475,7 @@ public final class HealthMonitor: @unchecked Sendable {
                 CheckObservation(
                     check: c.spec.label, up: c.machine.isUp,
                     reason: c.machine.observed ? c.reason : "initial state \(c.spec.initialUp ? "up" : "down") (not checked yet)",
-                    observer: observer, version: c.version, at: c.changedAt)
+                    observer: observer, version: c.version, at: c.changedAt, provisional: !c.machine.observed)
             }
             out[m.target.memberID] = MemberObservations(checks: checks, agent: m.agent?.published)
         }

@@ -124,7 +124,7 @@ public final class DNSServer: Sendable {
         } else {
             throw ServerError.gossip("\(path) makes this instance gossip: give --gossip-key-file (or --gossip-insecure to run unauthenticated)")
         }
-        return GroupSettings(nodeName: config.instanceName, cluster: cluster, listen: listen, keys: keys)
+        return GroupSettings(nodeName: config.instanceName, cluster: cluster, listen: listen, keys: keys, faultFile: config.gossipFaultFile)
     }
 
     func scratch(for loop: any EventLoop) -> LoopScratch {
@@ -180,6 +180,8 @@ public final class DNSServer: Sendable {
         }
         if !all.isEmpty {
             try? await monitor.firstRound(timeout: config.startupCheckTimeout).get()
+            // Straight to the group, not after the monitor's coalescing delay.
+            if let observations = try? await monitor.observations().get() { peers.recordLocal(observations) }
             let mine = targets.withLockedValue { $0.mine?.count ?? $0.all.count }
             let ms = (NIODeadline.now() - started).nanoseconds / 1_000_000
             logger.info("first round of health checks: \(mine) of \(all.count) members checked here, ready in \(ms) ms")

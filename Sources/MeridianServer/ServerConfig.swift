@@ -59,14 +59,17 @@ public struct ServerConfig: Sendable {
     public var gossipListen: String?
     public var gossipKeyFile: String?
     public var gossipInsecure: Bool
+    /// Test hook: peers whose gossip is dropped (a fault-injecting transport for partitions).
+    public var gossipFaultFile: String?
 
     public init(
         zonesDirectory: String, statePath: String? = nil, statePollMilliseconds: Int = 250, startupCheckTimeout: Double = 5,
         instanceName: String = ProcessInfo.processInfo.hostName,
         listen: [ListenAddress], threads: Int = System.coreCount, tcpIdleTimeout: Int64 = 10,
         tcpMaxConnections: Int = 1024, tcpMaxBufferedBytes: Int = 256 * 1024, engine: EngineConfig = EngineConfig(),
-        gossipListen: String? = nil, gossipKeyFile: String? = nil, gossipInsecure: Bool = false
+        gossipListen: String? = nil, gossipKeyFile: String? = nil, gossipInsecure: Bool = false, gossipFaultFile: String? = nil
     ) {
+        self.gossipFaultFile = gossipFaultFile
         self.gossipListen = gossipListen
         self.gossipKeyFile = gossipKeyFile
         self.gossipInsecure = gossipInsecure

@@ -10,7 +10,7 @@ public enum LedgerCodec {
         switch entry {
         case .check(let e):
             w.u8(1); w.str8(e.observer); w.str16(e.member); w.str8(e.check)
-            w.u8((e.up ? 1 : 0) | (e.withdrawn ? 2 : 0)); w.str8(e.reason); w.u64(e.definition); w.u64(e.version.raw)
+            w.u8((e.up ? 1 : 0) | (e.withdrawn ? 2 : 0) | (e.provisional ? 4 : 0)); w.str8(e.reason); w.u64(e.definition); w.u64(e.version.raw)
         case .agent(let e):
             w.u8(2); w.str8(e.observer); w.str16(e.member)
             w.u8(UInt8(states.firstIndex(of: e.state) ?? 0)); w.u16(weight(e.weightFactor))
@@ -31,10 +31,10 @@ public enum LedgerCodec {
             let member = try r.str16("member", max: 1024)
             let check = try r.str8("check")
             let flags = try r.u8("flags")
-            guard flags <= 3 else { throw .badValue(what: "check flags") }
+            guard flags <= 7 else { throw .badValue(what: "check flags") }
             entry = .check(Ledger.CheckEntry(
                 observer: observer, member: member, check: check, up: flags & 1 != 0, reason: try r.str8("reason"),
-                definition: try r.u64("definition"), version: HLC(raw: try r.u64("version")), withdrawn: flags & 2 != 0))
+                definition: try r.u64("definition"), version: HLC(raw: try r.u64("version")), withdrawn: flags & 2 != 0, provisional: flags & 4 != 0))
         case 2:
             let observer = try r.str8("observer", max: Limits.name)
             let member = try r.str16("member", max: 1024)

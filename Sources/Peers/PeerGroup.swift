@@ -39,8 +39,15 @@ public struct GroupSettings: Sendable {
     public var forgetAfter: Double
     /// How long a push-pull connection may take.
     public var pushPullTimeout: Double
+    /// For partition tests: a file of peer names (one per line) whose gossip is dropped in
+    /// both directions, re-read every 100 ms. A fault-injecting transport, nothing more.
+    public var faultFile: String?
 
-    public init(nodeName: String, cluster: ClusterConfig?, listen: GossipAddress? = nil, keys: GossipKeys = .insecureKey, forgetAfter: Double = 60, pushPullTimeout: Double = 3) {
+    public init(
+        nodeName: String, cluster: ClusterConfig?, listen: GossipAddress? = nil, keys: GossipKeys = .insecureKey, forgetAfter: Double = 60,
+        pushPullTimeout: Double = 3, faultFile: String? = nil
+    ) {
+        self.faultFile = faultFile
         self.nodeName = nodeName
         self.cluster = cluster
         self.listen = listen
@@ -111,6 +118,10 @@ public final class PeerGroup: @unchecked Sendable {
     private var addresses: [String: SocketAddress] = [:]
     private var stats = GroupStats()
     private var stopped = false
+    /// Peers cut off by the fault file, and their addresses.
+    private var blocked = Set<String>()
+    private var blockedAddresses = Set<String>()
+    private var ticks = 0
     private let dropCounters = DropCounters()
     private let bytesOut = Counter(label: "meridian_gossip_bytes_total", dimensions: [("direction", "out")])
     private let bytesIn = Counter(label: "meridian_gossip_bytes_total", dimensions: [("direction", "in")])
@@ -237,6 +248,8 @@ public final class PeerGroup: @unchecked Sendable {
     // MARK: The protocol
 
     private func tick() {
+        ticks &+= 1
+        if settings.faultFile != nil, ticks % 5 == 0 { readFaultFile() }
         guard !stopped, var s = swim else { return }
         let d = s.tick(now: Self.monotonic)
         swim = s
@@ -318,6 +331,16 @@ public final class PeerGroup: @unchecked Sendable {
             }
         }
         reassign()
+    }
+
+    private func readFaultFile() {
+        guard let path = settings.faultFile else { return }
+        let text = (try? String(contentsOfFile: path, encoding: .utf8)) ?? ""
+        let names = Set(text.split(whereSeparator: \.isNewline).map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty })
+        guard names != blocked else { return }
+        blocked = names
+        blockedAddresses = Set(names.compactMap { swim?.peers[$0]?.address ?? settings.cluster?.peers[$0] })
+        logger.warning("gossip: fault injection: traffic with \(names.isEmpty ? "nobody" : names.sorted().joined(separator: ", ")) is dropped")
     }
 
     // MARK: Sharding
@@ -429,7 +452,7 @@ public final class PeerGroup: @unchecked Sendable {
     }
 
     private func send(_ p: Packet, to: String) {
-        guard let udp, let address = socketAddress(to) else { return }
+        guard let udp, !blockedAddresses.contains(to), let address = socketAddress(to) else { return }
         var w = ByteWriter(capacity: 512)
         p.encodeBody(&w)
         let bytes = seal(.packet, w.bytes)
@@ -457,6 +480,7 @@ public final class PeerGroup: @unchecked Sendable {
             return drop("malformed", from: env.sender, detail: "\(error)")
         }
         let from = source.port.map { GossipAddressText.format(origin, $0) } ?? origin
+        if blocked.contains(env.sender) || blockedAddresses.contains(from) { return }
         let d = s.receive(packet, sender: env.sender, from: from, now: Self.monotonic)
         swim = s
         handle(d)
@@ -506,7 +530,9 @@ public final class PeerGroup: @unchecked Sendable {
     /// Starts a full-state exchange with a peer; the future says whether it answered.
     @discardableResult
     private func pushPull(peer: String, address: String) -> EventLoopFuture<Bool> {
-        guard !stopped, !inFlight.contains(peer), let target = socketAddress(address) else { return loop.makeSucceededFuture(false) }
+        guard !stopped, !inFlight.contains(peer), !blocked.contains(peer), !blockedAddresses.contains(address), let target = socketAddress(address) else {
+            return loop.makeSucceededFuture(false)
+        }
         inFlight.insert(peer)
         let request = seal(.stateRequest, localState())
         let promise = loop.makePromise(of: [UInt8].self)
@@ -547,7 +573,7 @@ public final class PeerGroup: @unchecked Sendable {
     /// A push-pull request or an explain query arrived over TCP; returns the reply frame.
     func serve(frame bytes: [UInt8], origin: String) -> [UInt8]? {
         guard !stopped, swim != nil else { return nil }
-        guard let env = open(bytes, kinds: [.stateRequest, .stateQuery], origin: origin) else { return nil }
+        guard let env = open(bytes, kinds: [.stateRequest, .stateQuery], origin: origin), !blocked.contains(env.sender) else { return nil }
         if env.kind == .stateRequest {
             let address = (try? FullState.decode(env.body))?.members.lazy.compactMap { u -> String? in
                 if case let .alive(n, a, _, _) = u, n == env.sender { return a }

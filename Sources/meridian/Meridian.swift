@@ -45,6 +45,9 @@ struct Serve: AsyncParsableCommand {
     @Flag(name: .long, help: "Gossip without a key file: messages are not authenticated.")
     var gossipInsecure = false
 
+    @Option(name: .long, help: .hidden)
+    var gossipFaultFile: String?
+
     @Option(name: .long, help: "Address to listen on, HOST:PORT or [V6]:PORT; repeat for several.")
     var listen: [String] = ["127.0.0.1:5300", "[::1]:5300"]
 
@@ -95,7 +98,7 @@ struct Serve: AsyncParsableCommand {
             zonesDirectory: zones, statePath: state, startupCheckTimeout: startupTimeout,
             instanceName: nodeName ?? ProcessInfo.processInfo.hostName, listen: addresses, threads: threads, tcpIdleTimeout: tcpIdleTimeout,
             tcpMaxConnections: tcpMaxConnections, tcpMaxBufferedBytes: tcpMaxBuffer, engine: engine,
-            gossipListen: gossipListen, gossipKeyFile: gossipKeyFile, gossipInsecure: gossipInsecure)
+            gossipListen: gossipListen, gossipKeyFile: gossipKeyFile, gossipInsecure: gossipInsecure, gossipFaultFile: gossipFaultFile)
         let server: DNSServer
         do { server = try DNSServer(config: config, logger: logger) } catch {
             FileHandle.standardError.write(Data("\(error)\n".utf8))

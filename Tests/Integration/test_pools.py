@@ -134,3 +134,49 @@ def test_check_reports_pool_errors(binary, tmp_path):
     lines = out.stdout.splitlines()
     assert any(re.search(r"pools\.yaml:\d+: bad member '192\.0\.2\.311'", l) for l in lines), out.stdout
     assert any("extra.yaml:3: www.other.example. is not in any served zone" in l for l in lines), out.stdout
+
+
+def first_address_counts(srv, name, n, subnet=None):
+    import dns.message
+    import dns.query
+    counts = {}
+    for i in range(n):
+        opts = [dns.edns.ECSOption(subnet, 24)] if subnet else None
+        q = dns.message.make_query(name, "A", use_edns=0 if subnet else None, options=opts)
+        r = dns.query.udp(q, "127.0.0.1", port=srv.port, timeout=2)
+        first = [rd.to_text() for rrset in r.answer for rd in rrset][0]
+        counts[first] = counts.get(first, 0) + 1
+    return counts
+
+
+def chi_squared(counts, shares, n):
+    return sum((counts.get(k, 0) - p * n) ** 2 / (p * n) for k, p in shares.items())
+
+
+def test_first_address_follows_weights_over_many_answers(gslb):
+    """The issue's client-side finding: 192.0.2.41 came first in 4,000 of 4,000 answers. Now the
+    first address is spread: api is 3:1 between two pairs, each pair split evenly."""
+    n = 4000
+    counts = first_address_counts(gslb, "api.gslb.example.com", n)
+    shares = {"192.0.2.41": 0.375, "192.0.2.42": 0.375, "198.51.100.41": 0.125, "198.51.100.42": 0.125}
+    assert set(counts) == set(shares), counts
+    # 3 degrees of freedom: 16.27 is the 0.1% critical value.
+    assert chi_squared(counts, shares, n) < 16.27, counts
+
+
+def test_first_address_follows_agent_style_weight_factor(gslb):
+    """A member at 25% (the admin file here; an agent's percentage folds the same way) gets a
+    quarter of its site-mate's first addresses."""
+    gslb.state.write_text("www/fra/192.0.2.12 UP 25%\n")
+    deadline = time.time() + 5
+    while time.time() < deadline:
+        out = subprocess.run([gslb.proc.args[0], "explain", "www.gslb.example.com", "--client", "10.1.0.1", "--zones", gslb.zones,
+                              "--state", str(gslb.state)], capture_output=True, text=True, timeout=30).stdout
+        if "192.0.2.12 20.0%" in out:
+            break
+        time.sleep(0.2)
+    assert "first-address shares by effective weight: 192.0.2.11 80.0%, 192.0.2.12 20.0%" in out, out
+    time.sleep(0.6)  # the watcher applies the file within a second
+    n = 2000
+    counts = first_address_counts(gslb, "www.gslb.example.com", n, subnet="10.1.0.0")
+    assert chi_squared(counts, {"192.0.2.11": 0.8, "192.0.2.12": 0.2}, n) < 10.83, counts

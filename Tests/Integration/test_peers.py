@@ -1,0 +1,428 @@
+"""Peers through the real binary: 3 to 5 `meridian` processes on 127.0.x loopback addresses
+gossiping as one group (issue: peers). Backends are TCP listeners owned by the test; killing one
+closes its socket. Every wait is bounded."""
+import base64
+import hashlib
+import hmac
+import os
+import re
+import signal
+import socket
+import struct
+import subprocess
+import threading
+import time
+
+import dns.edns
+import dns.message
+import dns.query
+import pytest
+
+from conftest import BIN, free_port
+
+ZONE = """$ORIGIN peers.test.
+$TTL 300
+@ IN SOA ns1 hostmaster 1 3600 600 604800 60
+  IN NS ns1
+ns1 IN A 127.0.0.1
+"""
+
+BACKENDS = [f"127.0.2.{i}" for i in range(1, 7)]
+
+POOLS = """pools:
+  www:
+    names: [www.peers.test.]
+    mode: multi-site
+    address_order: sticky
+    sites:
+      a: {{members: [127.0.2.1, 127.0.2.2]}}
+      b: {{members: [127.0.2.3, 127.0.2.4]}}
+    order: {{default: [a, b]}}
+    checks:
+      - {{type: tcp, port: {port}, interval: 200ms, timeout: 150ms, rise: 1, fall: 1}}
+  app:
+    names: [app.peers.test.]
+    mode: direct
+    method: consistent-hash
+    max_answers: 2
+    members: [127.0.2.1, 127.0.2.2, 127.0.2.3, 127.0.2.4, 127.0.2.5, 127.0.2.6]
+    checks:
+      - {{type: tcp, port: {port}, interval: 200ms, timeout: 150ms, rise: 1, fall: 1}}
+"""
+
+KEY = base64.b64encode(bytes(range(32))).decode()
+
+
+class Backend:
+    """A TCP listener that accepts and closes, counting connections (each is one probe)."""
+
+    def __init__(self, ip, port):
+        self.ip = ip
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind((ip, port))
+        self.sock.listen(256)
+        self.sock.settimeout(0.2)
+        self.accepted = 0
+        self.running = True
+        self.thread = threading.Thread(target=self.loop, daemon=True)
+        self.thread.start()
+
+    def loop(self):
+        while self.running:
+            try:
+                c, _ = self.sock.accept()
+                self.accepted += 1
+                c.close()
+            except (socket.timeout, OSError):
+                continue
+
+    def kill(self):
+        self.running = False
+        self.thread.join(timeout=2)
+        self.sock.close()
+
+
+class Instance:
+    def __init__(self, name, dns_ip, gossip, zones, key_file, fault_file, log_dir, extra=()):
+        self.name = name
+        self.ip = dns_ip
+        self.port = free_port()
+        self.gossip = gossip
+        self.zones = zones
+        self.key_file = key_file
+        self.fault_file = fault_file
+        self.log_path = os.path.join(log_dir, f"{name}.log")
+        self.extra = list(extra)
+        self.proc = None
+
+    def start(self):
+        self.log = open(self.log_path, "a")
+        args = [BIN, "serve", "--zones", self.zones, "--listen", f"{self.ip}:{self.port}", "--threads", "1",
+                "--node-name", self.name, "--gossip-key-file", self.key_file, "--gossip-fault-file", self.fault_file,
+                "--startup-timeout", "3"] + self.extra
+        self.proc = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT)
+        deadline = time.time() + 20
+        q = dns.message.make_query("peers.test.", "SOA")
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"{self.name} exited with {self.proc.returncode}: {self.text()[-2000:]}")
+            try:
+                dns.query.udp(q, self.ip, port=self.port, timeout=0.2)
+                return self
+            except Exception:
+                time.sleep(0.05)
+        raise RuntimeError(f"{self.name} did not start")
+
+    def text(self):
+        with open(self.log_path) as f:
+            return f.read()
+
+    def stop(self, sig=signal.SIGTERM):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=5)
+        if self.proc:
+            self.log.close()
+
+    def partition_from(self, names):
+        with open(self.fault_file, "w") as f:
+            f.write("\n".join(names) + "\n")
+
+    def answer(self, name, subnet=None):
+        opts = [dns.edns.ECSOption(subnet, 24)] if subnet else None
+        q = dns.message.make_query(name, "A", use_edns=0 if subnet else None, options=opts)
+        r = dns.query.udp(q, self.ip, port=self.port, timeout=2)
+        return [rd.to_text() for rrset in r.answer for rd in rrset]
+
+
+class Group:
+    def __init__(self, tmp_path, n, probers="2", pools=None):
+        self.port = free_port()
+        self.backends = {ip: Backend(ip, self.port) for ip in BACKENDS}
+        self.dir = tmp_path
+        self.key_file = str(tmp_path / "gossip.key")
+        (tmp_path / "gossip.key").write_text(KEY + "\n")
+        peers = {f"ns{i}": f"127.0.1.{i}:{free_port()}" for i in range(1, n + 1)}
+        self.peers = peers
+        cluster = "peers:\n" + "".join(f"  {k}: {v}\n" for k, v in peers.items())
+        cluster += f"verdict: majority\nprobers: {probers}\n"
+        cluster += "timings: {probe_interval: 0.5, probe_timeout: 0.2, gossip_interval: 0.1, push_pull_interval: 10, rejoin_interval: 1}\n"
+        self.instances = []
+        for i in range(1, n + 1):
+            z = tmp_path / f"zones-ns{i}"
+            z.mkdir()
+            (z / "peers.test.zone").write_text(ZONE)
+            (z / "pools.yaml").write_text((pools or POOLS).format(port=self.port))
+            (z / "cluster.yaml").write_text(cluster)
+            fault = tmp_path / f"fault-ns{i}"
+            fault.write_text("")
+            self.instances.append(Instance(f"ns{i}", f"127.0.1.{i}", peers[f"ns{i}"], str(z), self.key_file, str(fault), str(tmp_path)))
+
+    def start(self):
+        for inst in self.instances:
+            inst.start()
+        wait_for(lambda: all(i.text().count("is alive") >= len(self.instances) - 1 for i in self.instances), 10, "group formed")
+        return self
+
+    def stop(self):
+        for inst in self.instances:
+            inst.stop()
+        for b in self.backends.values():
+            if b.running:
+                b.kill()
+
+    def running(self):
+        return [i for i in self.instances if i.proc and i.proc.poll() is None]
+
+
+def shares(inst):
+    return [int(x) for x in re.findall(r"this instance probes (\d+) of 10 members", inst.text())]
+
+
+def share_total(instances):
+    return sum(shares(i)[-1] for i in instances if shares(i))
+
+
+def wait_for(pred, timeout, what):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if pred():
+            return time.time()
+        time.sleep(0.05)
+    raise AssertionError(f"timed out after {timeout} s waiting for: {what}")
+
+
+SUBNETS = [f"10.{i // 250}.{i % 250}.0" for i in range(1000)]
+
+
+def answers_for_subnets(inst, name):
+    return [tuple(inst.answer(name, s)) for s in SUBNETS]
+
+
+def assert_all_agree(group, names=("www.peers.test", "app.peers.test")):
+    for name in names:
+        views = {i.name: answers_for_subnets(i, name) for i in group.running()}
+        ref_name, ref = next(iter(views.items()))
+        for n, v in views.items():
+            diff = sum(1 for a, b in zip(ref, v) if a != b)
+            assert diff == 0, f"{name}: {n} differs from {ref_name} for {diff} of 1000 subnets"
+        yield name, ref
+
+
+@pytest.fixture()
+def group3(binary, tmp_path):
+    g = Group(tmp_path, 3)
+    yield g
+    g.stop()
+
+
+def test_backend_death_every_instance_agrees(group3):
+    g = group3.start()
+    before = dict(assert_all_agree(g))
+    assert any("127.0.2.1" in a for a in before["app.peers.test"])
+    g.backends["127.0.2.1"].kill()
+    died = time.time()
+    # Every instance stops answering it: probers see it at the next check (200 ms), the
+    # observation spreads on the 100 ms gossip tick.
+    probe_subnets = [s for s, a in zip(SUBNETS, before["app.peers.test"]) if "127.0.2.1" in a][:20]
+    t = wait_for(lambda: all("127.0.2.1" not in inst.answer("app.peers.test", s) for inst in g.running() for s in probe_subnets)
+                 and all("127.0.2.1" not in inst.answer("www.peers.test") for inst in g.running()), 5, "every instance drops 127.0.2.1")
+    took = t - died
+    print(f"backend death -> all 3 instances agree: {took * 1000:.0f} ms")
+    assert took < 2.0
+    after = dict(assert_all_agree(g))
+    assert not any("127.0.2.1" in a for a in after["app.peers.test"])
+    assert not any("127.0.2.1" in a for a in after["www.peers.test"])
+    # Consistent hashing: only the dead node's subnets moved.
+    moved = sum(1 for a, b in zip(before["app.peers.test"], after["app.peers.test"]) if a != b)
+    assert moved == sum(1 for a in before["app.peers.test"] if "127.0.2.1" in a)
+
+
+def test_probe_load_is_shared(group3):
+    g = group3.start()
+    time.sleep(1.0)
+    counts = {ip: b.accepted for ip, b in g.backends.items()}
+    time.sleep(3.0)
+    rates = {ip: (b.accepted - counts[ip]) / 3.0 for ip, b in g.backends.items()}
+    # Two probers at 5 checks a second each (interval 200 ms), not three; .1-.4 are members of
+    # both pools (two members each), .5 and .6 of one.
+    for ip, r in rates.items():
+        per_member = 10.0 * (2 if ip in ("127.0.2.1", "127.0.2.2", "127.0.2.3", "127.0.2.4") else 1)
+        assert 0.7 * per_member <= r <= 1.3 * per_member, f"{ip}: {r:.1f} probes/s {rates}"
+    assert share_total(g.instances) == 20
+
+
+def test_kill_9_instance_others_take_over(group3):
+    g = group3.start()
+    ns1, ns2, ns3 = g.instances
+    ns3.stop(signal.SIGKILL)
+    killed = time.time()
+    # The others keep answering all along, then mark it dead and probe everything themselves.
+    t = wait_for(lambda: ns1.answer("www.peers.test") and ns2.answer("www.peers.test")
+                 and "peer ns3 is dead" in ns1.text() and "peer ns3 is dead" in ns2.text(), 20, "ns3 declared dead")
+    print(f"kill -9 -> dead on both peers: {t - killed:.1f} s")
+    wait_for(lambda: all(shares(i)[-1] == 10 for i in (ns1, ns2)), 5, "ns1 and ns2 probe all 10")
+    g.backends["127.0.2.3"].kill()
+    wait_for(lambda: all("127.0.2.3" not in i.answer("www.peers.test", "10.0.0.0") for i in (ns1, ns2))
+             and all("127.0.2.3" not in a for i in (ns1, ns2) for a in i.answer("app.peers.test", "10.0.1.0")), 5, "takeover covers every member")
+    list(assert_all_agree(g))
+
+
+def test_partition_and_heal(group3):
+    g = group3.start()
+    ns1, ns2, ns3 = g.instances
+    ns1.partition_from(["ns2", "ns3"])
+    ns2.partition_from(["ns1"])
+    ns3.partition_from(["ns1"])
+    wait_for(lambda: "peer ns2 is dead" in ns1.text() and "peer ns1 is dead" in ns2.text() and "peer ns1 is dead" in ns3.text(), 20, "both sides split")
+    # Both sides keep answering and each side still judges members: a backend dies now.
+    g.backends["127.0.2.2"].kill()
+    wait_for(lambda: all("127.0.2.2" not in i.answer("www.peers.test") for i in g.instances), 5, "both sides drop 127.0.2.2")
+    for i in g.instances:
+        i.partition_from([])
+    healed = time.time()
+    t = wait_for(lambda: ns1.text().count("peer ns2 is alive") >= 2 and ns2.text().count("peer ns1 is alive") >= 2
+                 and ns3.text().count("peer ns1 is alive") >= 2, 15, "healed")
+    print(f"heal -> membership converged: {t - healed:.1f} s")
+    wait_for(lambda: share_total(g.instances) == 20 and all(shares(i)[-1] < 10 for i in g.instances), 10, "shares split again")
+    list(assert_all_agree(g))
+
+
+def envelope(sender, body, key, seq, kind=1, when=None):
+    when = int((time.time() if when is None else when) * 1000)
+    s = sender.encode()
+    head = b"MG\x01" + bytes([kind]) + bytes([len(s)]) + s + struct.pack(">QQ", when, seq) + body
+    return head + hmac.new(key, head, hashlib.sha256).digest()
+
+
+def dead_update(name, incarnation, by):
+    n, b = name.encode(), by.encode()
+    return b"\x03" + bytes([len(n)]) + n + struct.pack(">Q", incarnation) + bytes([len(b)]) + b + b"\x00"
+
+
+def test_hostile_datagrams_are_dropped_counted_and_change_nothing(group3):
+    g = group3.start()
+    ns1 = g.instances[0]
+    host, port = ns1.gossip.rsplit(":", 1)
+    key = base64.b64decode(KEY)
+    before = dict(assert_all_agree(g))
+    gossip_dead_ns2 = b"\x04" + struct.pack(">H", 1) + dead_update("ns2", 2**62, "ns3")
+    seq = int(time.time() * 1_000_000) + 10**12
+    valid = envelope("ns9", b"\x04\x00\x00", key, seq)  # a key holder's empty gossip message
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.sendto(envelope("ns3", gossip_dead_ns2, b"x" * 32, seq), (host, int(port)))      # forged
+        s.sendto(valid, (host, int(port)))
+        s.sendto(valid, (host, int(port)))                                                 # replayed
+        s.sendto(envelope("ns3", gossip_dead_ns2, key, seq + 1, when=time.time() - 3600), (host, int(port)))  # stale
+        s.sendto(envelope("ns9", b"\x04\xff\xff", key, seq + 2), (host, int(port)))        # malformed body
+        s.sendto(b"\x00" * 3000, (host, int(port)))                                        # oversized
+        s.sendto(os.urandom(200), (host, int(port)))                                       # garbage
+        s.sendto(b"MG", (host, int(port)))                                                 # short
+    text = lambda: ns1.text()
+    for reason in ("forged", "replayed", "stale", "malformed", "oversized", "short"):
+        wait_for(lambda: f": {reason}" in text(), 3, f"drop logged: {reason}")
+    time.sleep(1.0)
+    assert "peer ns2 is dead" not in text() and "peer ns2 is suspected" not in text()
+    assert dict(assert_all_agree(g)) == before
+    ns1.stop()
+    stats = re.findall(r"dropped (.*)", ns1.text())[-1]
+    for reason in ("forged 1", "replayed 1", "stale 1", "malformed 1", "oversized 1", "short 1"):
+        assert reason in stats, stats
+
+
+def test_different_pool_file_is_reported_not_merged(binary, tmp_path):
+    g = Group(tmp_path, 3)
+    # ns3 checks 127.0.2.1 on another port (nothing listens there): a different definition.
+    other = POOLS.format(port=g.port).replace(
+        "members: [127.0.2.1, 127.0.2.2]}", "members: [127.0.2.1, 127.0.2.2]}\n      c: {members: [127.0.2.9]}")
+    (tmp_path / "zones-ns3" / "pools.yaml").write_text(other)
+    try:
+        g.start()
+        ns1 = g.instances[0]
+        wait_for(lambda: "peer ns3 has a different pool configuration" in ns1.text(), 5, "mismatch logged")
+        out = subprocess.run([BIN, "explain", "www.peers.test", "--client", "10.0.0.1", "--zones", ns1.zones,
+                              "--peer", ns1.gossip, "--gossip-key-file", g.key_file], capture_output=True, text=True, timeout=30).stdout
+        assert "ns3" in out and "DIFFERENT pool configuration" in out, out
+        assert "health view (verdict policy: majority)" in out, out
+        # Members defined the same are still merged: ns3's results count for them.
+        assert re.search(r"ns3 sees: tcp:\d+ up", out) or "probed by" in out, out
+        list(assert_all_agree(g, names=("app.peers.test",)))
+    finally:
+        g.stop()
+
+
+def test_admin_override_on_one_instance_reaches_all(binary, tmp_path):
+    g = Group(tmp_path, 3)
+    state = tmp_path / "state.txt"
+    state.write_text("")
+    g.instances[0].extra = ["--state", str(state)]
+    try:
+        g.start()
+        state.write_text("www/a/* DOWN\n")
+        t0 = time.time()
+        t = wait_for(lambda: all(i.answer("www.peers.test")[0].startswith("127.0.2.3") or i.answer("www.peers.test")[0].startswith("127.0.2.4")
+                                 for i in g.instances), 5, "override reaches every instance")
+        print(f"override -> all instances: {(t - t0) * 1000:.0f} ms")
+        state.write_text("# removed\n")
+        wait_for(lambda: all(i.answer("www.peers.test")[0] in ("127.0.2.1", "127.0.2.2") for i in g.instances), 5, "removal reaches every instance")
+    finally:
+        g.stop()
+
+
+def test_cold_start_pulls_state_before_answering(binary, tmp_path):
+    g = Group(tmp_path, 3)
+    try:
+        for i in g.instances[:2]:
+            i.start()
+        g.backends["127.0.2.5"].kill()
+        g.backends["127.0.2.6"].kill()
+        ns1 = g.instances[0]
+        wait_for(lambda: not any(ip in ns1.answer("app.peers.test", s) for s in SUBNETS[:200] for ip in ("127.0.2.5", "127.0.2.6")), 5, "ns1 drops .5 and .6")
+        ns3 = g.instances[2].start()
+        assert "peers answered" in ns3.text()
+        # Its very first answers already agree with the group.
+        for s in SUBNETS[:200]:
+            a = ns3.answer("app.peers.test", s)
+            assert "127.0.2.5" not in a and "127.0.2.6" not in a, (s, a)
+    finally:
+        g.stop()
+
+
+def test_gossip_refuses_to_start_without_a_key(binary, tmp_path):
+    g = Group(tmp_path, 3)
+    try:
+        inst = g.instances[0]
+        p = subprocess.run([BIN, "serve", "--zones", inst.zones, "--listen", f"{inst.ip}:{inst.port}", "--node-name", "ns1"],
+                           capture_output=True, text=True, timeout=30)
+        assert p.returncode != 0
+        assert "--gossip-key-file" in p.stderr, p.stderr
+        p = subprocess.run([BIN, "serve", "--zones", inst.zones, "--listen", f"{inst.ip}:{inst.port}", "--node-name", "ns7",
+                            "--gossip-key-file", g.key_file], capture_output=True, text=True, timeout=30)
+        assert p.returncode != 0 and "not among the peers" in p.stderr, p.stderr
+        (tmp_path / "bad.key").write_text("not base64!\n")
+        p = subprocess.run([BIN, "serve", "--zones", inst.zones, "--listen", f"{inst.ip}:{inst.port}", "--node-name", "ns1",
+                            "--gossip-key-file", str(tmp_path / "bad.key")], capture_output=True, text=True, timeout=30)
+        assert p.returncode != 0 and "bad.key:1: not base64" in p.stderr, p.stderr
+    finally:
+        g.stop()
+
+
+def test_five_instances_agree_within_a_second(binary, tmp_path):
+    g = Group(tmp_path, 5)
+    try:
+        g.start()
+        list(assert_all_agree(g, names=("www.peers.test",)))
+        g.backends["127.0.2.1"].kill()
+        died = time.time()
+        t = wait_for(lambda: all("127.0.2.1" not in i.answer("www.peers.test") for i in g.running()), 5, "all 5 drop 127.0.2.1")
+        print(f"backend death -> all 5 instances agree: {(t - died) * 1000:.0f} ms")
+        # Check interval (200 ms) + gossip: well inside a second of the deciding observation.
+        assert t - died < 1.5
+        list(assert_all_agree(g))
+    finally:
+        g.stop()
