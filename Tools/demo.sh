@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# The demo: installs what is missing, builds the release binary, checks and serves the
-# example zones and pools in Zones/ on 127.0.0.1 and ::1 (port $PORT, default 5300), with the
-# admin state file $STATE (default /tmp/meridian-demo.state). Ctrl-C stops it.
-#   dig @127.0.0.1 -p 5300 www.gslb.example.com +subnet=10.2.0.0/24
-#   echo 'www/iad/* DOWN' > /tmp/meridian-demo.state     # fail iad over, no restart
+# The demo: installs what is missing, builds the release binary, checks the example zones and
+# pools in Zones/ and serves them from three Meridian instances that gossip as one group
+# (Zones/cluster.yaml: ns1, ns2, ns3 on 127.0.0.1, .2 and .3, DNS on port $PORT, default 5300,
+# gossip on 7946, sharing a freshly generated key), all watching the admin state file $STATE
+# (default /tmp/meridian-demo.state). ns1 also listens on [::1]. Ctrl-C stops everything.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PORT="${PORT:-5300}"
@@ -11,15 +11,18 @@ STATE="${STATE:-/tmp/meridian-demo.state}"
 [ -e "$STATE" ] || echo "# POOL/SITE/MEMBER-glob  UP|DOWN|DRAIN  [weight%]" > "$STATE"
 bash Tools/setup.sh
 swift build -c release
-.build/release/meridian check Zones
+BIN=.build/release/meridian
+$BIN check Zones
+
+DEMO_DIR="$(mktemp -d /tmp/meridian-demo.XXXXXX)"
+$BIN keygen > "$DEMO_DIR/gossip.key"
+echo OK > "$DEMO_DIR/health"
+PIDS=()
+cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$DEMO_DIR"; }
+trap cleanup EXIT INT TERM
 
 # Demo backends for the `web` pool: an HTTP server and a feedback agent on each of
 # 127.0.0.11-13 (loopback only). They stop with the demo.
-DEMO_DIR="$(mktemp -d /tmp/meridian-demo.XXXXXX)"
-echo OK > "$DEMO_DIR/health"
-PIDS=()
-cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$DEMO_DIR"; }
-trap cleanup EXIT INT TERM
 for i in 1 2 3; do
   (cd "$DEMO_DIR" && exec python3 -m http.server 8081 --bind "127.0.0.1$i" >/dev/null 2>&1) &
   PIDS+=($!)
@@ -32,15 +35,27 @@ for _ in $(seq 1 50); do
   python3 -c 'import socket,sys; [socket.create_connection(("127.0.0.1%d" % i, 8081), 0.2).close() for i in (1,2,3)]' 2>/dev/null && break
   sleep 0.1
 done
+
+# ns2 and ns3 in the background (logs in $DEMO_DIR), ns1 in the foreground below.
+for i in 2 3; do
+  $BIN serve --zones Zones --node-name "ns$i" --gossip-key-file "$DEMO_DIR/gossip.key" --state "$STATE" \
+      --listen "127.0.0.$i:$PORT" --identity "meridian-demo-ns$i" --nsid "ns$i" > "$DEMO_DIR/ns$i.log" 2>&1 &
+  PIDS+=($!)
+  echo "demo: instance ns$i on 127.0.0.$i:$PORT (pid $!, log $DEMO_DIR/ns$i.log)"
+done
 cat <<MSG
-demo: serving Zones/ on 127.0.0.1:$PORT and [::1]:$PORT, admin state file $STATE. Try:
+demo: three instances (ns1, ns2, ns3 on 127.0.0.1, .2 and .3, port $PORT) serve Zones/ as one group;
+each checks its share of the web backends and all three answer alike. Try:
+  for i in 1 2 3; do dig @127.0.0.\$i -p $PORT web.gslb.example.com +short | sort | xargs; done
+  kill <pid of a backend above>                      # within about two seconds all three drop it
+  .build/release/meridian explain web.gslb.example.com --client 10.2.0.1 --peer 127.0.0.2:7946 \\
+      --gossip-key-file $DEMO_DIR/gossip.key          # who probes what, what each peer sees
   dig @127.0.0.1 -p $PORT www.gslb.example.com +subnet=10.2.0.0/24     # NA client: iad
-  dig @127.0.0.1 -p $PORT www.gslb.example.com +subnet=10.3.0.0/24     # AS client: nrt
-  echo 'www/iad/* DOWN' > $STATE                                      # iad fails over to fra
-  .build/release/meridian explain www.gslb.example.com --client 10.2.0.1 --state $STATE
-  dig @127.0.0.1 -p $PORT web.gslb.example.com +short                  # three live backends
-  kill <pid of a backend above>                                       # it leaves the answer in about 2 s
-  touch $DEMO_DIR/drain-web-2                                         # its agent says drain: no new answers
+  echo 'www/iad/* DOWN' > $STATE                     # iad fails over to fra on every instance
+  dig @::1 -p $PORT api.gslb.example.com +tcp
+  touch $DEMO_DIR/drain-web-2                        # its agent says drain: no new answers
 MSG
-.build/release/meridian serve --zones Zones --state "$STATE" --listen "127.0.0.1:$PORT" --listen "[::1]:$PORT" \
-    --identity meridian-demo --nsid meridian-demo
+$BIN serve --zones Zones --node-name ns1 --gossip-key-file "$DEMO_DIR/gossip.key" --state "$STATE" \
+    --listen "127.0.0.1:$PORT" --listen "[::1]:$PORT" --identity meridian-demo --nsid ns1 &
+PIDS+=($!)
+wait "${PIDS[-1]}"

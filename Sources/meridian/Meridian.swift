@@ -6,6 +6,7 @@ import GeoTopology
 import Logging
 import MeridianServer
 import Peers
+import PoolConfig
 import QueryEngine
 import Selection
 import ZoneStore
@@ -129,15 +130,19 @@ struct Check: ParsableCommand {
 
     func run() throws {
         let outcome = SnapshotBuilder.build(directory: path, statePath: state)
-        for d in outcome.diagnostics { print(d) }
-        let failed = !outcome.errors.isEmpty || (strict && !outcome.diagnostics.isEmpty)
+        let (cluster, clusterDiags) = ClusterConfig.load(path: (path as NSString).appendingPathComponent(PoolFileParser.clusterFileName))
+        let diagnostics = outcome.diagnostics + clusterDiags
+        for d in diagnostics { print(d) }
+        let errors = diagnostics.filter { $0.severity == .error }
+        let failed = !errors.isEmpty || (strict && !diagnostics.isEmpty)
         if failed {
-            let n = strict ? outcome.diagnostics.count : outcome.errors.count
+            let n = strict ? diagnostics.count : errors.count
             print("\(path): \(n) problem\(n == 1 ? "" : "s") found")
             throw ExitCode(1)
         }
         if let s = outcome.snapshot {
-            print("\(path): \(s.zones.zones.count) zones, \(s.zones.recordCount) records, \(s.pools.runtimes.count) pools OK")
+            let group = cluster.map { ", a group of \($0.peers.count) (\($0.peers.keys.sorted().joined(separator: ", ")))" } ?? ""
+            print("\(path): \(s.zones.zones.count) zones, \(s.zones.recordCount) records, \(s.pools.runtimes.count) pools\(group) OK")
         }
     }
 }

@@ -19,6 +19,7 @@ def gslb(binary, tmp_path):
     """The example Zones/ (pools.yaml refers to ../GeoData) served with a state file."""
     shutil.copytree(os.path.join(ROOT, "Zones"), tmp_path / "Zones")
     shutil.copytree(os.path.join(ROOT, "GeoData"), tmp_path / "GeoData")
+    (tmp_path / "Zones" / "cluster.yaml").unlink()  # one instance alone (test_peers.py runs groups)
     state = tmp_path / "state.txt"
     state.write_text("# no overrides\n")
     s = Server(str(tmp_path / "Zones"), ["--state", str(state)], ready_name="gslb.example.com.")
