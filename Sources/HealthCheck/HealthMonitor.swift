@@ -32,6 +32,17 @@ public struct MonitorTarget: Sendable, Equatable {
     }
 }
 
+/// Where the monitor reads wall time: observation times and the age of agent replies
+/// (`max_age`). Injectable, so staleness is tested without waiting; the check schedule itself
+/// runs on the event loop's timers.
+public struct MonitorClock: Sendable {
+    public var wall: @Sendable () -> Double
+
+    public init(wall: @escaping @Sendable () -> Double) { self.wall = wall }
+
+    public static let system = MonitorClock { Date().timeIntervalSince1970 }
+}
+
 /// Counters of the engine's own work, for benchmarks and the logs.
 public struct MonitorStats: Sendable {
     public var checksRun: Int
@@ -67,7 +78,7 @@ public final class HealthMonitor: @unchecked Sendable {
         var machine: RiseFall
         var reason = "not checked yet"
         var version: UInt64 = 0
-        var changedAt = Date().timeIntervalSince1970
+        var changedAt: Double
         let regex: NSRegularExpression?
         /// What the probe needs, worked out once per configuration rather than per check.
         var prepared: PreparedProbe
@@ -138,7 +149,8 @@ public final class HealthMonitor: @unchecked Sendable {
     private var stats = MonitorStats(checksRun: 0, missedDeadlines: 0, transitions: 0, inconclusive: 0)
     private var firstRoundWaiters: [EventLoopPromise<Void>] = []
     private var stopped = false
-    private let started = Date()
+    private let clock: MonitorClock
+    private let started: Double
     /// Counters by (check type, result) and by transition, made once: creating a metric per
     /// result would cost more than the check.
     private let checkCounters: [CheckKind: (ok: Counter, fail: Counter)] = Dictionary(uniqueKeysWithValues: CheckKind.allCases.map { kind in
@@ -154,9 +166,11 @@ public final class HealthMonitor: @unchecked Sendable {
     }
 
     public init(
-        observer: String, logger: Logger, coalesce: TimeAmount = .milliseconds(50),
+        observer: String, logger: Logger, coalesce: TimeAmount = .milliseconds(50), clock: MonitorClock = .system,
         publish: @escaping @Sendable ([String: MemberObservations]) -> Void
     ) {
+        self.clock = clock
+        started = clock.wall()
         group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         let loop = group.next()
         self.loop = loop
@@ -197,7 +211,7 @@ public final class HealthMonitor: @unchecked Sendable {
         let started = self.started
         try? await loop.submit {
             if !self.members.isEmpty {
-                let seconds = Date().timeIntervalSince(started)
+                let seconds = self.clock.wall() - started
                 self.logger.info("health checks: \(self.stats.checksRun) run in \(Int(seconds)) s (\(Int(Double(self.stats.checksRun) / max(seconds, 1)))/s), \(self.stats.missedDeadlines) missed deadlines, \(self.stats.inconclusive) inconclusive (monitor stalled), \(self.stats.transitions) transitions")
             }
             self.stopped = true
@@ -222,7 +236,7 @@ public final class HealthMonitor: @unchecked Sendable {
                     return p
                 }
                 return CheckRun(
-                    spec: spec, machine: RiseFall(rise: spec.rise, fall: spec.fall, initialUp: spec.initialUp),
+                    spec: spec, machine: RiseFall(rise: spec.rise, fall: spec.fall, initialUp: spec.initialUp), changedAt: clock.wall(),
                     regex: spec.bodyRegex.flatMap { try? NSRegularExpression(pattern: $0) },
                     prepared: PreparedProbe(spec, address: t.address))
             }
@@ -345,7 +359,7 @@ public final class HealthMonitor: @unchecked Sendable {
         if !result.ok || transition != nil { run.reason = result.reason }
         if transition != nil || firstResult {
             run.version += 1
-            run.changedAt = Date().timeIntervalSince1970
+            run.changedAt = clock.wall()
             if !result.ok || transition != nil { run.reason = result.reason } else { run.reason = "ok" }
         }
         members[i].checks[j] = run
@@ -403,7 +417,7 @@ public final class HealthMonitor: @unchecked Sendable {
         a.lastError = nil
         if let s = reply.state { a.state = s }
         if let p = reply.percent { a.percent = p }
-        a.lastGood = Date().timeIntervalSince1970
+        a.lastGood = clock.wall()
         a.observed = true
         members[i].agent = a
         updateAgentObservation(i)
@@ -422,7 +436,7 @@ public final class HealthMonitor: @unchecked Sendable {
 
     private func updateAgentObservation(_ i: Int) {
         guard var a = members[i].agent else { return }
-        let now = Date().timeIntervalSince1970
+        let now = clock.wall()
         var obs: AgentObservation?
         if let good = a.lastGood, now - good <= a.spec.maxAge {
             let detail = [a.percent.map { "\(Int($0))%" }, a.state.map(\.rawValue), a.lastError.map { "last reply failed: \($0)" }]

@@ -117,6 +117,8 @@ public final class PeerGroup: @unchecked Sendable {
     private var tcpClients = 0
     private var addresses: [String: SocketAddress] = [:]
     private var stats = GroupStats()
+    /// The stats at the last periodic log line, and when it was written.
+    private var lastReport: (stats: GroupStats, at: Double)?
     private var stopped = false
     /// Peers cut off by the fault file, and their addresses.
     private var blocked = Set<String>()
@@ -169,6 +171,8 @@ public final class PeerGroup: @unchecked Sendable {
                     seeds: cluster.peers, settings: cluster.settings, seed: UInt64.random(in: 1...UInt64.max), now: Self.monotonic)
                 tasks.append(loop.scheduleRepeatedTask(initialDelay: .milliseconds(20), delay: .milliseconds(20)) { _ in self.tick() })
                 tasks.append(loop.scheduleRepeatedTask(initialDelay: .seconds(1), delay: .seconds(1)) { _ in self.housekeeping() })
+                lastReport = (stats, Self.monotonic)
+                tasks.append(loop.scheduleRepeatedTask(initialDelay: .seconds(30), delay: .seconds(30)) { _ in self.report() })
             }
             reassign()
             markDirty()
@@ -318,6 +322,18 @@ public final class PeerGroup: @unchecked Sendable {
         }
     }
 
+    /// A line every 30 s: what gossip cost since the last one (for operators without a
+    /// metrics scraper, and the benchmark).
+    private func report() {
+        guard let last = lastReport else { return }
+        let now = Self.monotonic
+        let secs = max(now - last.at, 0.001)
+        let out = stats.bytesOut - last.stats.bytesOut
+        let inn = stats.bytesIn - last.stats.bytesIn
+        logger.info("gossip: \(Int(secs)) s: \(stats.packetsOut - last.stats.packetsOut) packets and \(stats.pushPulls - last.stats.pushPulls) push-pulls, \(out) octets out (\(Int(Double(out) / secs)) B/s), \(inn) in (\(Int(Double(inn) / secs)) B/s), \(swim?.live.count ?? 1) live, \(ledger.entryCount) entries")
+        lastReport = (stats, now)
+    }
+
     private func housekeeping() {
         guard let s = swim else { return }
         let now = Self.monotonic
@@ -457,8 +473,7 @@ public final class PeerGroup: @unchecked Sendable {
         p.encodeBody(&w)
         let bytes = seal(.packet, w.bytes)
         stats.packetsOut += 1
-        stats.bytesOut += bytes.count
-        bytesOut.increment(by: bytes.count)
+        countOut(bytes.count)
         udp.writeAndFlush(AddressedEnvelope(remoteAddress: address, data: udp.allocator.buffer(bytes: bytes)), promise: nil)
     }
 
@@ -467,8 +482,7 @@ public final class PeerGroup: @unchecked Sendable {
         guard !stopped, var s = swim else { return }
         let origin = source.ipAddress ?? "?"
         stats.packetsIn += 1
-        stats.bytesIn += bytes.count
-        bytesIn.increment(by: bytes.count)
+        countIn(bytes.count)
         guard bytes.count <= Limits.packet else { return drop("oversized", from: origin) }
         guard let env = open(bytes, kinds: [.packet], origin: origin) else { return }
         var r = ByteReader(env.body)
@@ -535,6 +549,7 @@ public final class PeerGroup: @unchecked Sendable {
         }
         inFlight.insert(peer)
         let request = seal(.stateRequest, localState())
+        countOut(request.count + 4)
         let promise = loop.makePromise(of: [UInt8].self)
         let timeout = TimeAmount.milliseconds(Int64(settings.pushPullTimeout * 1000))
         ClientBootstrap(group: loop)
@@ -557,6 +572,7 @@ public final class PeerGroup: @unchecked Sendable {
             }
         return promise.futureResult.map { [self] bytes -> Bool in
             inFlight.remove(peer)
+            countIn(bytes.count + 4)
             guard let env = open(bytes, kinds: [.stateResponse], origin: address) else { return false }
             merge(state: env.body, sender: env.sender, address: address)
             stats.pushPulls += 1
@@ -573,6 +589,7 @@ public final class PeerGroup: @unchecked Sendable {
     /// A push-pull request or an explain query arrived over TCP; returns the reply frame.
     func serve(frame bytes: [UInt8], origin: String) -> [UInt8]? {
         guard !stopped, swim != nil else { return nil }
+        countIn(bytes.count + 4)
         guard let env = open(bytes, kinds: [.stateRequest, .stateQuery], origin: origin), !blocked.contains(env.sender) else { return nil }
         if env.kind == .stateRequest {
             let address = (try? FullState.decode(env.body))?.members.lazy.compactMap { u -> String? in
@@ -581,7 +598,19 @@ public final class PeerGroup: @unchecked Sendable {
             }.first
             merge(state: env.body, sender: env.sender, address: address ?? origin)
         }
-        return seal(.stateResponse, localState())
+        let reply = seal(.stateResponse, localState())
+        countOut(reply.count + 4)
+        return reply
+    }
+
+    private func countOut(_ n: Int) {
+        stats.bytesOut += n
+        bytesOut.increment(by: n)
+    }
+
+    private func countIn(_ n: Int) {
+        stats.bytesIn += n
+        bytesIn.increment(by: n)
     }
 
     private func merge(state body: [UInt8], sender: String, address: String) {

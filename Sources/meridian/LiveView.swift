@@ -49,6 +49,15 @@ enum LiveView {
         return snapshot.with(pools: snapshot.pools.with(health: health), generation: snapshot.generation + 1)
     }
 
+    /// UTC wall time with milliseconds.
+    static func time(_ seconds: Double) -> String {
+        var t = time_t(seconds)
+        var parts = tm()
+        gmtime_r(&t, &parts)
+        let ms = Int((seconds - Double(Int(seconds))) * 1000)
+        return String(format: "%02d:%02d:%02d.%03dZ", parts.tm_hour, parts.tm_min, parts.tm_sec, ms)
+    }
+
     /// Who probes each member of the pool, what each observer sees, and the verdict.
     static func printMembers(of pool: Pool, health: HealthSnapshot) {
         print("health view (verdict policy: \(health.policy)):")
@@ -57,7 +66,9 @@ enum LiveView {
             let probers = obs?.probers ?? []
             print("  \(m.id): probed by \(probers.isEmpty ? "-" : probers.joined(separator: ", "))")
             for o in obs?.observers ?? [] {
-                let checks = obs?.checks.filter { $0.observer == o }.map { "\($0.check) \($0.up ? "up" : "DOWN") (\($0.reason))" } ?? []
+                let checks = obs?.checks.filter { $0.observer == o }.map {
+                    "\($0.check) \($0.up ? "up" : "DOWN") (\($0.reason)) since \(time($0.at))\($0.provisional ? ", initial state" : "")"
+                } ?? []
                 let agent = obs?.agents.first { $0.observer == o }.map { "agent \($0.detail)" }
                 print("    \(o) sees: \((checks + [agent].compactMap { $0 }).joined(separator: ", "))")
             }

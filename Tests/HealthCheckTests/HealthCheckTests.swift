@@ -159,6 +159,35 @@ struct MonitorTests {
         try await group.shutdownGracefully()
     }
 
+    /// The wall clock is injected: an hour of `max_age` passes without waiting an hour, and
+    /// observation times come from the injected clock.
+    @Test func agentStalenessFollowsTheInjectedClock() async throws {
+        final class FakeWall: @unchecked Sendable {
+            let lock = NSLock()
+            var now = 1_000_000.0
+            func get() -> Double { lock.lock(); defer { lock.unlock() }; return now }
+            func advance(_ s: Double) { lock.lock(); now += s; lock.unlock() }
+        }
+        let wall = FakeWall()
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let (listener, port) = try await server(group, reply: Reply("30%\n"))
+        let box = Box()
+        let monitor = HealthMonitor(observer: "test", logger: Logger(label: "test"), coalesce: .milliseconds(10), clock: MonitorClock { wall.get() }) { box.set($0) }
+        let agent = AgentSpec(port: port, send: nil, interval: 0.1, timeout: 0.3, maxAge: 3600, line: 1)
+        monitor.update(targets: [MonitorTarget(memberID: "p/s/a", address: .init("127.0.0.1")!, checks: [spec(.tcp, port: port)], agent: agent)])
+        #expect(try await waitFor(box) { $0["p/s/a"]?.agent?.weightFactor == 0.3 })
+        #expect(box.get()["p/s/a"]?.agent?.at == 1_000_000)
+        try await listener.close()
+        // Replies fail now, but the last good one is younger than an hour: it stays.
+        try await Task.sleep(for: .milliseconds(400))
+        #expect(box.get()["p/s/a"]?.agent?.weightFactor == 0.3)
+        wall.advance(3601)
+        #expect(try await waitFor(box) { $0["p/s/a"]?.agent == nil })
+        #expect((box.get()["p/s/a"]?.checks.first?.at ?? 0) >= 1_000_000)
+        await monitor.shutdown()
+        try await group.shutdownGracefully()
+    }
+
     @Test func execChecksUseArgvWithoutAShell() async throws {
         let box = Box()
         let monitor = HealthMonitor(observer: "test", logger: Logger(label: "test"), coalesce: .milliseconds(10)) { box.set($0) }

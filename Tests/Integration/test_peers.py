@@ -140,10 +140,13 @@ class Instance:
         return [rd.to_text() for rrset in r.answer for rd in rrset]
 
 
+FAST_TIMINGS = "{probe_interval: 0.5, probe_timeout: 0.2, gossip_interval: 0.1, push_pull_interval: 10, rejoin_interval: 1}"
+
+
 class Group:
-    def __init__(self, tmp_path, n, probers="2", pools=None):
+    def __init__(self, tmp_path, n, probers="2", pools=None, timings=FAST_TIMINGS, backends=BACKENDS):
         self.port = free_port()
-        self.backends = {ip: Backend(ip, self.port) for ip in BACKENDS}
+        self.backends = {ip: Backend(ip, self.port) for ip in backends}
         self.dir = tmp_path
         self.key_file = str(tmp_path / "gossip.key")
         (tmp_path / "gossip.key").write_text(KEY + "\n")
@@ -151,7 +154,8 @@ class Group:
         self.peers = peers
         cluster = "peers:\n" + "".join(f"  {k}: {v}\n" for k, v in peers.items())
         cluster += f"verdict: majority\nprobers: {probers}\n"
-        cluster += "timings: {probe_interval: 0.5, probe_timeout: 0.2, gossip_interval: 0.1, push_pull_interval: 10, rejoin_interval: 1}\n"
+        if timings:
+            cluster += f"timings: {timings}\n"
         self.instances = []
         for i in range(1, n + 1):
             z = tmp_path / f"zones-ns{i}"
