@@ -35,6 +35,7 @@ TRIALS = int(os.environ.get("TRIALS", "5"))
 SIM_SEEDS = int(os.environ.get("SIM_SEEDS", "10"))
 MEMBERS = int(os.environ.get("MEMBERS", "1000"))
 STEADY = int(os.environ.get("STEADY", "60"))
+PARTS = os.environ.get("PARTS", "agree,sim,steady").split(",")
 
 
 def utc_seconds_of_day(text):
@@ -139,15 +140,17 @@ def main():
     if not os.path.exists(BIN):
         sys.exit(f"bench-peers: {BIN} not built: swift build -c release")
     print(f"bench-peers: {BIN}; check interval 200 ms, rise/fall 1, gossip every 100 ms to 3 peers (test timings)")
-    for n in (3, 5):
+    for n in (3, 5) if "agree" in PARTS else ():
         death, obs = agreement_trials(n)
         print(f"{n} real instances: backend death -> all agree: {ms(death)}")
         print(f"{n} real instances: deciding observation -> all agree: {ms(obs)}")
-    sims = simulated()
+    sims = simulated() if "sim" in PARTS else []
     if sims:
         print(f"100 simulated members (default timings, gossip 200 ms to 3): observation -> all hold it: {ms(sims)}")
-    else:
+    elif "sim" in PARTS:
         print("100 simulated members: no figures (swift test did not print them)")
+    if "steady" not in PARTS:
+        return
     rates, cpu = steady_state()
     for i, ((rate, entries), c) in enumerate(zip(rates, cpu), 1):
         print(f"steady state, {MEMBERS} checked members, 3 instances, default timings: ns{i}: {rate:.0f} B/s gossip out "

@@ -211,6 +211,49 @@ public struct Ledger: Sendable, Equatable {
         checks.values.map(Entry.check) + agents.values.map(Entry.agent) + overrides.values.map(Entry.override)
     }
 
+    /// What a writer's entries amount to, for anti-entropy: two ledgers hold the same entries of
+    /// a writer (keys and versions) exactly when their summaries are equal (up to a 64-bit
+    /// hash collision).
+    public struct Summary: Sendable, Equatable {
+        public var count: UInt32
+        public var hash: UInt64
+
+        public init(count: UInt32, hash: UInt64) {
+            self.count = count
+            self.hash = hash
+        }
+    }
+
+    /// Per writer, its entries' count and the XOR of each entry's (key, version) hash: order
+    /// independent, so equal ledgers give equal summaries.
+    public func summaries() -> [String: Summary] {
+        var out: [String: Summary] = [:]
+        func add(_ e: Entry) {
+            let h = StableHash.mix(StableHash.of(e.key) ^ e.version.raw)
+            var s = out[e.writer] ?? Summary(count: 0, hash: 0)
+            s.count &+= 1
+            s.hash ^= h
+            out[e.writer] = s
+        }
+        for e in checks.values { add(.check(e)) }
+        for e in agents.values { add(.agent(e)) }
+        for e in overrides.values { add(.override(e)) }
+        return out
+    }
+
+    /// The entries of some writers.
+    public func entries(writtenBy writers: Set<String>) -> [Entry] {
+        checks.values.filter { writers.contains($0.observer) }.map(Entry.check)
+            + agents.values.filter { writers.contains($0.observer) }.map(Entry.agent)
+            + overrides.values.filter { writers.contains($0.origin) }.map(Entry.override)
+    }
+
+    /// The writers whose entries differ between this ledger and one summarized by `other`.
+    public func differing(from other: [String: Summary]) -> Set<String> {
+        let mine = summaries()
+        return Set(mine.keys).union(other.keys).filter { mine[$0] != other[$0] }
+    }
+
     /// Drops everything an observer wrote (it is dead or left the group); returns how many.
     /// Overrides stay: they belong to the group, not to the instance that set them.
     @discardableResult

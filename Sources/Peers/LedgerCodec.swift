@@ -76,15 +76,18 @@ public enum LedgerCodec {
     }
 }
 
-/// A full-state exchange (push-pull over TCP): every member as this instance sees it, and
-/// every ledger entry.
+/// A state exchange (push-pull over TCP): every member as this instance sees it, a summary of
+/// its ledger per writer, and the ledger entries of the writers the other side needs (all of
+/// them for a query).
 public struct FullState: Sendable, Equatable {
     public var members: [Update]
     public var entries: [[UInt8]]
+    public var summaries: [String: Ledger.Summary]
 
-    public init(members: [Update], entries: [[UInt8]]) {
+    public init(members: [Update], entries: [[UInt8]], summaries: [String: Ledger.Summary] = [:]) {
         self.members = members
         self.entries = entries
+        self.summaries = summaries
     }
 
     public func encode() -> [UInt8] {
@@ -93,6 +96,12 @@ public struct FullState: Sendable, Equatable {
         for m in members.prefix(Limits.members) { m.encode(&w) }
         w.u32(UInt32(entries.count))
         for e in entries { w.blob16(e) }
+        w.u16(UInt16(min(summaries.count, Limits.members * 4)))
+        for (writer, s) in summaries.sorted(by: { $0.key < $1.key }).prefix(Limits.members * 4) {
+            w.str8(writer)
+            w.u32(s.count)
+            w.u64(s.hash)
+        }
         return w.bytes
     }
 
@@ -112,7 +121,14 @@ public struct FullState: Sendable, Equatable {
         var entries: [[UInt8]] = []
         entries.reserveCapacity(m)
         for _ in 0..<m { entries.append(try r.blob16("entry", max: 65535)) }
+        let k = Int(try r.u16("summary count"))
+        guard k <= Limits.members * 4 else { throw .tooLong(what: "summary list", length: k) }
+        var summaries: [String: Ledger.Summary] = [:]
+        for _ in 0..<k {
+            let writer = try r.str8("writer", max: Limits.name)
+            summaries[writer] = Ledger.Summary(count: try r.u32("count"), hash: try r.u64("hash"))
+        }
         guard r.remaining == 0 else { throw .trailing(r.remaining) }
-        return FullState(members: members, entries: entries)
+        return FullState(members: members, entries: entries, summaries: summaries)
     }
 }

@@ -537,18 +537,25 @@ public final class PeerGroup: @unchecked Sendable {
 
     // MARK: TCP push-pull
 
-    private func localState() -> [UInt8] {
-        FullState(members: swim?.fullState() ?? [], entries: ledger.entries().map(LedgerCodec.encode)).encode()
+    /// This instance's state for the other side of an exchange: members, the ledger summary,
+    /// and the entries of `writers` (nil: every entry, for a query).
+    private func localState(writers: Set<String>?) -> [UInt8] {
+        let entries = writers.map { ledger.entries(writtenBy: $0) } ?? ledger.entries()
+        return FullState(members: swim?.fullState() ?? [], entries: entries.map(LedgerCodec.encode), summaries: ledger.summaries()).encode()
     }
 
-    /// Starts a full-state exchange with a peer; the future says whether it answered.
+    /// Starts a state exchange with a peer (anti-entropy): this side sends its members and
+    /// ledger summary (plus, in a follow-up, the entries of `push`); the peer answers with its
+    /// members, its summary and its entries of every writer whose summary differs; when this
+    /// side then still holds entries the peer lacks, it pushes them in one follow-up. The
+    /// future says whether the peer answered.
     @discardableResult
-    private func pushPull(peer: String, address: String) -> EventLoopFuture<Bool> {
+    private func pushPull(peer: String, address: String, push: Set<String> = []) -> EventLoopFuture<Bool> {
         guard !stopped, !inFlight.contains(peer), !blocked.contains(peer), !blockedAddresses.contains(address), let target = socketAddress(address) else {
             return loop.makeSucceededFuture(false)
         }
         inFlight.insert(peer)
-        let request = seal(.stateRequest, localState())
+        let request = seal(.stateRequest, localState(writers: push))
         countOut(request.count + 4)
         let promise = loop.makePromise(of: [UInt8].self)
         let timeout = TimeAmount.milliseconds(Int64(settings.pushPullTimeout * 1000))
@@ -573,10 +580,13 @@ public final class PeerGroup: @unchecked Sendable {
         return promise.futureResult.map { [self] bytes -> Bool in
             inFlight.remove(peer)
             countIn(bytes.count + 4)
-            guard let env = open(bytes, kinds: [.stateResponse], origin: address) else { return false }
-            merge(state: env.body, sender: env.sender, address: address)
+            guard let env = open(bytes, kinds: [.stateResponse], origin: address), let state = merge(state: env.body, sender: env.sender, address: address) else {
+                return false
+            }
             stats.pushPulls += 1
             pushPullCounter.increment()
+            let missing = ledger.differing(from: state.summaries)
+            if push.isEmpty && !missing.isEmpty { pushPull(peer: peer, address: address, push: missing) }
             return true
         }.recover { [self] _ in
             inFlight.remove(peer)
@@ -591,14 +601,16 @@ public final class PeerGroup: @unchecked Sendable {
         guard !stopped, swim != nil else { return nil }
         countIn(bytes.count + 4)
         guard let env = open(bytes, kinds: [.stateRequest, .stateQuery], origin: origin), !blocked.contains(env.sender) else { return nil }
+        var writers: Set<String>?
         if env.kind == .stateRequest {
             let address = (try? FullState.decode(env.body))?.members.lazy.compactMap { u -> String? in
                 if case let .alive(n, a, _, _) = u, n == env.sender { return a }
                 return nil
             }.first
-            merge(state: env.body, sender: env.sender, address: address ?? origin)
+            guard let state = merge(state: env.body, sender: env.sender, address: address ?? origin) else { return nil }
+            writers = ledger.differing(from: state.summaries)
         }
-        let reply = seal(.stateResponse, localState())
+        let reply = seal(.stateResponse, localState(writers: writers))
         countOut(reply.count + 4)
         return reply
     }
@@ -613,12 +625,15 @@ public final class PeerGroup: @unchecked Sendable {
         bytesIn.increment(by: n)
     }
 
-    private func merge(state body: [UInt8], sender: String, address: String) {
+    /// Merges a peer's members and entries; returns the decoded state, or nil when malformed.
+    @discardableResult
+    private func merge(state body: [UInt8], sender: String, address: String) -> FullState? {
         let state: FullState
         do { state = try FullState.decode(body) } catch {
-            return drop("malformed state", from: sender, detail: "\(error)")
+            drop("malformed state", from: sender, detail: "\(error)")
+            return nil
         }
-        guard var s = swim else { return }
+        guard var s = swim else { return nil }
         let d = s.merge(state: state.members, from: sender, address: address, now: Self.monotonic)
         swim = s
         var changed = false
@@ -640,6 +655,7 @@ public final class PeerGroup: @unchecked Sendable {
         if rejected > 0 { drop("rejected entries", from: sender, detail: "\(rejected) in a state of \(state.entries.count)") }
         handle(d)
         if changed { markDirty() }
+        return state
     }
 
     // MARK: Explain

@@ -190,6 +190,21 @@ struct LedgerTests {
         #expect(h.status(of: "www/fra/a").state == .up && h.status(of: "www/iad/b").state == .down)
     }
 
+    @Test func summariesAreOrderIndependentAndFindTheWritersThatDiffer() throws {
+        let entries = [check("a", "m1", up: true, v: 1), check("a", "m2", up: false, v: 2), check("b", "m1", up: true, v: 3)]
+        var x = Ledger()
+        var y = Ledger()
+        for e in entries { try x.merge(e, nowMillis: 10) }
+        for e in entries.reversed() { try y.merge(e, nowMillis: 10) }
+        #expect(x.summaries() == y.summaries())
+        #expect(x.differing(from: y.summaries()).isEmpty)
+        try y.merge(check("a", "m2", up: true, v: 4), nowMillis: 10)  // a newer version of one entry
+        try y.merge(check("c", "m1", up: true, v: 1), nowMillis: 10)  // a writer x lacks
+        #expect(x.differing(from: y.summaries()) == ["a", "c"])
+        #expect(Set(y.entries(writtenBy: ["a"]).map(\.writer)) == ["a"])
+        #expect(y.entries(writtenBy: ["a"]).count == 2)
+    }
+
     @Test func forgetDropsAnObserversEntriesButNotOverrides() throws {
         var l = Ledger()
         var c = HybridClock()

@@ -138,6 +138,22 @@ struct SWIMSimulationTests {
         #expect(a.0 == b.0 && a.1 == b.1)
     }
 
+    @Test func antiEntropySendsOnlyWhatDiffers() {
+        var sim = Simulator(count: 3, seed: 29)
+        _ = sim.run(for: 2)
+        for i in 0..<50 { sim.observe("n000", member: "m\(i)", up: true) }
+        _ = sim.run(for: 3)
+        #expect(sim.ledgersEqual(among: sim.names))
+        let before = sim.exchangedEntries
+        sim.pushPull("n001", "n002")
+        #expect(sim.exchangedEntries == before)  // equal summaries: no entries cross
+        // n002 missed one update (as if every gossip copy was lost): one exchange repairs it.
+        sim.observe("n001", member: "x", up: false)  // queued for gossip, not sent yet
+        sim.pushPull("n002", "n001")
+        #expect(sim.ledgers["n002"]!.entryCount == 51)
+        #expect(sim.exchangedEntries - before == 1)
+    }
+
     @Test func steadyStateTrafficIsSmall() {
         var sim = Simulator(count: 5, seed: 23)
         _ = sim.run(for: 10)

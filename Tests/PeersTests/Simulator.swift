@@ -28,6 +28,8 @@ struct Simulator {
     var rng: SplitMix64
     var sent = 0
     var sentBytes = 0
+    var pushPulls = 0
+    var exchangedEntries = 0
 
     init(count: Int, seed: UInt64, settings: SWIMSettings = SWIMSettings()) {
         rng = SplitMix64(seed: seed)
@@ -113,16 +115,22 @@ struct Simulator {
         }
     }
 
-    /// A TCP state exchange, done at once: `a` sends, `b` merges and answers, `a` merges.
+    /// A TCP state exchange, done at once, as the shell does it: `a` sends members and its
+    /// ledger summary; `b` merges and answers with its members, summary and the entries of the
+    /// writers whose summaries differ; `a` merges and pushes the entries `b` still lacks.
     mutating func pushPull(_ a: String, _ b: String) {
         let stateA = nodes[a]!.fullState()
-        let entriesA = ledgers[a]!.entries()
+        let summaryA = ledgers[a]!.summaries()
         handle(b, nodes[b]!.merge(state: stateA, from: a, address: addressOf[a]!, now: now))
-        for e in entriesA { _ = try? ledgers[b]!.merge(e, nowMillis: UInt64(now * 1000) + 60_000) }
+        let forA = ledgers[b]!.entries(writtenBy: ledgers[b]!.differing(from: summaryA))
         let stateB = nodes[b]!.fullState()
-        let entriesB = ledgers[b]!.entries()
+        let summaryB = ledgers[b]!.summaries()
         handle(a, nodes[a]!.merge(state: stateB, from: b, address: addressOf[b]!, now: now))
-        for e in entriesB { _ = try? ledgers[a]!.merge(e, nowMillis: UInt64(now * 1000) + 60_000) }
+        for e in forA { _ = try? ledgers[a]!.merge(e, nowMillis: UInt64(now * 1000) + 60_000) }
+        let forB = ledgers[a]!.entries(writtenBy: ledgers[a]!.differing(from: summaryB))
+        for e in forB { _ = try? ledgers[b]!.merge(e, nowMillis: UInt64(now * 1000) + 60_000) }
+        pushPulls += 1
+        exchangedEntries += forA.count + forB.count
     }
 
     // MARK: Views
