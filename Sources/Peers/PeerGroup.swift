@@ -65,6 +65,8 @@ public struct GroupStats: Sendable, Equatable {
     public var bytesIn = 0
     public var pushPulls = 0
     public var pushPullFailures = 0
+    /// Updates sent, by kind (alive, suspect, dead, data).
+    public var updatesOut: [String: Int] = [:]
     public var dropped: [String: Int] = [:]
 }
 
@@ -114,6 +116,8 @@ public final class PeerGroup: @unchecked Sendable {
     private var loggedDigests = Set<String>()
     private var forgotten = Set<String>()
     private var inFlight = Set<String>()
+    /// Writers whose entries are to be pushed to a peer once its exchange in flight is done.
+    private var pendingPush: [String: Set<String>] = [:]
     private var tcpClients = 0
     private var addresses: [String: SocketAddress] = [:]
     private var stats = GroupStats()
@@ -298,10 +302,19 @@ public final class PeerGroup: @unchecked Sendable {
         }
     }
 
+    /// More new local entries than this at once (a first round of checks, a hand-over) go to
+    /// every live peer over TCP instead of the gossip queue: gossip would send each of them to
+    /// 3 peers for 4 x log10(n+1) ticks, about 11 to a packet, and take minutes to drain.
+    static let bulkEntries = 32
+
     private func spread(_ entries: [Ledger.Entry]) {
         guard !entries.isEmpty else { return }
-        if swim != nil {
-            for e in entries { swim?.broadcast(data: e.key, bytes: LedgerCodec.encode(e)) }
+        if let s = swim {
+            if entries.count > Self.bulkEntries {
+                for p in s.peers.values where p.state.isLive { pushPull(peer: p.name, address: p.address, push: [nodeName]) }
+            } else {
+                for e in entries { swim?.broadcast(data: e.key, bytes: LedgerCodec.encode(e)) }
+            }
         }
         markDirty()
     }
@@ -330,7 +343,7 @@ public final class PeerGroup: @unchecked Sendable {
         let secs = max(now - last.at, 0.001)
         let out = stats.bytesOut - last.stats.bytesOut
         let inn = stats.bytesIn - last.stats.bytesIn
-        logger.info("gossip: \(Int(secs)) s: \(stats.packetsOut - last.stats.packetsOut) packets and \(stats.pushPulls - last.stats.pushPulls) push-pulls, \(out) octets out (\(Int(Double(out) / secs)) B/s), \(inn) in (\(Int(Double(inn) / secs)) B/s), \(swim?.live.count ?? 1) live, \(ledger.entryCount) entries")
+        logger.info("gossip: \(Int(secs)) s: \(stats.packetsOut - last.stats.packetsOut) packets and \(stats.pushPulls - last.stats.pushPulls) push-pulls, \(out) octets out (\(Int(Double(out) / secs)) B/s), \(inn) in (\(Int(Double(inn) / secs)) B/s), \(swim?.live.count ?? 1) live, \(ledger.entryCount) entries, updates sent: \(stats.updatesOut.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value - (last.stats.updatesOut[$0.key] ?? 0))" }.joined(separator: " "))")
         lastReport = (stats, now)
     }
 
@@ -474,6 +487,16 @@ public final class PeerGroup: @unchecked Sendable {
         let bytes = seal(.packet, w.bytes)
         stats.packetsOut += 1
         countOut(bytes.count)
+        for u in p.updates {
+            let kind: String
+            switch u {
+            case .alive: kind = "alive"
+            case .suspect: kind = "suspect"
+            case .dead: kind = "dead"
+            case .data: kind = "data"
+            }
+            stats.updatesOut[kind, default: 0] += 1
+        }
         udp.writeAndFlush(AddressedEnvelope(remoteAddress: address, data: udp.allocator.buffer(bytes: bytes)), promise: nil)
     }
 
@@ -551,6 +574,7 @@ public final class PeerGroup: @unchecked Sendable {
     /// future says whether the peer answered.
     @discardableResult
     private func pushPull(peer: String, address: String, push: Set<String> = []) -> EventLoopFuture<Bool> {
+        if inFlight.contains(peer) && !push.isEmpty { pendingPush[peer, default: []].formUnion(push) }
         guard !stopped, !inFlight.contains(peer), !blocked.contains(peer), !blockedAddresses.contains(address), let target = socketAddress(address) else {
             return loop.makeSucceededFuture(false)
         }
@@ -585,11 +609,13 @@ public final class PeerGroup: @unchecked Sendable {
             }
             stats.pushPulls += 1
             pushPullCounter.increment()
-            let missing = ledger.differing(from: state.summaries)
-            if push.isEmpty && !missing.isEmpty { pushPull(peer: peer, address: address, push: missing) }
+            var missing = push.isEmpty ? ledger.differing(from: state.summaries) : []
+            missing.formUnion(pendingPush.removeValue(forKey: peer) ?? [])
+            if !missing.isEmpty { pushPull(peer: peer, address: address, push: missing) }
             return true
         }.recover { [self] _ in
             inFlight.remove(peer)
+            pendingPush[peer] = nil
             stats.pushPullFailures += 1
             pushPullFailCounter.increment()
             return false

@@ -28,6 +28,9 @@ public struct SWIMSettings: Sendable, Equatable {
     public var updateBudget = 1180
     /// The most updates waiting to be sent; the most-sent are dropped beyond it.
     public var queueLimit = 16384
+    /// Packets of distinct updates one gossip tick may send to each peer it picks, when the
+    /// queue holds more than one packet's worth (a burst: many members failed at once).
+    public var packetsPerTick = 8
 
     public init() {}
 }
@@ -292,11 +295,14 @@ public struct SWIM: Sendable {
         // One tick is one transmission: the same updates go to every peer picked this tick, so
         // each update reaches about fanout x retransmits peers (memberlist counts per packet,
         // which in small groups spends an update in about one tick).
-        let updates = takeUpdates()
-        guard !updates.isEmpty else { return }
-        for n in targets {
-            guard let p = peers[n] else { continue }
-            out.append(.send(Packet(.gossip, updates: updates), to: p.address))
+        var taken = Set<String>()
+        for _ in 0..<max(1, settings.packetsPerTick) {
+            let updates = takeUpdates(skipping: &taken)
+            guard !updates.isEmpty else { return }
+            for n in targets {
+                guard let p = peers[n] else { continue }
+                out.append(.send(Packet(.gossip, updates: updates), to: p.address))
+            }
         }
     }
 
@@ -460,17 +466,25 @@ public struct SWIM: Sendable {
     /// The least-sent updates first (newest first among equals) that fit one packet; each
     /// one's send count goes up, and it leaves the queue at the retransmit limit.
     private mutating func takeUpdates() -> [Update] {
+        var none = Set<String>()
+        return takeUpdates(skipping: &none)
+    }
+
+    /// The same, leaving out the updates in `taken` (already sent this tick) and adding those
+    /// it takes.
+    private mutating func takeUpdates(skipping taken: inout Set<String>) -> [Update] {
         guard !queue.isEmpty else { return [] }
         let limit = retransmitLimit
         var budget = settings.updateBudget
         var out: [Update] = []
         let ordered = queue.values.sorted { ($0.transmits, -Int64($0.id)) < ($1.transmits, -Int64($1.id)) }
-        for q in ordered {
+        for q in ordered where !taken.contains(q.update.queueKey) {
             let size = q.update.encodedSize
             guard size <= budget else { continue }
             budget -= size
             out.append(q.update)
             let key = q.update.queueKey
+            taken.insert(key)
             if q.transmits + 1 >= limit { queue[key] = nil } else { queue[key]?.transmits += 1 }
             if budget < 16 { break }
         }

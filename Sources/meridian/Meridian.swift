@@ -40,11 +40,7 @@ struct Serve: AsyncParsableCommand {
     @Option(name: .long, help: "Where gossip listens, IP:PORT (default: this node's address in the zones directory's cluster.yaml).")
     var gossipListen: String?
 
-    @Option(name: .long, help: "Gossip key file: one or two base64 keys (the first signs); see `meridian keygen`.")
-    var gossipKeyFile: String?
-
-    @Flag(name: .long, help: "Gossip without a key file: messages are not authenticated.")
-    var gossipInsecure = false
+    @OptionGroup var key: GossipKeyOptions
 
     @Option(name: .long, help: .hidden)
     var gossipFaultFile: String?
@@ -99,7 +95,7 @@ struct Serve: AsyncParsableCommand {
             zonesDirectory: zones, statePath: state, startupCheckTimeout: startupTimeout,
             instanceName: nodeName ?? ProcessInfo.processInfo.hostName, listen: addresses, threads: threads, tcpIdleTimeout: tcpIdleTimeout,
             tcpMaxConnections: tcpMaxConnections, tcpMaxBufferedBytes: tcpMaxBuffer, engine: engine,
-            gossipListen: gossipListen, gossipKeyFile: gossipKeyFile, gossipInsecure: gossipInsecure, gossipFaultFile: gossipFaultFile)
+            gossipListen: gossipListen, gossipKeyFile: key.gossipKeyFile, gossipInsecure: key.gossipInsecure, gossipFaultFile: gossipFaultFile)
         let server: DNSServer
         do { server = try DNSServer(config: config, logger: logger) } catch {
             FileHandle.standardError.write(Data("\(error)\n".utf8))
@@ -147,6 +143,15 @@ struct Check: ParsableCommand {
     }
 }
 
+/// The gossip key options `serve` and `explain --peer` share.
+struct GossipKeyOptions: ParsableArguments {
+    @Option(name: .long, help: "Gossip key file: one or two base64 keys (the first signs); see `meridian keygen`.")
+    var gossipKeyFile: String?
+
+    @Flag(name: .long, help: "Gossip without a key file: messages are not authenticated.")
+    var gossipInsecure = false
+}
+
 struct KeyGen: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "keygen",
@@ -185,11 +190,7 @@ struct Explain: AsyncParsableCommand {
     @Option(name: .long, help: "A running instance's gossip address (IP:PORT): explain with its live, merged health view.")
     var peer: String?
 
-    @Option(name: .long, help: "The gossip key file, for --peer.")
-    var gossipKeyFile: String?
-
-    @Flag(name: .long, help: "Talk to --peer without a key (a group running with --gossip-insecure).")
-    var gossipInsecure = false
+    @OptionGroup var key: GossipKeyOptions
 
     func run() async throws {
         let outcome = SnapshotBuilder.build(directory: zones, statePath: state)
@@ -198,7 +199,7 @@ struct Explain: AsyncParsableCommand {
             throw ExitCode(1)
         }
         if let peer {
-            snapshot = try await LiveView.apply(peer: peer, keyFile: gossipKeyFile, insecure: gossipInsecure, zones: zones, to: snapshot)
+            snapshot = try await LiveView.apply(peer: peer, keyFile: key.gossipKeyFile, insecure: key.gossipInsecure, zones: zones, to: snapshot)
         }
         guard let source = IPAddress(client) else { throw ValidationError("bad client address \(client)") }
         let qname = name.hasSuffix(".") ? name : name + "."

@@ -430,3 +430,53 @@ def test_five_instances_agree_within_a_second(binary, tmp_path):
         list(assert_all_agree(g))
     finally:
         g.stop()
+
+
+def test_peer_list_change_is_picked_up_on_reload(group3):
+    g = group3.start()
+    ns1, ns2, ns3 = g.instances
+    ns3.stop(signal.SIGKILL)
+    wait_for(lambda: "peer ns3 is dead" in ns1.text(), 20, "ns3 dead")
+
+    def peers_listed():
+        out = subprocess.run([BIN, "explain", "www.peers.test", "--client", "10.0.0.1", "--zones", ns1.zones, "--peer", ns1.gossip,
+                              "--gossip-key-file", g.key_file], capture_output=True, text=True, timeout=30).stdout
+        return out.split("query:", 1)[0]
+
+    assert "ns3" in peers_listed()
+    cluster = os.path.join(ns1.zones, "cluster.yaml")
+    text = open(cluster).read()
+    open(cluster, "w").write("\n".join(l for l in text.splitlines() if not l.strip().startswith("ns3:")) + "\n")
+    ns1.proc.send_signal(signal.SIGHUP)
+    wait_for(lambda: "ns3" not in peers_listed(), 5, "ns3 forgotten after the reload")
+    # A bad cluster file on reload is rejected with file:line, and the group goes on.
+    open(cluster, "w").write(text.replace("verdict: majority", "verdict: most"))
+    ns1.proc.send_signal(signal.SIGHUP)
+    wait_for(lambda: re.search(r"cluster\.yaml:\d+: verdict must be", ns1.text()), 5, "reload error logged")
+    assert ns1.answer("www.peers.test") and "ns2" in peers_listed()
+
+
+def test_mass_failure_spreads_in_bulk(binary, tmp_path):
+    """60 members behind one listener: when it closes, each instance has about 40 new results at
+    once, which go to the peers over TCP in one push rather than through the gossip queue."""
+    port = free_port()
+    members = [f"127.0.4.{i}" for i in range(1, 61)]
+    pools = ("pools:\n  big:\n    names: [big.peers.test.]\n    mode: direct\n    max_answers: 2\n    when_all_down: nodata\n"
+             f"    members: [{', '.join(members)}]\n    checks:\n"
+             f"      - {{{{type: tcp, port: {port}, interval: 200ms, timeout: 150ms, rise: 1, fall: 1}}}}\n")
+    listener = Backend("0.0.0.0", port)
+    g = Group(tmp_path, 3, pools=pools, backends=[])
+    try:
+        g.start()
+        wait_for(lambda: all(len(i.answer("big.peers.test")) == 2 for i in g.instances), 5, "answers from the big pool")
+        listener.kill()
+        died = time.time()
+        t = wait_for(lambda: all(i.answer("big.peers.test") == [] for i in g.instances), 5, "every instance: all 60 down (NODATA)")
+        print(f"60 members down -> all 3 instances agree: {(t - died) * 1000:.0f} ms")
+        time.sleep(0.5)
+        for i in g.instances:
+            assert "dropped" not in i.text()
+    finally:
+        g.stop()
+        if listener.running:
+            listener.kill()

@@ -138,6 +138,17 @@ struct SWIMSimulationTests {
         #expect(a.0 == b.0 && a.1 == b.1)
     }
 
+    @Test func burstOfObservationsSpreadsWithinASecond() {
+        var sim = Simulator(count: 5, seed: 31)
+        _ = sim.run(for: 3)
+        let start = sim.now
+        // 150 members change at once on one instance (a rack lost power).
+        for i in 0..<150 { sim.observe("n001", member: "rack/\(i)", up: false) }
+        let t = sim.run(for: 5) { s in s.names.allSatisfy { s.ledgers[$0]!.entryCount == 150 } }
+        #expect(t != nil)
+        #expect((t ?? 99) - start < 1.0, "burst spread in \((t ?? 99) - start) s")
+    }
+
     @Test func antiEntropySendsOnlyWhatDiffers() {
         var sim = Simulator(count: 3, seed: 29)
         _ = sim.run(for: 2)
