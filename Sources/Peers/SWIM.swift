@@ -196,7 +196,7 @@ public struct SWIM: Sendable {
     public mutating func setDigest(_ d: UInt64) {
         guard d != digest else { return }
         digest = d
-        incarnation += 1
+        incarnation = incarnation == .max ? .max : incarnation + 1
         enqueue(.alive(name: name, address: address, incarnation: incarnation, digest: digest))
     }
 
@@ -359,7 +359,7 @@ public struct SWIM: Sendable {
 
     /// The leave message: this instance is going away (sent to every live peer).
     public mutating func leave(now: Double) -> [Directive] {
-        incarnation += 1
+        incarnation = incarnation == .max ? .max : incarnation + 1
         let bye = Packet(.gossip, updates: [.dead(name: name, incarnation: incarnation, by: name, left: true)])
         return peers.values.filter { $0.state.isLive }.map { .send(bye, to: $0.address) }
     }
@@ -442,7 +442,8 @@ public struct SWIM: Sendable {
     }
 
     private mutating func refute(above i: UInt64, _ out: inout [Directive]) {
-        incarnation = i + 1
+        // Saturating: a received incarnation is input, and UInt64.max must not trap.
+        incarnation = i == .max ? .max : i + 1
         health = min(health + 1, settings.maxHealth)
         enqueue(.alive(name: name, address: address, incarnation: incarnation, digest: digest))
         out.append(.refuted(incarnation: incarnation))
@@ -458,7 +459,7 @@ public struct SWIM: Sendable {
         queueCounter += 1
         queue[u.queueKey] = Queued(update: u, transmits: 0, id: queueCounter)
         if queue.count > settings.queueLimit {
-            let worst = queue.max { ($0.value.transmits, -Int64($0.value.id)) < ($1.value.transmits, -Int64($1.value.id)) }
+            let worst = queue.max { ($0.value.transmits, -Int64(truncatingIfNeeded: $0.value.id)) < ($1.value.transmits, -Int64(truncatingIfNeeded: $1.value.id)) }
             if let worst { queue[worst.key] = nil }
         }
     }
@@ -477,7 +478,7 @@ public struct SWIM: Sendable {
         let limit = retransmitLimit
         var budget = settings.updateBudget
         var out: [Update] = []
-        let ordered = queue.values.sorted { ($0.transmits, -Int64($0.id)) < ($1.transmits, -Int64($1.id)) }
+        let ordered = queue.values.sorted { ($0.transmits, -Int64(truncatingIfNeeded: $0.id)) < ($1.transmits, -Int64(truncatingIfNeeded: $1.id)) }
         for q in ordered where !taken.contains(q.update.queueKey) {
             let size = q.update.encodedSize
             guard size <= budget else { continue }

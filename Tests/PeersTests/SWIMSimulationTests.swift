@@ -175,3 +175,33 @@ struct SWIMSimulationTests {
         #expect(perInstance < 1000, "\(perInstance) B/s per instance")
     }
 }
+
+@Suite("SWIM with hostile updates")
+struct SWIMHostileTests {
+    @Test func extremeIncarnationsDoNotTrap() {
+        var s = SWIM(name: "a", address: "127.0.0.1:1", incarnation: 5, digest: 0, seeds: ["b": "127.0.0.2:1"], seed: 1, now: 0)
+        _ = s.merge(state: [.alive(name: "b", address: "127.0.0.2:1", incarnation: 1, digest: 0)], from: "b", address: "127.0.0.2:1", now: 0)
+        for u: Update in [.suspect(name: "a", incarnation: .max, by: "b"), .dead(name: "a", incarnation: .max, by: "b", left: false),
+                          .alive(name: "a", address: "x", incarnation: .max, digest: 0), .alive(name: "b", address: "127.0.0.2:1", incarnation: .max, digest: 0),
+                          .dead(name: "b", incarnation: .max, by: "b", left: true)] {
+            _ = s.receive(Packet(.gossip, updates: [u]), sender: "b", from: "127.0.0.2:1", now: 1)
+        }
+        #expect(s.incarnation == .max)
+        s.setDigest(9)
+        _ = s.leave(now: 2)
+        #expect(s.incarnation == .max)
+    }
+
+    @Test func unknownAndSelfTargetsAreHandled() {
+        var s = SWIM(name: "a", address: "127.0.0.1:1", incarnation: 5, digest: 0, seeds: [:], seed: 1, now: 0)
+        // A ping for someone else is ignored; a ping-req for this instance is acked at once.
+        #expect(s.receive(Packet(.ping(seq: 1, target: "zz")), sender: "b", from: "127.0.0.2:1", now: 0).isEmpty)
+        let d = s.receive(Packet(.pingReq(seq: 2, target: "a", address: "127.0.0.1:1")), sender: "b", from: "127.0.0.2:1", now: 0)
+        #expect(d == [.send(Packet(.ack(seq: 2)), to: "127.0.0.2:1")])
+        // More members than the limit are not admitted.
+        for i in 0..<(Limits.members + 10) {
+            _ = s.receive(Packet(.gossip, updates: [.alive(name: "m\(i)", address: "127.0.0.3:\(i)", incarnation: 1, digest: 0)]), sender: "b", from: "127.0.0.2:1", now: 0)
+        }
+        #expect(s.peers.count <= Limits.members)
+    }
+}

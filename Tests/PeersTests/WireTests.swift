@@ -1,3 +1,4 @@
+import Foundation
 import ClusterState
 import Diagnostics
 import Testing
@@ -101,6 +102,22 @@ struct WireTests {
 
 @Suite("Cluster file")
 struct ClusterFileTests {
+    static let repoRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
+
+    /// The example cluster file and the cluster-file examples in Zones/README.md parse.
+    @Test func examplesParse() throws {
+        let (config, diags) = ClusterConfig.load(path: Self.repoRoot + "/Zones/cluster.yaml")
+        #expect(diags.isEmpty, "\(diags)")
+        #expect(config?.peers.keys.sorted() == ["ns1", "ns2", "ns3"] && config?.probers == 2)
+        let text = try String(contentsOfFile: Self.repoRoot + "/Zones/README.md", encoding: .utf8)
+        let blocks = text.components(separatedBy: "```yaml\n").dropFirst().map { $0.components(separatedBy: "```")[0] }.filter { $0.hasPrefix("peers:") }
+        #expect(!blocks.isEmpty)
+        for b in blocks {
+            let (c, d) = ClusterConfig.parse(b, file: "README")
+            #expect(c != nil && d.isEmpty, "\(d)")
+        }
+    }
+
     @Test func parsesPeersPolicyProbersAndTimings() throws {
         let (c, d) = ClusterConfig.parse("""
             peers:
