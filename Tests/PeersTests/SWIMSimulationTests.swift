@@ -64,6 +64,23 @@ struct SWIMSimulationTests {
         #expect(sim.agree(live: others))
     }
 
+    @Test func longDelaysKillNobodyAndStillConverge() {
+        var sim = Simulator(count: 5, seed: 37)
+        // One-way delays of 50-200 ms: round trips up to 400 ms against a 500 ms probe timeout.
+        sim.delay = 0.05...0.2
+        sim.loss = 0.02
+        #expect(sim.run(for: 10) { $0.agree(live: $0.names) } != nil)
+        var everDead = false
+        sim.observe("n003", member: "www/fra/a", up: false)
+        let t = sim.run(for: 5) { s in s.names.allSatisfy { s.ledgers[$0]!.entryCount == 1 } }
+        #expect(t != nil)
+        _ = sim.run(for: 60) { s in
+            if s.names.contains(where: { a in s.names.contains { b in a != b && s.state(of: b, at: a) == .dead } }) { everDead = true }
+            return false
+        }
+        #expect(!everDead)
+    }
+
     @Test func blockedDirectPathIsBridgedByIndirectProbes() {
         var sim = Simulator(count: 5, seed: 5)
         _ = sim.run(for: 3)
