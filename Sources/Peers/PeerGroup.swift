@@ -10,21 +10,6 @@ public struct GroupView: Sendable {
     public var observations: [String: MemberObservations]
     public var overrides: [AdminOverride]
     public var policy: VerdictPolicy
-    public var peers: [PeerSummary]
-}
-
-/// One peer as this instance sees it.
-public struct PeerSummary: Sendable, Equatable, CustomStringConvertible {
-    public var name: String
-    public var address: String
-    public var state: PeerState
-    public var incarnation: UInt64
-    /// Its pool configuration digest equals this instance's.
-    public var sameConfig: Bool
-
-    public var description: String {
-        "\(name) \(address) \(state.rawValue) (incarnation \(incarnation))\(sameConfig ? "" : ", DIFFERENT pool configuration: its observations count only for members defined the same")"
-    }
 }
 
 /// How this instance takes part in a group.
@@ -425,12 +410,9 @@ public final class PeerGroup: @unchecked Sendable {
 
     private func makeView() -> GroupView {
         let live = Set(swim?.live ?? [nodeName])
-        let peers = (swim?.peers.values.map {
-            PeerSummary(name: $0.name, address: $0.address, state: $0.state, incarnation: $0.incarnation, sameConfig: $0.digest == digest || $0.incarnation == 0)
-        } ?? []).sorted { $0.name < $1.name }
         return GroupView(
             observations: ledger.view(live: live, probers: probers, definitions: definitions), overrides: ledger.adminOverrides(),
-            policy: settings.cluster?.verdict ?? .majority, peers: peers)
+            policy: settings.cluster?.verdict ?? .majority)
     }
 
     // MARK: UDP
