@@ -23,9 +23,10 @@ public struct SWIMSettings: Sendable, Equatable {
     public var gossipToDeadFor = 10.0
     /// Dead peers that are not in the cluster file are forgotten after this long.
     public var reapAfter = 300.0
-    /// Octets of updates one packet may carry (the envelope and message header come on top,
-    /// within `Limits.packet`).
-    public var updateBudget = 1180
+    /// Octets of updates one packet may carry. The envelope (at most 117 octets with a 64-octet
+    /// sender) and the message header (at most 120, a ping-req with a 64-octet target and an
+    /// IPv6 address) come on top, within `Limits.packet` (1,400).
+    public var updateBudget = 1100
     /// The most updates waiting to be sent; the most-sent are dropped beyond it.
     public var queueLimit = 16384
     /// Packets of distinct updates one gossip tick may send to each peer it picks, when the

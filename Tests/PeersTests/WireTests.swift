@@ -152,3 +152,22 @@ struct ClusterFileTests {
         #expect(d.first?.message.contains(message) == true, "\(d)")
     }
 }
+
+@Suite("Message size bound")
+struct MessageSizeTests {
+    @Test func theLargestPacketFitsTheLimit() {
+        let long = String(repeating: "n", count: Limits.name)
+        let address = "[ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.255]:65535"
+        var s = SWIM(name: long, address: address, incarnation: 1, digest: 0, seeds: [:], seed: 3, now: 0)
+        for i in 0..<400 { s.broadcast(data: "k\(i)", bytes: [UInt8](repeating: 1, count: 20 + i % 200)) }
+        // A ping-req with the longest target and address, carrying as many updates as fit.
+        let d = s.receive(Packet(.pingReq(seq: 1, target: long + "x", address: address)), sender: long, from: address, now: 0)
+        guard case let .send(p, _)? = d.first else { Issue.record("no ping sent"); return }
+        let withLongest = Packet(.pingReq(seq: .max, target: long, address: address), updates: p.updates)
+        var w = ByteWriter()
+        withLongest.encodeBody(&w)
+        let sealed = Envelope(kind: .packet, sender: long, timeMillis: .max, seq: .max, body: w.bytes).seal(with: .insecureKey)
+        #expect(!p.updates.isEmpty)
+        #expect(sealed.count <= Limits.packet, "\(sealed.count) octets")
+    }
+}
