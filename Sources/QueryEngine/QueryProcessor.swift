@@ -68,6 +68,10 @@ struct Responder {
 
     mutating func run() -> QueryOutcome {
         let opcode = Header.opcode(query)
+        // NOTIFY, UPDATE, IQUERY, STATUS and unassigned opcodes are not served. Their header
+        // format is not ours to read, so nothing of it is echoed but the ID and the opcode (as
+        // NSD and gdnsd answer): no question, no RD or CD.
+        guard opcode == Opcode.query else { return notImplemented() }
         // A question is echoed when there is exactly one and it reads cleanly.
         var haveQuestion = false
         if Header.qdcount(query) == 1 {
@@ -75,10 +79,6 @@ struct Responder {
                 question = try QueryParser.question(query, nameOut: buffer.name)
                 haveQuestion = true
             } catch {}
-        }
-        guard opcode == Opcode.query else {
-            // NOTIFY, UPDATE, IQUERY, STATUS and unassigned opcodes are not served.
-            return finish(rcode: RCode.notImp, withQuestion: haveQuestion, withOPT: false)
         }
         guard haveQuestion else { return finish(rcode: RCode.formErr, withQuestion: false, withOPT: false) }
         do throws(WireError) {
@@ -177,6 +177,18 @@ struct Responder {
         }
         w.set16(at: lengthAt, UInt16(w.position - lengthAt - 2))
         counts.ar += 1
+    }
+
+    /// NOTIMP for an opcode other than QUERY: ID, QR, the opcode and the RCODE; every count 0.
+    mutating func notImplemented() -> QueryOutcome {
+        rcode = RCode.notImp
+        w.limit = WireLimits.maxMessageLength
+        w.reset()
+        w.u16(Header.id(query))
+        w.u16(Header.qr | (Header.flags(query) & 0x7800) | RCode.notImp)
+        w.u32(0)
+        w.u32(0)
+        return QueryOutcome(dropped: false, length: w.position, rcode: rcode, qtype: 0, truncated: false)
     }
 
     /// An error response: header, optionally the question and OPT, nothing else.

@@ -56,9 +56,11 @@ def test_pointer_loop_in_question_is_formerr(server):
 
 @pytest.mark.parametrize("opcode", [dns.opcode.NOTIFY, dns.opcode.UPDATE, dns.opcode.IQUERY, dns.opcode.STATUS])
 def test_other_opcodes_notimp(server, opcode):
-    r = raw_udp(server, header(flags=(opcode << 11)) + QUESTION)
+    # RD (0x0100) and CD (0x0010) set: a NOTIMP echoes only the ID, QR and the opcode.
+    r = raw_udp(server, header(flags=(opcode << 11) | 0x0100 | 0x0010) + QUESTION)
     assert rcode_of(r) == dns.rcode.NOTIMP
-    assert (struct.unpack("!H", r[2:4])[0] >> 11) & 0xF == opcode
+    assert struct.unpack("!H", r[2:4])[0] == 0x8000 | (opcode << 11) | dns.rcode.NOTIMP
+    assert len(r) == 12 and r[4:12] == b"\0" * 8
 
 
 def test_axfr(server):

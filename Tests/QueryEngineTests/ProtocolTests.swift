@@ -40,11 +40,14 @@ struct ProtocolTests {
 
     @Test(arguments: [Opcode.iquery, Opcode.status, Opcode.notify, Opcode.update, 3, 15])
     func otherOpcodesAreNotImp(opcode: UInt8) throws {
-        let q = makeQuery("www.example.test.", RRType.a, flags: UInt16(opcode) << 11)
-        let r = try DecodedMessage.decode(try #require(respond(q)))
-        #expect(r.rcode == RCode.notImp)
-        #expect((r.flags >> 11) & 0xF == UInt16(opcode))
-        #expect(r.answer.isEmpty)
+        // RD and CD set in a header whose format is not known: not echoed (issue: hardening, 11).
+        let q = makeQuery("www.example.test.", RRType.a, flags: UInt16(opcode) << 11 | Header.rd | Header.cd | Header.aa | Header.tc)
+        let raw = try #require(respond(q))
+        #expect(raw.count == 12)
+        #expect(Array(raw[0..<2]) == Array(q[0..<2]))
+        let flags = UInt16(raw[2]) << 8 | UInt16(raw[3])
+        #expect(flags == Header.qr | UInt16(opcode) << 11 | RCode.notImp)
+        #expect(raw[4..<12].allSatisfy { $0 == 0 })
     }
 
     @Test func zoneTransfers() throws {
