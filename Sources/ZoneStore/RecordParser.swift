@@ -161,7 +161,10 @@ public enum RecordParser {
                 case "w": unit = 604800
                 default: return nil
                 }
+                // Checked: a token of many large units (`4294967295w4294967295w...`) must be
+                // rejected, not overflow (issue: hardening, finding 4).
                 total += num * unit
+                guard total <= UInt64(Int32.max) else { return nil }
                 num = 0
                 sawDigit = false
             }
@@ -202,10 +205,55 @@ public enum RecordParser {
         } else {
             ownerText = Name.text(owner)
         }
+        let type = ldns_rr_get_type(rr).rawValue.toUInt16
+        if let problem = RdataCheck.problem(type: type, rdata: rdata) {
+            return .failure(Diagnostic(file: file, line: line, "\(RRType.name(type)) record: \(problem)"))
+        }
         let rec = ZoneRecord(
             owner: owner, type: ldns_rr_get_type(rr).rawValue.toUInt16, rrclass: ldns_rr_get_class(rr).rawValue.toUInt16,
             ttl: ldns_rr_ttl(rr), rdata: rdata, file: file, line: line)
         return .success((rec, ownerText))
+    }
+}
+
+/// RDATA shapes the answer path relies on: libldns accepts the RFC 3597 form `\# 0` (and any
+/// other length) for every type, so a CNAME, NS or SOA with no data would load and then be
+/// served malformed. Types not listed are opaque data and pass.
+enum RdataCheck {
+    static func problem(type: UInt16, rdata: [UInt8]) -> String? {
+        switch type {
+        case RRType.a: return rdata.count == 4 ? nil : "RDATA must be 4 octets, not \(rdata.count)"
+        case RRType.aaaa: return rdata.count == 16 ? nil : "RDATA must be 16 octets, not \(rdata.count)"
+        case RRType.ns, RRType.cname, RRType.ptr, RRType.dname:
+            return nameEnd(rdata, at: 0) == rdata.count ? nil : "RDATA must be exactly one domain name"
+        case RRType.mx:
+            return rdata.count > 2 && nameEnd(rdata, at: 2) == rdata.count ? nil : "RDATA must be a preference and a domain name"
+        case RRType.srv:
+            return rdata.count > 6 && nameEnd(rdata, at: 6) == rdata.count ? nil : "RDATA must be priority, weight, port and a target name"
+        case RRType.soa:
+            guard let m = nameEnd(rdata, at: 0), let r = nameEnd(rdata, at: m), rdata.count - r == 20 else {
+                return "RDATA must be two domain names and five 32-bit numbers"
+            }
+            return nil
+        case RRType.txt: return rdata.isEmpty ? "RDATA must hold at least one character-string" : nil
+        default: return nil
+        }
+    }
+
+    /// Where an uncompressed wire name starting at `start` ends, or nil if it is malformed.
+    static func nameEnd(_ b: [UInt8], at start: Int) -> Int? {
+        var i = start
+        var length = 0
+        while i < b.count {
+            let n = Int(b[i])
+            guard n & 0xC0 == 0 else { return nil }
+            i += 1
+            length += n + 1
+            guard length <= 255 else { return nil }
+            if n == 0 { return i }
+            i += n
+        }
+        return nil
     }
 }
 

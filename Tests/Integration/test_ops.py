@@ -75,3 +75,30 @@ def test_sighup_reload_and_bad_reload_keeps_old_data(fresh_server):
     srv.proc.send_signal(signal.SIGHUP)
     assert wait_for(lambda: ask(srv, "ns.extra.test.").rcode() == dns.rcode.NOERROR and ask(srv, "ns.extra.test.").answer)
     assert ask(srv, "reloaded.example.test.").rcode() == dns.rcode.NXDOMAIN
+
+
+HOSTILE_TTL = "4294967295w" * 20000
+
+
+def test_hostile_ttl_is_a_check_error_not_a_crash(binary, tmp_path):
+    """Hardening, finding 4: this zone made `meridian check` die with an arithmetic overflow
+    (exit 132); finding 9: `\\# 0` for a CNAME was accepted."""
+    (tmp_path / "t.test.zone").write_text(f"$TTL {HOSTILE_TTL}\n@ SOA ns h 1 2 3 4 5\n@ NS ns\nns A 192.0.2.1\n"
+                                          "x CNAME \\# 0\n")
+    r = subprocess.run([binary, "check", str(tmp_path)], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 1, (r.returncode, r.stdout[-500:])
+    assert "t.test.zone:1: $TTL needs one TTL value" in r.stdout
+    assert "t.test.zone:5: CNAME record: RDATA must be exactly one domain name" in r.stdout
+
+
+def test_hostile_ttl_on_reload_keeps_serving(fresh_server):
+    srv = fresh_server()
+    zone = os.path.join(srv.zones, "example.test.zone")
+    original = open(zone).read()
+    with open(zone, "w") as f:
+        f.write(original + f"evil {HOSTILE_TTL} IN A 192.0.2.9\n")
+    srv.proc.send_signal(signal.SIGHUP)
+    time.sleep(1.5)
+    assert srv.alive()
+    assert ask(srv, "www.example.test.").answer
+    assert ask(srv, "evil.example.test.").rcode() == dns.rcode.NXDOMAIN

@@ -144,6 +144,43 @@ struct ZoneFileTests {
     }
 }
 
+@Suite("Hostile zone files (issue: hardening)")
+struct HostileZoneTests {
+    /// Finding 4: a TTL of many large units overflowed an integer and killed the loader.
+    @Test func ttlOfManyLargeUnitsIsRejectedNotOverflowed() {
+        let token = String(repeating: "4294967295w", count: 20_000)
+        #expect(RecordParser.parseTTL(token) == nil)
+        let (z, d) = zone("$TTL \(token)\n" + head)
+        #expect(z == nil)
+        #expect(d.contains { $0.line == 1 && $0.message.contains("$TTL") }, "\(d.prefix(2))")
+        let (z2, d2) = zone(head + "www \(token) IN A 192.0.2.7\n")
+        #expect(z2 == nil && d2.contains { $0.line == 5 }, "\(d2.prefix(2))")
+    }
+
+    /// Finding 9: `\# 0` (and other wrong lengths) for types whose RDATA the answer path reads.
+    @Test(arguments: [
+        ("x CNAME \\# 0", "CNAME record: RDATA must be exactly one domain name"),
+        ("x NS \\# 0", "NS record: RDATA must be exactly one domain name"),
+        ("x PTR \\# 2 0300", ""),  // libldns itself rejects this one
+        ("x PTR \\# 0", "PTR record: RDATA must be exactly one domain name"),
+        ("x MX \\# 2 000a", "MX record: RDATA must be a preference and a domain name"),
+        ("x A \\# 3 c00002", ""),  // and this one
+        ("x AAAA \\# 0", "AAAA record: RDATA must be 16 octets, not 0"),
+        ("x TXT \\# 0", "TXT record: RDATA must hold at least one character-string"),
+        ("sub SOA \\# 0", "SOA record: RDATA must be two domain names and five 32-bit numbers"),
+    ])
+    func emptyOrShortRdataIsAFileLineError(line: String, message: String) {
+        let (z, d) = zone(head + line + "\n")
+        #expect(z == nil)
+        #expect(d.contains { $0.file == "t.zone" && $0.line == 5 && (message.isEmpty || $0.message == message) }, "\(d)")
+    }
+
+    @Test func wellFormedGenericRdataStillLoads() {
+        let (z, d) = zone(head + "x CNAME \\# 5 03777777 00\nt TYPE65400 \\# 0\n")
+        #expect(z != nil, "\(d)")
+    }
+}
+
 @Suite("Name table")
 struct NameTableTests {
     @Test func findsEveryKeyAndNothingElse() {
