@@ -147,6 +147,7 @@ let package = Package(
             dependencies: [
                 "HealthCheck", "ClusterState", "PoolConfig",
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ]),

@@ -119,8 +119,9 @@ func dnsProbe(group: any EventLoopGroup, target: SocketAddress, name: [UInt8], q
     let loop = group.next()
     let promise = loop.makePromise(of: [UInt8].self)
     let id = UInt16.random(in: 0...UInt16.max)
-    let query: [UInt8] = [UInt8(id >> 8), UInt8(id & 0xFF), 0, 0, 0, 1, 0, 0, 0, 0, 0, 0] + name + [UInt8(qtype >> 8), UInt8(qtype & 0xFF), 0, 1]
-    let handler = DatagramReply(promise: promise, id: id)
+    let question = name + [UInt8(qtype >> 8), UInt8(qtype & 0xFF), 0, 1]
+    let query: [UInt8] = [UInt8(id >> 8), UInt8(id & 0xFF), 0, 0, 0, 1, 0, 0, 0, 0, 0, 0] + question
+    let handler = DatagramReply(promise: promise, id: id, source: target, question: question)
     let bind = DatagramBootstrap(group: loop)
         .channelInitializer { ch in ch.eventLoop.makeCompletedFuture { try ch.pipeline.syncOperations.addHandler(handler) } }
         .bind(host: target.protocol == .inet6 ? "::" : "0.0.0.0", port: 0)
@@ -142,22 +143,39 @@ func dnsProbe(group: any EventLoopGroup, target: SocketAddress, name: [UInt8], q
     }.flatMapErrorThrowing { .failure("DNS: \(describe($0))") }
 }
 
+/// Waits for the reply to one DNS probe. A datagram counts only if it comes from the address
+/// queried, is a response (QR), carries the query's ID and echoes its one question (name
+/// compared case-insensitively): anything else, a stray or spoofed datagram, is ignored and
+/// the wait goes on until the timeout.
 final class DatagramReply: ChannelInboundHandler, @unchecked Sendable {
     // @unchecked: touched only on its channel's event loop.
     typealias InboundIn = AddressedEnvelope<ByteBuffer>
     let promise: EventLoopPromise<[UInt8]>
     let id: UInt16
+    let source: SocketAddress
+    /// Name, type and class as sent.
+    let question: [UInt8]
     var done = false
-    init(promise: EventLoopPromise<[UInt8]>, id: UInt16) {
+    init(promise: EventLoopPromise<[UInt8]>, id: UInt16, source: SocketAddress, question: [UInt8]) {
         self.promise = promise
         self.id = id
+        self.source = source
+        self.question = question
     }
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        var b = unwrapInboundIn(data).data
+        let envelope = unwrapInboundIn(data)
+        var b = envelope.data
         let bytes = b.readBytes(length: b.readableBytes) ?? []
-        guard bytes.count >= 12, UInt16(bytes[0]) << 8 | UInt16(bytes[1]) == id, !done else { return }
+        guard !done, envelope.remoteAddress == source, accepts(bytes) else { return }
         done = true
         promise.succeed(bytes)
+    }
+    func accepts(_ bytes: [UInt8]) -> Bool {
+        let end = 12 + question.count
+        guard bytes.count >= end, UInt16(bytes[0]) << 8 | UInt16(bytes[1]) == id, bytes[2] & 0x80 != 0, bytes[4] == 0, bytes[5] == 1 else { return false }
+        return zip(bytes[12..<end], question).allSatisfy { a, b in
+            a == b || (a | 0x20 == b | 0x20 && (UInt8(ascii: "a")...UInt8(ascii: "z")).contains(a | 0x20))
+        }
     }
     func fail(_ e: any Error) {
         guard !done else { return }

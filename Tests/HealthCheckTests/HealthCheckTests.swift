@@ -3,6 +3,7 @@ import Foundation
 import Logging
 import NIOCore
 import NIOPosix
+import NIOEmbedded
 import PoolConfig
 import Testing
 @testable import HealthCheck
@@ -266,5 +267,44 @@ struct NextRunTests {
         var slices = [Int](repeating: 0, count: 100)
         for n in next { slices[Int((n - now) / 10_000_000)] += 1 }
         #expect(slices.max()! <= 30, "\(slices)")
+    }
+}
+
+/// Hardening, finding 8: the DNS probe took any datagram with the right ID.
+@Suite("DNS probe replies")
+struct DNSProbeReplyTests {
+    let target = try! SocketAddress(ipAddress: "192.0.2.53", port: 53)
+    let question: [UInt8] = [3, 0x77, 0x77, 0x77, 4, 0x74, 0x65, 0x73, 0x74, 0, 0, 6, 0, 1]  // www.test. SOA IN
+
+    func reply(id: UInt16 = 0xBEEF, qr: Bool = true, question q: [UInt8]? = nil, qdcount: UInt8 = 1) -> [UInt8] {
+        [UInt8(id >> 8), UInt8(id & 0xFF), qr ? 0x84 : 0x04, 0, 0, qdcount, 0, 0, 0, 0, 0, 0] + (q ?? question)
+    }
+
+    @Test func onlyTheRealReplyIsTaken() throws {
+        let channel = EmbeddedChannel()
+        let promise = channel.eventLoop.makePromise(of: [UInt8].self)
+        let handler = DatagramReply(promise: promise, id: 0xBEEF, source: target, question: question)
+        try channel.pipeline.syncOperations.addHandler(handler)
+        func send(_ bytes: [UInt8], from: SocketAddress) throws {
+            try channel.writeInbound(AddressedEnvelope(remoteAddress: from, data: ByteBuffer(bytes: bytes)))
+        }
+        let elsewhere = try SocketAddress(ipAddress: "198.51.100.66", port: 53)
+        let otherPort = try SocketAddress(ipAddress: "192.0.2.53", port: 5353)
+        try send(reply(), from: elsewhere)                                   // spoofed source
+        try send(reply(), from: otherPort)                                    // right host, wrong port
+        try send(reply(qr: false), from: target)                              // a query, not a reply
+        try send(reply(id: 0xBEEE), from: target)                             // wrong ID
+        var other = question
+        other[1] = 0x78
+        try send(reply(question: other), from: target)                        // another question
+        try send(reply(qdcount: 0), from: target)                             // no question
+        try send(Array(reply().prefix(14)), from: target)                     // cut short
+        #expect(!handler.done)
+        var upper = question
+        upper[1] = 0x57  // 'W': a server may echo the case it likes
+        let real = reply(question: upper)
+        try send(real, from: target)
+        #expect(handler.done)
+        #expect(try promise.futureResult.wait() == real)
     }
 }
