@@ -28,10 +28,16 @@ public struct EngineConfig: Sendable, Equatable {
     public var maxCNAMEChain: Int
     public var identity: ServerIdentity
 
+    /// The longest NSID served: it must fit, with the OPT record, in a 512-octet answer.
+    public static let maxNSID = 128
+
     public init(maxUDPPayload: Int = 1232, maxCNAMEChain: Int = 12, identity: ServerIdentity = ServerIdentity()) {
         self.maxUDPPayload = max(512, min(maxUDPPayload, 65535))
-        self.maxCNAMEChain = maxCNAMEChain
-        self.identity = identity
+        self.maxCNAMEChain = max(0, min(maxCNAMEChain, 64))
+        var id = identity
+        // A second line of defence behind `serve`'s validation: never more than fits.
+        id.nsid = id.nsid.map { Array($0.prefix(EngineConfig.maxNSID)) }
+        self.identity = id
     }
 }
 

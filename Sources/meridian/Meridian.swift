@@ -75,6 +75,28 @@ struct Serve: AsyncParsableCommand {
     @Option(name: .long, help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel = "info"
 
+    /// Every option is checked before anything starts, with a message naming it (issue:
+    /// hardening, finding 7): out-of-range values used to overflow at start or on the answer path.
+    func validate() throws {
+        func check(_ ok: Bool, _ message: @autoclosure () -> String) throws {
+            if !ok { throw ValidationError(message()) }
+        }
+        try check(Logger.Level(rawValue: logLevel) != nil, "--log-level must be one of \(Logger.Level.allCases.map(\.rawValue).joined(separator: ", "))")
+        try check(!listen.isEmpty, "give at least one --listen address")
+        for l in listen { try check(ListenAddress(l) != nil, "bad --listen address \(l): use HOST:PORT or [V6]:PORT") }
+        try check((1...256).contains(threads), "--threads must be from 1 to 256, not \(threads)")
+        try check((512...65535).contains(maxUdpSize), "--max-udp-size must be from 512 to 65535, not \(maxUdpSize)")
+        try check((1...3600).contains(tcpIdleTimeout), "--tcp-idle-timeout must be from 1 to 3600 seconds, not \(tcpIdleTimeout)")
+        try check((1...1_000_000).contains(tcpMaxConnections), "--tcp-max-connections must be from 1 to 1000000, not \(tcpMaxConnections)")
+        try check((65_537...67_108_864).contains(tcpMaxBuffer), "--tcp-max-buffer must be from 65537 to 67108864 octets, not \(tcpMaxBuffer)")
+        try check(startupTimeout.isFinite && (0...300).contains(startupTimeout), "--startup-timeout must be from 0 to 300 seconds, not \(startupTimeout)")
+        if let nsid { try check((1...EngineConfig.maxNSID).contains(nsid.utf8.count), "--nsid must be 1 to \(EngineConfig.maxNSID) octets, not \(nsid.utf8.count)") }
+        if let identity { try check(identity.utf8.count <= 255, "--identity must be at most 255 octets (one TXT string)") }
+        if let versionString { try check(versionString.utf8.count <= 255, "--version-string must be at most 255 octets (one TXT string)") }
+        if let nodeName { try check(ClusterConfig.isValidName(nodeName), "--node-name must be 1-64 letters, digits, '.', '-' or '_'") }
+        if let gossipListen { try check(GossipAddress(gossipListen) != nil, "bad --gossip-listen \(gossipListen): use IP:PORT or [V6]:PORT") }
+    }
+
     func run() async throws {
         let level = Logger.Level(rawValue: logLevel) ?? .info
         LoggingSystem.bootstrap { label in

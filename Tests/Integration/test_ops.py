@@ -6,6 +6,7 @@ import subprocess
 import time
 
 import dns.rcode
+import pytest
 
 from conftest import BIN, FIXTURE_ZONES, ROOT, free_port
 from helpers import ask
@@ -102,3 +103,26 @@ def test_hostile_ttl_on_reload_keeps_serving(fresh_server):
     assert srv.alive()
     assert ask(srv, "www.example.test.").answer
     assert ask(srv, "evil.example.test.").rcode() == dns.rcode.NXDOMAIN
+
+
+@pytest.mark.parametrize("option,value,message", [
+    ("--nsid", "x" * 2000, "--nsid must be 1 to 128 octets"),
+    ("--tcp-idle-timeout", "9223372036854775807", "--tcp-idle-timeout must be from 1 to 3600"),
+    ("--startup-timeout", "1e300", "--startup-timeout must be from 0 to 300"),
+    ("--startup-timeout", "nan", "--startup-timeout must be from 0 to 300"),
+    ("--threads", "0", "--threads must be from 1 to 256"),
+    ("--max-udp-size", "100000", "--max-udp-size must be from 512 to 65535"),
+    ("--tcp-max-connections", "0", "--tcp-max-connections must be"),
+    ("--tcp-max-buffer", "10", "--tcp-max-buffer must be"),
+    ("--identity", "y" * 300, "--identity must be at most 255 octets"),
+    ("--log-level", "loud", "--log-level must be one of"),
+    ("--node-name", "bad name", "--node-name must be"),
+    ("--listen", "nowhere", "bad --listen address nowhere"),
+])
+def test_options_are_validated_at_start(binary, option, value, message):
+    """Hardening, finding 7: out-of-range operator values are refused with a clear message."""
+    port = free_port()
+    r = subprocess.run([binary, "serve", "--zones", os.path.join(ROOT, "Tests", "Fixtures", "zones"), "--listen", f"127.0.0.1:{port}",
+                        option, value], capture_output=True, text=True, timeout=30)
+    assert r.returncode != 0
+    assert message in r.stderr, r.stderr
