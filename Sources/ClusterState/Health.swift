@@ -94,13 +94,49 @@ public enum AdminStateFile {
         return (out, diags)
     }
 
-    /// Reads and parses the file; a missing file means no overrides.
+    /// The largest state file read.
+    public static let maxSize = 1 << 20
+
+    /// Reads and parses the file; a missing file means no overrides. Only a regular file of at
+    /// most `maxSize` octets is read, opened without blocking, so a FIFO, a device or a huge
+    /// file in its place is reported, never waited on (issue: hardening, finding 5).
     public static func load(path: String) -> (overrides: [AdminOverride], diagnostics: [Diagnostic]) {
-        guard FileManager.default.fileExists(atPath: path) else { return ([], []) }
-        guard let data = FileManager.default.contents(atPath: path), let text = String(data: data, encoding: .utf8) else {
-            return ([], [Diagnostic(file: path, line: 0, "cannot read state file")])
+        switch read(path: path) {
+        case .missing: return ([], [])
+        case .failed(let why): return ([], [Diagnostic(file: path, line: 0, why)])
+        case .text(let text): return parse(text, file: path)
         }
-        return parse(text, file: path)
+    }
+
+    enum ReadResult {
+        case missing
+        case failed(String)
+        case text(String)
+    }
+
+    static func read(path: String) -> ReadResult {
+        let fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC)
+        guard fd >= 0 else { return errno == ENOENT ? .missing : .failed("cannot open the state file: \(String(cString: strerror(errno)))") }
+        defer { close(fd) }
+        var st = stat()
+        guard fstat(fd, &st) == 0 else { return .failed("cannot stat the state file") }
+        guard (st.st_mode & S_IFMT) == S_IFREG else { return .failed("the state file is not a regular file (a FIFO, device or directory is not read)") }
+        guard st.st_size <= maxSize else { return .failed("the state file has \(st.st_size) octets, more than \(maxSize)") }
+        var data = [UInt8](repeating: 0, count: maxSize + 1)
+        var total = 0
+        while total <= maxSize {
+            let n = data.withUnsafeMutableBytes { buffer -> Int in
+                guard let base = buffer.baseAddress else { return -1 }
+                return Glibc.read(fd, base + total, maxSize + 1 - total)
+            }
+            if n < 0 && errno == EINTR { continue }
+            guard n >= 0 else { return .failed("cannot read the state file: \(String(cString: strerror(errno)))") }
+            if n == 0 { break }
+            total += n
+        }
+        guard total <= maxSize else { return .failed("the state file grew past \(maxSize) octets while being read") }
+        guard let text = String(validating: data[0..<total], as: UTF8.self) else { return .failed("the state file is not UTF-8 text") }
+        return .text(text)
     }
 }
 

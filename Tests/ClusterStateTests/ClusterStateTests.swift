@@ -1,3 +1,4 @@
+import Foundation
 import Testing
 @testable import ClusterState
 
@@ -31,6 +32,29 @@ struct AdminStateTests {
         #expect(h.status(of: "www/iad/b").state == .down)
         #expect(h.status(of: "www/fra/a") == MemberStatus(state: .up, weightFactor: 0.25, source: "admin s:2"))
         #expect(h.status(of: "app/fra/a") == .defaultUp)
+    }
+
+    /// Hardening, finding 5: only a regular file of bounded size is read, without blocking.
+    @Test func fifoDirectoryHugeAndBinaryFilesAreReportedNotRead() throws {
+        let dir = NSTemporaryDirectory() + "meridian-state-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let fifo = dir + "/fifo"
+        #expect(mkfifo(fifo, 0o600) == 0)
+        let started = Date()
+        let (o1, d1) = AdminStateFile.load(path: fifo)
+        #expect(Date().timeIntervalSince(started) < 1)
+        #expect(o1.isEmpty && d1.first?.message.contains("not a regular file") == true, "\(d1)")
+        #expect(AdminStateFile.load(path: dir).diagnostics.first?.message.contains("not a regular file") == true)
+        let huge = dir + "/huge"
+        FileManager.default.createFile(atPath: huge, contents: Data(repeating: 0x41, count: AdminStateFile.maxSize + 1))
+        #expect(AdminStateFile.load(path: huge).diagnostics.first?.message.contains("more than") == true)
+        let binary = dir + "/binary"
+        FileManager.default.createFile(atPath: binary, contents: Data([0x77, 0xFF, 0xFE]))
+        #expect(AdminStateFile.load(path: binary).diagnostics.first?.message.contains("not UTF-8") == true)
+        let good = dir + "/good"
+        FileManager.default.createFile(atPath: good, contents: Data("www/* DOWN\n".utf8))
+        #expect(AdminStateFile.load(path: good).overrides.count == 1)
     }
 
     @Test func missingFileMeansNoOverrides() {

@@ -181,3 +181,24 @@ def test_first_address_follows_agent_style_weight_factor(gslb):
     n = 2000
     counts = first_address_counts(gslb, "www.gslb.example.com", n, subnet="10.1.0.0")
     assert chi_squared(counts, {"192.0.2.11": 0.8, "192.0.2.12": 0.2}, n) < 10.83, counts
+
+
+def test_state_file_replaced_by_a_fifo_is_reported_and_nothing_stalls(gslb):
+    """Hardening, finding 5: a FIFO (or a huge file) in place of the state file used to stall
+    health checking. Now it is reported, the last good overrides stay, and answers go on."""
+    gslb.state.write_text("www/iad/* DOWN\n")
+    deadline = time.time() + 5
+    while time.time() < deadline and "198.51.100.21" in dig_answer(gslb, "www.gslb.example.com", "+subnet=10.2.0.0/24")[0]:
+        time.sleep(0.1)
+    os.unlink(gslb.state)
+    os.mkfifo(gslb.state)
+    time.sleep(1.0)
+    answers, _, _ = dig_answer(gslb, "www.gslb.example.com", "+subnet=10.2.0.0/24")
+    assert answers == ["192.0.2.11", "192.0.2.12"]  # the override still holds
+    log = open(gslb.log.name).read()
+    assert "not a regular file" in log
+    os.unlink(gslb.state)
+    gslb.state.write_text("x" * (2 << 20))
+    time.sleep(1.0)
+    assert "more than 1048576" in open(gslb.log.name).read()
+    assert dig_answer(gslb, "www.gslb.example.com", "+subnet=10.2.0.0/24")[0] == ["192.0.2.11", "192.0.2.12"]
