@@ -263,7 +263,7 @@ public final class DNSServer: Sendable {
                         try sync.addHandler(IdleStateHandler(readTimeout: idle))
                         try sync.addHandler(ByteToMessageHandler(
                             LengthFieldBasedFrameDecoder(lengthFieldBitLength: .twoBytes), maximumBufferSize: maxBuffered))
-                        try sync.addHandler(TCPQueryHandler(box: box, scratch: server.scratch(for: channel.eventLoop)))
+                        try sync.addHandler(TCPQueryHandler(box: box, scratch: server.scratch(for: channel.eventLoop), maxWaitingBytes: 2 * maxBuffered + 262_144))
                     }
                 }
                 .bind(host: address.host, port: port).get()

@@ -77,15 +77,28 @@ final class UDPQueryHandler: ChannelInboundHandler {
 
 /// Answers DNS over TCP (RFC 7766): frames come from the two-octet length decoder; answers are
 /// written in order with their length prefix, so pipelined queries are all answered.
+/// Answers DNS-over-TCP frames in order (RFC 7766 6.2.1.1 pipelining). Unsent answers are
+/// bounded: while the connection holds more than its high watermark of unsent octets, reading
+/// stops and queries the frame decoder already holds wait here, in order, to be answered once
+/// the client reads again. So one connection holds at most its output cap of answers and a
+/// bounded amount of queries (the decoder's input cap, plus what reads already under way
+/// deliver after reading stops; past `maxWaitingBytes` the connection is closed), whatever the
+/// answer-to-query ratio (issue: hardening, finding 2).
 final class TCPQueryHandler: ChannelInboundHandler {
     typealias InboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
 
     private var answerer: QueryAnswerer
     private var peer = QueryProcessor.unknownClient
+    /// Queries waiting for the client to read its answers.
+    private var waiting = CircularBuffer<ByteBuffer>()
+    private var waitingBytes = 0
+    private let maxWaiting: Int
+    private var draining = false
 
-    init(box: SnapshotBox, scratch: LoopScratch) {
+    init(box: SnapshotBox, scratch: LoopScratch, maxWaitingBytes: Int) {
         answerer = QueryAnswerer(box: box, scratch: scratch, transport: .tcp)
+        maxWaiting = maxWaitingBytes
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
@@ -98,7 +111,23 @@ final class TCPQueryHandler: ChannelInboundHandler {
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        let outcome = answerer.answer(unwrapInboundIn(data), from: peer)
+        let query = unwrapInboundIn(data)
+        guard waiting.isEmpty, context.channel.isWritable else {
+            // Answers are piling up unsent: keep the query (in order) and read no more.
+            waitingBytes += query.readableBytes
+            guard waitingBytes <= maxWaiting else {
+                context.close(promise: nil)
+                return
+            }
+            waiting.append(query)
+            context.channel.setOption(ChannelOptions.autoRead, value: false).whenFailure { _ in }
+            return
+        }
+        answer(query, context: context)
+    }
+
+    private func answer(_ query: ByteBuffer, context: ChannelHandlerContext) {
+        let outcome = answerer.answer(query, from: peer)
         guard !outcome.dropped else { return }
         var out = context.channel.allocator.buffer(capacity: outcome.length + 2)
         out.writeInteger(UInt16(outcome.length))
@@ -110,10 +139,21 @@ final class TCPQueryHandler: ChannelInboundHandler {
         context.flush()
     }
 
-    /// Stop reading from a client that does not read its answers (bounded outbound buffer).
+    /// The client read some answers: answer the waiting queries while the connection takes
+    /// more, then read again once none wait.
     func channelWritabilityChanged(context: ChannelHandlerContext) {
-        context.channel.setOption(ChannelOptions.autoRead, value: context.channel.isWritable).whenFailure { _ in }
-        if context.channel.isWritable { context.read() }
+        if context.channel.isWritable && !draining {
+            draining = true
+            while context.channel.isWritable, let q = waiting.popFirst() {
+                waitingBytes -= q.readableBytes
+                answer(q, context: context)
+            }
+            draining = false
+            context.flush()
+        }
+        let read = context.channel.isWritable && waiting.isEmpty
+        context.channel.setOption(ChannelOptions.autoRead, value: read).whenFailure { _ in }
+        if read { context.read() }
         context.fireChannelWritabilityChanged()
     }
 

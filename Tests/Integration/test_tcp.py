@@ -1,5 +1,6 @@
 """DNS over TCP per RFC 7766: pipelining, split frames, idle timeout, bounded buffers."""
 import socket
+import struct
 import time
 
 import dns.message
@@ -114,3 +115,49 @@ def test_broken_frames_affect_only_their_connection(server):
     r = dns.message.from_wire(recv_frame(s2))
     s2.close()
     assert r.id == 9
+
+
+def rss_kib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+def test_pipelining_client_that_never_reads_is_bounded(fresh_server):
+    """Hardening, finding 2: queries already buffered kept being answered after the socket
+    stopped draining, so one connection could pin about the input cap times the answer ratio
+    (a 30-octet query for a 1.8 KB answer). Unsent answers are now bounded by --tcp-max-buffer."""
+    srv = fresh_server("--tcp-max-buffer", "262144")
+    q = dns.message.make_query("big.example.test.", "TXT")
+    q.id = 7
+    wire = q.to_wire()
+    burst = (struct.pack("!H", len(wire)) + wire) * 8000   # about 250 KB: just under the input cap
+    before = rss_kib(srv.proc.pid)
+    socks = []
+    for _ in range(20):
+        s = socket.create_connection(("127.0.0.1", srv.port), timeout=5)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        s.setblocking(False)
+        try:
+            s.send(burst)
+        except BlockingIOError:
+            pass
+        socks.append(s)
+    time.sleep(2.0)
+    grown = rss_kib(srv.proc.pid) - before
+    print(f"RSS grew {grown} KiB for 20 connections that never read")
+    # Unbounded, 20 x 8,000 answers of ~1.8 KB is about 290 MB; bounded, at most 20 x (input cap
+    # + output cap), 10 MB, plus the allocator's slack.
+    assert grown < 64 * 1024, grown
+    # Others are still served.
+    assert ask(srv, "www.example.test.", tcp=True).answer
+    # A client that does read gets every answer, in order, however many it pipelined.
+    s = socket.create_connection(("127.0.0.1", srv.port), timeout=10)
+    s.sendall((struct.pack("!H", len(wire)) + wire) * 2000)
+    for _ in range(2000):
+        assert dns.message.from_wire(recv_frame(s)).id == 7
+    s.close()
+    for s in socks:
+        s.close()
