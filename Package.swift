@@ -156,7 +156,7 @@ let package = Package(
         .testTarget(
             name: "MeridianServerTests",
             dependencies: [
-                "MeridianServer", "QueryEngine", "ZoneStore", "DNSWire",
+                "MeridianServer", "QueryEngine", "ZoneStore", "DNSWire", "GeoTopology",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),

@@ -23,6 +23,9 @@ public struct HTTPCheckResult: Sendable {
     public var body: [UInt8]
     /// libcurl's error text when the transfer failed.
     public var error: String?
+    /// The transfer failed for a shortage on this host (libcurl's out-of-memory, or a socket
+    /// error of EMFILE, ENFILE, ENOBUFS, ENOMEM or EADDRNOTAVAIL).
+    public var local = false
 }
 
 /// Runs every HTTP(S) check through one libcurl multi handle on one thread: no thread per
@@ -117,6 +120,9 @@ public final class CurlRunner: @unchecked Sendable {
                 var status = 0
                 meridian_curl_easy_getinfo_long(easy, CURLINFO_RESPONSE_CODE, &status)
                 let error = code == CURLE_OK ? nil : String(cString: curl_easy_strerror(code))
+                var osErrno = 0
+                meridian_curl_easy_getinfo_long(easy, CURLINFO_OS_ERRNO, &osErrno)
+                let local = code == CURLE_OUT_OF_MEMORY || (code != CURLE_OK && localShortageErrnos.contains(Int32(truncatingIfNeeded: osErrno)))
                 curl_multi_remove_handle(multi, easy)
                 if idle.count < 256 {
                     curl_easy_reset(easy)
@@ -124,7 +130,7 @@ public final class CurlRunner: @unchecked Sendable {
                 } else {
                     curl_easy_cleanup(easy)
                 }
-                finished.append((t.completion, HTTPCheckResult(status: code == CURLE_OK ? status : 0, body: t.body, error: error)))
+                finished.append((t.completion, HTTPCheckResult(status: code == CURLE_OK ? status : 0, body: t.body, error: error, local: local)))
             }
             if !finished.isEmpty { deliver(finished) }
             var fds: Int32 = 0

@@ -48,8 +48,11 @@ public struct MonitorStats: Sendable {
     public var checksRun: Int
     public var missedDeadlines: Int
     public var transitions: Int
-    /// Timeouts not counted against the member because the monitor itself was stalled.
+    /// Results not counted against the member: timeouts while the monitor itself was stalled,
+    /// and failures from a local resource shortage.
     public var inconclusive: Int
+    /// Of those, failures for a shortage of this host's resources (EMFILE, ENOBUFS, ...).
+    public var localShortages: Int = 0
 }
 
 /// Runs every health check and feedback-agent poll from one event loop: TCP, DNS and agent
@@ -158,6 +161,8 @@ public final class HealthMonitor: @unchecked Sendable {
                 Counter(label: "meridian_health_checks_total", dimensions: [("type", kind.rawValue), ("result", "fail")])))
     })
     private let downCounter = Counter(label: "meridian_health_transitions_total", dimensions: [("to", "down")])
+    private let localShortageCounter = Counter(label: "meridian_health_local_shortages_total")
+    private var loggedShortage = false
     private let upCounter = Counter(label: "meridian_health_transitions_total", dimensions: [("to", "up")])
 
     private func countCheck(_ kind: CheckKind, ok: Bool) {
@@ -310,7 +315,16 @@ public final class HealthMonitor: @unchecked Sendable {
             // was even looked at. Such a result says nothing about the member; it is not
             // counted toward `fall`.
             let elapsed = Double(NIODeadline.now().uptimeNanoseconds - started) / 1e9
-            if !result.ok, elapsed > spec.timeout + max(0.1, spec.timeout * 0.5) {
+            if !result.ok, result.local {
+                // This host ran short (descriptors, buffers, ports): the member is not to blame.
+                stats.inconclusive += 1
+                stats.localShortages += 1
+                localShortageCounter.increment()
+                if !loggedShortage {
+                    loggedShortage = true
+                    logger.error("health checks failing for lack of local resources (\(result.reason)): not counted against members; raise RLIMIT_NOFILE or lower the check load (logged once)")
+                }
+            } else if !result.ok, elapsed > spec.timeout + max(0.1, spec.timeout * 0.5) {
                 stats.inconclusive += 1
             } else {
                 record(i, j, result)
@@ -342,7 +356,7 @@ public final class HealthMonitor: @unchecked Sendable {
     }
 
     static func evaluate(_ r: HTTPCheckResult, expect: [Int], body: String?, regex: NSRegularExpression?) -> ProbeResult {
-        if let e = r.error { return .failure(e) }
+        if let e = r.error { return r.local ? .localFailure(e) : .failure(e) }
         guard expect.contains(r.status) else { return .failure("HTTP \(r.status)") }
         let text = String(decoding: r.body, as: UTF8.self)
         if let body, !text.contains(body) { return .failure("HTTP \(r.status), body lacks '\(body.prefix(40))'") }

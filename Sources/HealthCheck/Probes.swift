@@ -12,8 +12,28 @@ import Glibc
 public struct ProbeResult: Sendable, Equatable {
     public var ok: Bool
     public var reason: String
+    /// The probe failed for a shortage on this host (no file descriptors, buffers, memory or
+    /// ephemeral ports): it says nothing about the member and is never counted against it.
+    public var local = false
     public static func success(_ r: String = "ok") -> ProbeResult { ProbeResult(ok: true, reason: r) }
     public static func failure(_ r: String) -> ProbeResult { ProbeResult(ok: false, reason: r) }
+    public static func localFailure(_ r: String) -> ProbeResult { ProbeResult(ok: false, reason: r, local: true) }
+
+    /// A failure from an error: local when the error is a resource shortage of this host.
+    static func failure(_ prefix: String, _ error: any Error) -> ProbeResult {
+        let r = "\(prefix)\(describe(error))"
+        return isLocalShortage(error) ? .localFailure(r) : .failure(r)
+    }
+}
+
+/// The errno values that mean this host ran short, not that the member failed.
+let localShortageErrnos: Set<Int32> = [EMFILE, ENFILE, ENOBUFS, ENOMEM, EADDRNOTAVAIL]
+
+/// Whether an error is a local resource shortage (issue: hardening, finding 1).
+func isLocalShortage(_ e: any Error) -> Bool {
+    if let io = e as? IOError { return localShortageErrnos.contains(io.errnoCode) }
+    if let c = e as? NIOConnectionError { return c.connectionErrors.contains { isLocalShortage($0.error) } }
+    return false
 }
 
 func socketAddress(_ a: IPAddress, _ port: Int) throws -> SocketAddress {
@@ -48,7 +68,7 @@ final class TCPProber {
                     ch.close(promise: nil)
                 }
             case .failure(let error):
-                done(.failure("connect: \(describe(error))"))
+                done(.failure("connect: ", error))
             }
         }
     }
@@ -140,7 +160,7 @@ func dnsProbe(group: any EventLoopGroup, target: SocketAddress, name: [UInt8], q
         guard rcode == expectRcode else { return .failure("DNS rcode \(RCode.name(UInt16(rcode)))") }
         if expectAnswer && m.answer.isEmpty { return .failure("DNS reply without an answer") }
         return .success("DNS \(RCode.name(UInt16(rcode)))")
-    }.flatMapErrorThrowing { .failure("DNS: \(describe($0))") }
+    }.flatMapErrorThrowing { .failure("DNS: ", $0) }
 }
 
 /// Waits for the reply to one DNS probe. A datagram counts only if it comes from the address
@@ -198,7 +218,8 @@ func execProbe(command: [String], timeout: Double, queue: DispatchQueue, complet
         defer { argv.forEach { free($0) } }
         let rc = posix_spawn(&pid, command[0], &actions, nil, argv, environ)
         guard rc == 0 else {
-            completion(.failure("cannot run \(command[0]): \(String(cString: strerror(rc)))"))
+            let why = "cannot run \(command[0]): \(String(cString: strerror(rc)))"
+            completion(localShortageErrnos.contains(rc) || rc == EAGAIN ? .localFailure(why) : .failure(why))
             return
         }
         let deadline = Date().addingTimeInterval(timeout)

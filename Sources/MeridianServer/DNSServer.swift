@@ -8,6 +8,7 @@ import HealthCheck
 import PoolConfig
 import NIOConcurrencyHelpers
 import Logging
+import Metrics
 import NIOCore
 import NIOExtras
 import NIOPosix
@@ -43,6 +44,10 @@ public final class DNSServer: Sendable {
     let logger: Logger
     let scratch: [ObjectIdentifier: LoopScratch]
     let tcpConnections = ManagedAtomic<Int>(0)
+    /// The TCP connection cap in force: `--tcp-max-connections`, lowered to fit the file
+    /// descriptor limit.
+    let tcpCap: Int
+    let clientLimiter: ClientLimiter
     let channels: NIOLockedValueBox<[any Channel]> = NIOLockedValueBox([])
     /// Serializes the writers of new snapshots (reloads, state-file changes); never taken on
     /// the query path.
@@ -63,6 +68,12 @@ public final class DNSServer: Sendable {
     public init(config: ServerConfig, logger: Logger) throws {
         self.config = config
         self.logger = logger
+        let files = FileLimits.raise()
+        tcpCap = FileLimits.connectionCap(configured: config.tcpMaxConnections, limit: files)
+        if tcpCap < config.tcpMaxConnections {
+            logger.warning("--tcp-max-connections lowered from \(config.tcpMaxConnections) to \(tcpCap): the file descriptor limit is \(files), and \(FileLimits.reserve(for: files)) are kept for probes, gossip and files")
+        }
+        clientLimiter = ClientLimiter(limit: config.tcpMaxPerClient)
         let outcome = SnapshotBuilder.build(directory: config.zonesDirectory, statePath: config.statePath, config: config.engine)
         for d in outcome.diagnostics where d.severity == .warning { logger.warning("\(d)") }
         guard let snapshot = outcome.snapshot else { throw ServerError.config(outcome.diagnostics) }
@@ -242,8 +253,11 @@ public final class DNSServer: Sendable {
         let box = self.box
         let idle = TimeAmount.seconds(config.tcpIdleTimeout)
         let maxBuffered = config.tcpMaxBufferedBytes
-        let maxConnections = config.tcpMaxConnections
+        let maxConnections = tcpCap
         let connections = tcpConnections
+        let perClient = clientLimiter
+        let refusedCounter = Counter(label: "meridian_tcp_refused_total", dimensions: [("reason", "per-client")])
+        let capCounter = Counter(label: "meridian_tcp_refused_total", dimensions: [("reason", "cap")])
         let server = self
         do {
             return try await ServerBootstrap(group: group)
@@ -255,14 +269,21 @@ public final class DNSServer: Sendable {
                     // The connection cap: count on accept, release on close.
                     if connections.wrappingIncrementThenLoad(ordering: .relaxed) > maxConnections {
                         connections.wrappingDecrement(ordering: .relaxed)
+                        capCounter.increment()
                         return channel.close()
                     }
                     channel.closeFuture.whenComplete { _ in connections.wrappingDecrement(ordering: .relaxed) }
+                    // One client prefix may hold only so many of them.
+                    guard let key = perClient.admit(channel.remoteAddress?.ipAddress ?? QueryProcessor.unknownClient) else {
+                        refusedCounter.increment()
+                        return channel.close()
+                    }
+                    channel.closeFuture.whenComplete { _ in perClient.release(key) }
                     return channel.eventLoop.makeCompletedFuture {
                         let sync = channel.pipeline.syncOperations
-                        try sync.addHandler(IdleStateHandler(readTimeout: idle))
                         try sync.addHandler(ByteToMessageHandler(
                             LengthFieldBasedFrameDecoder(lengthFieldBitLength: .twoBytes), maximumBufferSize: maxBuffered))
+                        try sync.addHandler(FrameDeadlineHandler(timeout: idle))
                         try sync.addHandler(TCPQueryHandler(box: box, scratch: server.scratch(for: channel.eventLoop), maxWaitingBytes: 2 * maxBuffered + 262_144))
                     }
                 }

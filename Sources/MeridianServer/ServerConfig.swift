@@ -48,8 +48,11 @@ public struct ServerConfig: Sendable {
     public var threads: Int
     /// Close a TCP connection idle this long (RFC 7766 6.2.3), in seconds.
     public var tcpIdleTimeout: Int64
-    /// The most TCP connections open at once; more are closed on accept.
+    /// The most TCP connections open at once; more are closed on accept. Lowered at start to
+    /// fit the file descriptor limit.
     public var tcpMaxConnections: Int
+    /// The most TCP connections from one client prefix (/24, /56).
+    public var tcpMaxPerClient: Int
     /// The most octets buffered for one TCP connection, inbound (unparsed frames) and
     /// outbound (unsent answers, after which the server stops reading from that client).
     public var tcpMaxBufferedBytes: Int
@@ -66,7 +69,7 @@ public struct ServerConfig: Sendable {
         zonesDirectory: String, statePath: String? = nil, statePollMilliseconds: Int = 250, startupCheckTimeout: Double = 5,
         instanceName: String = ProcessInfo.processInfo.hostName,
         listen: [ListenAddress], threads: Int = System.coreCount, tcpIdleTimeout: Int64 = 10,
-        tcpMaxConnections: Int = 1024, tcpMaxBufferedBytes: Int = 256 * 1024, engine: EngineConfig = EngineConfig(),
+        tcpMaxConnections: Int = 1024, tcpMaxPerClient: Int = 64, tcpMaxBufferedBytes: Int = 256 * 1024, engine: EngineConfig = EngineConfig(),
         gossipListen: String? = nil, gossipKeyFile: String? = nil, gossipInsecure: Bool = false, gossipFaultFile: String? = nil
     ) {
         self.gossipFaultFile = gossipFaultFile
@@ -82,6 +85,7 @@ public struct ServerConfig: Sendable {
         self.threads = max(1, threads)
         self.tcpIdleTimeout = tcpIdleTimeout
         self.tcpMaxConnections = tcpMaxConnections
+        self.tcpMaxPerClient = max(1, tcpMaxPerClient)
         self.tcpMaxBufferedBytes = max(tcpMaxBufferedBytes, 65537)
         self.engine = engine
     }

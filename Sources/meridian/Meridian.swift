@@ -60,6 +60,9 @@ struct Serve: AsyncParsableCommand {
     @Option(name: .long, help: "Most TCP connections open at once.")
     var tcpMaxConnections = 1024
 
+    @Option(name: .long, help: "Most TCP connections from one client prefix (/24 for IPv4, /56 for IPv6).")
+    var tcpMaxPerClient = 64
+
     @Option(name: .long, help: "Most octets buffered per TCP connection, each way.")
     var tcpMaxBuffer = 262_144
 
@@ -88,6 +91,7 @@ struct Serve: AsyncParsableCommand {
         try check((512...65535).contains(maxUdpSize), "--max-udp-size must be from 512 to 65535, not \(maxUdpSize)")
         try check((1...3600).contains(tcpIdleTimeout), "--tcp-idle-timeout must be from 1 to 3600 seconds, not \(tcpIdleTimeout)")
         try check((1...1_000_000).contains(tcpMaxConnections), "--tcp-max-connections must be from 1 to 1000000, not \(tcpMaxConnections)")
+        try check((1...1_000_000).contains(tcpMaxPerClient), "--tcp-max-per-client must be from 1 to 1000000, not \(tcpMaxPerClient)")
         try check((65_537...67_108_864).contains(tcpMaxBuffer), "--tcp-max-buffer must be from 65537 to 67108864 octets, not \(tcpMaxBuffer)")
         try check(startupTimeout.isFinite && (0...300).contains(startupTimeout), "--startup-timeout must be from 0 to 300 seconds, not \(startupTimeout)")
         if let nsid { try check((1...EngineConfig.maxNSID).contains(nsid.utf8.count), "--nsid must be 1 to \(EngineConfig.maxNSID) octets, not \(nsid.utf8.count)") }
@@ -116,7 +120,7 @@ struct Serve: AsyncParsableCommand {
         let config = ServerConfig(
             zonesDirectory: zones, statePath: state, startupCheckTimeout: startupTimeout,
             instanceName: nodeName ?? ProcessInfo.processInfo.hostName, listen: addresses, threads: threads, tcpIdleTimeout: tcpIdleTimeout,
-            tcpMaxConnections: tcpMaxConnections, tcpMaxBufferedBytes: tcpMaxBuffer, engine: engine,
+            tcpMaxConnections: tcpMaxConnections, tcpMaxPerClient: tcpMaxPerClient, tcpMaxBufferedBytes: tcpMaxBuffer, engine: engine,
             gossipListen: gossipListen, gossipKeyFile: key.gossipKeyFile, gossipInsecure: key.gossipInsecure, gossipFaultFile: gossipFaultFile)
         let server: DNSServer
         do { server = try DNSServer(config: config, logger: logger) } catch {

@@ -308,3 +308,17 @@ struct DNSProbeReplyTests {
         #expect(try promise.futureResult.wait() == real)
     }
 }
+
+/// Hardening, finding 1: a probe that fails because this host ran out of descriptors, buffers
+/// or ports says nothing about the member.
+@Suite("Local resource shortages")
+struct LocalShortageTests {
+    @Test func shortagesAreLocalOtherErrorsAreNot() {
+        for e in [EMFILE, ENFILE, ENOBUFS, ENOMEM, EADDRNOTAVAIL] { #expect(isLocalShortage(IOError(errnoCode: e, reason: "socket"))) }
+        for e in [ECONNREFUSED, ETIMEDOUT, EHOSTUNREACH, ENETUNREACH] { #expect(!isLocalShortage(IOError(errnoCode: e, reason: "connect"))) }
+        #expect(ProbeResult.failure("connect: ", IOError(errnoCode: EMFILE, reason: "socket")).local)
+        #expect(!ProbeResult.failure("connect: ", IOError(errnoCode: ECONNREFUSED, reason: "connect")).local)
+        let curl = HTTPCheckResult(status: 0, body: [], error: "Couldn't connect to server", local: true)
+        #expect(HealthMonitor.evaluate(curl, expect: [200], body: nil, regex: nil).local)
+    }
+}

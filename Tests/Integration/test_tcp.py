@@ -161,3 +161,84 @@ def test_pipelining_client_that_never_reads_is_bounded(fresh_server):
     s.close()
     for s in socks:
         s.close()
+
+
+def test_one_client_cannot_take_every_slot(fresh_server):
+    """Hardening, finding 1: 1,100 connections from one address that each sent one byte made a
+    TCP query from another address get a reset. One /24 may hold 64 connections now."""
+    srv = fresh_server("--tcp-max-connections", "200", "--tcp-idle-timeout", "30")
+    hogs = []
+    for _ in range(150):
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        s.bind(("127.0.0.1", 0))
+        s.connect(("127.0.0.1", srv.port))
+        s.send(b"\x00")
+        hogs.append(s)
+    time.sleep(0.5)
+    open_count = 0
+    for s in hogs:
+        s.setblocking(False)
+        try:
+            open_count += 0 if s.recv(1) == b"" else 1
+        except BlockingIOError:
+            open_count += 1
+        except ConnectionResetError:
+            pass
+    assert open_count == 64, open_count
+    # Another network is served over TCP at once.
+    c = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    c.bind(("127.0.1.5", 0))
+    c.settimeout(5)
+    c.connect(("127.0.0.1", srv.port))
+    c.sendall(frame(q("www.example.test.", 1)))
+    assert dns.message.from_wire(recv_frame(c)).answer
+    c.close()
+    for s in hogs:
+        s.close()
+
+
+def test_trickling_a_byte_does_not_keep_a_slot(fresh_server):
+    """The deadline is for a whole query frame, not per byte."""
+    srv = fresh_server("--tcp-idle-timeout", "2")
+    s = tcp_connect(srv)
+    start = time.time()
+    closed = None
+    wire = frame(q("www.example.test.", 1))
+    for i in range(len(wire)):
+        try:
+            s.send(wire[i:i + 1])
+            s.settimeout(0.5)
+            if s.recv(1) == b"":
+                closed = time.time() - start
+                break
+        except socket.timeout:
+            continue
+        except (ConnectionResetError, BrokenPipeError):
+            closed = time.time() - start
+            break
+        if time.time() - start > 8:
+            break
+    assert closed is not None and closed < 4, closed
+
+
+def test_connection_cap_fits_the_descriptor_limit(binary, tmp_path):
+    import resource
+    import shutil
+    from conftest import FIXTURE_ZONES, Server
+    zones = str(tmp_path / "zones")
+    shutil.copytree(FIXTURE_ZONES, zones)
+    # A hard limit of 512 descriptors: 128 + 512/8 stay for probes, gossip and files.
+    preexec = lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (512, 512))
+    import subprocess as sp
+    orig = sp.Popen
+    try:
+        sp.Popen = lambda *a, **k: orig(*a, preexec_fn=preexec, **k)
+        s = Server(zones, ["--tcp-max-connections", "1024"])
+    finally:
+        sp.Popen = orig
+    try:
+        time.sleep(0.3)
+        log = open(s.log.name).read()
+        assert "--tcp-max-connections lowered from 1024 to 320" in log, log
+    finally:
+        s.stop()

@@ -1,5 +1,6 @@
 import DNSWire
 import Foundation
+import GeoTopology
 import Logging
 import MetricsTestKit
 import NIOCore
@@ -200,4 +201,32 @@ final class TCPClient {
     }
     func close() { Glibc.close(fd) }
     deinit { Glibc.close(fd) }
+}
+
+@Suite("TCP guards (issue: hardening, finding 1)")
+struct TCPGuardTests {
+    @Test func perClientLimitCountsPrefixesNotAddresses() {
+        let l = ClientLimiter(limit: 2)
+        let a = IPAddress("192.0.2.1")!
+        let b = IPAddress("192.0.2.200")!  // the same /24
+        let c = IPAddress("198.51.100.1")!
+        let k1 = l.admit(a)
+        let k2 = l.admit(b)
+        #expect(k1 != nil && k2 != nil)
+        #expect(l.admit(a) == nil)
+        #expect(l.admit(c) != nil)
+        l.release(k1!)
+        #expect(l.admit(b) != nil)
+        // IPv6: one /56.
+        #expect(l.admit(IPAddress("2001:db8:0:1::1")!) != nil && l.admit(IPAddress("2001:db8:0:ff::1")!) != nil)
+        #expect(l.admit(IPAddress("2001:db8:0:2::1")!) == nil)
+    }
+
+    @Test func connectionCapLeavesRoomForEverythingElse() {
+        #expect(FileLimits.connectionCap(configured: 1024, limit: 1 << 20) == 1024)
+        #expect(FileLimits.connectionCap(configured: 1024, limit: 1024) == 1024 - 128 - 128)
+        #expect(FileLimits.connectionCap(configured: 1024, limit: 512) == 320)
+        #expect(FileLimits.connectionCap(configured: 1024, limit: 100) == 1)
+        #expect(FileLimits.raise() >= 1024)
+    }
 }
