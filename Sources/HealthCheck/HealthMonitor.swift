@@ -53,6 +53,8 @@ public struct MonitorStats: Sendable {
     public var inconclusive: Int
     /// Of those, failures for a shortage of this host's resources (EMFILE, ENOBUFS, ...).
     public var localShortages: Int = 0
+    /// Exec checks that had to wait because `maxExec` were running.
+    public var execWaits: Int = 0
 }
 
 /// Runs every health check and feedback-agent poll from one event loop: TCP, DNS and agent
@@ -70,6 +72,13 @@ public final class HealthMonitor: @unchecked Sendable {
     /// HTTP(S) checks started in the current wake-up, handed to `curl` together at its end.
     private var httpBatch: [(HTTPCheckRequest, CurlRunner.Completion)] = []
     let execQueue = DispatchQueue(label: "meridian.exec-checks", attributes: .concurrent)
+    /// The most exec checks running at once; more wait here in order (issue: hardening,
+    /// finding 3: hung targets must not make the checks behind them look stalled).
+    let maxExec: Int
+    private var execRunning = 0
+    private var execWaiting = CircularBuffer<(argv: [String], timeout: Double, done: @Sendable (ProbeResult) -> Void)>()
+    private var execSaturatedLogged = false
+    private let execWaitCounter = Counter(label: "meridian_health_exec_waits_total")
     let observer: String
     let logger: Logger
     let publish: @Sendable ([String: MemberObservations]) -> Void
@@ -171,9 +180,10 @@ public final class HealthMonitor: @unchecked Sendable {
     }
 
     public init(
-        observer: String, logger: Logger, coalesce: TimeAmount = .milliseconds(50), clock: MonitorClock = .system,
+        observer: String, logger: Logger, coalesce: TimeAmount = .milliseconds(50), clock: MonitorClock = .system, maxExec: Int = 16,
         publish: @escaping @Sendable ([String: MemberObservations]) -> Void
     ) {
+        self.maxExec = max(1, maxExec)
         self.clock = clock
         started = clock.wall()
         group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
@@ -314,7 +324,8 @@ public final class HealthMonitor: @unchecked Sendable {
             // overloaded machine): the timeout may have fired before a completed connection
             // was even looked at. Such a result says nothing about the member; it is not
             // counted toward `fall`.
-            let elapsed = Double(NIODeadline.now().uptimeNanoseconds - started) / 1e9
+            let began = max(started, result.startedAt ?? started)
+            let elapsed = Double(NIODeadline.now().uptimeNanoseconds - began) / 1e9
             if !result.ok, result.local {
                 // This host ran short (descriptors, buffers, ports): the member is not to blame.
                 stats.inconclusive += 1
@@ -346,12 +357,44 @@ public final class HealthMonitor: @unchecked Sendable {
             dnsProbe(group: loop, target: target, name: spec.queryName, qtype: spec.queryType, expectRcode: spec.expectRcode, expectAnswer: spec.expectAnswer, timeout: spec.timeout)
                 .whenComplete { done((try? $0.get()) ?? .failure("probe error")) }
         case .exec(let argv):
-            execProbe(command: argv, timeout: spec.timeout, queue: execQueue) { r in loop.execute { done(r) } }
+            execWaiting.append((argv, spec.timeout, done))
+            startExecs()
         case .http(let request):
             let expect = spec.expectStatus
             let body = spec.bodyContains
             let regexBox = RegexBox(run.regex)
             httpBatch.append((request, { r in done(HealthMonitor.evaluate(r, expect: expect, body: body, regex: regexBox.regex)) }))
+        }
+    }
+
+    /// Starts waiting exec checks while fewer than `maxExec` run; reports a saturated pool
+    /// once per episode (log) and every wait (metric, stats).
+    private func startExecs() {
+        if execRunning >= maxExec, !execWaiting.isEmpty {
+            stats.execWaits += 1
+            execWaitCounter.increment()
+            if !execSaturatedLogged {
+                execSaturatedLogged = true
+                logger.warning("exec checks saturated: \(execRunning) running (the most at once), \(execWaiting.count) waiting; they run in turn and are timed from their start (hung targets?)")
+            }
+        }
+        while execRunning < maxExec, let job = execWaiting.popFirst() {
+            execRunning += 1
+            let begun = NIODeadline.now().uptimeNanoseconds
+            let loop = self.loop
+            execProbe(command: job.argv, timeout: job.timeout, queue: execQueue) { r in
+                loop.execute { [self] in
+                    execRunning -= 1
+                    var result = r
+                    result.startedAt = begun
+                    job.done(result)
+                    if execSaturatedLogged && execWaiting.isEmpty && execRunning < maxExec / 2 {
+                        execSaturatedLogged = false
+                        logger.notice("exec checks no longer saturated")
+                    }
+                    startExecs()
+                }
+            }
         }
     }
 

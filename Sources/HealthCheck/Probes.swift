@@ -18,6 +18,9 @@ public struct ProbeResult: Sendable, Equatable {
     public static func success(_ r: String = "ok") -> ProbeResult { ProbeResult(ok: true, reason: r) }
     public static func failure(_ r: String) -> ProbeResult { ProbeResult(ok: false, reason: r) }
     public static func localFailure(_ r: String) -> ProbeResult { ProbeResult(ok: false, reason: r, local: true) }
+    /// When the probe really began (uptime nanoseconds), if later than when it was due: an
+    /// exec check that waited for a free slot is timed from its start, not from its turn.
+    public var startedAt: UInt64?
 
     /// A failure from an error: local when the error is a resource shortage of this host.
     static func failure(_ prefix: String, _ error: any Error) -> ProbeResult {

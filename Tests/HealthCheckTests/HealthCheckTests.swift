@@ -189,6 +189,31 @@ struct MonitorTests {
         try await group.shutdownGracefully()
     }
 
+    /// Hardening, finding 3: hung exec targets made the checks queued behind them complete
+    /// "late" and count as inconclusive, hiding dead members. Now at most `maxExec` run, the
+    /// rest wait in turn, each is timed from its start, and the wait is reported.
+    @Test func hungExecTargetsDoNotHideADeadMember() async throws {
+        let box = Box()
+        let monitor = HealthMonitor(observer: "test", logger: Logger(label: "test"), coalesce: .milliseconds(10), maxExec: 3) { box.set($0) }
+        var hung = spec(.exec, port: 1)
+        hung.command = ["/bin/sleep", "2"]
+        hung.timeout = 2
+        hung.interval = 10
+        var dead = spec(.exec, port: 1)
+        dead.command = ["/bin/false"]
+        dead.timeout = 0.5
+        dead.interval = 10
+        var targets = (0..<4).map { MonitorTarget(memberID: "p/s/hung\($0)", address: .init("127.0.0.1")!, checks: [hung], agent: nil) }
+        targets.append(MonitorTarget(memberID: "p/s/dead", address: .init("127.0.0.1")!, checks: [dead], agent: nil))
+        monitor.update(targets: targets)
+        // The dead member's check waits behind three hung ones (about 2 s), then runs and fails.
+        #expect(try await waitFor(box, timeout: 8) { $0["p/s/dead"]?.checks.first?.up == false && $0["p/s/dead"]?.checks.first?.provisional == false })
+        let stats = try await monitor.currentStats().get()
+        #expect(stats.execWaits > 0)
+        #expect(stats.inconclusive == 0)
+        await monitor.shutdown()
+    }
+
     @Test func execChecksUseArgvWithoutAShell() async throws {
         let box = Box()
         let monitor = HealthMonitor(observer: "test", logger: Logger(label: "test"), coalesce: .milliseconds(10)) { box.set($0) }
