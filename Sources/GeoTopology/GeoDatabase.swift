@@ -1,4 +1,5 @@
 import CMaxMindDB
+import Foundation
 
 #if canImport(Glibc)
 import Glibc
@@ -33,6 +34,61 @@ public struct GeoInfo: Sendable, Hashable, CustomStringConvertible {
     }
 }
 
+extension GeoDatabase {
+    /// Copies a regular file of at most `maxSize` octets to a new temporary file; returns its
+    /// path (the caller unlinks it once opened).
+    static func privateCopy(of path: String) throws(GeoError) -> String {
+        let input = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC)
+        guard input >= 0 else { throw .open(path: path, reason: String(cString: strerror(errno))) }
+        defer { close(input) }
+        var st = stat()
+        guard fstat(input, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG else { throw .open(path: path, reason: "not a regular file") }
+        guard st.st_size <= maxSize else { throw .open(path: path, reason: "larger than \(maxSize) octets") }
+        let dir = ProcessInfo.processInfo.environment["TMPDIR"].flatMap { $0.isEmpty ? nil : $0 } ?? "/tmp"
+        var template = Array("\(dir)/meridian-geoip.XXXXXX".utf8CString)
+        let output = template.withUnsafeMutableBufferPointer { b -> Int32 in
+            guard let base = b.baseAddress else { return -1 }
+            return mkstemp(base)
+        }
+        guard output >= 0 else { throw .open(path: path, reason: "cannot make a private copy: \(String(cString: strerror(errno)))") }
+        defer { close(output) }
+        let copyPath = template.withUnsafeBufferPointer { b in b.baseAddress.map { String(cString: $0) } ?? "" }
+        var buffer = [UInt8](repeating: 0, count: 1 << 16)
+        var total = 0
+        while true {
+            let n = buffer.withUnsafeMutableBytes { b -> Int in
+                guard let base = b.baseAddress else { return -1 }
+                return read(input, base, b.count)
+            }
+            if n < 0 && errno == EINTR { continue }
+            guard n >= 0 else {
+                unlink(copyPath)
+                throw .open(path: path, reason: "read: \(String(cString: strerror(errno)))")
+            }
+            if n == 0 { break }
+            total += n
+            guard total <= maxSize else {
+                unlink(copyPath)
+                throw .open(path: path, reason: "grew past \(maxSize) octets while being copied")
+            }
+            var done = 0
+            while done < n {
+                let w = buffer.withUnsafeBytes { b -> Int in
+                    guard let base = b.baseAddress else { return -1 }
+                    return write(output, base + done, n - done)
+                }
+                if w < 0 && errno == EINTR { continue }
+                guard w > 0 else {
+                    unlink(copyPath)
+                    throw .open(path: path, reason: "cannot write the private copy: \(String(cString: strerror(errno)))")
+                }
+                done += w
+            }
+        }
+        return copyPath
+    }
+}
+
 /// Why a GeoIP database could not be used.
 public enum GeoError: Error, Sendable, CustomStringConvertible {
     case open(path: String, reason: String)
@@ -62,10 +118,19 @@ public final class GeoDatabase: @unchecked Sendable {
     private let infoByOffset: [UInt32: Int32]
     private let ipv6: Bool
 
+    /// The largest database opened.
+    public static let maxSize = 1 << 30
+
     public init(path: String) throws(GeoError) {
         self.path = path
+        // libmaxminddb maps the file it opens. Mapping the operator's file would let a `cp`
+        // over it (truncate, then write) pull the pages from under the answer path: SIGBUS
+        // (issue: hardening, finding 6). So it maps a private copy, unlinked at once, that no
+        // one else can change.
+        let copy = try Self.privateCopy(of: path)
         mmdb = .allocate(capacity: 1)
-        let status = MMDB_open(path, UInt32(MMDB_MODE_MMAP), mmdb)
+        let status = MMDB_open(copy, UInt32(MMDB_MODE_MMAP), mmdb)
+        unlink(copy)
         guard status == MMDB_SUCCESS else {
             mmdb.deallocate()
             throw .open(path: path, reason: String(cString: MMDB_strerror(status)))

@@ -171,7 +171,7 @@ public final class DNSServer: Sendable {
     @discardableResult
     public func start() async throws -> [ListenAddress] {
         var bound: [ListenAddress] = []
-        watchStateFile()
+        watchFiles()
         let snapshot = box.load()
         let all = targets.withLockedValue { $0.all }
         if let path = config.statePath {
@@ -344,25 +344,45 @@ public final class DNSServer: Sendable {
         return diags
     }
 
-    /// Polls the state file's modification time, size and inode and reloads it on change.
-    func watchStateFile() {
-        guard let path = config.statePath else { return }
-        func signature() -> [Int] {
-            var st = stat()
-            guard stat(path, &st) == 0 else { return [] }
-            return [Int(st.st_mtim.tv_sec), Int(st.st_mtim.tv_nsec), Int(st.st_size), Int(st.st_ino)]
-        }
-        let last = NIOLockedValueBox(signature())
-        let timer = DispatchSource.makeTimerSource(queue: DispatchQueue(label: "meridian.state-watch"))
+    /// A file's modification time, size and inode; empty when it cannot be read.
+    static func signature(_ path: String) -> [Int] {
+        var st = stat()
+        guard stat(path, &st) == 0 else { return [] }
+        return [Int(st.st_mtim.tv_sec), Int(st.st_mtim.tv_nsec), Int(st.st_size), Int(st.st_ino)]
+    }
+
+    /// Polls the state file (every `statePollMilliseconds`) and the configuration's GeoIP
+    /// database (every second) for changes of modification time, size or inode: a changed
+    /// state file is handed to the group, a changed database reloads the configuration (which
+    /// opens a private copy of it; a half-written file fails to open and the old data stays).
+    func watchFiles() {
+        let statePath = config.statePath
         let interval = config.statePollMilliseconds
+        let lastState = NIOLockedValueBox(statePath.map(Self.signature) ?? [])
+        let geoPath = { [box] in box.load().pools.pools.geo?.path }
+        let lastGeo = NIOLockedValueBox<(path: String?, signature: [Int])>((geoPath(), geoPath().map(Self.signature) ?? []))
+        let ticks = NIOLockedValueBox(0)
+        let timer = DispatchSource.makeTimerSource(queue: DispatchQueue(label: "meridian.file-watch"))
         timer.schedule(deadline: .now() + .milliseconds(interval), repeating: .milliseconds(interval))
         timer.setEventHandler { [self] in
-            let now = signature()
-            let changed = last.withLockedValue { old in
-                defer { old = now }
-                return old != now
+            if let statePath {
+                let now = Self.signature(statePath)
+                if lastState.withLockedValue({ old in defer { old = now }; return old != now }) { reloadState() }
             }
-            if changed { reloadState() }
+            let tick = ticks.withLockedValue { t in
+                t += 1
+                return t
+            }
+            guard tick * interval % 1000 < interval, let path = geoPath() else { return }
+            let now = Self.signature(path)
+            let changed = lastGeo.withLockedValue { old in
+                defer { old = (path, now) }
+                return old.path == path && old.signature != now
+            }
+            if changed {
+                logger.notice("GeoIP database \(path) changed: reloading the configuration")
+                reload()
+            }
         }
         timer.resume()
         stateWatcher.withLockedValue { $0 = TimerHandle(timer: timer) }

@@ -202,3 +202,52 @@ def test_state_file_replaced_by_a_fifo_is_reported_and_nothing_stalls(gslb):
     time.sleep(1.0)
     assert "more than 1048576" in open(gslb.log.name).read()
     assert dig_answer(gslb, "www.gslb.example.com", "+subnet=10.2.0.0/24")[0] == ["192.0.2.11", "192.0.2.12"]
+
+
+def test_mmdb_replaced_in_place_does_not_crash_and_is_reloaded(binary, tmp_path):
+    """Hardening, finding 6: `cp` over the memory-mapped .mmdb could kill the answer path with
+    SIGBUS. The server answers from a private copy, and reloads when the file changes."""
+    import threading
+    shutil.copytree(os.path.join(ROOT, "Zones"), tmp_path / "Zones")
+    shutil.copytree(os.path.join(ROOT, "GeoData"), tmp_path / "GeoData")
+    (tmp_path / "Zones" / "cluster.yaml").unlink()
+    mmdb = tmp_path / "GeoData" / "test.mmdb"
+    original = mmdb.read_bytes()
+    s = Server(str(tmp_path / "Zones"), [], ready_name="gslb.example.com.")
+    stop = threading.Event()
+    errors = []
+
+    def hammer():
+        import dns.message
+        import dns.query
+        while not stop.is_set():
+            try:
+                q = dns.message.make_query("www.gslb.example.com", "A", use_edns=0, options=[dns.edns.ECSOption("10.2.0.0", 24)])
+                dns.query.udp(q, "127.0.0.1", port=s.port, timeout=2)
+            except Exception as e:  # noqa: BLE001
+                errors.append(e)
+
+    t = threading.Thread(target=hammer)
+    t.start()
+    try:
+        for i in range(30):
+            # What `cp` does: truncate, then write, in place.
+            with open(mmdb, "r+b") as f:
+                f.truncate(0)
+                f.flush()
+                time.sleep(0.01)
+                f.write(original[: len(original) // (1 + i % 3)])
+            time.sleep(0.02)
+        mmdb.write_bytes(original)
+        time.sleep(1.5)
+    finally:
+        stop.set()
+        t.join(timeout=10)
+    try:
+        assert s.alive(), f"server died: exit {s.proc.returncode}"
+        answers, scope, out = dig_answer(s, "www.gslb.example.com", "+subnet=10.2.0.0/24")
+        assert answers == ["198.51.100.21", "198.51.100.22"], out
+        log = open(s.log.name).read()
+        assert "GeoIP database" in log and "changed" in log, log[-2000:]
+    finally:
+        s.stop()
