@@ -51,7 +51,8 @@ public struct DecodedMessage: Sendable, Equatable {
             do throws(WireError) { result = try decode(m) } catch { failure = error }
         }
         if let failure { throw failure }
-        return result!
+        guard let result else { throw .truncated(offset: 0, needed: 12) }
+        return result
     }
 
     public static func decode(_ m: UnsafeRawBufferPointer) throws(WireError) -> DecodedMessage {

@@ -60,20 +60,14 @@ public final class CurlRunner: @unchecked Sendable {
         let completion: @Sendable (HTTPCheckResult) -> Void
         var headers: UnsafeMutablePointer<curl_slist>?
         var resolve: UnsafeMutablePointer<curl_slist>?
-        var strings: [UnsafeMutablePointer<CChar>] = []
         init(easy: UnsafeMutableRawPointer, completion: @escaping @Sendable (HTTPCheckResult) -> Void) {
             self.easy = easy
             self.completion = completion
         }
-        func keep(_ s: String) -> UnsafeMutablePointer<CChar> {
-            let p = strdup(s)!
-            strings.append(p)
-            return p
-        }
+
         deinit {
             curl_slist_free_all(headers)
             curl_slist_free_all(resolve)
-            strings.forEach { free($0) }
         }
     }
 
@@ -153,9 +147,9 @@ public final class CurlRunner: @unchecked Sendable {
             return
         }
         let t = Transfer(easy: easy, completion: done)
-        _ = meridian_curl_easy_setopt_ptr(easy, CURLOPT_URL, t.keep(r.url))
-        _ = meridian_curl_easy_setopt_ptr(easy, CURLOPT_PROTOCOLS_STR, t.keep("http,https"))
-        _ = meridian_curl_easy_setopt_ptr(easy, CURLOPT_USERAGENT, t.keep(CurlRunner.userAgent))
+        setString(easy, CURLOPT_URL, r.url)
+        setString(easy, CURLOPT_PROTOCOLS_STR, "http,https")
+        setString(easy, CURLOPT_USERAGENT, CurlRunner.userAgent)
         _ = meridian_curl_easy_setopt_long(easy, CURLOPT_NOSIGNAL, 1)
         _ = meridian_curl_easy_setopt_long(easy, CURLOPT_TIMEOUT_MS, Int(r.timeout * 1000))
         _ = meridian_curl_easy_setopt_long(easy, CURLOPT_CONNECTTIMEOUT_MS, Int(r.timeout * 1000))
@@ -167,11 +161,11 @@ public final class CurlRunner: @unchecked Sendable {
         if r.method == "HEAD" {
             _ = meridian_curl_easy_setopt_long(easy, CURLOPT_NOBODY, 1)
         } else if r.method != "GET" {
-            _ = meridian_curl_easy_setopt_ptr(easy, CURLOPT_CUSTOMREQUEST, t.keep(r.method))
+            setString(easy, CURLOPT_CUSTOMREQUEST, r.method)
         }
         if let cert = r.clientCert, let key = r.clientKey {
-            _ = meridian_curl_easy_setopt_ptr(easy, CURLOPT_SSLCERT, t.keep(cert))
-            _ = meridian_curl_easy_setopt_ptr(easy, CURLOPT_SSLKEY, t.keep(key))
+            setString(easy, CURLOPT_SSLCERT, cert)
+            setString(easy, CURLOPT_SSLKEY, key)
         }
         if let resolve = r.resolve {
             t.resolve = curl_slist_append(nil, resolve)
@@ -193,3 +187,11 @@ public final class CurlRunner: @unchecked Sendable {
         curl_multi_add_handle(multi, easy)
     }
 }
+
+/// Sets a string option. libcurl copies string options (since 7.17.0), so the string need only
+/// live for the call: no strdup, which could fail under memory pressure.
+@inline(__always)
+func setString(_ easy: UnsafeMutableRawPointer, _ option: CURLoption, _ value: String) {
+    _ = value.withCString { meridian_curl_easy_setopt_ptr(easy, option, UnsafeMutableRawPointer(mutating: $0)) }
+}
+

@@ -94,7 +94,7 @@ struct Responder {
         }
         if let e = edns, e.version > 0 {
             // RFC 6891 6.1.3: BADVERS, with the highest version we support (0).
-            edns!.clientSubnet = nil
+            edns?.clientSubnet = nil
             return finish(rcode: RCode.badVers, withQuestion: true, withOPT: true)
         }
         let limit: Int
@@ -259,8 +259,8 @@ struct Responder {
     }
 
     static func matches(_ name: UnsafeRawBufferPointer, _ literal: StaticString) -> Bool {
-        guard name.count == literal.utf8CodeUnitCount else { return false }
-        return memcmp(name.baseAddress!, literal.utf8Start, name.count) == 0
+        guard name.count == literal.utf8CodeUnitCount, let base = name.baseAddress else { return false }
+        return memcmp(base, literal.utf8Start, name.count) == 0
     }
 
     // MARK: - Class IN
