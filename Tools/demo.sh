@@ -39,7 +39,7 @@ done
 # ns2 and ns3 in the background (logs in $DEMO_DIR), ns1 in the foreground below.
 for i in 2 3; do
   $BIN serve --zones Zones --node-name "ns$i" --gossip-key-file "$DEMO_DIR/gossip.key" --state "$STATE" \
-      --listen "127.0.0.$i:$PORT" --identity "meridian-demo-ns$i" --nsid "ns$i" > "$DEMO_DIR/ns$i.log" 2>&1 &
+      --listen "127.0.0.$i:$PORT" --identity "meridian-demo-ns$i" --nsid "ns$i" --rrl-rate 50 > "$DEMO_DIR/ns$i.log" 2>&1 &
   PIDS+=($!)
   echo "demo: instance ns$i on 127.0.0.$i:$PORT (pid $!, log $DEMO_DIR/ns$i.log)"
 done
@@ -56,6 +56,6 @@ each checks its share of the web backends and all three answer alike. Try:
   touch $DEMO_DIR/drain-web-2                        # its agent says drain: no new answers
 MSG
 $BIN serve --zones Zones --node-name ns1 --gossip-key-file "$DEMO_DIR/gossip.key" --state "$STATE" \
-    --listen "127.0.0.1:$PORT" --listen "[::1]:$PORT" --identity meridian-demo --nsid ns1 &
+    --listen "127.0.0.1:$PORT" --listen "[::1]:$PORT" --identity meridian-demo --nsid ns1 --rrl-rate 50 &
 PIDS+=($!)
 wait "${PIDS[-1]}"

@@ -106,8 +106,12 @@ public final class DNSServer: Sendable {
         self.peers = peers
         group = MultiThreadedEventLoopGroup(numberOfThreads: config.threads)
         var scratch: [ObjectIdentifier: LoopScratch] = [:]
-        for loop in group.makeIterator() { scratch[ObjectIdentifier(loop)] = LoopScratch() }
+        for loop in group.makeIterator() { scratch[ObjectIdentifier(loop)] = LoopScratch(rateLimit: config.rateLimit) }
         self.scratch = scratch
+        if config.rateLimit.enabled {
+            let r = config.rateLimit
+            logger.info("response rate limiting: \(r.responsesPerSecond) responses/s per /\(r.ipv4Prefix) or /\(r.ipv6Prefix), kind and name; slip \(r.slip); \(r.tableSize) buckets per event loop")
+        }
         logger.info("loaded \(zones.zones.count) zones, \(zones.recordCount) records, \(snapshot.pools.runtimes.count) pools from \(config.zonesDirectory)")
     }
 

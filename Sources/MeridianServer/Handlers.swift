@@ -12,6 +12,20 @@ struct LoopScratch: @unchecked Sendable {
     let buffer = MessageBuffer()
     let udpMetrics = QueryMetrics(transport: "udp")
     let tcpMetrics = QueryMetrics(transport: "tcp")
+    /// This loop's response rate limiter (UDP): each loop limits the queries it receives.
+    let limiter: LimiterBox
+
+    init(rateLimit: RateLimitConfig = RateLimitConfig()) { limiter = LimiterBox(RateLimiter(config: rateLimit)) }
+}
+
+/// Holds a loop's `RateLimiter` (a value) where that loop's handlers can change it.
+final class LimiterBox {
+    var limiter: RateLimiter
+    let enabled: Bool
+    init(_ l: RateLimiter) {
+        limiter = l
+        enabled = l.config.enabled
+    }
 }
 
 /// The step both transports share: read the current snapshot, answer into the loop's buffer,
@@ -52,18 +66,47 @@ final class UDPQueryHandler: ChannelInboundHandler {
     typealias OutboundOut = AddressedEnvelope<ByteBuffer>
 
     private var answerer: QueryAnswerer
+    private let limiter: LimiterBox
+    private let metrics: QueryMetrics
 
     init(box: SnapshotBox, scratch: LoopScratch) {
         answerer = QueryAnswerer(box: box, scratch: scratch, transport: .udp)
+        limiter = scratch.limiter
+        metrics = scratch.udpMetrics
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let envelope = unwrapInboundIn(data)
-        let outcome = answerer.answer(envelope.data, from: envelope.remoteAddress.ipAddress)
+        let source = envelope.remoteAddress.ipAddress
+        let outcome = answerer.answer(envelope.data, from: source)
         guard !outcome.dropped else { return }
-        var out = context.channel.allocator.buffer(capacity: outcome.length)
-        out.writeBytes(answerer.response(outcome))
+        var response = answerer.response(outcome)
+        if limiter.enabled, let c = RateLimiter.classify(response) {
+            // The packet source, not an ECS address: a spoofed flood names its victim here.
+            let key = limiter.limiter.key(client: source, kind: c.kind, nameHash: c.nameHash)
+            switch limiter.limiter.decide(key: key, now: UInt32(truncatingIfNeeded: NIODeadline.now().uptimeNanoseconds / 1_000_000_000)) {
+            case .send:
+                break
+            case .drop:
+                metrics.rateLimited(slipped: false)
+                return
+            case .slip:
+                metrics.rateLimited(slipped: true)
+                response = Self.truncate(answerer.buffer, questionEnd: c.questionEnd)
+            }
+        }
+        var out = context.channel.allocator.buffer(capacity: response.count)
+        out.writeBytes(response)
         context.write(wrapOutboundOut(AddressedEnvelope(remoteAddress: envelope.remoteAddress, data: out)), promise: nil)
+    }
+
+    /// The response cut to its header and question, with TC set and no records (RFC 1035
+    /// 4.1.1): the client retries over TCP.
+    static func truncate(_ buffer: MessageBuffer, questionEnd: Int) -> UnsafeRawBufferPointer {
+        let s = buffer.storage
+        s[2] |= 0x02
+        for i in 6..<12 { s[i] = 0 }
+        return UnsafeRawBufferPointer(rebasing: s[0..<questionEnd])
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {

@@ -60,6 +60,17 @@ final class QueryMetrics {
         }
     }
 
+    private var rrlDropped = 0
+    private var rrlSlipped = 0
+    private lazy var rrlDroppedCounter = Counter(label: "meridian_rrl_responses_total", dimensions: [("action", "dropped")], factory: factory)
+    private lazy var rrlSlippedCounter = Counter(label: "meridian_rrl_responses_total", dimensions: [("action", "slipped")], factory: factory)
+
+    /// A response held back by rate limiting: dropped, or sent truncated (slip).
+    @inline(__always)
+    func rateLimited(slipped: Bool) {
+        if slipped { rrlSlipped += 1 } else { rrlDropped += 1 }
+    }
+
     @inline(__always)
     func record(_ o: QueryOutcome) {
         if o.dropped {
@@ -72,6 +83,8 @@ final class QueryMetrics {
 
     /// Hands the counts gathered since the last flush to swift-metrics.
     func flush() {
+        if rrlDropped > 0 { rrlDroppedCounter.increment(by: rrlDropped); rrlDropped = 0 }
+        if rrlSlipped > 0 { rrlSlippedCounter.increment(by: rrlSlipped); rrlSlipped = 0 }
         for i in 0..<counts.count where counts[i] > 0 {
             let counter: Counter
             if let c = counters[i] {

@@ -57,6 +57,8 @@ public struct ServerConfig: Sendable {
     /// outbound (unsent answers, after which the server stops reading from that client).
     public var tcpMaxBufferedBytes: Int
     public var engine: EngineConfig
+    /// Response rate limiting on UDP (off unless `responsesPerSecond` > 0).
+    public var rateLimit: RateLimitConfig
     /// Gossip: where to listen (default: this node's address in the cluster file), the key
     /// file, and whether to run without one.
     public var gossipListen: String?
@@ -70,8 +72,10 @@ public struct ServerConfig: Sendable {
         instanceName: String = ProcessInfo.processInfo.hostName,
         listen: [ListenAddress], threads: Int = System.coreCount, tcpIdleTimeout: Int64 = 10,
         tcpMaxConnections: Int = 1024, tcpMaxPerClient: Int = 64, tcpMaxBufferedBytes: Int = 256 * 1024, engine: EngineConfig = EngineConfig(),
-        gossipListen: String? = nil, gossipKeyFile: String? = nil, gossipInsecure: Bool = false, gossipFaultFile: String? = nil
+        gossipListen: String? = nil, gossipKeyFile: String? = nil, gossipInsecure: Bool = false, gossipFaultFile: String? = nil,
+        rateLimit: RateLimitConfig = RateLimitConfig()
     ) {
+        self.rateLimit = rateLimit
         self.gossipFaultFile = gossipFaultFile
         self.gossipListen = gossipListen
         self.gossipKeyFile = gossipKeyFile

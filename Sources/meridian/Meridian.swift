@@ -66,6 +66,21 @@ struct Serve: AsyncParsableCommand {
     @Option(name: .long, help: "Most octets buffered per TCP connection, each way.")
     var tcpMaxBuffer = 262_144
 
+    @Option(name: .long, help: "Response rate limit: UDP responses per second per client prefix, kind and name (0: off).")
+    var rrlRate = 0
+
+    @Option(name: .long, help: "Every Nth rate-limited response is sent truncated so real clients retry over TCP (0: drop all).")
+    var rrlSlip = 2
+
+    @Option(name: .long, help: "IPv4 client prefix length that shares a rate limit budget.")
+    var rrlIpv4Prefix = 24
+
+    @Option(name: .long, help: "IPv6 client prefix length that shares a rate limit budget.")
+    var rrlIpv6Prefix = 56
+
+    @Option(name: .long, help: "Rate limit buckets per event loop (a power of two).")
+    var rrlTableSize = 65536
+
     @Option(name: .long, help: "NSID to return to queries that ask (RFC 5001), as text.")
     var nsid: String?
 
@@ -91,6 +106,11 @@ struct Serve: AsyncParsableCommand {
         try check((512...65535).contains(maxUdpSize), "--max-udp-size must be from 512 to 65535, not \(maxUdpSize)")
         try check((1...3600).contains(tcpIdleTimeout), "--tcp-idle-timeout must be from 1 to 3600 seconds, not \(tcpIdleTimeout)")
         try check((1...1_000_000).contains(tcpMaxConnections), "--tcp-max-connections must be from 1 to 1000000, not \(tcpMaxConnections)")
+        try check((0...1_000_000).contains(rrlRate), "--rrl-rate must be from 0 (off) to 1000000, not \(rrlRate)")
+        try check((0...100).contains(rrlSlip), "--rrl-slip must be from 0 to 100, not \(rrlSlip)")
+        try check((8...32).contains(rrlIpv4Prefix), "--rrl-ipv4-prefix must be from 8 to 32, not \(rrlIpv4Prefix)")
+        try check((16...128).contains(rrlIpv6Prefix), "--rrl-ipv6-prefix must be from 16 to 128, not \(rrlIpv6Prefix)")
+        try check((1024...(1 << 22)).contains(rrlTableSize) && rrlTableSize & (rrlTableSize - 1) == 0, "--rrl-table-size must be a power of two from 1024 to 4194304")
         try check((1...1_000_000).contains(tcpMaxPerClient), "--tcp-max-per-client must be from 1 to 1000000, not \(tcpMaxPerClient)")
         try check((65_537...67_108_864).contains(tcpMaxBuffer), "--tcp-max-buffer must be from 65537 to 67108864 octets, not \(tcpMaxBuffer)")
         try check(startupTimeout.isFinite && (0...300).contains(startupTimeout), "--startup-timeout must be from 0 to 300 seconds, not \(startupTimeout)")
@@ -121,7 +141,8 @@ struct Serve: AsyncParsableCommand {
             zonesDirectory: zones, statePath: state, startupCheckTimeout: startupTimeout,
             instanceName: nodeName ?? ProcessInfo.processInfo.hostName, listen: addresses, threads: threads, tcpIdleTimeout: tcpIdleTimeout,
             tcpMaxConnections: tcpMaxConnections, tcpMaxPerClient: tcpMaxPerClient, tcpMaxBufferedBytes: tcpMaxBuffer, engine: engine,
-            gossipListen: gossipListen, gossipKeyFile: key.gossipKeyFile, gossipInsecure: key.gossipInsecure, gossipFaultFile: gossipFaultFile)
+            gossipListen: gossipListen, gossipKeyFile: key.gossipKeyFile, gossipInsecure: key.gossipInsecure, gossipFaultFile: gossipFaultFile,
+            rateLimit: RateLimitConfig(responsesPerSecond: rrlRate, slip: rrlSlip, ipv4Prefix: rrlIpv4Prefix, ipv6Prefix: rrlIpv6Prefix, tableSize: rrlTableSize))
         let server: DNSServer
         do { server = try DNSServer(config: config, logger: logger) } catch {
             FileHandle.standardError.write(Data("\(error)\n".utf8))
