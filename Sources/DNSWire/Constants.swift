@@ -84,6 +84,8 @@ public enum RCode {
     public static let notImp: UInt16 = 4
     public static let refused: UInt16 = 5
     public static let badVers: UInt16 = 16
+    /// RFC 7873 8: a bad or missing server cookie.
+    public static let badCookie: UInt16 = 23
 
     /// Mnemonic for logs and metrics.
     public static func name(_ rcode: UInt16) -> String {
@@ -95,6 +97,7 @@ public enum RCode {
         case notImp: return "NOTIMP"
         case refused: return "REFUSED"
         case badVers: return "BADVERS"
+        case badCookie: return "BADCOOKIE"
         default: return "RCODE\(rcode)"
         }
     }

@@ -16,6 +16,9 @@ public final class MessageBuffer {
     public let picks: UnsafeMutablePointer<Int32>
     /// Random state for weighted draws; each thread's buffer has its own.
     public var random: UInt64
+    /// Wall-clock seconds (UNIX time) for this query, set by the front end: server cookies
+    /// carry it (RFC 9018 4.3), and the answer path reads no clock of its own.
+    public var nowSeconds: UInt32 = 0
     let entries: UnsafeMutablePointer<UInt16>
     let entryCapacity = 128
 

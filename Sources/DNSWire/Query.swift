@@ -111,6 +111,10 @@ public struct EDNS: Sendable, Equatable {
     public var nsidRequested: Bool
     /// A valid Client Subnet option, if present (RFC 7871).
     public var clientSubnet: ClientSubnet?
+    /// Where the COOKIE option's data starts in the message, and its length: 8 (a client
+    /// cookie) or 16 to 40 (with a server cookie) (RFC 7873 4); 0 when absent.
+    public var cookieOffset: Int = 0
+    public var cookieLength: Int = 0
 
     public init(udpPayload: UInt16, version: UInt8, dnssecOK: Bool, nsidRequested: Bool, clientSubnet: ClientSubnet?) {
         self.udpPayload = udpPayload
@@ -119,6 +123,8 @@ public struct EDNS: Sendable, Equatable {
         self.nsidRequested = nsidRequested
         self.clientSubnet = clientSubnet
     }
+
+    public var hasCookie: Bool { cookieLength > 0 }
 }
 
 /// Decoding of queries: question first, then the rest of the message for the OPT record.
@@ -175,6 +181,13 @@ public enum QueryParser {
                     switch code {
                     case EDNSOptionCode.nsid:
                         edns.nsidRequested = true
+                    case EDNSOptionCode.cookie:
+                        // RFC 7873 5.2.2: a client cookie alone (8) or with a server cookie of 8 to
+                        // 32 octets; anything else, or a second COOKIE, is FORMERR.
+                        guard edns.cookieLength == 0 else { throw .badOption(code: code, reason: "more than one COOKIE option") }
+                        guard len == 8 || (16...40).contains(len) else { throw .badOption(code: code, reason: "COOKIE of \(len) octets") }
+                        edns.cookieOffset = o + 4
+                        edns.cookieLength = len
                     case EDNSOptionCode.clientSubnet:
                         guard !sawECS else { throw .badOption(code: code, reason: "more than one Client Subnet option") }
                         sawECS = true

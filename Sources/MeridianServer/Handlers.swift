@@ -3,6 +3,10 @@ import GeoTopology
 import NIOCore
 import QueryEngine
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// Scratch memory and counters for one event loop. Every handler on that loop shares them: a
 /// query is answered from start to copy-out inside one synchronous call, so uses never overlap.
 struct LoopScratch: @unchecked Sendable {
@@ -46,6 +50,7 @@ struct QueryAnswerer {
     @inline(__always)
     mutating func answer(_ query: ByteBuffer, from source: IPAddress) -> QueryOutcome {
         let snapshot = reader.refresh()
+        buffer.nowSeconds = UInt32(truncatingIfNeeded: time(nil))
         let outcome = query.withUnsafeReadableBytes { [buffer, transport] in
             QueryProcessor.respond(to: $0, transport: transport, snapshot: snapshot, buffer: buffer, client: source)
         }
@@ -81,7 +86,8 @@ final class UDPQueryHandler: ChannelInboundHandler {
         let outcome = answerer.answer(envelope.data, from: source)
         guard !outcome.dropped else { return }
         var response = answerer.response(outcome)
-        if limiter.enabled, let c = RateLimiter.classify(response) {
+        // A valid server cookie proves the source is not spoofed: such clients are not limited.
+        if limiter.enabled, !outcome.cookieValid, let c = RateLimiter.classify(response) {
             // The packet source, not an ECS address: a spoofed flood names its victim here.
             let key = limiter.limiter.key(client: source, kind: c.kind, nameHash: c.nameHash)
             switch limiter.limiter.decide(key: key, now: UInt32(truncatingIfNeeded: NIODeadline.now().uptimeNanoseconds / 1_000_000_000)) {

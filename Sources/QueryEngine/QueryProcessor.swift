@@ -55,6 +55,8 @@ struct Responder {
     var client: IPAddress
     /// The longest client prefix any part of the answer depended on (RFC 7871 7.2.1).
     var ecsScope = 0
+    /// The query's server cookie was valid.
+    var cookieValid = false
 
     init(query: UnsafeRawBufferPointer, transport: Transport, snapshot: Snapshot, buffer: MessageBuffer, client: IPAddress) {
         self.query = query
@@ -91,6 +93,13 @@ struct Responder {
                 return finish(rcode: RCode.formErr, withQuestion: true, withOPT: true)
             }
             return finish(rcode: RCode.formErr, withQuestion: true, withOPT: false)
+        }
+        if let e = edns, e.hasCookie, snapshot.config.cookies.enabled, e.cookieLength > 8 {
+            // RFC 7873 5.2.4: a server cookie that is not ours (or too old) gets BADCOOKIE and
+            // a fresh cookie, so the client retries with it.
+            let cookie = UnsafeRawBufferPointer(rebasing: query[e.cookieOffset..<(e.cookieOffset + e.cookieLength)])
+            cookieValid = ServerCookie.isValid(cookie, client: source, now: buffer.nowSeconds, config: snapshot.config.cookies)
+            if !cookieValid { return finish(rcode: RCode.badCookie, withQuestion: true, withOPT: true) }
         }
         if let e = edns, e.version > 0 {
             // RFC 6891 6.1.3: BADVERS, with the highest version we support (0).
@@ -145,6 +154,7 @@ struct Responder {
         var size = 11
         if e.nsidRequested, let nsid = snapshot.config.identity.nsid { size += 4 + nsid.count }
         if let ecs = e.clientSubnet { size += 8 + ecs.addressLength }
+        if e.hasCookie && snapshot.config.cookies.enabled { size += 4 + 24 }
         return size
     }
 
@@ -174,6 +184,19 @@ struct Responder {
             w.u8(ecs.sourcePrefix)
             w.u8(ecs.sourcePrefix == 0 ? 0 : UInt8(min(ecsScope, ecs.family == 1 ? 32 : 128)))
             for i in 0..<ecs.addressLength { w.u8(ecs.address[i]) }
+        }
+        if e.hasCookie && snapshot.config.cookies.enabled {
+            // The client cookie back, and a fresh server cookie (RFC 9018 4).
+            let client = UnsafeRawBufferPointer(rebasing: query[e.cookieOffset..<(e.cookieOffset + 8)])
+            let (head, hash) = ServerCookie.make(client, client: source, now: buffer.nowSeconds, config: snapshot.config.cookies)
+            w.u16(EDNSOptionCode.cookie)
+            w.u16(24)
+            w.raw(client)
+            w.u32(UInt32(head >> 32))
+            w.u32(UInt32(head & 0xFFFF_FFFF))
+            // SipHash's output goes out in its own byte order (little-endian).
+            w.u32(UInt32(hash & 0xFFFF_FFFF).byteSwapped)
+            w.u32(UInt32(hash >> 32).byteSwapped)
         }
         w.set16(at: lengthAt, UInt16(w.position - lengthAt - 2))
         counts.ar += 1
@@ -224,7 +247,9 @@ struct Responder {
         w.set16(at: 6, UInt16(counts.an))
         w.set16(at: 8, UInt16(counts.ns))
         w.set16(at: 10, UInt16(counts.ar))
-        return QueryOutcome(dropped: false, length: w.position, rcode: rcode, qtype: question.type, truncated: tc)
+        var outcome = QueryOutcome(dropped: false, length: w.position, rcode: rcode, qtype: question.type, truncated: tc)
+        outcome.cookieValid = cookieValid
+        return outcome
     }
 
     // MARK: - Class CH: server identity

@@ -27,11 +27,14 @@ public struct EngineConfig: Sendable, Equatable {
     /// The longest CNAME chain followed inside the served zones (RFC 1034 4.3.2 step 3a).
     public var maxCNAMEChain: Int
     public var identity: ServerIdentity
+    /// DNS Cookies (RFC 7873, RFC 9018); off when it has no secret.
+    public var cookies: CookieConfig
 
     /// The longest NSID served: it must fit, with the OPT record, in a 512-octet answer.
     public static let maxNSID = 128
 
-    public init(maxUDPPayload: Int = 1232, maxCNAMEChain: Int = 12, identity: ServerIdentity = ServerIdentity()) {
+    public init(maxUDPPayload: Int = 1232, maxCNAMEChain: Int = 12, identity: ServerIdentity = ServerIdentity(), cookies: CookieConfig = CookieConfig(secrets: [])) {
+        self.cookies = cookies
         self.maxUDPPayload = max(512, min(maxUDPPayload, 65535))
         self.maxCNAMEChain = max(0, min(maxCNAMEChain, 64))
         var id = identity
@@ -81,6 +84,8 @@ public struct QueryOutcome: Sendable, Equatable {
     /// QTYPE, or 0 when the question could not be read.
     public var qtype: UInt16
     public var truncated: Bool
+    /// The query carried a valid server cookie (RFC 7873): its source is not spoofed.
+    public var cookieValid = false
 
     public init(dropped: Bool, length: Int, rcode: UInt16, qtype: UInt16, truncated: Bool) {
         self.dropped = dropped

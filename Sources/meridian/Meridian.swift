@@ -81,6 +81,12 @@ struct Serve: AsyncParsableCommand {
     @Option(name: .long, help: "Rate limit buckets per event loop (a power of two).")
     var rrlTableSize = 65536
 
+    @Option(name: .long, help: "DNS Cookie secrets (RFC 7873/9018): one or two 16-octet keys in hex, one per line, the first signs; share it between instances behind one address. Default: a random secret per start.")
+    var cookieSecretFile: String?
+
+    @Flag(name: .long, help: "Do not answer DNS Cookies.")
+    var noCookies = false
+
     @Option(name: .long, help: "NSID to return to queries that ask (RFC 5001), as text.")
     var nsid: String?
 
@@ -134,9 +140,21 @@ struct Serve: AsyncParsableCommand {
             guard let a = ListenAddress(l) else { throw ValidationError("bad listen address \(l): use HOST:PORT or [V6]:PORT") }
             addresses.append(a)
         }
+        let cookies: CookieConfig
+        if noCookies {
+            cookies = CookieConfig(secrets: [])
+        } else if let cookieSecretFile {
+            do { cookies = try CookieSecretFile.load(path: cookieSecretFile) } catch {
+                FileHandle.standardError.write(Data("\(error)\n".utf8))
+                throw ExitCode(1)
+            }
+        } else {
+            var rng = SystemRandomNumberGenerator()
+            cookies = CookieConfig(secrets: [(0..<16).map { _ in UInt8.random(in: 0...255, using: &rng) }])
+        }
         let engine = EngineConfig(
             maxUDPPayload: maxUdpSize,
-            identity: ServerIdentity(nsid: nsid.map { Array($0.utf8) }, identity: identity, version: versionString))
+            identity: ServerIdentity(nsid: nsid.map { Array($0.utf8) }, identity: identity, version: versionString), cookies: cookies)
         let config = ServerConfig(
             zonesDirectory: zones, statePath: state, startupCheckTimeout: startupTimeout,
             instanceName: nodeName ?? ProcessInfo.processInfo.hostName, listen: addresses, threads: threads, tcpIdleTimeout: tcpIdleTimeout,
