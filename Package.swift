@@ -123,6 +123,16 @@ let package = Package(
             swiftSettings: strict
         ),
 
+        // The libFuzzer harness (Tools/fuzz.sh builds it with -sanitize=fuzzer,address and
+        // -D FUZZING); an ordinary build replays corpus files through the same decoders.
+        .executableTarget(
+            name: "meridian-fuzz",
+            dependencies: ["DNSWire", "ZoneStore", "PoolConfig", "ClusterState", "GeoTopology", "Peers", "QueryEngine"],
+            path: "Tools/Fuzz",
+            exclude: ["corpus"],
+            swiftSettings: strict
+        ),
+
         // Loopback targets for the check-engine benchmark (Tools/bench-checks.py).
         .executableTarget(
             name: "meridian-bench-target",

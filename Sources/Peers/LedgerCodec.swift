@@ -132,3 +132,14 @@ public struct FullState: Sendable, Equatable {
         return FullState(members: members, entries: entries, summaries: summaries)
     }
 }
+
+/// The gossip decoders in one call, for the fuzzer: a SWIM packet body, a ledger entry and a
+/// push-pull state, each tried on the same bytes.
+public enum FuzzGossip {
+    public static func decode(_ bytes: [UInt8]) throws(DecodeError) {
+        var r = ByteReader(bytes)
+        _ = try? Packet.decodeBody(&r)
+        _ = try? LedgerCodec.decode(bytes)
+        _ = try FullState.decode(bytes)
+    }
+}
