@@ -3,6 +3,7 @@ import Foundation
 import GeoTopology
 import Logging
 import Metrics
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
 import PoolConfig
@@ -72,6 +73,10 @@ public final class HealthMonitor: @unchecked Sendable {
     /// HTTP(S) checks started in the current wake-up, handed to `curl` together at its end.
     private var httpBatch: [(HTTPCheckRequest, CurlRunner.Completion)] = []
     let execQueue = DispatchQueue(label: "meridian.exec-checks", attributes: .concurrent)
+    /// Every hop onto `loop` from another thread (curl, exec, callers) goes through here, and
+    /// stops before the loop shuts down: a late completion is dropped, never scheduled on a
+    /// dead loop.
+    let gate: LoopGate
     /// The most exec checks running at once; more wait here in order (issue: hardening,
     /// finding 3: hung targets must not make the checks behind them look stalled).
     let maxExec: Int
@@ -190,7 +195,9 @@ public final class HealthMonitor: @unchecked Sendable {
         let loop = group.next()
         self.loop = loop
         // Completions of one pass of curl's loop come back to this loop in one hop.
-        curl = CurlRunner { batch in loop.execute { for (done, result) in batch { done(result) } } }
+        let gate = LoopGate(loop)
+        self.gate = gate
+        curl = CurlRunner { batch in gate.execute { for (done, result) in batch { done(result) } } }
         self.observer = observer
         self.logger = logger
         self.coalesce = coalesce
@@ -200,7 +207,7 @@ public final class HealthMonitor: @unchecked Sendable {
     /// Starts (or restarts with new targets) the checks. State is kept for members and checks
     /// that did not change.
     public func update(targets: [MonitorTarget]) {
-        loop.execute { self.apply(targets) }
+        gate.execute { self.apply(targets) }
     }
 
     /// Completes when every check and agent has a first result, or after `timeout`.
@@ -235,6 +242,7 @@ public final class HealthMonitor: @unchecked Sendable {
             self.armed = nil
         }.get()
         curl.stop()
+        gate.close()
         try? await group.shutdownGracefully()
     }
 
@@ -381,9 +389,9 @@ public final class HealthMonitor: @unchecked Sendable {
         while execRunning < maxExec, let job = execWaiting.popFirst() {
             execRunning += 1
             let begun = NIODeadline.now().uptimeNanoseconds
-            let loop = self.loop
+            let gate = self.gate
             execProbe(command: job.argv, timeout: job.timeout, queue: execQueue) { r in
-                loop.execute { [self] in
+                gate.execute { [self] in
                     execRunning -= 1
                     var result = r
                     result.startedAt = begun
@@ -574,3 +582,19 @@ extension MonitorTarget {
     /// `definition` hashed the same way in every process (peers compare it).
     public var definitionHash: UInt64 { StableHash.of(definition) }
 }
+
+/// Runs work on an event loop until closed; after `close()`, work is dropped rather than
+/// scheduled on a loop that is shutting down (which SwiftNIO reports, and will make a crash).
+public final class LoopGate: Sendable {
+    let loop: any EventLoop
+    private let open = NIOLockedValueBox(true)
+
+    public init(_ loop: any EventLoop) { self.loop = loop }
+
+    public func execute(_ body: @escaping @Sendable () -> Void) {
+        open.withLockedValue { if $0 { loop.execute(body) } }
+    }
+
+    public func close() { open.withLockedValue { $0 = false } }
+}
+

@@ -63,6 +63,9 @@ public final class DNSServer: Sendable {
     /// Every checked member of the current configuration, and the ones this instance probes
     /// (nil until the group has said).
     let targets: NIOLockedValueBox<(all: [MonitorTarget], mine: Set<String>?)>
+    /// How the monitor reaches the group; emptied at shutdown, which breaks the cycle monitor
+    /// -> group -> monitor their callbacks make.
+    let groupBox: NIOLockedValueBox<PeerGroup?>
 
     /// Loads zones, pools, the state file and the cluster file; throws if any has an error.
     public init(config: ServerConfig, logger: Logger) throws {
@@ -88,6 +91,7 @@ public final class DNSServer: Sendable {
         // The monitor reports to the group, the group assigns the monitor its share: each is
         // made before the other can be named, so the group is reached through a box.
         let groupBox = NIOLockedValueBox<PeerGroup?>(nil)
+        self.groupBox = groupBox
         let monitor = HealthMonitor(observer: config.instanceName, logger: logger) { observations in
             groupBox.withLockedValue { $0 }?.recordLocal(observations)
         }
@@ -403,6 +407,9 @@ public final class DNSServer: Sendable {
             return c
         }
         for c in all { try? await c.close() }
+        // The monitor stops reporting to the group first (this also breaks the reference
+        // cycle their callbacks make), then each shuts down.
+        groupBox.withLockedValue { $0 = nil }
         await peers.shutdown()
         await monitor.shutdown()
         try? await group.shutdownGracefully()

@@ -2,6 +2,7 @@ import ClusterState
 import Foundation
 import Logging
 import Metrics
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
 
@@ -114,6 +115,9 @@ public final class PeerGroup: @unchecked Sendable {
     private var blockedAddresses = Set<String>()
     private var ticks = 0
     private let dropCounters = DropCounters()
+    /// Open until shutdown: work handed in from other threads after that is dropped, never
+    /// scheduled on a loop that is shutting down.
+    private let open = NIOLockedValueBox(true)
     private let bytesOut = Counter(label: "meridian_gossip_bytes_total", dimensions: [("direction", "out")])
     private let bytesIn = Counter(label: "meridian_gossip_bytes_total", dimensions: [("direction", "in")])
     private let pushPullCounter = Counter(label: "meridian_gossip_push_pulls_total", dimensions: [("result", "ok")])
@@ -196,6 +200,7 @@ public final class PeerGroup: @unchecked Sendable {
             for t in tasks { t.cancel() }
             tasks = []
         }.get()
+        open.withLockedValue { $0 = false }
         try? await udp?.close()
         try? await tcp?.close()
         try? await group.shutdownGracefully()
@@ -205,7 +210,7 @@ public final class PeerGroup: @unchecked Sendable {
 
     /// This instance's own check and agent results.
     public func recordLocal(_ observations: [String: MemberObservations]) {
-        loop.execute { [self] in
+        execute { [self] in
             let entries = ledger.recordLocal(observer: nodeName, observations: observations, definitions: definitions, clock: &clock, wallMillis: Self.wallMillis)
             spread(entries)
         }
@@ -213,14 +218,14 @@ public final class PeerGroup: @unchecked Sendable {
 
     /// This instance's admin state file, as last-writer-wins registers for the whole group.
     public func recordOverrides(_ overrides: [AdminOverride]) {
-        loop.execute { [self] in
+        execute { [self] in
             spread(ledger.recordOverrides(origin: nodeName, overrides: overrides, clock: &clock, wallMillis: Self.wallMillis))
         }
     }
 
     /// A reload: new members, digest, or peer list.
     public func update(definitions: [String: UInt64], digest: UInt64, cluster: ClusterConfig?) {
-        loop.execute { [self] in
+        execute { [self] in
             self.definitions = definitions
             self.digest = digest
             if let cluster, settings.cluster != nil {
@@ -231,6 +236,10 @@ public final class PeerGroup: @unchecked Sendable {
             reassign()
             markDirty()
         }
+    }
+
+    private func execute(_ body: @escaping @Sendable () -> Void) {
+        open.withLockedValue { if $0 { loop.execute(body) } }
     }
 
     /// The current view (what was last published, computed now).

@@ -201,7 +201,8 @@ struct MonitorTests {
         hung.interval = 10
         var dead = spec(.exec, port: 1)
         dead.command = ["/bin/false"]
-        dead.timeout = 0.5
+        // Generous: under a sanitizer on a loaded machine a slow spawn must not look stalled.
+        dead.timeout = 2
         dead.interval = 10
         var targets = (0..<4).map { MonitorTarget(memberID: "p/s/hung\($0)", address: .init("127.0.0.1")!, checks: [hung], agent: nil) }
         targets.append(MonitorTarget(memberID: "p/s/dead", address: .init("127.0.0.1")!, checks: [dead], agent: nil))
@@ -331,6 +332,7 @@ struct DNSProbeReplyTests {
         try send(real, from: target)
         #expect(handler.done)
         #expect(try promise.futureResult.wait() == real)
+        _ = try channel.finish()
     }
 }
 
