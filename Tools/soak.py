@@ -120,6 +120,7 @@ def main():
               f"({flips} backend flips, {reloads} reloads, {restarts} peer restarts)")
         print(f"soak: checker: {checked[0]} answers checked, {len(wrong)} wrong{': ' + str(wrong[:5]) if wrong else ''}")
         print(f"soak: ns1 RSS: start {rss[0] / 1024:.1f} MiB, peak {max(rss) / 1024:.1f} MiB, end {rss[-1] / 1024:.1f} MiB")
+        print("soak: ns1 RSS each minute (MiB): " + ", ".join(f"{rss[i] / 1024:.1f}" for i in range(0, len(rss), 60)))
     finally:
         stop.set()
         g.stop()
