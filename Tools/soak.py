@@ -31,6 +31,8 @@ sys.path.insert(0, str(ROOT / "Tests" / "Integration"))
 from test_peers import BACKENDS, Backend, Group  # noqa: E402
 
 SOAK = int(os.environ.get("SOAK_SECONDS", "600"))
+# Which disturbances run (to find what a growth comes from): flip, reload, restart.
+EVENTS = set(os.environ.get("SOAK_EVENTS", "flip,reload,restart").split(","))
 VALID = set(BACKENDS) | {"127.0.0.1"}
 
 
@@ -97,7 +99,7 @@ def main():
             time.sleep(1)
             rss.append(rss_kib(ns1.proc.pid))
             second = int(elapsed) + 1
-            if second % 5 == 0:
+            if second % 5 == 0 and "flip" in EVENTS:
                 ip = BACKENDS[(second // 5) % len(BACKENDS)]
                 b = g.backends[ip]
                 if b.running:
@@ -105,10 +107,10 @@ def main():
                 else:
                     g.backends[ip] = Backend(ip, g.port)
                 flips += 1
-            if second % 30 == 0:
+            if second % 30 == 0 and "reload" in EVENTS:
                 ns1.proc.send_signal(signal.SIGHUP)
                 reloads += 1
-            if second % 60 == 0:
+            if second % 60 == 0 and "restart" in EVENTS:
                 ns2.stop(signal.SIGKILL)
                 ns2.start()
                 restarts += 1
@@ -120,7 +122,7 @@ def main():
               f"({flips} backend flips, {reloads} reloads, {restarts} peer restarts)")
         print(f"soak: checker: {checked[0]} answers checked, {len(wrong)} wrong{': ' + str(wrong[:5]) if wrong else ''}")
         print(f"soak: ns1 RSS: start {rss[0] / 1024:.1f} MiB, peak {max(rss) / 1024:.1f} MiB, end {rss[-1] / 1024:.1f} MiB")
-        print("soak: ns1 RSS each minute (MiB): " + ", ".join(f"{rss[i] / 1024:.1f}" for i in range(0, len(rss), 60)))
+        print("soak: ns1 RSS each minute (MiB): " + ", ".join(f"{rss[i] / 1024:.1f}" for i in range(0, len(rss), int(os.environ.get("SOAK_RSS_EVERY", "60")))))
     finally:
         stop.set()
         g.stop()
