@@ -12,6 +12,6 @@ for s in "${@:-address thread}"; do
     swift build --build-tests --build-path "$dir" --sanitize="$kind" 2>&1 | tail -1
     echo "sanitize: $kind: swift test"
     LSAN_OPTIONS="suppressions=$PWD/Tools/lsan.supp:print_suppressions=0" \
-      swift test --skip-build --build-path "$dir" --sanitize="$kind" 2>&1 | tee ".build-$kind.log" | grep -E "Test run with|SUMMARY|ERROR:|WARNING: ThreadSanitizer" | sort | uniq -c
+      swift test --skip-build --build-path "$dir" --sanitize="$kind" 2>&1 | tee "$dir/sanitize-$kind.log" | grep -E "Test run with|SUMMARY|ERROR:|WARNING: ThreadSanitizer" | sort | uniq -c
   done
 done
