@@ -205,6 +205,10 @@ struct MonitorTests {
         dead.timeout = 2
         dead.interval = 10
         var targets = (0..<4).map { MonitorTarget(memberID: "p/s/hung\($0)", address: .init("127.0.0.1")!, checks: [hung], agent: nil) }
+        // The hung checks first (their first round starts within 250 ms), so they hold every
+        // slot when the dead member's check comes due.
+        monitor.update(targets: targets)
+        try await Task.sleep(for: .milliseconds(500))
         targets.append(MonitorTarget(memberID: "p/s/dead", address: .init("127.0.0.1")!, checks: [dead], agent: nil))
         monitor.update(targets: targets)
         // The dead member's check waits behind three hung ones (about 2 s), then runs and fails.

@@ -117,14 +117,6 @@ def test_broken_frames_affect_only_their_connection(server):
     assert r.id == 9
 
 
-def rss_kib(pid):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    return 0
-
-
 def test_pipelining_client_that_never_reads_is_bounded(fresh_server):
     """Hardening, finding 2: queries already buffered kept being answered after the socket
     stopped draining, so one connection could pin about the input cap times the answer ratio
