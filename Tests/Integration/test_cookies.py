@@ -81,7 +81,9 @@ def test_valid_cookie_is_not_rate_limited(binary, tmp_path):
                 pass
             answered[label] = n
         s.close()
-        assert answered["cookie"] == 60, answered
+        # All of them (a datagram or two may be lost on a loaded loopback), against at most a
+        # second or two of the 5/s budget without a cookie.
+        assert answered["cookie"] >= 55, answered
         assert answered["none"] <= 15, answered
     finally:
         srv.stop()
