@@ -214,6 +214,7 @@ public final class DNSServer: Sendable {
         for loop in group.makeIterator() {
             let s = scratch(for: loop)
             _ = loop.scheduleRepeatedTask(initialDelay: .seconds(1), delay: .seconds(1)) { _ in
+                s.tick()
                 s.udpMetrics.flush()
                 s.tcpMetrics.flush()
             }

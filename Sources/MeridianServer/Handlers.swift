@@ -19,7 +19,14 @@ struct LoopScratch: @unchecked Sendable {
     /// This loop's response rate limiter (UDP): each loop limits the queries it receives.
     let limiter: LimiterBox
 
-    init(rateLimit: RateLimitConfig = RateLimitConfig()) { limiter = LimiterBox(RateLimiter(config: rateLimit)) }
+    init(rateLimit: RateLimitConfig = RateLimitConfig()) {
+        limiter = LimiterBox(RateLimiter(config: rateLimit))
+        tick()
+    }
+
+    /// Sets the loop's clock (whole seconds, for cookies and rate limiting): at start and from
+    /// the loop's once-a-second timer, so no query reads a clock.
+    func tick() { buffer.nowSeconds = UInt32(truncatingIfNeeded: time(nil)) }
 }
 
 /// Holds a loop's `RateLimiter` (a value) where that loop's handlers can change it.
@@ -50,7 +57,6 @@ struct QueryAnswerer {
     @inline(__always)
     mutating func answer(_ query: ByteBuffer, from source: IPAddress) -> QueryOutcome {
         let snapshot = reader.refresh()
-        buffer.nowSeconds = UInt32(truncatingIfNeeded: time(nil))
         let outcome = query.withUnsafeReadableBytes { [buffer, transport] in
             QueryProcessor.respond(to: $0, transport: transport, snapshot: snapshot, buffer: buffer, client: source)
         }
@@ -90,7 +96,7 @@ final class UDPQueryHandler: ChannelInboundHandler {
         if limiter.enabled, !outcome.cookieValid, let c = RateLimiter.classify(response) {
             // The packet source, not an ECS address: a spoofed flood names its victim here.
             let key = limiter.limiter.key(client: source, kind: c.kind, nameHash: c.nameHash)
-            switch limiter.limiter.decide(key: key, now: UInt32(truncatingIfNeeded: NIODeadline.now().uptimeNanoseconds / 1_000_000_000)) {
+            switch limiter.limiter.decide(key: key, now: answerer.buffer.nowSeconds) {
             case .send:
                 break
             case .drop:
