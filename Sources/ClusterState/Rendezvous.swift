@@ -14,10 +14,7 @@ public enum Rendezvous {
     /// A stable 64-bit score: FNV-1a over `peer`, a zero byte and `member`, then the SplitMix64
     /// finalizer. Not Swift's `Hasher`, which is seeded per process.
     public static func score(member: String, peer: String) -> UInt64 {
-        var h: UInt64 = 0xcbf2_9ce4_8422_2325
-        for b in peer.utf8 { h = (h ^ UInt64(b)) &* 0x100_0000_01b3 }
-        h = (h ^ 0) &* 0x100_0000_01b3
-        for b in member.utf8 { h = (h ^ UInt64(b)) &* 0x100_0000_01b3 }
+        let h = StableHash.fnv(member.utf8, StableHash.fnv(CollectionOfOne(0), StableHash.fnv(peer.utf8)))
         return StableHash.mix(h)
     }
 }
@@ -26,10 +23,13 @@ public enum Rendezvous {
 /// compare), unlike Swift's per-process seeded `Hasher`.
 public enum StableHash {
     /// FNV-1a of a string's UTF-8, finalized.
-    public static func of(_ text: String) -> UInt64 {
-        var h: UInt64 = 0xcbf2_9ce4_8422_2325
-        for b in text.utf8 { h = (h ^ UInt64(b)) &* 0x100_0000_01b3 }
-        return mix(h)
+    public static func of(_ text: String) -> UInt64 { mix(fnv(text.utf8)) }
+
+    /// FNV-1a over octets, continuing from `h`.
+    public static func fnv<S: Sequence>(_ bytes: S, _ h: UInt64 = 0xcbf2_9ce4_8422_2325) -> UInt64 where S.Element == UInt8 {
+        var h = h
+        for b in bytes { h = (h ^ UInt64(b)) &* 0x100_0000_01b3 }
+        return h
     }
 
     /// The SplitMix64 finalizer: spreads every input bit over the output.

@@ -65,8 +65,6 @@ final class ClientLimiter: Sendable {
             c[key] = n > 0 ? n : nil
         }
     }
-
-    var prefixes: Int { counts.withLockedValue { $0.count } }
 }
 
 /// Closes a TCP connection that does not complete a query frame within `timeout` of the

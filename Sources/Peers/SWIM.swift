@@ -174,9 +174,6 @@ public struct SWIM: Sendable {
         return out
     }
 
-    /// Updates waiting to be sent.
-    public var queuedCount: Int { queue.count }
-
     // MARK: Configuration
 
     /// Replaces the configured peers (a cluster file reload). Peers no longer configured that

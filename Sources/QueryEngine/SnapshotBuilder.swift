@@ -16,11 +16,11 @@ public enum SnapshotBuilder {
         public var errors: [Diagnostic] { diagnostics.filter { $0.severity == .error } }
     }
 
-    /// - Parameter observations: health-check and agent observations to carry into the new
-    ///   snapshot (a reload keeps what the checks already know).
+    /// - Parameter current: the health view to carry into the new snapshot (a reload keeps
+    ///   what the group already knows); by default the state file's overrides alone.
     public static func build(
         directory: String, statePath: String? = nil, config: EngineConfig = EngineConfig(), generation: Int = 1,
-        observations: [String: MemberObservations] = [:], health current: HealthSnapshot? = nil
+        health current: HealthSnapshot? = nil
     ) -> Outcome {
         var diags: [Diagnostic] = []
         // Pools that are valid are bound even when others are not, so every problem is reported.
@@ -34,11 +34,11 @@ public enum SnapshotBuilder {
             return Outcome(snapshot: nil, diagnostics: diags + [Diagnostic(file: directory, line: 0, "\(error)")])
         }
         diags += zoneOutcome.diagnostics
-        var health = current ?? HealthSnapshot(version: 1, observations: observations)
+        var health = current ?? HealthSnapshot(version: 1)
         if let statePath {
             let (overrides, stateDiags) = AdminStateFile.load(path: statePath)
             diags += stateDiags
-            health = HealthSnapshot(version: 1, overrides: overrides, observations: observations)
+            health = HealthSnapshot(version: 1, overrides: overrides)
         }
         guard let zones = zoneOutcome.zones, !diags.contains(where: { $0.severity == .error }) else {
             return Outcome(snapshot: nil, diagnostics: diags)
@@ -47,22 +47,9 @@ public enum SnapshotBuilder {
         return Outcome(snapshot: Snapshot(zones: zones, pools: runtime, config: config, generation: generation), diagnostics: diags)
     }
 
-    /// A new health view for the same configuration, from the admin state file.
-    public static func rebuildHealth(of snapshot: Snapshot, statePath: String, generation: Int) -> (snapshot: Snapshot?, diagnostics: [Diagnostic]) {
-        let (overrides, diags) = AdminStateFile.load(path: statePath)
-        guard !diags.contains(where: { $0.severity == .error }) else { return (nil, diags) }
-        let health = snapshot.pools.health.with(overrides: overrides, version: snapshot.pools.health.version + 1)
-        return (snapshot.with(pools: snapshot.pools.with(health: health), generation: generation), diags)
-    }
-
     /// The same configuration with another health view (the peer group's merged view).
     public static func rebuildHealth(of snapshot: Snapshot, health: HealthSnapshot, generation: Int) -> Snapshot {
         snapshot.with(pools: snapshot.pools.with(health: health), generation: generation)
     }
 
-    /// A new health view with fresh check and agent observations (admin overrides kept).
-    public static func rebuildHealth(of snapshot: Snapshot, observations: [String: MemberObservations], generation: Int) -> Snapshot {
-        let health = snapshot.pools.health.with(observations: observations, version: snapshot.pools.health.version + 1)
-        return snapshot.with(pools: snapshot.pools.with(health: health), generation: generation)
-    }
 }
