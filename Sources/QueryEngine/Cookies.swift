@@ -10,7 +10,16 @@ public struct CookieConfig: Sendable, Equatable {
     /// 16-octet SipHash keys; the first makes new cookies.
     public var secrets: [[UInt8]]
 
-    public init(secrets: [[UInt8]]) { self.secrets = secrets.filter { $0.count == 16 } }
+    /// The largest UDP answer, in octets, to a query without a valid server cookie; larger
+    /// answers are truncated (TC=1) so the client retries over TCP or with the cookie it was
+    /// just given (RFC 7873 5.2.2 lets a server require cookies for large answers). Nil: no
+    /// limit beyond the client's EDNS payload size.
+    public var cookielessUDPLimit: Int?
+
+    public init(secrets: [[UInt8]], cookielessUDPLimit: Int? = nil) {
+        self.secrets = secrets.filter { $0.count == 16 }
+        self.cookielessUDPLimit = cookielessUDPLimit.map { max(512, min($0, 65535)) }
+    }
 
     public var enabled: Bool { !secrets.isEmpty }
 }

@@ -106,7 +106,7 @@ struct Responder {
             edns?.clientSubnet = nil
             return finish(rcode: RCode.badVers, withQuestion: true, withOPT: true)
         }
-        let limit: Int
+        var limit: Int
         switch transport {
         case .tcp: limit = WireLimits.maxMessageLength
         case .udp:
@@ -115,6 +115,9 @@ struct Responder {
             } else {
                 limit = WireLimits.minUDPPayload
             }
+        }
+        if transport == .udp, !cookieValid, snapshot.config.cookies.enabled, let cap = snapshot.config.cookies.cookielessUDPLimit {
+            limit = min(limit, cap)
         }
         if let ecs = edns?.clientSubnet, ecs.sourcePrefix > 0 {
             // RFC 7871 7.1.2: select for the client's subnet; /0 means "use the resolver's address".

@@ -26,13 +26,23 @@ public struct ZoneRecord: Sendable, Equatable {
     }
 }
 
-/// Reads a master file (RFC 1035 5) into records: this type handles the directives
-/// (`$ORIGIN`, `$TTL`, `$INCLUDE`, RFC 1035 5.1 and RFC 2308 4) and owner inheritance, and
-/// libldns turns each record's text into wire form, which covers every type libldns knows and
-/// the RFC 3597 `\# len hex` form for the rest.
+/// Reads a master file (RFC 1035 5) with libldns: `ldns_fget_token_l_st` splits the file into
+/// entries (parentheses, comments, quotes), and `ldns_rr_new_frm_str` turns each record into
+/// wire form (every type libldns knows, and the RFC 3597 `\# len hex` form for the rest).
+///
+/// These are the two halves of `ldns_rr_new_frm_fp_l`, called separately because that
+/// function frees the entry's text before it returns `LDNS_STATUS_SYNTAX_INCLUDE` (so the file
+/// name of an `$INCLUDE` is lost) and reads TTLs with `ldns_str2period`, whose unsigned
+/// arithmetic wraps (`9999999w` loads as 685442432 s). This type handles the directives
+/// (`$ORIGIN`, `$TTL`, `$INCLUDE`, RFC 1035 5.1, RFC 2308 4), checks every TTL token with
+/// `TTLText`, counts lines itself (libldns folds a comment line into the next entry's count),
+/// and rejects what libldns 1.8.3 lets through: an unterminated quote, and parentheses still
+/// open at the end of the file.
 public enum RecordParser {
     /// The most nested `$INCLUDE`s followed.
     static let maxIncludeDepth = 8
+    /// The most of an entry's text quoted in a diagnostic.
+    static let quotedTextLimit = 120
 
     /// Parses `path` with `origin` (presentation form) as the initial `$ORIGIN`.
     public static func parse(path: String, origin: String) -> (records: [ZoneRecord], diagnostics: [Diagnostic]) {
@@ -45,92 +55,125 @@ public enum RecordParser {
     /// the current directory.
     public static func parse(text: String, file: String = "<text>", origin: String) -> (records: [ZoneRecord], diagnostics: [Diagnostic]) {
         var state = State(origin: origin.hasSuffix(".") ? origin : origin + ".")
-        parseText(text, file: file, directory: FileManager.default.currentDirectoryPath, state: &state, depth: 0)
+        parseBytes(Array(text.utf8), file: file, directory: FileManager.default.currentDirectoryPath, state: &state, depth: 0)
         return (state.records, state.diagnostics)
     }
 
+    /// What carries from one entry to the next. An `$INCLUDE` works on a copy, so the includer's
+    /// origin, TTLs and previous owner are restored after it (RFC 1035 5.1).
     struct State {
         var origin: String
+        var originName: OwnedName
         var defaultTTL: UInt32?
         var lastTTL: UInt32?
-        var previousOwner: String?
+        /// The previous record's owner, for entries that start with white space.
+        var previous = OwnedName(nil)
         var records: [ZoneRecord] = []
         var diagnostics: [Diagnostic] = []
+
+        init(origin: String) {
+            self.origin = origin
+            self.originName = OwnedName(ldns_dname_new_frm_str(origin))
+        }
+
+        /// A copy whose libldns names are its own.
+        func forInclude() -> State {
+            var inner = self
+            inner.originName = originName.clone()
+            inner.previous = previous.clone()
+            return inner
+        }
     }
 
     static func parseFile(path: String, state: inout State, depth: Int, includedFrom: (String, Int)?) {
+        let (f, l) = includedFrom ?? (path, 0)
+        var info = stat()
+        guard stat(path, &info) == 0 else {
+            return state.diagnostics.append(Diagnostic(file: f, line: l, "cannot read \(path) (\(String(cString: strerror(errno))))"))
+        }
+        guard info.st_mode & S_IFMT == S_IFREG else {
+            return state.diagnostics.append(Diagnostic(file: f, line: l, "cannot read \(path): not a regular file"))
+        }
         guard let data = FileManager.default.contents(atPath: path) else {
-            let (f, l) = includedFrom ?? (path, 0)
-            state.diagnostics.append(Diagnostic(file: f, line: l, "cannot read \(path)"))
-            return
+            return state.diagnostics.append(Diagnostic(file: f, line: l, "cannot read \(path)"))
         }
-        guard let text = String(data: data, encoding: .utf8) else {
-            state.diagnostics.append(Diagnostic(file: path, line: 1, "not UTF-8 text"))
-            return
-        }
-        parseText(text, file: path, directory: (path as NSString).deletingLastPathComponent, state: &state, depth: depth)
+        parseBytes([UInt8](data), file: path, directory: (path as NSString).deletingLastPathComponent, state: &state, depth: depth)
     }
 
-    static func parseText(_ text: String, file: String, directory: String, state: inout State, depth: Int) {
-        let entries: [ZoneEntry]
-        do { entries = try ZoneFileReader.entries(of: text, file: file) } catch {
-            state.diagnostics.append(error)
-            return
-        }
-        for entry in entries {
-            if entry.text.hasPrefix("$") {
-                directive(entry, directory: directory, state: &state, depth: depth)
-                continue
+    static func parseBytes(_ bytes: [UInt8], file: String, directory: String, state: inout State, depth: Int) {
+        guard !bytes.isEmpty else { return }
+        bytes.withUnsafeBufferPointer { raw in
+            guard let base = raw.baseAddress, let fp = fmemopen(UnsafeMutableRawPointer(mutating: base), raw.count, "r") else {
+                return state.diagnostics.append(Diagnostic(file: file, line: 0, "cannot open the file's text for reading"))
             }
-            var text = entry.text
-            if entry.blankOwner {
-                guard let prev = state.previousOwner else {
-                    state.diagnostics.append(Diagnostic(file: entry.file, line: entry.line, "record with no owner name and no previous owner"))
-                    continue
+            defer { fclose(fp) }
+            var lexer = EntryLexer(fp: fp, bytes: raw)
+            defer { lexer.release() }
+            while let entry = lexer.next() {
+                switch entry {
+                case .failure(let line, let message):
+                    state.diagnostics.append(Diagnostic(file: file, line: line, message))
+                case .entry(let line, let text):
+                    handle(text, line: line, file: file, directory: directory, state: &state, depth: depth)
                 }
-                text = prev + " " + text
-            }
-            switch record(text, state: state, file: entry.file, line: entry.line) {
-            case .success(let (rec, ownerText)):
-                state.records.append(rec)
-                state.previousOwner = ownerText
-                // Without $TTL a record with no TTL takes the last one used (RFC 1035 5.1); a
-                // record that had none got exactly that, so every record's TTL is "the last".
-                state.lastTTL = rec.ttl
-            case .failure(let d):
-                state.diagnostics.append(d)
             }
         }
     }
 
-    static func directive(_ entry: ZoneEntry, directory: String, state: inout State, depth: Int) {
-        let f = ZoneFileReader.fields(entry.text)
-        func err(_ m: String) { state.diagnostics.append(Diagnostic(file: entry.file, line: entry.line, m)) }
+    static func handle(_ text: UnsafePointer<CChar>, line: Int, file: String, directory: String, state: inout State, depth: Int) {
+        if text[0] == CChar(UInt8(ascii: "$")) {
+            return directive(String(cString: text), line: line, file: file, directory: directory, state: &state, depth: depth)
+        }
+        switch record(text, state: &state, file: file, line: line) {
+        case .success(let rec):
+            state.records.append(rec)
+            // Without $TTL a record with no TTL takes the last one used (RFC 1035 5.1); a
+            // record that had none got exactly that, so every record's TTL is "the last".
+            state.lastTTL = rec.ttl
+        case .failure(let d):
+            state.diagnostics.append(d)
+        }
+    }
+
+    static func directive(_ text: String, line: Int, file: String, directory: String, state: inout State, depth: Int) {
+        let f = fields(text)
+        func err(_ m: String) { state.diagnostics.append(Diagnostic(file: file, line: line, m)) }
         switch f[0].uppercased() {
         case "$ORIGIN":
-            guard f.count == 2, let name = absolute(f[1], origin: state.origin), Name.parse(name) != nil else {
+            guard f.count == 2, let name = absolute(f[1], origin: state.origin), Name.parse(name) != nil,
+                  let rdf = ldns_dname_new_frm_str(name) else {
                 return err("$ORIGIN needs one domain name")
             }
             state.origin = name
+            state.originName = OwnedName(rdf)
         case "$TTL":
-            guard f.count == 2, let ttl = parseTTL(f[1]) else { return err("$TTL needs one TTL value (seconds or 1h2m style)") }
+            guard f.count == 2, let ttl = TTLText.seconds(f[1]) else {
+                return err("$TTL needs one TTL value (seconds or 1h2m style, at most \(TTLText.max))")
+            }
             state.defaultTTL = ttl
         case "$INCLUDE":
-            guard f.count == 2 || f.count == 3 else { return err("$INCLUDE needs a file name and an optional origin") }
-            guard depth < maxIncludeDepth else { return err("$INCLUDE nested more than \(maxIncludeDepth) deep") }
-            let target = f[1].hasPrefix("/") ? f[1] : (directory as NSString).appendingPathComponent(f[1])
-            // RFC 1035 5.1: the included file gets its own origin; the includer's state is restored after.
-            var inner = state
-            if f.count == 3 {
-                guard let o = absolute(f[2], origin: state.origin) else { return err("bad origin in $INCLUDE") }
-                inner.origin = o
-            }
-            parseFile(path: target, state: &inner, depth: depth + 1, includedFrom: (entry.file, entry.line))
-            state.records = inner.records
-            state.diagnostics = inner.diagnostics
+            include(f, line: line, file: file, directory: directory, state: &state, depth: depth)
         default:
-            err("unknown directive \(f[0])")
+            err("unknown directive \(quoted(f[0]))")
         }
+    }
+
+    static func include(_ f: [String], line: Int, file: String, directory: String, state: inout State, depth: Int) {
+        func err(_ m: String) { state.diagnostics.append(Diagnostic(file: file, line: line, m)) }
+        guard f.count == 2 || f.count == 3 else { return err("$INCLUDE needs a file name and an optional origin") }
+        guard depth < maxIncludeDepth else { return err("$INCLUDE nested more than \(maxIncludeDepth) deep") }
+        let target = f[1].hasPrefix("/") ? f[1] : (directory as NSString).appendingPathComponent(f[1])
+        var inner = state.forInclude()
+        if f.count == 3 {
+            guard let o = absolute(f[2], origin: state.origin), Name.parse(o) != nil, let rdf = ldns_dname_new_frm_str(o) else {
+                return err("bad origin in $INCLUDE")
+            }
+            inner.origin = o
+            inner.originName = OwnedName(rdf)
+        }
+        parseFile(path: target, state: &inner, depth: depth + 1, includedFrom: (file, line))
+        state.records = inner.records
+        state.diagnostics = inner.diagnostics
     }
 
     static func absolute(_ name: String, origin: String) -> String? {
@@ -139,122 +182,96 @@ public enum RecordParser {
         return origin == "." ? name + "." : name + "." + origin
     }
 
-    /// A TTL in seconds or BIND's unit form (`1h30m`, `2d`, `1w`).
-    static func parseTTL(_ s: String) -> UInt32? {
-        if let v = UInt32(s) { return v }
-        var total: UInt64 = 0
-        var num: UInt64 = 0
-        var sawDigit = false
-        for ch in s.lowercased() {
-            if let d = ch.wholeNumberValue, ch.isASCII {
-                num = num * 10 + UInt64(d)
-                sawDigit = true
-                guard num <= UInt64(UInt32.max) else { return nil }
-            } else {
-                guard sawDigit else { return nil }
-                let unit: UInt64
-                switch ch {
-                case "s": unit = 1
-                case "m": unit = 60
-                case "h": unit = 3600
-                case "d": unit = 86400
-                case "w": unit = 604800
-                default: return nil
-                }
-                // Checked: a token of many large units (`4294967295w4294967295w...`) must be
-                // rejected, not overflow (issue: hardening, finding 4).
-                total += num * unit
-                guard total <= UInt64(Int32.max) else { return nil }
-                num = 0
-                sawDigit = false
-            }
-        }
-        total += num
-        return total <= UInt64(Int32.max) ? UInt32(total) : nil
-    }
+    /// A TTL in seconds or BIND's unit form (`1h30m`, `2d`, `1w`); see `TTLText`.
+    static func parseTTL(_ s: String) -> UInt32? { TTLText.seconds(s) }
 
-    static func record(_ text: String, state: State, file: String, line: Int) -> Result<(ZoneRecord, String), Diagnostic> {
-        guard let originRdf = ldns_dname_new_frm_str(state.origin) else {
-            return .failure(Diagnostic(file: file, line: line, "bad origin \(state.origin)"))
+    static func record(_ text: UnsafePointer<CChar>, state: inout State, file: String, line: Int) -> Result<ZoneRecord, Diagnostic> {
+        func fail(_ m: String) -> Result<ZoneRecord, Diagnostic> { .failure(Diagnostic(file: file, line: line, m)) }
+        let fields = LeadingFields(text)
+        if fields.blankOwner && state.previous.pointer == nil {
+            return fail("record with no owner name and no previous owner")
         }
-        defer { ldns_rdf_deep_free(originRdf) }
-        let defaultTTL = state.defaultTTL ?? state.lastTTL ?? 3600
+        var explicitTTL: UInt32?
+        if let token = fields.ttlToken {
+            guard let v = TTLText.seconds(token) else {
+                return fail("bad TTL \(quoted(token)) (seconds or 1h2m style, at most \(TTLText.max))")
+            }
+            explicitTTL = v
+        }
+        guard let origin = state.originName.pointer else { return fail("bad origin \(state.origin)") }
         var rrp: UnsafeMutablePointer<ldns_rr>? = nil
-        let status = text.withCString { ldns_rr_new_frm_str(&rrp, $0, defaultTTL, originRdf, nil) }
+        let status = ldns_rr_new_frm_str(&rrp, text, 3600, origin, &state.previous.pointer)
         guard status == LDNS_STATUS_OK, let rr = rrp else {
             let why = String(cString: ldns_get_errorstr_by_id(status))
-            return .failure(Diagnostic(file: file, line: line, "\(why.prefix(1).lowercased() + why.dropFirst()): \(text)"))
+            return fail("\(why.prefix(1).lowercased() + why.dropFirst()): \(quoted(String(cString: text)))")
         }
         defer { ldns_rr_free(rr) }
-        guard let ownerRdf = ldns_rr_owner(rr) else { return .failure(Diagnostic(file: file, line: line, "record has no owner")) }
+        if let quoteProblem = LeadingFields.unterminatedQuote(text) { return fail(quoteProblem) }
+        ldns_rr_set_ttl(rr, explicitTTL ?? state.defaultTTL ?? state.lastTTL ?? 3600)
+        return wire(rr, file: file, line: line)
+    }
+
+    /// The record in the form the builder takes, after the RDATA shape checks.
+    static func wire(_ rr: UnsafeMutablePointer<ldns_rr>, file: String, line: Int) -> Result<ZoneRecord, Diagnostic> {
+        func fail(_ m: String) -> Result<ZoneRecord, Diagnostic> { .failure(Diagnostic(file: file, line: line, m)) }
+        guard let ownerRdf = ldns_rr_owner(rr) else { return fail("record has no owner") }
         let owner = Array(UnsafeRawBufferPointer(start: ldns_rdf_data(ownerRdf), count: ldns_rdf_size(ownerRdf)))
         var wire: UnsafeMutablePointer<UInt8>? = nil
         var size = 0
         guard ldns_rr2wire(&wire, rr, Int32(LDNS_SECTION_ANSWER.rawValue), &size) == LDNS_STATUS_OK, let wire else {
-            return .failure(Diagnostic(file: file, line: line, "cannot convert record to wire form: \(text)"))
+            return fail("cannot convert the record to wire form")
         }
         defer { free(wire) }
-        let all = UnsafeRawBufferPointer(start: wire, count: size)
-        let fixed = owner.count
-        guard size >= fixed + 10 else { return .failure(Diagnostic(file: file, line: line, "bad record \(text)")) }
-        let rdata = Array(all[(fixed + 10)...])
-        let ownerText: String
-        if let s = ldns_rdf2str(ownerRdf) {
-            ownerText = String(cString: s)
-            free(s)
-        } else {
-            ownerText = Name.text(owner)
-        }
+        guard size >= owner.count + 10 else { return fail("cannot convert the record to wire form") }
+        let rdata = Array(UnsafeRawBufferPointer(start: wire, count: size)[(owner.count + 10)...])
         let type = ldns_rr_get_type(rr).rawValue.toUInt16
         if let problem = RdataCheck.problem(type: type, rdata: rdata) {
-            return .failure(Diagnostic(file: file, line: line, "\(RRType.name(type)) record: \(problem)"))
+            return fail("\(RRType.name(type)) record: \(problem)")
         }
-        let rec = ZoneRecord(
-            owner: owner, type: ldns_rr_get_type(rr).rawValue.toUInt16, rrclass: ldns_rr_get_class(rr).rawValue.toUInt16,
-            ttl: ldns_rr_ttl(rr), rdata: rdata, file: file, line: line)
-        return .success((rec, ownerText))
+        return .success(ZoneRecord(
+            owner: owner, type: type, rrclass: ldns_rr_get_class(rr).rawValue.toUInt16,
+            ttl: ldns_rr_ttl(rr), rdata: rdata, file: file, line: line))
+    }
+
+    /// `text` for a diagnostic: at most `quotedTextLimit` characters.
+    static func quoted(_ text: String) -> String {
+        text.count <= quotedTextLimit ? text : text.prefix(quotedTextLimit) + "… (\(text.utf8.count) bytes)"
+    }
+
+    /// Splits a directive's text at white space outside quotes.
+    static func fields(_ text: String) -> [String] {
+        var out: [String] = []
+        var cur = ""
+        var inQuote = false
+        var escape = false
+        for ch in text {
+            if escape {
+                cur.append(ch)
+                escape = false
+            } else if ch == "\\" {
+                escape = true
+                cur.append(ch)
+            } else if ch == "\"" {
+                inQuote.toggle()
+                cur.append(ch)
+            } else if (ch == " " || ch == "\t") && !inQuote {
+                if !cur.isEmpty { out.append(cur) }
+                cur = ""
+            } else {
+                cur.append(ch)
+            }
+        }
+        if !cur.isEmpty { out.append(cur) }
+        return out
     }
 }
 
-/// RDATA shapes the answer path relies on: libldns accepts the RFC 3597 form `\# 0` (and any
-/// other length) for every type, so a CNAME, NS or SOA with no data would load and then be
-/// served malformed. Types not listed are opaque data and pass.
-enum RdataCheck {
-    static func problem(type: UInt16, rdata: [UInt8]) -> String? {
-        switch type {
-        case RRType.a: return rdata.count == 4 ? nil : "RDATA must be 4 octets, not \(rdata.count)"
-        case RRType.aaaa: return rdata.count == 16 ? nil : "RDATA must be 16 octets, not \(rdata.count)"
-        case RRType.ns, RRType.cname, RRType.ptr, RRType.dname:
-            return nameEnd(rdata, at: 0) == rdata.count ? nil : "RDATA must be exactly one domain name"
-        case RRType.mx:
-            return rdata.count > 2 && nameEnd(rdata, at: 2) == rdata.count ? nil : "RDATA must be a preference and a domain name"
-        case RRType.srv:
-            return rdata.count > 6 && nameEnd(rdata, at: 6) == rdata.count ? nil : "RDATA must be priority, weight, port and a target name"
-        case RRType.soa:
-            guard let m = nameEnd(rdata, at: 0), let r = nameEnd(rdata, at: m), rdata.count - r == 20 else {
-                return "RDATA must be two domain names and five 32-bit numbers"
-            }
-            return nil
-        case RRType.txt: return rdata.isEmpty ? "RDATA must hold at least one character-string" : nil
-        default: return nil
-        }
-    }
-
-    /// Where an uncompressed wire name starting at `start` ends, or nil if it is malformed.
-    static func nameEnd(_ b: [UInt8], at start: Int) -> Int? {
-        var i = start
-        var length = 0
-        while i < b.count {
-            let n = Int(b[i])
-            guard n & 0xC0 == 0 else { return nil }
-            i += 1
-            length += n + 1
-            guard length <= 255 else { return nil }
-            if n == 0 { return i }
-            i += n
-        }
-        return nil
-    }
+/// A libldns name this code owns: freed when the last copy of the state holding it goes.
+final class OwnedName {
+    var pointer: UnsafeMutablePointer<ldns_rdf>?
+    init(_ pointer: UnsafeMutablePointer<ldns_rdf>?) { self.pointer = pointer }
+    func clone() -> OwnedName { OwnedName(pointer.flatMap { ldns_rdf_clone($0) }) }
+    deinit { if let pointer { ldns_rdf_deep_free(pointer) } }
 }
 
 extension BinaryInteger {

@@ -84,6 +84,9 @@ struct Serve: AsyncParsableCommand {
     @Option(name: .long, help: "DNS Cookie secrets (RFC 7873/9018): one or two 16-octet keys in hex, one per line, the first signs; share it between instances behind one address. Default: a random secret per start.")
     var cookieSecretFile: String?
 
+    @Option(name: .long, help: "Truncate UDP answers larger than this many octets (TC=1) unless the query carries a valid server cookie, so spoofed sources cannot draw large answers (512-65535; default: no limit).")
+    var cookielessUdpMax: Int?
+
     @Flag(name: .long, help: "Do not answer DNS Cookies.")
     var noCookies = false
 
@@ -120,6 +123,10 @@ struct Serve: AsyncParsableCommand {
         try check((1...1_000_000).contains(tcpMaxPerClient), "--tcp-max-per-client must be from 1 to 1000000, not \(tcpMaxPerClient)")
         try check((65_537...67_108_864).contains(tcpMaxBuffer), "--tcp-max-buffer must be from 65537 to 67108864 octets, not \(tcpMaxBuffer)")
         try check(startupTimeout.isFinite && (0...300).contains(startupTimeout), "--startup-timeout must be from 0 to 300 seconds, not \(startupTimeout)")
+        if let cookielessUdpMax {
+            try check((512...65535).contains(cookielessUdpMax), "--cookieless-udp-max must be from 512 to 65535, not \(cookielessUdpMax)")
+            try check(!noCookies, "--cookieless-udp-max needs cookies (drop --no-cookies)")
+        }
         if let nsid { try check((1...EngineConfig.maxNSID).contains(nsid.utf8.count), "--nsid must be 1 to \(EngineConfig.maxNSID) octets, not \(nsid.utf8.count)") }
         if let identity { try check(identity.utf8.count <= 255, "--identity must be at most 255 octets (one TXT string)") }
         if let versionString { try check(versionString.utf8.count <= 255, "--version-string must be at most 255 octets (one TXT string)") }
@@ -140,7 +147,7 @@ struct Serve: AsyncParsableCommand {
             guard let a = ListenAddress(l) else { throw ValidationError("bad listen address \(l): use HOST:PORT or [V6]:PORT") }
             addresses.append(a)
         }
-        let cookies: CookieConfig
+        var cookies: CookieConfig
         if noCookies {
             cookies = CookieConfig(secrets: [])
         } else if let cookieSecretFile {
@@ -152,6 +159,7 @@ struct Serve: AsyncParsableCommand {
             var rng = SystemRandomNumberGenerator()
             cookies = CookieConfig(secrets: [(0..<16).map { _ in UInt8.random(in: 0...255, using: &rng) }])
         }
+        cookies.cookielessUDPLimit = cookielessUdpMax
         let engine = EngineConfig(
             maxUDPPayload: maxUdpSize,
             identity: ServerIdentity(nsid: nsid.map { Array($0.utf8) }, identity: identity, version: versionString), cookies: cookies)

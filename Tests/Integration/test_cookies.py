@@ -5,6 +5,7 @@ import socket
 import struct
 
 import dns.edns
+import dns.flags
 import dns.message
 import dns.query
 import dns.rcode
@@ -93,3 +94,29 @@ def test_dig_sees_a_good_cookie(server):
     import subprocess
     out = subprocess.run(["dig", "@127.0.0.1", "-p", str(server.port), "www.example.test.", "+cookie"], capture_output=True, text=True, timeout=10).stdout
     assert "COOKIE:" in out and "(good)" in out, out
+
+
+def test_cookieless_large_udp_answers_are_truncated_and_dig_gets_them(binary, tmp_path):
+    """--cookieless-udp-max: a spoofed source (no cookie) draws at most a small TC=1 reply;
+    a client holding a valid server cookie gets the whole answer over UDP, and dig without
+    cookies still gets it by retrying over TCP."""
+    srv = start(tmp_path, "z", "--cookieless-udp-max", "512", "--max-udp-size", "4096")
+    try:
+        def big(cookie):
+            opts = [dns.edns.GenericOption(10, cookie)] if cookie else []
+            q = dns.message.make_query("big.example.test.", "TXT", use_edns=0, payload=4096, options=opts)
+            return dns.query.udp(q, "127.0.0.1", port=srv.port, timeout=3)
+        bare = big(None)
+        assert bare.flags & dns.flags.TC and not bare.answer
+        first = big(CLIENT)
+        assert first.flags & dns.flags.TC
+        full = big(cookie_of(first))
+        assert not full.flags & dns.flags.TC and len(full.answer[0]) == 12
+        # Small answers are not affected.
+        assert query(srv, CLIENT).answer
+        import subprocess
+        out = subprocess.run(["dig", "@127.0.0.1", "-p", str(srv.port), "+nocookie", "+bufsize=4096",
+                              "+tries=1", "+time=3", "big.example.test.", "TXT"], capture_output=True, text=True, timeout=20).stdout
+        assert "Truncated, retrying in TCP mode" in out and out.count("record-") == 12, out
+    finally:
+        srv.stop()

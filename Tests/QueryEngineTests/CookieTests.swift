@@ -95,6 +95,27 @@ struct CookieTests {
         #expect(r.rcode == RCode.formErr)
     }
 
+    /// With `--cookieless-udp-max`, a large UDP answer goes only to a client that proved its
+    /// address with a valid server cookie; the others get TC=1 (and the cookie to come back with).
+    @Test func cookielessLargeAnswersAreTruncated() throws {
+        let config = CookieConfig(secrets: [secret], cookielessUDPLimit: 512)
+        let snap = Snapshot(zones: fixtureZones, config: EngineConfig(maxUDPPayload: 4096, cookies: config))
+        func ask(_ options: [(UInt16, [UInt8])]) throws -> DecodedMessage {
+            let q = makeQuery("big.example.test.", RRType.txt, opt: OPTSpec(payload: 4096, options: options))
+            let buffer = MessageBuffer()
+            buffer.nowSeconds = when
+            let outcome = q.withUnsafeBytes { QueryProcessor.respond(to: $0, transport: .udp, snapshot: snap, buffer: buffer, client: resolver) }
+            return try DecodedMessage.decode(Array(UnsafeRawBufferPointer(rebasing: buffer.storage[0..<outcome.length])))
+        }
+        let noCookie = try ask([])
+        #expect(noCookie.tc && noCookie.answer.isEmpty)
+        let first = try ask([(EDNSOptionCode.cookie, clientCookie)])
+        #expect(first.tc)
+        let cookie = try #require(cookieOption(first))
+        let second = try ask([(EDNSOptionCode.cookie, cookie)])
+        #expect(!second.tc && second.answer.count == 12)
+    }
+
     @Test func offMeansNoCookieInTheAnswer() throws {
         let (r, _) = try run(clientCookie, now: when, enabled: false)
         #expect(r.rcode == RCode.noError && cookieOption(r) == nil)

@@ -175,6 +175,62 @@ struct HostileZoneTests {
         #expect(d.contains { $0.file == "t.zone" && $0.line == 5 && (message.isEmpty || $0.message == message) }, "\(d)")
     }
 
+    /// libldns's `ldns_str2period` wraps and stops at stray characters; TTLs here do neither.
+    @Test(arguments: ["9999999w", "1x", "2147483648", "4294967296", "1h-5", "68y"])
+    func ttlsLibldnsWouldMisreadAreErrors(ttl: String) {
+        let (z, d) = zone(head + "x \(ttl) A 192.0.2.1\n")
+        #expect(z == nil)
+        #expect(d.contains { $0.line == 5 && $0.message.hasPrefix("bad TTL") }, "\(d)")
+        let (z2, d2) = zone("$TTL \(ttl)\n" + head)
+        #expect(z2 == nil && d2.contains { $0.line == 1 && $0.message.contains("$TTL") }, "\(d2)")
+    }
+
+    @Test func largestTTLAndZeroTTLLoadAsWritten() throws {
+        let (z, d) = zone("$TTL 0\n" + head.replacingOccurrences(of: "$TTL 300\n", with: "") + "x 2147483647 A 192.0.2.1\ny A 192.0.2.2\n")
+        #expect(d.isEmpty, "\(d)")
+        let zone = try #require(z)
+        #expect(zone.node(Name.parse("x.example.test.")!)?.rrset(RRType.a)?.ttl == 2147483647)
+        // libldns alone would give 3600 for "no TTL" when the default is 0.
+        #expect(zone.node(Name.parse("y.example.test.")!)?.rrset(RRType.a)?.ttl == 0)
+    }
+
+    /// libldns folds comment lines into the next entry's line count; errors name the entry's line.
+    @Test func errorLinesSkipCommentsAndBlankLinesAndNameTheFirstLine() {
+        let (_, d) = zone(head + "; one\n\n   ; two\n\nbad A 192.0.2.300\n")
+        #expect(d.first?.line == 9, "\(d)")
+        let (_, d2) = zone(head + "mx MX ( 10\n ; comment\n ns ) \nbad ( A\n 192.0.2.300 )\n")
+        #expect(d2.first?.line == 8, "\(d2)")
+    }
+
+    @Test func strayClosingParenthesisIsAnError() {
+        let (z, d) = zone(head + "x A 192.0.2.1 )\n")
+        #expect(z == nil && d.contains { $0.line == 5 && $0.message == "unbalanced ')'" }, "\(d)")
+    }
+
+    @Test func blankOwnerNeedsAPreviousRecord() {
+        let (z, d) = zone("  A 192.0.2.1\n" + head)
+        #expect(z == nil && d.contains { $0.line == 1 && $0.message.contains("no previous owner") }, "\(d)")
+    }
+
+    @Test func diagnosticsQuoteAtMostABoundedPartOfTheText() {
+        let (_, d) = zone(head + "x TXT " + String(repeating: "\"a\" ", count: 5000) + "bad\\\n")
+        let longest = d.map(\.message.utf8.count).max() ?? 0
+        #expect(!d.isEmpty && longest < 300, "\(longest)")
+    }
+
+    @Test func entriesLongerThanLibldnsDefaultLineLoad() throws {
+        let strings = (0..<200).map { _ in "\"" + String(repeating: "x", count: 250) + "\"" }.joined(separator: " ")
+        let (z, d) = zone(head + "big TXT ( " + strings + " )\n")
+        #expect(d.isEmpty, "\(d.prefix(1))")
+        #expect(try #require(z).node(Name.parse("big.example.test.")!)?.rrset(RRType.txt)?.rdatas[0].count == 200 * 251)
+    }
+
+    @Test func includeOfSomethingNotARegularFileIsAnError() {
+        let (z, d) = zone(head + "$INCLUDE /dev/null\n$INCLUDE /tmp\n")
+        #expect(z == nil && d.contains { $0.line == 6 && $0.message.contains("not a regular file") }, "\(d)")
+        #expect(d.contains { $0.line == 5 && $0.message.contains("not a regular file") }, "\(d)")
+    }
+
     @Test func wellFormedGenericRdataStillLoads() {
         let (z, d) = zone(head + "x CNAME \\# 5 03777777 00\nt TYPE65400 \\# 0\n")
         #expect(z != nil, "\(d)")
