@@ -1,10 +1,11 @@
-// swift-tools-version:6.0
+// swift-tools-version:6.1
 // Meridian: an authoritative GSLB DNS server.
 //
 // Dependency direction (nothing imports upward or sideways):
 //   DNSWire <- ZoneStore <- PoolConfig <- Selection <- QueryEngine <- MeridianServer <- meridian
 //   Diagnostics (a leaf) under ZoneStore, PoolConfig, ClusterState and the rest
 //   Diagnostics <- ClusterState <- Peers <- MeridianServer   (ClusterState also under Selection and HealthCheck)
+//   MeridianServer <- AdminAPI <- meridian                   (the HTTP admin surface, Hummingbird)
 // System libraries are wrapped once, at the edge: CLDNS (zone text -> wire rdata) is imported by
 // ZoneStore, CMaxMindDB by the GeoIP code, CCurl by the health checkers.
 import PackageDescription
@@ -29,6 +30,9 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-atomics.git", from: "1.3.0"),
         .package(url: "https://github.com/jpsim/Yams.git", from: "5.0.0"),
         .package(url: "https://github.com/apple/swift-crypto.git", from: "3.12.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.0", traits: []),
+        .package(url: "https://github.com/hummingbird-project/swift-mustache.git", from: "2.1.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.0"),
     ],
     targets: [
         // System libraries.
@@ -99,12 +103,27 @@ let package = Package(
             exclude: ["README.md"],
             swiftSettings: strict
         ),
+        // The admin HTTP API (Hummingbird): status, explain, overrides, reload, Prometheus
+        // metrics and the status page, over the running server.
+        .target(
+            name: "AdminAPI",
+            dependencies: [
+                "MeridianServer", "QueryEngine", "ClusterState", "Diagnostics",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdTLS", package: "hummingbird"),
+                .product(name: "Mustache", package: "swift-mustache"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+            ],
+            exclude: ["README.md"],
+            swiftSettings: strict),
         // The command line: serve, check.
         .executableTarget(
             name: "meridian",
             dependencies: [
                 "MeridianServer", "ZoneStore", "QueryEngine", "Selection", "GeoTopology", "ClusterState", "DNSWire", "Diagnostics", "Peers",
-                "HealthCheck", "PoolConfig",
+                "HealthCheck", "PoolConfig", "AdminAPI", "CCurl",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],

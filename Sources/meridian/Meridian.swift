@@ -274,78 +274,29 @@ struct Explain: AsyncParsableCommand {
         if let peer {
             snapshot = try await LiveView.apply(peer: peer, keyFile: key.gossipKeyFile, insecure: key.gossipInsecure, zones: zones, to: snapshot)
         }
-        guard let source = IPAddress(client) else { throw ValidationError("bad client address \(client)") }
-        let qname = name.hasSuffix(".") ? name : name + "."
-        guard let wireName = Name.parse(qname) else { throw ValidationError("bad name \(name)") }
-        let qtype = Explain.types[type.uppercased()] ?? (type.uppercased().hasPrefix("TYPE") ? UInt16(type.dropFirst(4)) : nil)
-        guard let qtype else { throw ValidationError("unknown type \(type)") }
-        var subnet: CIDR?
-        if let ecs {
-            guard let c = CIDR(ecs) else { throw ValidationError("bad subnet \(ecs): use ADDRESS/PREFIX with no host bits set") }
-            subnet = c
+        let e: Explanation
+        do { e = try Explainer.explain(snapshot: snapshot, name: name, type: type, client: client, ecs: ecs) } catch {
+            throw ValidationError(error.description)
         }
-
-        // Why: the selection trace for a bound name.
-        let key = Name.lowercased(wireName)
-        let selectionClient = subnet.flatMap { $0.prefix > 0 ? $0.address : nil } ?? source
-        print("query: \(qname) \(RRType.name(qtype)) from \(source)\(subnet.map { " with ECS \($0)" } ?? "")")
-        if let binding = snapshot.pools.pools.bindings.first(where: { Name.lowercased($0.name) == key }) {
-            let pool = snapshot.pools.pools.pools[binding.pool]
-            print("bound to pool \(pool.name) (\(binding.file):\(binding.line)); selecting for \(selectionClient)")
-            if (!pool.checks.isEmpty || pool.agent != nil) && peer == nil {
+        print("query: \(e.query) \(e.qtype) from \(e.client)\(e.ecs.map { " with ECS \($0)" } ?? "")")
+        if let pool = e.pool, let binding = e.binding, let selecting = e.selectingFor {
+            print("bound to pool \(pool) (\(binding)); selecting for \(selecting)")
+            let definition = snapshot.pools.pools.pools.first { $0.name == pool }
+            if let definition, (!definition.checks.isEmpty || definition.agent != nil) && peer == nil {
                 print("note: explain runs offline: live check and agent results are not included, members count as up unless --state says otherwise (--peer shows a running group's view)")
             }
-            if peer != nil { LiveView.printMembers(of: pool, health: snapshot.pools.health) }
-            let buffer = MessageBuffer()
-            var w = MessageWriter(buffer: buffer, limit: 65535)
-            for _ in 0..<12 { w.u8(0) }
-            let (_, lines) = Selector.explain(
-                pools: snapshot.pools, pool: binding.pool, qtype: qtype == RRType.aaaa ? RRType.aaaa : RRType.a,
-                client: selectionClient, writer: &w, buffer: buffer)
-            for l in lines { print("  \(l)") }
+            if peer != nil, let definition { LiveView.printMembers(of: definition, health: snapshot.pools.health) }
+            for l in e.trace { print("  \(l)") }
         } else {
             print("not bound to a pool: answered from zone data")
         }
-
-        // What: the real answer path on a real query.
-        var query: [UInt8] = [0x4D, 0x45, 0x00, 0x00, 0, 1, 0, 0, 0, 0, 0, subnet == nil ? 0 : 1] + wireName + [UInt8(qtype >> 8), UInt8(qtype & 0xFF), 0, 1]
-        if let subnet {
-            let octets = Array(subnet.address.octets.prefix((subnet.prefix + 7) / 8))
-            let option: [UInt8] = [0, subnet.address.family == .v4 ? 1 : 2, UInt8(subnet.prefix), 0] + octets
-            query += [0, 0, 41, 0x04, 0xD0, 0, 0, 0, 0, 0, UInt8(option.count + 4), 0, 8, 0, UInt8(option.count)] + option
-        }
-        let buffer = MessageBuffer()
-        let result = query.withUnsafeBytes {
-            QueryProcessor.respond(to: $0, transport: .tcp, snapshot: snapshot, buffer: buffer, client: source)
-        }
-        let response = try DecodedMessage.decode(Array(UnsafeRawBufferPointer(rebasing: buffer.storage[0..<result.length])))
-        print("answer: \(RCode.name(response.rcode))\(response.flags & Header.aa != 0 ? ", authoritative" : "")")
-        for r in response.answer { print("  \(Explain.text(r))") }
-        for r in response.authority { print("  authority: \(Explain.text(r))") }
-        if let opt = response.opt, opt.rdata.count >= 8, opt.rdata[0] == 0, opt.rdata[1] == 8 {
-            print("ECS scope: /\(opt.rdata[7]) (source /\(opt.rdata[6]))")
-        } else if subnet == nil {
+        print("answer: \(e.rcode)\(e.authoritative ? ", authoritative" : "")")
+        for r in e.answer { print("  \(r)") }
+        for r in e.authority { print("  authority: \(r)") }
+        if let scope = e.ecsScope, let ecs = e.ecs {
+            print("ECS scope: /\(scope) (source /\(ecs.split(separator: "/").last ?? ""))")
+        } else if e.ecs == nil {
             print("ECS scope: (no ECS in the query)")
         }
-    }
-
-    static let types: [String: UInt16] = [
-        "A": RRType.a, "AAAA": RRType.aaaa, "ANY": RRType.any, "NS": RRType.ns, "CNAME": RRType.cname, "SOA": RRType.soa,
-        "MX": RRType.mx, "TXT": RRType.txt, "SRV": RRType.srv, "PTR": RRType.ptr, "CAA": RRType.caa, "DS": RRType.ds,
-        "NAPTR": RRType.naptr,
-    ]
-
-    static func text(_ r: DecodedMessage.Record) -> String {
-        let data: String
-        switch r.type {
-        case RRType.a where r.rdata.count == 4: data = r.rdata.map(String.init).joined(separator: ".")
-        case RRType.aaaa where r.rdata.count == 16:
-            var b = SIMD16<UInt8>(repeating: 0)
-            for i in 0..<16 { b[i] = r.rdata[i] }
-            data = IPAddress(family: .v6, bytes: b).description
-        case RRType.cname, RRType.ns, RRType.ptr: data = Name.text(r.rdata)
-        default: data = "(\(r.rdata.count) octets)"
-        }
-        return "\(Name.text(r.name)) \(r.ttl) \(RRType.name(r.type)) \(data)"
     }
 }

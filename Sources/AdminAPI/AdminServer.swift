@@ -1,0 +1,6 @@
+import Hummingbird
+import Mustache
+import Prometheus
+
+/// Placeholder replaced below.
+enum AdminPlaceholder {}
