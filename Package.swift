@@ -33,6 +33,7 @@ let package = Package(
         .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.0", traits: []),
         .package(url: "https://github.com/hummingbird-project/swift-mustache.git", from: "2.1.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.0"),
+        .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.0"),
     ],
     targets: [
         // System libraries.
@@ -110,7 +111,11 @@ let package = Package(
             dependencies: [
                 "MeridianServer", "QueryEngine", "ClusterState", "Diagnostics",
                 .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "HummingbirdTLS", package: "hummingbird"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "Mustache", package: "swift-mustache"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "Logging", package: "swift-log"),
@@ -125,6 +130,8 @@ let package = Package(
                 "MeridianServer", "ZoneStore", "QueryEngine", "Selection", "GeoTopology", "ClusterState", "DNSWire", "Diagnostics", "Peers",
                 "HealthCheck", "PoolConfig", "AdminAPI", "CCurl",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict
@@ -181,12 +188,15 @@ let package = Package(
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ]),
+        .testTarget(
+            name: "AdminAPITests",
+            dependencies: ["AdminAPI", "MeridianServer", .product(name: "Hummingbird", package: "hummingbird")]),
         .testTarget(name: "SelectionTests", dependencies: ["Selection", "PoolConfig", "ClusterState", "GeoTopology", "DNSWire"]),
         .testTarget(name: "SystemLibraryTests", dependencies: ["CLDNS", "CMaxMindDB", "CCurl"]),
         .testTarget(
             name: "MeridianServerTests",
             dependencies: [
-                "MeridianServer", "QueryEngine", "ZoneStore", "DNSWire", "GeoTopology",
+                "MeridianServer", "QueryEngine", "ZoneStore", "DNSWire", "GeoTopology", "Selection", "ClusterState",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),

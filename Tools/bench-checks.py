@@ -118,7 +118,7 @@ def main():
         logs = {}
         for kind, port in ports.items():
             logs[kind] = os.path.join(work, f"{kind}.log")
-            p = subprocess.Popen([BIN, "serve", "--zones", dirs[kind], "--listen", f"127.0.0.1:{port}", "--threads", "2",
+            p = subprocess.Popen([BIN, "serve", "--zones", dirs[kind], "--listen", f"127.0.0.1:{port}", "--no-admin", "--threads", "2",
                                   "--log-level", "info", "--startup-timeout", "10"], stdout=open(logs[kind], "w"), stderr=subprocess.STDOUT)
             procs.append(p)
             if not bench.wait_port(port, timeout=60):

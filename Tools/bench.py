@@ -140,7 +140,7 @@ def start_meridian(work, port):
     os.makedirs(zones)
     open(os.path.join(zones, "example.test.zone"), "w").write(ZONE)
     open(os.path.join(zones, "pools.yaml"), "w").write(meridian_pools())
-    return subprocess.Popen([BIN, "serve", "--zones", zones, "--listen", f"127.0.0.1:{port}", "--threads", THREADS,
+    return subprocess.Popen([BIN, "serve", "--zones", zones, "--listen", f"127.0.0.1:{port}", "--no-admin", "--threads", THREADS,
                              "--log-level", "warning"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 

@@ -1,6 +1,157 @@
+import ClusterState
+import Foundation
 import Hummingbird
-import Mustache
+import HummingbirdCore
+import HummingbirdTLS
+import NIOConcurrencyHelpers
+import NIOSSL
+import Logging
+import MeridianServer
+import NIOCore
 import Prometheus
+import QueryEngine
 
-/// Placeholder replaced below.
-enum AdminPlaceholder {}
+/// The admin HTTP API over a running `DNSServer`: `/status`, `/explain`, `/overrides`,
+/// `/reload`, `/healthz`, `/metrics` and the status page at `/`. Every endpoint but
+/// `/metrics` and `/healthz` needs the bearer token (or HTTP Basic with the token as the
+/// password, for browsers) when tokens are configured. Errors are JSON: `{"error": "..."}`.
+public final class AdminServer: Sendable {
+    let server: DNSServer
+    let config: AdminConfig
+    let registry: PrometheusCollectorRegistry
+    let logger: Logger
+    private let task = NIOLockedValueBox<Task<Void, any Error>?>(nil)
+
+    public init(server: DNSServer, config: AdminConfig, registry: PrometheusCollectorRegistry, logger: Logger) throws(AdminConfigError) {
+        if config.tokens.isEmpty && !config.isLoopback { throw .needsToken(config.host) }
+        if (config.tlsCertificate == nil) != (config.tlsKey == nil) { throw .tls("--admin-tls-cert and --admin-tls-key go together") }
+        self.server = server
+        self.config = config
+        self.registry = registry
+        self.logger = logger
+    }
+
+    /// Starts listening; returns the bound port (the configured one, or the one picked for 0).
+    public func start() async throws -> Int {
+        let router = Router()
+        router.add(middleware: ErrorMiddleware(logger: logger))
+        router.add(middleware: AuthMiddleware(tokens: config.tokens))
+        routes(router)
+        let serverBuilder: HTTPServerBuilder
+        if let cert = config.tlsCertificate, let key = config.tlsKey {
+            do {
+                let chain = try NIOSSLCertificate.fromPEMFile(cert).map { NIOSSLCertificateSource.certificate($0) }
+                let tls = TLSConfiguration.makeServerConfiguration(certificateChain: chain, privateKey: .privateKey(try NIOSSLPrivateKey(file: key, format: .pem)))
+                serverBuilder = try .tls(.http1(), tlsConfiguration: tls)
+            } catch {
+                throw AdminConfigError.tls("cannot load the admin TLS certificate or key: \(error)")
+            }
+        } else {
+            serverBuilder = .http1()
+        }
+        let bound = AsyncStream<Int>.makeStream()
+        let app = Application(
+            router: router, server: serverBuilder,
+            configuration: .init(
+                address: .hostname(config.host, port: config.port), serverName: "meridian",
+                availableConnectionsDelegate: MaximumAvailableConnections(config.maxConnections)),
+            onServerRunning: { channel in
+                bound.continuation.yield(channel.localAddress?.port ?? 0)
+                bound.continuation.finish()
+            },
+            logger: logger)
+        let running = Task {
+            do { try await app.run() } catch {
+                bound.continuation.finish()
+                throw error
+            }
+        }
+        task.withLockedValue { $0 = running }
+        for await port in bound.stream { return port }
+        // The server stopped before it was running: report why.
+        try await running.value
+        throw AdminConfigError.badListen("\(config.host):\(config.port)")
+    }
+
+    public func shutdown() async {
+        let t = task.withLockedValue { t in
+            defer { t = nil }
+            return t
+        }
+        t?.cancel()
+        _ = try? await t?.value
+    }
+
+    func routes(_ router: Router<BasicRequestContext>) {
+        let server = self.server
+        let registry = self.registry
+        let maxBody = config.maxBody
+        router.get("/healthz") { _, _ in
+            try JSONReply.encode(["status": "ok", "generation": "\(server.box.load().generation)"])
+        }
+        router.get("/metrics") { _, _ in
+            var body: [UInt8] = []
+            registry.emit(into: &body)
+            return Response(
+                status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
+                body: .init(byteBuffer: ByteBuffer(bytes: body)))
+        }
+        router.get("/status") { _, _ in try JSONReply.encode(await server.status()) }
+        router.get("/") { _, _ in
+            let page = StatusPage.render(await server.status())
+            return Response(status: .ok, headers: [.contentType: "text/html; charset=utf-8"], body: .init(byteBuffer: ByteBuffer(string: page)))
+        }
+        router.get("/explain") { request, _ in
+            let q = request.uri.queryParameters
+            guard let name = q["name"].map(String.init), let client = q["client"].map(String.init) else {
+                throw HTTPError(.badRequest, message: "explain needs name= and client= (and optionally type= and ecs=)")
+            }
+            let explanation: Explanation
+            do throws(ExplainError) {
+                explanation = try Explainer.explain(
+                    snapshot: server.box.load(), name: name, type: q["type"].map(String.init) ?? "A", client: client, ecs: q["ecs"].map(String.init))
+            } catch {
+                throw HTTPError(.badRequest, message: error.description)
+            }
+            return try JSONReply.encode(explanation)
+        }
+        router.get("/overrides") { _, _ in try JSONReply.encode(server.overrides()) }
+        router.post("/overrides") { request, _ in
+            let body = try await request.body.collect(upTo: maxBody)
+            let o = try OverrideRequest.parse(Data(buffer: body), now: Date().timeIntervalSince1970)
+            let info: OverrideInfo
+            do throws(OverrideError) { info = try server.setOverride(o) } catch { throw OverrideRequest.httpError(error) }
+            return try JSONReply.encode(info, status: .created)
+        }
+        router.delete("/overrides/:id") { _, context in
+            let id = try context.parameters.require("id")
+            let info: OverrideInfo
+            do throws(OverrideError) { info = try await server.removeOverride(id: id) } catch { throw OverrideRequest.httpError(error) }
+            return try JSONReply.encode(info)
+        }
+        router.post("/reload") { _, _ in
+            let diagnostics = server.reload()
+            let errors = diagnostics.filter { $0.severity == .error }
+            let reply = ReloadReply(
+                ok: errors.isEmpty, generation: server.box.load().generation, diagnostics: diagnostics.map(\.description))
+            return try JSONReply.encode(reply, status: errors.isEmpty ? .ok : .unprocessableContent)
+        }
+    }
+}
+
+/// `POST /reload`'s answer.
+struct ReloadReply: Codable, Sendable {
+    var ok: Bool
+    var generation: Int
+    var diagnostics: [String]
+}
+
+/// JSON responses, keys sorted.
+enum JSONReply {
+    static func encode<T: Encodable>(_ value: T, status: HTTPResponse.Status = .ok) throws -> Response {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        let data = try encoder.encode(value)
+        return Response(status: status, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: data)))
+    }
+}

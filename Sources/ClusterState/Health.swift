@@ -39,59 +39,199 @@ public struct MemberStatus: Sendable, Equatable, CustomStringConvertible {
 }
 
 /// One line of the admin state file: members matching `pattern` are forced to `state`, and
-/// optionally given a weight factor.
+/// optionally given a weight factor, a reason, an expiry, and the time it was set.
 public struct AdminOverride: Sendable, Equatable {
     /// A glob over member ids (`POOL/SITE/NAME`): `*`, `?`, `[...]`.
     public var pattern: String
     public var state: HealthState
     public var weightFactor: Double?
+    /// Why (shown in `/status`, `explain` and the page).
+    public var reason: String
+    /// Unix time (seconds) after which it no longer applies; nil: until removed.
+    public var expires: Double?
+    /// Unix time (seconds) it was set, when known (the API writes it): its version in the
+    /// group, so a restart does not make an old override newer than a later removal.
+    public var setAt: Double?
     public var file: String
     public var line: Int
 
-    public init(pattern: String, state: HealthState, weightFactor: Double? = nil, file: String, line: Int) {
+    public init(
+        pattern: String, state: HealthState, weightFactor: Double? = nil, reason: String = "", expires: Double? = nil, setAt: Double? = nil,
+        file: String, line: Int
+    ) {
         self.pattern = pattern
         self.state = state
         self.weightFactor = weightFactor
+        self.reason = reason
+        self.expires = expires
+        self.setAt = setAt
         self.file = file
         self.line = line
     }
 
     public func matches(_ id: String) -> Bool { fnmatch(pattern, id, 0) == 0 }
+
+    /// In force at unix time `now`.
+    public func isLive(at now: Double) -> Bool { expires.map { now < $0 } ?? true }
+
+    /// A stable short id for the API (`DELETE /overrides/{id}`): one register per pattern.
+    public var id: String { Self.id(of: pattern) }
+
+    public static func id(of pattern: String) -> String {
+        String(StableHash.of(pattern) & 0xFFFF_FFFF_FFFF, radix: 16).leftPadded(to: 12)
+    }
+
+    /// The state file line for this override (the form `AdminStateFile.parse` reads).
+    public var stateFileLine: String {
+        var f = [pattern, state.rawValue.uppercased()]
+        if let w = weightFactor { f.append("\(AdminStateFile.percent(w))%") }
+        if let e = expires { f.append("until=\(AdminStateFile.time(e))") }
+        if let t = setAt { f.append("set=\(AdminStateFile.time(t))") }
+        if !reason.isEmpty { f.append("reason=\"\(AdminStateFile.escape(reason))\"") }
+        return f.joined(separator: " ")
+    }
 }
 
-/// The admin state file: one override per line, `PATTERN STATE [WEIGHT%]`, `#` comments.
+extension String {
+    func leftPadded(to n: Int) -> String { count >= n ? self : String(repeating: "0", count: n - count) + self }
+}
+
+/// The admin state file: one override per line, `PATTERN STATE [WEIGHT%] [until=TIME]
+/// [set=TIME] [reason="TEXT"]`, `#` comments outside quotes; TIME is RFC 3339 UTC
+/// (`2026-11-30T12:00:00Z`, fractions allowed).
 ///
 ///     # member-id glob      state   weight
-///     www/fra/*             DOWN
-///     app/*/app-3           DRAIN
+///     www/fra/*             DOWN                                reason="fibre cut"
+///     app/*/app-3           DRAIN   until=2026-12-01T06:00:00Z
 ///     app/*/app-4           UP      50%
 public enum AdminStateFile {
+    /// The longest reason kept.
+    public static let maxReason = 200
+
     public static func parse(_ text: String, file: String) -> (overrides: [AdminOverride], diagnostics: [Diagnostic]) {
         var out: [AdminOverride] = []
         var diags: [Diagnostic] = []
         for (i, raw) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
-            let line = raw.split(separator: "#", maxSplits: 1, omittingEmptySubsequences: false).first ?? ""
-            let f = line.split(whereSeparator: { $0 == " " || $0 == "\t" || $0 == "\r" }).map(String.init)
-            if f.isEmpty { continue }
-            guard f.count == 2 || f.count == 3 else {
-                diags.append(Diagnostic(file: file, line: i + 1, "expected 'PATTERN STATE [WEIGHT%]', got \(f.count) fields"))
-                continue
+            switch parseLine(String(raw), file: file, line: i + 1) {
+            case .none: continue
+            case .some(.success(let o)): out.append(o)
+            case .some(.failure(let d)): diags.append(d)
             }
-            guard let state = HealthState(rawValue: f[1].lowercased()) else {
-                diags.append(Diagnostic(file: file, line: i + 1, "state must be UP, DOWN or DRAIN, not '\(f[1])'"))
-                continue
-            }
-            var weight: Double?
-            if f.count == 3 {
-                guard f[2].hasSuffix("%"), let p = Double(f[2].dropLast()), p >= 0, p <= 100 else {
-                    diags.append(Diagnostic(file: file, line: i + 1, "weight must be a percentage from 0% to 100%, not '\(f[2])'"))
-                    continue
-                }
-                weight = p / 100
-            }
-            out.append(AdminOverride(pattern: f[0], state: state, weightFactor: weight, file: file, line: i + 1))
         }
         return (out, diags)
+    }
+
+    /// One line: nil when blank or a comment.
+    public static func parseLine(_ raw: String, file: String, line: Int) -> Result<AdminOverride, Diagnostic>? {
+        func fail(_ m: String) -> Result<AdminOverride, Diagnostic> { .failure(Diagnostic(file: file, line: line, m)) }
+        guard let f = fields(raw) else { return fail("unterminated quote") }
+        if f.isEmpty { return nil }
+        guard f.count >= 2 else { return fail("expected 'PATTERN STATE [WEIGHT%] [until=TIME] [set=TIME] [reason=\"TEXT\"]', got \(f.count) field") }
+        guard let state = HealthState(rawValue: f[1].lowercased()) else { return fail("state must be UP, DOWN or DRAIN, not '\(f[1])'") }
+        var o = AdminOverride(pattern: f[0], state: state, file: file, line: line)
+        for field in f.dropFirst(2) {
+            if field.hasSuffix("%"), o.weightFactor == nil {
+                guard let p = Double(field.dropLast()), p >= 0, p <= 100 else { return fail("weight must be a percentage from 0% to 100%, not '\(field)'") }
+                o.weightFactor = p / 100
+            } else if field.hasPrefix("until="), o.expires == nil {
+                guard let t = parseTime(String(field.dropFirst(6))) else { return fail("until= needs an RFC 3339 UTC time such as 2026-12-01T06:00:00Z, not '\(field.dropFirst(6))'") }
+                o.expires = t
+            } else if field.hasPrefix("set="), o.setAt == nil {
+                guard let t = parseTime(String(field.dropFirst(4))) else { return fail("set= needs an RFC 3339 UTC time, not '\(field.dropFirst(4))'") }
+                o.setAt = t
+            } else if field.hasPrefix("reason="), o.reason.isEmpty {
+                let r = String(field.dropFirst(7))
+                guard r.utf8.count <= maxReason else { return fail("reason is longer than \(maxReason) octets") }
+                o.reason = r
+            } else {
+                return fail("unexpected '\(field)': after the state come WEIGHT%, until=TIME, set=TIME and reason=\"TEXT\", each once")
+            }
+        }
+        return .success(o)
+    }
+
+    /// Splits at white space outside quotes and drops a `#` comment (nil: a quote left open); `reason="a b"` is one
+    /// field `reason=a b` (quotes removed, `\"` and `\\` unescaped).
+    static func fields(_ line: String) -> [String]? {
+        var out: [String] = []
+        var cur = ""
+        var inQuote = false
+        var escaped = false
+        var started = false
+        for ch in line {
+            if escaped {
+                cur.append(ch)
+                escaped = false
+            } else if inQuote && ch == "\\" {
+                escaped = true
+            } else if ch == "\"" {
+                inQuote.toggle()
+                started = true
+            } else if !inQuote && ch == "#" {
+                break
+            } else if !inQuote && (ch == " " || ch == "\t" || ch == "\r") {
+                if started { out.append(cur) }
+                cur = ""
+                started = false
+            } else {
+                cur.append(ch)
+                started = true
+            }
+        }
+        if inQuote { return nil }
+        if started { out.append(cur) }
+        return out
+    }
+
+    static func escape(_ s: String) -> String {
+        s.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"")
+            .replacingOccurrences(of: "\n", with: " ")
+    }
+
+    static func percent(_ w: Double) -> String {
+        let p = (w * 100 * 100).rounded() / 100
+        return p == p.rounded() ? String(Int(p)) : String(p)
+    }
+
+    /// RFC 3339 UTC with milliseconds when there are any.
+    public static func time(_ t: Double) -> String {
+        var secs = time_t(t.rounded(.down))
+        var parts = tm()
+        gmtime_r(&secs, &parts)
+        let ms = Int(((t - t.rounded(.down)) * 1000).rounded())
+        let base = String(format: "%04d-%02d-%02dT%02d:%02d:%02d", parts.tm_year + 1900, parts.tm_mon + 1, parts.tm_mday, parts.tm_hour, parts.tm_min, parts.tm_sec)
+        return ms == 0 ? base + "Z" : base + String(format: ".%03dZ", min(ms, 999))
+    }
+
+    /// Reads `2026-12-01T06:00:00Z` or `2026-12-01T06:00:00.250Z` (UTC only).
+    public static func parseTime(_ s: String) -> Double? {
+        let u = Array(s.utf8)
+        guard u.count >= 20, u.last == UInt8(ascii: "Z"), u[4] == 0x2D, u[7] == 0x2D, u[10] == UInt8(ascii: "T"), u[13] == 0x3A, u[16] == 0x3A else { return nil }
+        func num(_ a: Int, _ b: Int) -> Int? {
+            var v = 0
+            for i in a..<b {
+                guard u[i] >= 0x30 && u[i] <= 0x39 else { return nil }
+                v = v * 10 + Int(u[i] - 0x30)
+            }
+            return v
+        }
+        guard let y = num(0, 4), let mo = num(5, 7), let d = num(8, 10), let h = num(11, 13), let mi = num(14, 16), let sec = num(17, 19),
+              (1970...9999).contains(y), (1...12).contains(mo), (1...31).contains(d), h < 24, mi < 60, sec < 61 else { return nil }
+        var frac = 0.0
+        if u.count > 20 {
+            guard u[19] == 0x2E, u.count <= 30, let f = num(20, u.count - 1) else { return nil }
+            frac = Double(f) / pow(10, Double(u.count - 21))
+        } else if u[19] != UInt8(ascii: "Z") {
+            return nil
+        }
+        var parts = tm()
+        parts.tm_year = Int32(y - 1900)
+        parts.tm_mon = Int32(mo - 1)
+        parts.tm_mday = Int32(d)
+        parts.tm_hour = Int32(h)
+        parts.tm_min = Int32(mi)
+        parts.tm_sec = Int32(sec)
+        return Double(timegm(&parts)) + frac
     }
 
     /// The largest state file read.
@@ -108,7 +248,10 @@ public enum AdminStateFile {
         }
     }
 
-    enum ReadResult {
+    /// The file's text, read with the same guards as `load` (for editors of the file).
+    public static func readText(path: String) -> ReadResult { read(path: path) }
+
+    public enum ReadResult: Sendable {
         case missing
         case failed(String)
         case text(String)
@@ -295,7 +438,7 @@ public final class HealthSnapshot: Sendable {
     /// agents' percentages.
     public func status(of memberID: String) -> MemberStatus {
         for o in overrides.reversed() where o.matches(memberID) {
-            return MemberStatus(state: o.state, weightFactor: o.weightFactor ?? 1, source: "admin \((o.file as NSString).lastPathComponent):\(o.line)")
+            return MemberStatus(state: o.state, weightFactor: o.weightFactor ?? 1, source: o.line > 0 ? "admin \((o.file as NSString).lastPathComponent):\(o.line)" : "admin \(o.file)\(o.reason.isEmpty ? "" : ": \(o.reason)")")
         }
         guard let obs = observations[memberID] else { return .defaultUp }
         return Verdict.fold(obs, policy: policy)

@@ -79,8 +79,15 @@ public struct Ledger: Sendable, Equatable {
         public var version: HLC
         /// Removed (a tombstone), so an older write arriving late cannot bring it back.
         public var removed: Bool
+        /// Why it was set (at most `AdminStateFile.maxReason` octets).
+        public var reason: String
+        /// Unix time in milliseconds after which it no longer applies; 0: never.
+        public var expiresMillis: UInt64
 
-        public init(pattern: String, state: HealthState, weightFactor: Double?, origin: String, source: String, version: HLC, removed: Bool = false) {
+        public init(
+            pattern: String, state: HealthState, weightFactor: Double?, origin: String, source: String, version: HLC, removed: Bool = false,
+            reason: String = "", expiresMillis: UInt64 = 0
+        ) {
             self.pattern = pattern
             self.state = state
             self.weightFactor = weightFactor
@@ -88,6 +95,16 @@ public struct Ledger: Sendable, Equatable {
             self.source = source
             self.version = version
             self.removed = removed
+            self.reason = reason
+            self.expiresMillis = expiresMillis
+        }
+
+        /// As the state file and the API show it.
+        public var adminOverride: AdminOverride {
+            AdminOverride(
+                pattern: pattern, state: state, weightFactor: weightFactor, reason: reason,
+                expires: expiresMillis == 0 ? nil : Double(expiresMillis) / 1000, setAt: Double(version.millis) / 1000,
+                file: "\(origin) \(source)", line: 0)
         }
     }
 
@@ -327,8 +344,24 @@ public struct Ledger: Sendable, Equatable {
         for o in list { last[o.pattern] = o }
         for o in list where last[o.pattern] == o {
             let source = "\((o.file as NSString).lastPathComponent):\(o.line)"
-            if let old = overrides[o.pattern], !old.removed, old.state == o.state, old.weightFactor == o.weightFactor, old.source == source { continue }
-            let e = OverrideEntry(pattern: o.pattern, state: o.state, weightFactor: o.weightFactor, origin: origin, source: source, version: clock.tick(wallMillis: wallMillis))
+            let expires = o.expires.map { UInt64(max(0, min(($0 * 1000).rounded(), 1e15))) } ?? 0
+            var reason = o.reason
+            while reason.utf8.count > AdminStateFile.maxReason { reason.removeLast() }
+            if let old = overrides[o.pattern], !old.removed, old.state == o.state, old.weightFactor == o.weightFactor, old.source == source,
+               old.reason == reason, old.expiresMillis == expires { continue }
+            // A line that says when it was set keeps that time as its version: after a restart
+            // it does not outrank a removal or a change the group made since.
+            let version: HLC
+            if let setAt = o.setAt {
+                version = HLC(millis: UInt64(max(0, min((setAt * 1000).rounded(), Double(HLC.maxMillis)))))
+                if let old = overrides[o.pattern], old.version >= version { continue }
+                clock.observe(version)
+            } else {
+                version = clock.tick(wallMillis: wallMillis)
+            }
+            let e = OverrideEntry(
+                pattern: o.pattern, state: o.state, weightFactor: o.weightFactor, origin: origin, source: source, version: version,
+                reason: reason, expiresMillis: expires)
             if (try? merge(.override(e), nowMillis: wallMillis)) == true { out.append(.override(e)) }
         }
         for (pattern, old) in overrides.sorted(by: { $0.key < $1.key }) where old.origin == origin && !old.removed && last[pattern] == nil {
@@ -345,9 +378,19 @@ public struct Ledger: Sendable, Equatable {
 
     /// The live overrides, oldest first (a later matching one wins).
     public func adminOverrides() -> [AdminOverride] {
-        overrides.values.filter { !$0.removed }.sorted { $0.version < $1.version }.map {
-            AdminOverride(pattern: $0.pattern, state: $0.state, weightFactor: $0.weightFactor, file: "\($0.origin) \($0.source)", line: 0)
-        }
+        overrides.values.filter { !$0.removed }.sorted { $0.version < $1.version }.map(\.adminOverride)
+    }
+
+    /// Removes the override for `pattern`, whoever set it: a tombstone written by `origin`.
+    /// Returns the entry to gossip, or nil when there is no live override for it.
+    public mutating func removeOverride(pattern: String, origin: String, clock: inout HybridClock, wallMillis: UInt64) -> Entry? {
+        guard var e = overrides[pattern], !e.removed else { return nil }
+        e.removed = true
+        e.origin = origin
+        e.source = "removed"
+        e.version = clock.tick(wallMillis: wallMillis)
+        overrides[pattern] = e
+        return .override(e)
     }
 
     /// Per member of this instance's configuration (`definitions`), the observations that

@@ -179,9 +179,15 @@ public final class HealthMonitor: @unchecked Sendable {
     private var loggedShortage = false
     private let upCounter = Counter(label: "meridian_health_transitions_total", dimensions: [("to", "up")])
 
-    private func countCheck(_ kind: CheckKind, ok: Bool) {
+    /// Check duration from when the check started running, per type (a Prometheus histogram).
+    private let checkTimers: [CheckKind: Metrics.Timer] = Dictionary(uniqueKeysWithValues: CheckKind.allCases.map {
+        ($0, Metrics.Timer(label: "meridian_health_check_duration_seconds", dimensions: [("type", $0.rawValue)]))
+    })
+
+    private func countCheck(_ kind: CheckKind, ok: Bool, seconds: Double) {
         guard let c = checkCounters[kind] else { return }
         (ok ? c.ok : c.fail).increment()
+        checkTimers[kind]?.recordNanoseconds(Int64(max(0, min(seconds, 3600)) * 1e9))
     }
 
     public init(
@@ -327,13 +333,13 @@ public final class HealthMonitor: @unchecked Sendable {
         stats.checksRun += 1
         probe(members[i].checks[j]) { [self] result in
             guard gen == generation, !stopped else { return }
-            countCheck(spec.kind, ok: result.ok)
             // A failure that completes long after its timeout means this loop was stalled (an
             // overloaded machine): the timeout may have fired before a completed connection
             // was even looked at. Such a result says nothing about the member; it is not
             // counted toward `fall`.
             let began = max(started, result.startedAt ?? started)
             let elapsed = Double(NIODeadline.now().uptimeNanoseconds - began) / 1e9
+            countCheck(spec.kind, ok: result.ok, seconds: elapsed)
             if !result.ok, result.local {
                 // This host ran short (descriptors, buffers, ports): the member is not to blame.
                 stats.inconclusive += 1

@@ -66,11 +66,27 @@ public final class DNSServer: Sendable {
     /// How the monitor reaches the group; emptied at shutdown, which breaks the cycle monitor
     /// -> group -> monitor their callbacks make.
     let groupBox: NIOLockedValueBox<PeerGroup?>
+    /// Publishes group views as snapshots; keeps transitions and override registers.
+    let publisher: HealthPublisher
+    let memberWatch: MemberWatch
+    /// Serializes edits of the admin state file (API requests, dropped overruled lines).
+    let stateFileLock = NIOLock()
+    /// The patterns of this instance's state file as last loaded.
+    let ownPatterns = NIOLockedValueBox<Set<String>>([])
+    /// Wall clock, unix seconds.
+    let clock: @Sendable () -> Double
+    public let startedAt: Double
+    let reloadsOK = Counter(label: "meridian_reloads_total", dimensions: [("result", "ok")])
+    let reloadsFailed = Counter(label: "meridian_reloads_total", dimensions: [("result", "failed")])
+    let generationGauge = Gauge(label: "meridian_config_generation")
+    let tcpOpenGauge = Gauge(label: "meridian_tcp_connections")
 
     /// Loads zones, pools, the state file and the cluster file; throws if any has an error.
-    public init(config: ServerConfig, logger: Logger) throws {
+    public init(config: ServerConfig, logger: Logger, clock: @escaping @Sendable () -> Double = { Date().timeIntervalSince1970 }) throws {
         self.config = config
         self.logger = logger
+        self.clock = clock
+        startedAt = clock()
         let files = FileLimits.raise()
         tcpCap = FileLimits.connectionCap(configured: config.tcpMaxConnections, limit: files)
         if tcpCap < config.tcpMaxConnections {
@@ -96,9 +112,13 @@ public final class DNSServer: Sendable {
             groupBox.withLockedValue { $0 }?.recordLocal(observations)
         }
         self.monitor = monitor
+        let watch = MemberWatch(logger: logger, clock: clock)
+        memberWatch = watch
+        let publisher = HealthPublisher(box: box, lock: lock, latest: latest, watch: watch, clock: clock)
+        self.publisher = publisher
         let peers = PeerGroup(
             settings: try Self.groupSettings(config), logger: logger,
-            publish: { view in Self.publish(view, box: box, lock: lock, latest: latest) },
+            publish: { view in publisher.publish(view) },
             assign: { mine in
                 let share = targets.withLockedValue { t -> [MonitorTarget] in
                     t.mine = mine
@@ -150,17 +170,6 @@ public final class DNSServer: Sendable {
         scratch[ObjectIdentifier(loop)]!
     }
 
-    /// Publishes the group's view as the health of a new snapshot.
-    static func publish(_ view: GroupView, box: SnapshotBox, lock: NIOLock, latest: NIOLockedValueBox<HealthSnapshot>) {
-        lock.withLock {
-            let current = box.load()
-            let health = HealthSnapshot(
-                version: current.pools.health.version + 1, overrides: view.overrides, observations: view.observations, policy: view.policy)
-            latest.withLockedValue { $0 = health }
-            box.publish(SnapshotBuilder.rebuildHealth(of: current, health: health, generation: current.generation + 1))
-        }
-    }
-
     /// Member id -> definition hash, for the group.
     public static func definitions(_ targets: [MonitorTarget]) -> [String: UInt64] {
         Dictionary(targets.map { ($0.memberID, $0.definitionHash) }, uniquingKeysWith: { a, _ in a })
@@ -184,8 +193,14 @@ public final class DNSServer: Sendable {
         let all = targets.withLockedValue { $0.all }
         if let path = config.statePath {
             let (overrides, diags) = AdminStateFile.load(path: path)
-            if !diags.contains(where: { $0.severity == .error }) { peers.recordOverrides(overrides) }
+            if !diags.contains(where: { $0.severity == .error }) {
+                ownPatterns.withLockedValue { $0 = Set(overrides.map(\.pattern)) }
+                peers.recordOverrides(overrides)
+            }
         }
+        publisher.onRegisters.withLockedValue { $0 = { [weak self] registers in self?.adoptGroupOverrides(registers) } }
+        memberWatch.observe(snapshot)
+        generationGauge.record(snapshot.generation)
         do {
             try await peers.start(definitions: Self.definitions(all), digest: Self.digest(snapshot.pools.pools, all))
         } catch {
@@ -207,7 +222,7 @@ public final class DNSServer: Sendable {
         }
         // The merged view now, not after the group's coalescing delay.
         if let view = try? await peers.view().get() {
-            Self.publish(view, box: box, lock: reloadLock, latest: latestHealth)
+            publisher.publish(view)
             let down = all.filter { box.load().pools.health.status(of: $0.memberID).state == .down }.count
             if !all.isEmpty { logger.info("health view: \(down) of \(all.count) checked members down") }
         }
@@ -316,12 +331,16 @@ public final class DNSServer: Sendable {
             for d in diags { d.severity == .error ? logger.error("\(d)") : logger.warning("\(d)") }
             guard let next = outcome.snapshot, !clusterDiags.contains(where: { $0.severity == .error }) else {
                 logger.error("reload failed with \(diags.filter { $0.severity == .error }.count) errors, keeping the current configuration")
+                reloadsFailed.increment()
                 return diags
             }
             if (cluster == nil) != (peers.gossipAddress == nil) {
                 logger.warning("\(clusterPath) was \(cluster == nil ? "removed" : "added"): joining or leaving a group takes a restart")
             }
             box.publish(next)
+            memberWatch.observe(next)
+            reloadsOK.increment()
+            generationGauge.record(next.generation)
             let all = MonitorTarget.targets(for: next.pools.pools)
             let share = targets.withLockedValue { t -> [MonitorTarget] in
                 t.all = all
@@ -348,6 +367,7 @@ public final class DNSServer: Sendable {
             logger.error("state file rejected, keeping the current overrides")
             return diags
         }
+        ownPatterns.withLockedValue { $0 = Set(overrides.map(\.pattern)) }
         peers.recordOverrides(overrides)
         logger.info("state file \(path): \(overrides.count) overrides")
         return diags
@@ -371,6 +391,7 @@ public final class DNSServer: Sendable {
         let geoPath = { [box] in box.load().pools.pools.geo?.path }
         let lastGeo = NIOLockedValueBox<(path: String?, signature: [Int])>((geoPath(), geoPath().map(Self.signature) ?? []))
         let ticks = NIOLockedValueBox(0)
+        let zones = ZoneWatch(directory: config.zonesDirectory, settle: config.watchSettleMilliseconds, enabled: config.watchZones)
         let timer = DispatchSource.makeTimerSource(queue: DispatchQueue(label: "meridian.file-watch"))
         timer.schedule(deadline: .now() + .milliseconds(interval), repeating: .milliseconds(interval))
         timer.setEventHandler { [self] in
@@ -378,11 +399,18 @@ public final class DNSServer: Sendable {
                 let now = Self.signature(statePath)
                 if lastState.withLockedValue({ old in defer { old = now }; return old != now }) { reloadState() }
             }
+            if zones.changed(nowMillis: Int(clock() * 1000)) {
+                logger.notice("\(config.zonesDirectory) changed: reloading")
+                reload()
+            }
             let tick = ticks.withLockedValue { t in
                 t += 1
                 return t
             }
-            guard tick * interval % 1000 < interval, let path = geoPath() else { return }
+            guard tick * interval % 1000 < interval else { return }
+            publisher.expireOverrides()
+            tcpOpenGauge.record(tcpConnections.load(ordering: .relaxed))
+            guard let path = geoPath() else { return }
             let now = Self.signature(path)
             let changed = lastGeo.withLockedValue { old in
                 defer { old = (path, now) }
@@ -411,6 +439,7 @@ public final class DNSServer: Sendable {
         // The monitor stops reporting to the group first (this also breaks the reference
         // cycle their callbacks make), then each shuts down.
         groupBox.withLockedValue { $0 = nil }
+        publisher.onRegisters.withLockedValue { $0 = nil }
         await peers.shutdown()
         await monitor.shutdown()
         try? await group.shutdownGracefully()
@@ -450,4 +479,47 @@ struct TimerHandle: @unchecked Sendable {
     // @unchecked: a dispatch source may be cancelled from any thread (libdispatch guarantees
     // it); the handle is only ever used to call `cancel()`.
     let timer: any DispatchSourceTimer
+}
+
+/// `--watch`: the zones directory's files (name, modification time, size, inode), polled by
+/// the file watcher; a change is reported once the directory has stayed unchanged for
+/// `settle` milliseconds (a `git pull` or an editor writes several files, or one file twice).
+final class ZoneWatch: Sendable {
+    let directory: String
+    let settle: Int
+    let enabled: Bool
+    private let state: NIOLockedValueBox<(loaded: [String: [Int]], seen: [String: [Int]], since: Int)>
+
+    init(directory: String, settle: Int, enabled: Bool) {
+        self.directory = directory
+        self.settle = settle
+        self.enabled = enabled
+        let now = enabled ? Self.signature(directory) : [:]
+        state = NIOLockedValueBox((now, now, 0))
+    }
+
+    static func signature(_ directory: String) -> [String: [Int]] {
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
+        var out: [String: [Int]] = [:]
+        for n in names where !n.hasPrefix(".") {
+            out[n] = DNSServer.signature((directory as NSString).appendingPathComponent(n))
+        }
+        return out
+    }
+
+    /// True once per settled change.
+    func changed(nowMillis: Int) -> Bool {
+        guard enabled else { return false }
+        let now = Self.signature(directory)
+        return state.withLockedValue { s in
+            if now != s.seen {
+                s.seen = now
+                s.since = nowMillis
+                return false
+            }
+            guard now != s.loaded, nowMillis - s.since >= settle else { return false }
+            s.loaded = now
+            return true
+        }
+    }
 }

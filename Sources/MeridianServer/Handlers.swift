@@ -60,7 +60,7 @@ struct QueryAnswerer {
         let outcome = query.withUnsafeReadableBytes { [buffer, transport] in
             QueryProcessor.respond(to: $0, transport: transport, snapshot: snapshot, buffer: buffer, client: source)
         }
-        metrics.record(outcome)
+        metrics.record(outcome, snapshot: snapshot)
         return outcome
     }
 

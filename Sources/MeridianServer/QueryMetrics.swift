@@ -1,6 +1,7 @@
 import DNSWire
 import Metrics
 import QueryEngine
+import Selection
 
 /// Counts answers per (transport, rcode, qtype) in plain integers on one event loop and hands
 /// the totals to swift-metrics once a second, so the query path touches no shared state.
@@ -72,17 +73,67 @@ final class QueryMetrics {
     }
 
     @inline(__always)
-    func record(_ o: QueryOutcome) {
+    func record(_ o: QueryOutcome, snapshot: Snapshot) {
         if o.dropped {
             dropped += 1
             return
         }
         if o.truncated { truncated += 1 }
         counts[QueryMetrics.rcodeIndex(o.rcode) * (QueryMetrics.qtypes.count + 1) + QueryMetrics.qtypeIndex(o.qtype)] += 1
+        if o.pool.pool >= 0 { recordPool(o.pool, snapshot: snapshot) }
+    }
+
+    // MARK: Answers by pool and site
+
+    /// The pool and site names of the snapshot generation being counted, and the strides.
+    private var poolGeneration = -1
+    private var poolNames: [String] = []
+    private var siteNames: [[String]] = []
+    private var siteStride = 1
+    private var poolCounts: [Int] = []
+    private var poolCounters: [String: Counter] = [:]
+    private static let routes = AnswerRoute.allCases.count
+
+    @inline(__always)
+    private func recordPool(_ p: PoolAnswerSource, snapshot: Snapshot) {
+        if snapshot.generation != poolGeneration { relayout(snapshot) }
+        let i = ((Int(p.pool) * siteStride + Int(p.site) + 1) * Self.routes + Int(p.route.rawValue)) * 2 + (p.fellBack ? 1 : 0)
+        if i >= 0 && i < poolCounts.count { poolCounts[i] += 1 }
+    }
+
+    /// A new snapshot: hand over what the old one counted, then size the table for the new.
+    private func relayout(_ snapshot: Snapshot) {
+        flushPools()
+        let pools = snapshot.pools.pools.pools
+        poolGeneration = snapshot.generation
+        poolNames = pools.map(\.name)
+        siteNames = pools.map { $0.sites.map(\.name) }
+        siteStride = (siteNames.map(\.count).max() ?? 0) + 1
+        poolCounts = [Int](repeating: 0, count: pools.count * siteStride * Self.routes * 2)
+    }
+
+    private func flushPools() {
+        for i in 0..<poolCounts.count where poolCounts[i] > 0 {
+            let fellBack = i % 2 == 1
+            let route = AnswerRoute.allCases[(i / 2) % Self.routes]
+            let siteSlot = (i / 2 / Self.routes) % siteStride
+            let pool = i / 2 / Self.routes / siteStride
+            guard pool < poolNames.count else { continue }
+            let site = siteSlot == 0 ? "-" : (siteSlot - 1 < siteNames[pool].count ? siteNames[pool][siteSlot - 1] : "-")
+            let key = "\(poolNames[pool])\u{0}\(site)\u{0}\(route.label)\u{0}\(fellBack)"
+            let counter = poolCounters[key] ?? Counter(
+                label: "meridian_pool_answers_total",
+                dimensions: [("pool", poolNames[pool]), ("site", site), ("route", route.label), ("fallback", fellBack ? "yes" : "no")],
+                factory: factory)
+            poolCounters[key] = counter
+            counter.increment(by: poolCounts[i])
+            poolCounts[i] = 0
+        }
     }
 
     /// Hands the counts gathered since the last flush to swift-metrics.
     func flush() {
+        flushPools()
         if rrlDropped > 0 { rrlDroppedCounter.increment(by: rrlDropped); rrlDropped = 0 }
         if rrlSlipped > 0 { rrlSlippedCounter.increment(by: rrlSlipped); rrlSlipped = 0 }
         for i in 0..<counts.count where counts[i] > 0 {

@@ -66,6 +66,10 @@ public struct ServerConfig: Sendable {
     public var gossipInsecure: Bool
     /// Test hook: peers whose gossip is dropped (a fault-injecting transport for partitions).
     public var gossipFaultFile: String?
+    /// Reload when files in the zones directory change (`--watch`), once they have been
+    /// unchanged for `watchSettleMilliseconds`.
+    public var watchZones: Bool
+    public var watchSettleMilliseconds: Int
 
     public init(
         zonesDirectory: String, statePath: String? = nil, statePollMilliseconds: Int = 250, startupCheckTimeout: Double = 5,
@@ -73,8 +77,10 @@ public struct ServerConfig: Sendable {
         listen: [ListenAddress], threads: Int = System.coreCount, tcpIdleTimeout: Int64 = 10,
         tcpMaxConnections: Int = 1024, tcpMaxPerClient: Int = 64, tcpMaxBufferedBytes: Int = 256 * 1024, engine: EngineConfig = EngineConfig(),
         gossipListen: String? = nil, gossipKeyFile: String? = nil, gossipInsecure: Bool = false, gossipFaultFile: String? = nil,
-        rateLimit: RateLimitConfig = RateLimitConfig()
+        rateLimit: RateLimitConfig = RateLimitConfig(), watchZones: Bool = false, watchSettleMilliseconds: Int = 500
     ) {
+        self.watchZones = watchZones
+        self.watchSettleMilliseconds = max(0, watchSettleMilliseconds)
         self.rateLimit = rateLimit
         self.gossipFaultFile = gossipFaultFile
         self.gossipListen = gossipListen

@@ -16,8 +16,10 @@ public enum LedgerCodec {
             w.u8(UInt8(states.firstIndex(of: e.state) ?? 0)); w.u16(weight(e.weightFactor))
             w.u8(e.withdrawn ? 2 : 0); w.str8(e.detail); w.u64(e.definition); w.u64(e.version.raw)
         case .override(let e):
-            w.u8(3); w.str16(e.pattern); w.u8(UInt8(healthStates.firstIndex(of: e.state) ?? 0)); w.u16(weight(e.weightFactor))
+            // Type 4 adds the reason and the expiry to type 3 (still read, from older peers).
+            w.u8(4); w.str16(e.pattern); w.u8(UInt8(healthStates.firstIndex(of: e.state) ?? 0)); w.u16(weight(e.weightFactor))
             w.u8(e.removed ? 2 : 0); w.str8(e.origin); w.str8(e.source); w.u64(e.version.raw)
+            w.str8(e.reason); w.u64(e.expiresMillis)
         }
         return w.bytes
     }
@@ -46,16 +48,22 @@ public enum LedgerCodec {
             entry = .agent(Ledger.AgentEntry(
                 observer: observer, member: member, state: states[s], weightFactor: wf, detail: try r.str8("detail"),
                 definition: try r.u64("definition"), version: HLC(raw: try r.u64("version")), withdrawn: flags == 2))
-        case 3:
+        case 3, 4:
+            let type = bytes.first ?? 3
             let pattern = try r.str16("pattern", max: 1024)
             let s = Int(try r.u8("state"))
             guard s < healthStates.count else { throw .badValue(what: "override state") }
             let wf = try weight(r.u16("weight"))
             let flags = try r.u8("flags")
             guard flags == 0 || flags == 2 else { throw .badValue(what: "override flags") }
-            entry = .override(Ledger.OverrideEntry(
+            var e = Ledger.OverrideEntry(
                 pattern: pattern, state: healthStates[s], weightFactor: wf, origin: try r.str8("origin", max: Limits.name), source: try r.str8("source"),
-                version: HLC(raw: try r.u64("version")), removed: flags == 2))
+                version: HLC(raw: try r.u64("version")), removed: flags == 2)
+            if type == 4 {
+                e.reason = try r.str8("reason", max: AdminStateFile.maxReason)
+                e.expiresMillis = try r.u64("expiry")
+            }
+            entry = .override(e)
         default:
             throw .badValue(what: "entry type")
         }

@@ -14,6 +14,8 @@ public struct GroupView: Sendable {
     public var observations: [String: MemberObservations]
     public var overrides: [AdminOverride]
     public var policy: VerdictPolicy
+    /// Every override register, removed ones included: who wrote each pattern last.
+    public var registers: [String: Ledger.OverrideEntry] = [:]
 }
 
 /// How this instance takes part in a group.
@@ -83,7 +85,7 @@ public final class PeerGroup: @unchecked Sendable {
     let group: MultiThreadedEventLoopGroup
     let loop: any EventLoop
     let logger: Logger
-    let nodeName: String
+    public let nodeName: String
     let publish: @Sendable (GroupView) -> Void
     let assign: @Sendable (Set<String>) -> Void
     private var settings: GroupSettings
@@ -226,6 +228,16 @@ public final class PeerGroup: @unchecked Sendable {
         }
     }
 
+    /// Removes the group's override for `pattern`, whichever instance set it (a tombstone
+    /// this instance writes). The future says whether there was one.
+    public func removeOverride(pattern: String) -> EventLoopFuture<Bool> {
+        loop.submit { [self] in
+            guard let e = ledger.removeOverride(pattern: pattern, origin: nodeName, clock: &clock, wallMillis: Self.wallMillis) else { return false }
+            spread([e])
+            return true
+        }
+    }
+
     /// A reload: new members, digest, or peer list.
     public func update(definitions: [String: UInt64], digest: UInt64, cluster: ClusterConfig?) {
         execute { [self] in
@@ -247,6 +259,11 @@ public final class PeerGroup: @unchecked Sendable {
 
     /// The current view (what was last published, computed now).
     public func view() -> EventLoopFuture<GroupView> { loop.submit { self.makeView() } }
+
+    /// Every peer this instance knows (not itself), sorted by name; empty for a lone instance.
+    public func peerList() -> EventLoopFuture<[Peer]> {
+        loop.submit { (self.swim?.peers.values).map { $0.sorted { $0.name < $1.name } } ?? [] }
+    }
 
     public func currentStats() -> EventLoopFuture<GroupStats> { loop.submit { self.stats } }
 
@@ -440,7 +457,7 @@ public final class PeerGroup: @unchecked Sendable {
         let live = Set(swim?.live ?? [nodeName])
         return GroupView(
             observations: ledger.view(live: live, probers: probers, definitions: definitions), overrides: ledger.adminOverrides(),
-            policy: settings.cluster?.verdict ?? .majority)
+            policy: settings.cluster?.verdict ?? .majority, registers: ledger.overrides)
     }
 
     // MARK: UDP

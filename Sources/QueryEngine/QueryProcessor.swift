@@ -57,6 +57,8 @@ struct Responder {
     var ecsScope = 0
     /// The query's server cookie was valid.
     var cookieValid = false
+    /// Where the last pool answer came from (for the answers-by-pool-and-site metric).
+    var poolAnswer = PoolAnswerSource.none
 
     init(query: UnsafeRawBufferPointer, transport: Transport, snapshot: Snapshot, buffer: MessageBuffer, client: IPAddress) {
         self.query = query
@@ -252,6 +254,7 @@ struct Responder {
         w.set16(at: 10, UInt16(counts.ar))
         var outcome = QueryOutcome(dropped: false, length: w.position, rcode: rcode, qtype: question.type, truncated: tc)
         outcome.cookieValid = cookieValid
+        outcome.pool = poolAnswer
         return outcome
     }
 
@@ -428,6 +431,7 @@ struct Responder {
             outcome = Selector.answer(pools: pools, pool: pool, qtype: type, client: client, owner: n, writer: &w, buffer: buffer)
         }
         ecsScope = max(ecsScope, outcome.scope)
+        poolAnswer = PoolAnswerSource(outcome)
         switch outcome.answer {
         case .records(let n):
             counts.an += n

@@ -86,6 +86,8 @@ public struct QueryOutcome: Sendable, Equatable {
     public var truncated: Bool
     /// The query carried a valid server cookie (RFC 7873): its source is not spoofed.
     public var cookieValid = false
+    /// The pool, site and route of the (last) pool answer, if a pool answered.
+    public var pool = PoolAnswerSource.none
 
     public init(dropped: Bool, length: Int, rcode: UInt16, qtype: UInt16, truncated: Bool) {
         self.dropped = dropped
@@ -96,4 +98,27 @@ public struct QueryOutcome: Sendable, Equatable {
     }
 
     public static let drop = QueryOutcome(dropped: true, length: 0, rcode: 0, qtype: 0, truncated: false)
+}
+
+/// Where a pool answer came from, in four small integers so the outcome stays a plain value:
+/// the answering pool's index (-1: no pool answered), its site (-1: none), the route, and
+/// whether the bound pool fell back to another pool.
+public struct PoolAnswerSource: Sendable, Equatable {
+    public var pool: Int32
+    public var site: Int32
+    public var route: AnswerRoute
+    public var fellBack: Bool
+
+    public static let none = PoolAnswerSource(pool: -1, site: -1, route: .site, fellBack: false)
+
+    public init(pool: Int32, site: Int32, route: AnswerRoute, fellBack: Bool) {
+        self.pool = pool
+        self.site = site
+        self.route = route
+        self.fellBack = fellBack
+    }
+
+    init(_ o: SelectionOutcome) {
+        self.init(pool: Int32(truncatingIfNeeded: o.pool), site: Int32(truncatingIfNeeded: o.site), route: o.route, fellBack: o.fellBack)
+    }
 }

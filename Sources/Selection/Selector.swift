@@ -40,10 +40,41 @@ public enum PoolAnswer: Sendable, Equatable {
     case truncated
 }
 
-/// A decision: the answer and the ECS scope prefix it depends on (RFC 7871 7.2.1).
+/// Which way a pool answered, for the answers-by-pool-and-site metric.
+public enum AnswerRoute: UInt8, Sendable, Equatable, CaseIterable {
+    /// From one site (multi-site order or active-active draw).
+    case site
+    /// Direct-to-node: healthy nodes across sites.
+    case nodes
+    /// Nothing usable; `when_all_down: fail-open` answered every member.
+    case failOpen
+    /// Nothing usable; NODATA by policy (or too many fallbacks).
+    case allDownNodata
+    /// Nothing usable; the pool's static fallback addresses.
+    case staticAddresses
+
+    public var label: String {
+        switch self {
+        case .site: return "site"
+        case .nodes: return "nodes"
+        case .failOpen: return "all-down-fail-open"
+        case .allDownNodata: return "all-down-nodata"
+        case .staticAddresses: return "all-down-static"
+        }
+    }
+}
+
+/// A decision: the answer and the ECS scope prefix it depends on (RFC 7871 7.2.1), and where
+/// it came from: the pool that answered (after any `fallback` hops), its site (-1 for none),
+/// and the route.
 public struct SelectionOutcome: Sendable, Equatable {
     public var answer: PoolAnswer
     public var scope: Int
+    public var pool: Int = -1
+    public var site: Int = -1
+    public var route: AnswerRoute = .site
+    /// The bound pool had nothing usable and handed the query to its fallback pool.
+    public var fellBack = false
 }
 
 /// Chooses a pool's answer for one query: a pure function of (query type, client address,
@@ -99,7 +130,7 @@ public enum Selector {
             for s in order where rt.siteUsable[s] {
                 rec.note("answer from site \(pool.sites[s].name): the first usable site in the order")
                 let a = site(rt, s, fam: fam, pool: index, client: client, scope: &scope, rng: &buffer.random, owner: owner, w: &w, recorder: &rec)
-                return SelectionOutcome(answer: a, scope: scope)
+                return SelectionOutcome(answer: a, scope: scope, pool: index, site: s)
             }
         case .activeActive:
             let table = rt.activeByOrder[oi]
@@ -107,7 +138,7 @@ public enum Selector {
                 let s = Int(table.draw(&buffer.random))
                 rec.note("answer from site \(pool.sites[s].name): weighted draw over \(table.items.map { pool.sites[Int($0)].name }.joined(separator: ", "))")
                 let a = site(rt, s, fam: fam, pool: index, client: client, scope: &scope, rng: &buffer.random, owner: owner, w: &w, recorder: &rec)
-                return SelectionOutcome(answer: a, scope: scope)
+                return SelectionOutcome(answer: a, scope: scope, pool: index, site: s)
             }
         case .direct:
             var key: UInt64 = 0
@@ -135,14 +166,14 @@ public enum Selector {
                     let ok = rt.memberRecord[Int(picks[i])].withUnsafeBytes { write(records: $0, size: $0.count, owner: owner, w: &w) }
                     if ok < 0 {
                         w.rewind(to: mark)
-                        return SelectionOutcome(answer: .truncated, scope: scope)
+                        return SelectionOutcome(answer: .truncated, scope: scope, pool: index, route: .nodes)
                     }
                 }
-                return SelectionOutcome(answer: .records(count), scope: scope)
+                return SelectionOutcome(answer: .records(count), scope: scope, pool: index, route: .nodes)
             }
             if !rt.pickAll[fam].isEmpty || !rt.pickAll[1 - fam].isEmpty {
                 rec.note("no answerable node of this address family: NODATA")
-                return SelectionOutcome(answer: .nodata, scope: scope)
+                return SelectionOutcome(answer: .nodata, scope: scope, pool: index, route: .nodes)
             }
         }
 
@@ -151,23 +182,24 @@ public enum Selector {
         case .failOpen:
             rec.note("nothing usable: fail-open, answering every member")
             if pool.isCNAME, let s = order.first, let m = pool.sites[s].members.first {
-                return SelectionOutcome(answer: .cname(pool: index, member: m), scope: scope)
+                return SelectionOutcome(answer: .cname(pool: index, member: m), scope: scope, pool: index, route: .failOpen)
             }
-            return SelectionOutcome(answer: wire(rt.allWire[fam], fam: fam, owner: owner, w: &w), scope: scope)
+            return SelectionOutcome(answer: wire(rt.allWire[fam], fam: fam, owner: owner, w: &w), scope: scope, pool: index, route: .failOpen)
         case .nodata:
             rec.note("nothing usable: NODATA by policy")
-            return SelectionOutcome(answer: .nodata, scope: scope)
+            return SelectionOutcome(answer: .nodata, scope: scope, pool: index, route: .allDownNodata)
         case .addresses:
             rec.note("nothing usable: static fallback addresses")
-            return SelectionOutcome(answer: wire(rt.staticWire[fam], fam: fam, owner: owner, w: &w), scope: scope)
+            return SelectionOutcome(answer: wire(rt.staticWire[fam], fam: fam, owner: owner, w: &w), scope: scope, pool: index, route: .staticAddresses)
         case .fallbackPool(let next):
             guard depth < maxFallbacks else {
                 rec.note("nothing usable and too many fallbacks: NODATA")
-                return SelectionOutcome(answer: .nodata, scope: scope)
+                return SelectionOutcome(answer: .nodata, scope: scope, pool: index, route: .allDownNodata)
             }
             rec.note("nothing usable: falling back to pool \(pools.runtimes[next].pool.name)")
             var o = select(pools: pools, pool: next, qtype: qtype, client: client, owner: owner, writer: &w, buffer: buffer, recorder: &rec, depth: depth + 1)
             o.scope = max(o.scope, scope)
+            o.fellBack = true
             return o
         }
     }

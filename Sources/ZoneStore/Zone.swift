@@ -109,6 +109,17 @@ public final class Zone: Sendable {
         self.file = file
     }
 
+    /// The number of records in the zone.
+    public var recordCount: Int { nodes.reduce(0) { $0 + $1.rrsets.reduce(0) { $0 + $1.rdatas.count } } }
+
+    /// The SOA serial (RFC 1035 3.3.13: the 32-bit field 20 octets before the end).
+    public var serial: UInt32 {
+        let r = soa.rdatas[0]
+        guard r.count >= 20 else { return 0 }
+        let i = r.count - 20
+        return UInt32(r[i]) << 24 | UInt32(r[i + 1]) << 16 | UInt32(r[i + 2]) << 8 | UInt32(r[i + 3])
+    }
+
     /// The node of a lowercased wire name, if it exists (with records or as an empty non-terminal).
     public func node(_ name: [UInt8]) -> ZoneNode? {
         table.find(name).map { nodes[$0] }
@@ -146,7 +157,5 @@ public final class ZoneSet: Sendable {
     }
 
     /// The number of records in all zones.
-    public var recordCount: Int {
-        zones.reduce(0) { $0 + $1.nodes.reduce(0) { $0 + $1.rrsets.reduce(0) { $0 + $1.rdatas.count } } }
-    }
+    public var recordCount: Int { zones.reduce(0) { $0 + $1.recordCount } }
 }

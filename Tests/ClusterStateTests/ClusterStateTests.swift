@@ -18,12 +18,29 @@ struct AdminStateTests {
         #expect(o[2].weightFactor == 0.5)
     }
 
-    @Test(arguments: [("www/fra/* SIDEWAYS", "state must be"), ("www/fra/*", "expected"), ("x UP 150%", "weight must be"), ("x UP 5 6", "expected")])
+    @Test(arguments: [("www/fra/* SIDEWAYS", "state must be"), ("www/fra/*", "expected"), ("x UP 150%", "weight must be"), ("x UP 5 6", "unexpected '5'"), ("x DOWN reason=\"open", "unterminated quote"), ("x DOWN until=tomorrow", "until= needs")])
     func badLines(line: String, message: String) {
         let (o, d) = AdminStateFile.parse("# ok\n" + line, file: "state.txt")
         #expect(o.isEmpty)
         #expect(d.first?.description.hasPrefix("state.txt:2: ") == true)
         #expect(d.first?.message.contains(message) == true)
+    }
+
+    /// The API writes reason, expiry and the time it was set; the line reads back the same.
+    @Test func reasonExpiryAndSetTimeRoundTrip() throws {
+        let o = AdminOverride(
+            pattern: "app/*/app-3", state: .drain, weightFactor: 0.25, reason: "kernel \"update\" # 7", expires: 1_796_100_000.25,
+            setAt: 1_796_000_000, file: "api", line: 0)
+        let line = o.stateFileLine
+        #expect(line == "app/*/app-3 DRAIN 25% until=2026-12-01T04:40:00.250Z set=2026-11-30T00:53:20Z reason=\"kernel \\\"update\\\" # 7\"")
+        let (back, d) = AdminStateFile.parse(line + "  # a comment\n", file: "s")
+        #expect(d.isEmpty, "\(d)")
+        let r = try #require(back.first)
+        #expect(r.reason == o.reason && r.expires == o.expires && r.setAt == o.setAt && r.weightFactor == 0.25 && r.state == .drain)
+        #expect(AdminStateFile.parseTime("2026-12-01T04:40:00Z") == 1_796_100_000)
+        #expect(AdminStateFile.parseTime("2026-13-01T04:40:00Z") == nil && AdminStateFile.parseTime("2026-12-01 04:40:00Z") == nil)
+        #expect(o.isLive(at: 1_796_100_000) && !o.isLive(at: 1_796_100_000.25))
+        #expect(o.id == AdminOverride.id(of: "app/*/app-3") && o.id.count == 12)
     }
 
     @Test func lastMatchWinsAndGlobsMatchIds() {

@@ -180,6 +180,30 @@ struct LedgerTests {
         #expect(a.adminOverrides().isEmpty && b.adminOverrides().isEmpty)
     }
 
+    /// A state-file line that says when it was set keeps that time as its version: after a
+    /// restart, a removal (or change) the group made later still wins.
+    @Test func setTimeIsTheVersionSoARestartDoesNotResurrect() throws {
+        var owner = Ledger()
+        var other = Ledger()
+        var co = HybridClock()
+        var cx = HybridClock()
+        let line = AdminOverride(pattern: "app/*", state: .down, reason: "r", expires: 900, setAt: 100, file: "s", line: 1)
+        for e in owner.recordOverrides(origin: "ns1", overrides: [line], clock: &co, wallMillis: 100_000) { try other.merge(e, nowMillis: 100_000) }
+        #expect(other.overrides["app/*"]?.version == HLC(millis: 100_000) && other.overrides["app/*"]?.reason == "r")
+        #expect(other.overrides["app/*"]?.expiresMillis == 900_000)
+        // ns2 removes it while ns1 is down.
+        let tomb = try #require(other.removeOverride(pattern: "app/*", origin: "ns2", clock: &cx, wallMillis: 200_000))
+        // ns1 restarts with its file unchanged, then hears of the removal: it stays removed.
+        var restarted = Ledger()
+        var cr = HybridClock()
+        _ = restarted.recordOverrides(origin: "ns1", overrides: [line], clock: &cr, wallMillis: 300_000)
+        try restarted.merge(tomb, nowMillis: 300_000)
+        #expect(restarted.adminOverrides().isEmpty && restarted.overrides["app/*"]?.origin == "ns2")
+        // Reading the same file again does not write a new version over the removal.
+        #expect(restarted.recordOverrides(origin: "ns1", overrides: [line], clock: &cr, wallMillis: 301_000).isEmpty)
+        #expect(other.removeOverride(pattern: "nothing", origin: "ns2", clock: &cx, wallMillis: 1) == nil)
+    }
+
     @Test func overridesKeepFileOrder() {
         var l = Ledger()
         var c = HybridClock()

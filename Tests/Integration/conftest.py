@@ -46,6 +46,11 @@ class Server:
         if listen_v6:
             args += ["--listen", f"[::1]:{self.port}"]
         args += list(extra_args)
+        # Every server gets its own admin API port (the default, 127.0.0.1:8053, would clash).
+        self.admin = None
+        if "--no-admin" not in args and "--admin-listen" not in args:
+            self.admin = free_port()
+            args += ["--admin-listen", f"127.0.0.1:{self.admin}"]
         self.log = open(os.path.join(zones, "..", f"server-{self.port}.log") if os.access(os.path.dirname(zones), os.W_OK) else os.devnull, "w")
         self.proc = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT)
         self.wait_ready()

@@ -37,7 +37,7 @@ def test_example_zones_check(binary):
 
 def test_server_refuses_to_start_with_bad_zones(binary):
     port = free_port()
-    r = subprocess.run([binary, "serve", "--zones", os.path.join(ROOT, "Tests", "Fixtures", "bad"), "--listen", f"127.0.0.1:{port}"],
+    r = subprocess.run([binary, "serve", "--zones", os.path.join(ROOT, "Tests", "Fixtures", "bad"), "--listen", f"127.0.0.1:{port}", "--no-admin"],
                        capture_output=True, text=True, timeout=30)
     assert r.returncode != 0
     assert "cname-beside.zone:6:" in r.stderr
@@ -122,7 +122,7 @@ def test_hostile_ttl_on_reload_keeps_serving(fresh_server):
 def test_options_are_validated_at_start(binary, option, value, message):
     """Hardening, finding 7: out-of-range operator values are refused with a clear message."""
     port = free_port()
-    r = subprocess.run([binary, "serve", "--zones", os.path.join(ROOT, "Tests", "Fixtures", "zones"), "--listen", f"127.0.0.1:{port}",
+    r = subprocess.run([binary, "serve", "--zones", os.path.join(ROOT, "Tests", "Fixtures", "zones"), "--listen", f"127.0.0.1:{port}", "--no-admin",
                         option, value], capture_output=True, text=True, timeout=30)
     assert r.returncode != 0
     assert message in r.stderr, r.stderr

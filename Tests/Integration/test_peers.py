@@ -88,6 +88,7 @@ class Instance:
         self.name = name
         self.ip = dns_ip
         self.port = free_port()
+        self.admin = free_port()
         self.gossip = gossip
         self.zones = zones
         self.key_file = key_file
@@ -100,7 +101,7 @@ class Instance:
         self.log = open(self.log_path, "a")
         args = [BIN, "serve", "--zones", self.zones, "--listen", f"{self.ip}:{self.port}", "--threads", "1",
                 "--node-name", self.name, "--gossip-key-file", self.key_file, "--gossip-fault-file", self.fault_file,
-                "--startup-timeout", "3"] + self.extra
+                "--startup-timeout", "3", "--admin-listen", f"{self.ip}:{self.admin}"] + self.extra
         self.proc = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT)
         deadline = time.time() + 20
         q = dns.message.make_query("peers.test.", "SOA")
@@ -403,15 +404,15 @@ def test_gossip_refuses_to_start_without_a_key(binary, tmp_path):
     g = Group(tmp_path, 3)
     try:
         inst = g.instances[0]
-        p = subprocess.run([BIN, "serve", "--zones", inst.zones, "--listen", f"{inst.ip}:{inst.port}", "--node-name", "ns1"],
+        p = subprocess.run([BIN, "serve", "--zones", inst.zones, "--listen", f"{inst.ip}:{inst.port}", "--node-name", "ns1", "--no-admin"],
                            capture_output=True, text=True, timeout=30)
         assert p.returncode != 0
         assert "--gossip-key-file" in p.stderr, p.stderr
-        p = subprocess.run([BIN, "serve", "--zones", inst.zones, "--listen", f"{inst.ip}:{inst.port}", "--node-name", "ns7",
+        p = subprocess.run([BIN, "serve", "--zones", inst.zones, "--listen", f"{inst.ip}:{inst.port}", "--node-name", "ns7", "--no-admin",
                             "--gossip-key-file", g.key_file], capture_output=True, text=True, timeout=30)
         assert p.returncode != 0 and "not among the peers" in p.stderr, p.stderr
         (tmp_path / "bad.key").write_text("not base64!\n")
-        p = subprocess.run([BIN, "serve", "--zones", inst.zones, "--listen", f"{inst.ip}:{inst.port}", "--node-name", "ns1",
+        p = subprocess.run([BIN, "serve", "--zones", inst.zones, "--listen", f"{inst.ip}:{inst.port}", "--node-name", "ns1", "--no-admin",
                             "--gossip-key-file", str(tmp_path / "bad.key")], capture_output=True, text=True, timeout=30)
         assert p.returncode != 0 and "bad.key:1: not base64" in p.stderr, p.stderr
     finally:

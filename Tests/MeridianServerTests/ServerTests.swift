@@ -6,6 +6,7 @@ import MetricsTestKit
 import NIOCore
 import NIOPosix
 import QueryEngine
+import Selection
 import Testing
 import ZoneStore
 @testable import MeridianServer
@@ -18,13 +19,14 @@ struct MetricsTests {
     @Test func countsReachSwiftMetricsOnFlush() throws {
         let test = TestMetrics()
         let m = QueryMetrics(transport: "udp", factory: test)
+        let snap = try #require(SnapshotBuilder.build(directory: fixtures + "/zones").snapshot)
         let ok = QueryOutcome(dropped: false, length: 40, rcode: RCode.noError, qtype: RRType.a, truncated: false)
         let nx = QueryOutcome(dropped: false, length: 40, rcode: RCode.nxDomain, qtype: 65280, truncated: true)
-        for _ in 0..<3 { m.record(ok) }
-        m.record(nx)
-        m.record(.drop)
+        for _ in 0..<3 { m.record(ok, snapshot: snap) }
+        m.record(nx, snapshot: snap)
+        m.record(.drop, snapshot: snap)
         m.flush()
-        m.record(ok)
+        m.record(ok, snapshot: snap)
         m.flush()
         let a = try test.expectCounter("meridian_queries_total", [("transport", "udp"), ("rcode", "NOERROR"), ("qtype", "A")])
         #expect(a.totalValue == 4)
@@ -32,6 +34,36 @@ struct MetricsTests {
         #expect(other.totalValue == 1)
         #expect(try test.expectCounter("meridian_queries_dropped_total", [("transport", "udp")]).totalValue == 1)
         #expect(try test.expectCounter("meridian_responses_truncated_total", [("transport", "udp")]).totalValue == 1)
+    }
+}
+
+/// Answers by pool and site: counted per loop in a table laid out for the snapshot's pools,
+/// handed over under the names of the generation they were counted in.
+@Suite("Pool answer counters")
+struct PoolMetricsTests {
+    @Test func answersArCountedByPoolSiteRouteAndFallback() throws {
+        let test = TestMetrics()
+        let m = QueryMetrics(transport: "udp", factory: test)
+        let snap = try #require(SnapshotBuilder.build(directory: fixtures + "/pools").snapshot)
+        let pools = snap.pools.pools.pools
+        let p = try #require(pools.firstIndex { $0.sites.count >= 2 })
+        func outcome(_ site: Int32, _ route: AnswerRoute, fellBack: Bool = false) -> QueryOutcome {
+            var o = QueryOutcome(dropped: false, length: 40, rcode: RCode.noError, qtype: RRType.a, truncated: false)
+            o.pool = PoolAnswerSource(pool: Int32(p), site: site, route: route, fellBack: fellBack)
+            return o
+        }
+        for _ in 0..<5 { m.record(outcome(0, .site), snapshot: snap) }
+        m.record(outcome(1, .site, fellBack: true), snapshot: snap)
+        m.record(outcome(-1, .failOpen), snapshot: snap)
+        // A new generation: what was counted goes out under the old names first.
+        let next = snap.with(pools: snap.pools, generation: snap.generation + 1)
+        m.record(outcome(0, .site), snapshot: next)
+        m.flush()
+        let name = pools[p].name
+        let s0 = pools[p].sites[0].name
+        #expect(try test.expectCounter("meridian_pool_answers_total", [("pool", name), ("site", s0), ("route", "site"), ("fallback", "no")]).totalValue == 6)
+        #expect(try test.expectCounter("meridian_pool_answers_total", [("pool", name), ("site", pools[p].sites[1].name), ("route", "site"), ("fallback", "yes")]).totalValue == 1)
+        #expect(try test.expectCounter("meridian_pool_answers_total", [("pool", name), ("site", "-"), ("route", "all-down-fail-open"), ("fallback", "no")]).totalValue == 1)
     }
 }
 

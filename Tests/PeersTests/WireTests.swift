@@ -28,8 +28,15 @@ struct WireTests {
             .agent(Ledger.AgentEntry(observer: "ns2", member: "app/x/y", state: .drain, weightFactor: 0.75, detail: "75% drain", definition: 1, version: HLC(millis: 10))),
             .agent(Ledger.AgentEntry(observer: "ns2", member: "app/x/z", state: nil, weightFactor: nil, detail: "", definition: 1, version: HLC(millis: 10), withdrawn: true)),
             .override(Ledger.OverrideEntry(pattern: "www/*", state: .down, weightFactor: nil, origin: "ns3", source: "state.txt:3", version: HLC(millis: 11), removed: true)),
+            .override(Ledger.OverrideEntry(
+                pattern: "app/*/a", state: .drain, weightFactor: 0.5, origin: "ns1", source: "api", version: HLC(millis: 12), reason: "kernel update",
+                expiresMillis: 1_796_100_000_000)),
         ]
         for e in entries { #expect(try LedgerCodec.decode(LedgerCodec.encode(e)) == e) }
+        // An older peer's override (type 3: no reason, no expiry) still reads.
+        var old = ByteWriter()
+        old.u8(3); old.str16("www/*"); old.u8(1); old.u16(0xFFFF); old.u8(0); old.str8("ns9"); old.str8("s:1"); old.u64(HLC(millis: 5).raw)
+        #expect(try LedgerCodec.decode(old.bytes) == .override(Ledger.OverrideEntry(pattern: "www/*", state: .down, weightFactor: nil, origin: "ns9", source: "s:1", version: HLC(millis: 5))))
         let state = FullState(members: Array(updates.prefix(3)), entries: entries.map(LedgerCodec.encode))
         #expect(try FullState.decode(state.encode()) == state)
     }

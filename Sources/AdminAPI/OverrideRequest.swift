@@ -1,0 +1,59 @@
+import ClusterState
+import Foundation
+import Hummingbird
+import MeridianServer
+
+/// The body of `POST /overrides`:
+/// `{"member": "app/*/app-3", "state": "drain", "weight": 50, "reason": "kernel update",
+///   "expires": "2026-12-01T06:00:00Z"}` (or `"expires_in": 3600`, seconds).
+struct OverrideRequest: Decodable {
+    var member: String
+    var state: String
+    var weight: Double?
+    var reason: String?
+    var expires: String?
+    var expiresIn: Double?
+
+    enum CodingKeys: String, CodingKey {
+        case member, state, weight, reason, expires
+        case expiresIn = "expires_in"
+    }
+
+    static func parse(_ data: Data, now: Double) throws -> AdminOverride {
+        let r: OverrideRequest
+        do { r = try JSONDecoder().decode(OverrideRequest.self, from: data) } catch {
+            throw HTTPError(.badRequest, message: "the body must be JSON like {\"member\": \"POOL/SITE/NAME glob\", \"state\": \"up|down|drain\", \"weight\": 0-100, \"reason\": \"...\", \"expires\": \"RFC 3339\" or \"expires_in\": seconds} (\(Self.why(error)))")
+        }
+        guard let state = HealthState(rawValue: r.state.lowercased()) else { throw HTTPError(.badRequest, message: "state must be up, down or drain, not '\(r.state)'") }
+        var expires: Double?
+        if let e = r.expires {
+            guard let t = AdminStateFile.parseTime(e) else { throw HTTPError(.badRequest, message: "expires must be an RFC 3339 UTC time such as 2026-12-01T06:00:00Z") }
+            expires = t
+        }
+        if let s = r.expiresIn {
+            guard expires == nil else { throw HTTPError(.badRequest, message: "give expires or expires_in, not both") }
+            guard s.isFinite, s > 0, s <= 10 * 365 * 86400 else { throw HTTPError(.badRequest, message: "expires_in must be a number of seconds, more than 0") }
+            expires = now + s
+        }
+        if let w = r.weight, !(w.isFinite && w >= 0 && w <= 100) { throw HTTPError(.badRequest, message: "weight must be a percentage from 0 to 100") }
+        return AdminOverride(pattern: r.member, state: state, weightFactor: r.weight.map { $0 / 100 }, reason: r.reason ?? "", expires: expires, file: "api", line: 0)
+    }
+
+    static func why(_ error: any Error) -> String {
+        switch error {
+        case DecodingError.keyNotFound(let k, _): return "missing \(k.stringValue)"
+        case DecodingError.typeMismatch(_, let c): return "wrong type at \(c.codingPath.map(\.stringValue).joined(separator: "."))"
+        case DecodingError.dataCorrupted: return "not JSON"
+        default: return "unreadable"
+        }
+    }
+
+    static func httpError(_ error: OverrideError) -> HTTPError {
+        switch error {
+        case .invalid(let why): return HTTPError(.badRequest, message: why)
+        case .notFound: return HTTPError(.notFound, message: error.description)
+        case .noStateFile: return HTTPError(.conflict, message: error.description)
+        case .stateFile(let why): return HTTPError(.internalServerError, message: "the state file could not be written: \(why)")
+        }
+    }
+}

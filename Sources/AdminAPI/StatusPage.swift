@@ -1,0 +1,108 @@
+import Foundation
+import MeridianServer
+import Mustache
+
+/// The server-rendered status page at `/`: pools, sites and members with state colours,
+/// weights, last checks and reasons, recent transitions, peers and overrides. Plain HTML and
+/// CSS (no script); it reloads itself every 5 seconds. Members carry `data-member` and
+/// `data-state` attributes, for tests and for scraping by hand.
+enum StatusPage {
+    struct CheckRow { var observer: String; var check: String; var result: String; var reason: String; var at: String; var up: Bool }
+    struct TransitionRow { var at: String; var from: String; var to: String; var reason: String }
+    struct MemberRow {
+        var id: String; var name: String; var address: String; var state: String; var weight: String; var decidedBy: String
+        var probers: String; var checks: [CheckRow]; var agents: String; var transitions: [TransitionRow]
+    }
+    struct SiteRow { var name: String; var note: String; var members: [MemberRow] }
+    struct PoolRow { var name: String; var mode: String; var names: String; var ttl: UInt32; var degraded: Bool; var sites: [SiteRow] }
+    struct PeerRow { var name: String; var address: String; var state: String; var config: String }
+    struct OverrideRow { var id: String; var member: String; var state: String; var weight: String; var reason: String; var expires: String; var setBy: String }
+    struct Page {
+        var instance: String; var generation: Int; var now: String; var started: String; var policy: String
+        var zones: String; var pools: [PoolRow]; var peers: [PeerRow]; var hasPeers: Bool; var overrides: [OverrideRow]; var hasOverrides: Bool
+    }
+
+    static let template: MustacheTemplate? = try? MustacheTemplate(string: html)
+
+    static func render(_ s: ServerStatus) -> String {
+        guard let template else { return "<!doctype html><title>Meridian</title><p>status page template failed to parse</p>" }
+        return template.render(page(s))
+    }
+
+    static func page(_ s: ServerStatus) -> Page {
+        Page(
+            instance: s.instance, generation: s.generation, now: time(s.now), started: time(s.startedAt), policy: s.verdictPolicy,
+            zones: s.zones.map { "\($0.name) (\($0.records) records, serial \($0.serial))" }.joined(separator: ", "),
+            pools: s.pools.map(pool), peers: s.peers.map {
+                PeerRow(name: $0.name, address: $0.address, state: $0.state, config: $0.sameConfiguration ? "same" : "DIFFERENT")
+            }, hasPeers: !s.peers.isEmpty,
+            overrides: s.overrides.map {
+                OverrideRow(id: $0.id, member: $0.member, state: $0.state, weight: $0.weight.map { "\(fmt($0))%" } ?? "", reason: $0.reason,
+                            expires: $0.expires ?? "until removed", setBy: $0.setBy)
+            }, hasOverrides: !s.overrides.isEmpty)
+    }
+
+    static func pool(_ p: ServerStatus.PoolInfo) -> PoolRow {
+        PoolRow(name: p.name, mode: p.mode, names: p.names.joined(separator: ", "), ttl: p.ttl, degraded: p.degraded, sites: p.sites.map { site in
+            SiteRow(
+                name: site.name, note: "\(site.usable ? "usable" : "NOT usable"), \(site.healthy)/\(site.members.count) healthy\(site.backup ? ", backup" : "")",
+                members: site.members.map(member))
+        })
+    }
+
+    static func member(_ m: ServerStatus.MemberInfo) -> MemberRow {
+        MemberRow(
+            id: m.id, name: m.name, address: m.address ?? "", state: m.state,
+            weight: m.weightFactor == 1 ? fmt(m.effectiveWeight) : "\(fmt(m.effectiveWeight)) (x\(fmt(m.weightFactor)))",
+            decidedBy: m.decidedBy, probers: m.probers.joined(separator: ", "),
+            checks: m.checks.map { CheckRow(observer: $0.observer, check: $0.check, result: $0.up ? "up" : "down", reason: $0.reason, at: time($0.at), up: $0.up) },
+            agents: m.agents.map { "\($0.observer): \($0.detail)" }.joined(separator: "; "),
+            transitions: m.transitions.suffix(5).reversed().map { TransitionRow(at: time($0.at), from: $0.from, to: $0.to, reason: $0.reason) })
+    }
+
+    static func fmt(_ v: Double) -> String { v == v.rounded() ? String(Int(v)) : String(format: "%.2f", v) }
+
+    static func time(_ t: Double) -> String {
+        var secs = time_t(t)
+        var parts = tm()
+        gmtime_r(&secs, &parts)
+        return String(format: "%04d-%02d-%02d %02d:%02d:%02dZ", parts.tm_year + 1900, parts.tm_mon + 1, parts.tm_mday, parts.tm_hour, parts.tm_min, parts.tm_sec)
+    }
+
+    static let html = """
+        <!doctype html>
+        <html lang="en"><head><meta charset="utf-8"><meta http-equiv="refresh" content="5">
+        <title>Meridian {{instance}}</title>
+        <style>
+        body{font:14px/1.4 system-ui,sans-serif;margin:1.5em;color:#222}
+        h1{font-size:1.4em;margin:0 0 .2em} h2{font-size:1.15em;margin:1.4em 0 .3em} h3{font-size:1em;margin:.8em 0 .2em;color:#444}
+        table{border-collapse:collapse;width:100%;margin-bottom:.5em} th,td{border:1px solid #ddd;padding:3px 6px;text-align:left;vertical-align:top}
+        th{background:#f4f4f4} .meta{color:#666} small{color:#666}
+        .state{font-weight:bold;border-radius:3px;padding:1px 6px;color:#fff}
+        .state-up{background:#2e7d32} .state-down{background:#c62828} .state-drain{background:#ef6c00}
+        tr.member-down td{background:#fdecea} tr.member-drain td{background:#fff3e0}
+        .ok{color:#2e7d32} .fail{color:#c62828} .degraded{color:#c62828;font-weight:bold}
+        </style></head><body>
+        <h1>Meridian <span id="instance">{{instance}}</span></h1>
+        <p class="meta">configuration generation {{generation}} · verdict policy {{policy}} · started {{started}} · page made {{now}} (reloads every 5 s)</p>
+        <p class="meta">zones: {{zones}}</p>
+        {{#hasPeers}}<h2>Peers</h2>
+        <table><tr><th>peer</th><th>address</th><th>state</th><th>pool configuration</th></tr>
+        {{#peers}}<tr><td>{{name}}</td><td>{{address}}</td><td>{{state}}</td><td>{{config}}</td></tr>{{/peers}}
+        </table>{{/hasPeers}}
+        {{#hasOverrides}}<h2>Overrides</h2>
+        <table><tr><th>id</th><th>members</th><th>state</th><th>weight</th><th>reason</th><th>expires</th><th>set by</th></tr>
+        {{#overrides}}<tr><td>{{id}}</td><td>{{member}}</td><td><span class="state state-{{state}}">{{state}}</span></td><td>{{weight}}</td><td>{{reason}}</td><td>{{expires}}</td><td>{{setBy}}</td></tr>{{/overrides}}
+        </table>{{/hasOverrides}}
+        {{#pools}}<h2 class="pool" data-pool="{{name}}">Pool {{name}} <small>{{mode}} · {{names}} · TTL {{ttl}}</small>{{#degraded}} <span class="degraded">degraded</span>{{/degraded}}</h2>
+        {{#sites}}<h3>Site {{name}} <small>{{note}}</small></h3>
+        <table><tr><th>member</th><th>address</th><th>state</th><th>weight</th><th>decided by</th><th>checks (observer: result, reason, time)</th><th>agent</th><th>recent transitions</th></tr>
+        {{#members}}<tr class="member member-{{state}}" data-member="{{id}}" data-state="{{state}}"><td>{{name}}<br><small>{{id}}</small></td><td>{{address}}</td>
+        <td><span class="state state-{{state}}">{{state}}</span></td><td>{{weight}}</td><td>{{decidedBy}}<br><small>probers: {{probers}}</small></td>
+        <td>{{#checks}}<div><b>{{observer}}</b>: {{check}} <span class="{{#up}}ok{{/up}}{{^up}}fail{{/up}}">{{result}}</span> ({{reason}}) <small>{{at}}</small></div>{{/checks}}</td>
+        <td>{{agents}}</td>
+        <td>{{#transitions}}<div><small>{{at}}</small> {{from}} → {{to}} <small>({{reason}})</small></div>{{/transitions}}</td></tr>{{/members}}
+        </table>{{/sites}}{{/pools}}
+        </body></html>
+        """
+}

@@ -1,0 +1,220 @@
+import ClusterState
+import Foundation
+import Logging
+import Metrics
+import NIOConcurrencyHelpers
+import Peers
+import QueryEngine
+import Selection
+import DNSWire
+import ZoneStore
+
+/// A member's state change, as the answer path saw it (the group's verdict and overrides).
+public struct Transition: Sendable, Codable, Equatable {
+    /// Unix time, seconds.
+    public var at: Double
+    public var from: String
+    public var to: String
+    /// What decided the new state (a check, an agent, an override, a peer).
+    public var reason: String
+}
+
+/// The last `limit` transitions of every member: a pure value. `observe` takes every member's
+/// status at one moment and returns the changes since the previous call.
+public struct TransitionLog: Sendable {
+    public let limit: Int
+    public private(set) var last: [String: MemberStatus] = [:]
+    public private(set) var history: [String: [Transition]] = [:]
+
+    public init(limit: Int = 20) { self.limit = max(1, limit) }
+
+    public mutating func observe(_ statuses: [String: MemberStatus], at: Double) -> [(member: String, transition: Transition)] {
+        var changes: [(String, Transition)] = []
+        for (id, status) in statuses.sorted(by: { $0.key < $1.key }) {
+            if let old = last[id], old.state != status.state {
+                let t = Transition(at: at, from: old.state.rawValue, to: status.state.rawValue, reason: status.source)
+                history[id, default: []].append(t)
+                if history[id, default: []].count > limit { history[id]?.removeFirst() }
+                changes.append((id, t))
+            }
+        }
+        // Members that left the configuration take their history with them.
+        for id in last.keys where statuses[id] == nil { history[id] = nil }
+        last = statuses
+        return changes
+    }
+}
+
+/// Watches every published snapshot: records member transitions (logged, counted, kept for
+/// `/status`) and sets the per-member and per-pool gauges. Called by the writers of new
+/// snapshots (under the reload lock), never on the query path.
+final class MemberWatch: Sendable {
+    private let log = NIOLockedValueBox(TransitionLog())
+    private let logger: Logger
+    private let clock: @Sendable () -> Double
+
+    init(logger: Logger, clock: @escaping @Sendable () -> Double = { Date().timeIntervalSince1970 }) {
+        self.logger = logger
+        self.clock = clock
+    }
+
+    func observe(_ snapshot: Snapshot) {
+        var statuses: [String: MemberStatus] = [:]
+        var pools: [String: String] = [:]
+        for rt in snapshot.pools.runtimes {
+            var counts: [HealthState: Int] = [:]
+            for (m, member) in rt.pool.members.enumerated() {
+                statuses[member.id] = rt.status[m]
+                pools[member.id] = rt.pool.name
+                counts[rt.status[m].state, default: 0] += 1
+                let dims = [("pool", rt.pool.name), ("member", member.id)]
+                Gauge(label: "meridian_member_weight_factor", dimensions: dims).record(rt.status[m].weightFactor)
+                Gauge(label: "meridian_member_effective_weight", dimensions: dims).record(rt.effectiveWeight[m])
+            }
+            for state in HealthState.allCases {
+                Gauge(label: "meridian_members", dimensions: [("pool", rt.pool.name), ("state", state.rawValue)]).record(counts[state] ?? 0)
+            }
+        }
+        let changes = log.withLockedValue { $0.observe(statuses, at: clock()) }
+        for (id, t) in changes {
+            logger.notice("\(id): \(t.from) -> \(t.to) (\(t.reason))")
+            Counter(label: "meridian_member_transitions_total", dimensions: [("pool", pools[id] ?? "-"), ("to", t.to)]).increment()
+        }
+    }
+
+    func transitions(of id: String) -> [Transition] { log.withLockedValue { $0.history[id] ?? [] } }
+}
+
+/// What `/status` returns: the instance, its configuration, and every pool, site and member
+/// with its state, what decided it, what each observer sees and the recent transitions.
+public struct ServerStatus: Sendable, Codable {
+    public struct ZoneInfo: Sendable, Codable { public var name: String; public var file: String; public var records: Int; public var serial: UInt32 }
+    public struct PeerInfo: Sendable, Codable {
+        public var name: String; public var address: String; public var state: String; public var incarnation: UInt64
+        public var sameConfiguration: Bool
+    }
+    public struct CheckInfo: Sendable, Codable {
+        public var observer: String; public var check: String; public var up: Bool; public var reason: String; public var at: Double
+        public var initial: Bool
+    }
+    public struct AgentInfo: Sendable, Codable { public var observer: String; public var detail: String; public var at: Double }
+    public struct MemberInfo: Sendable, Codable {
+        public var id: String; public var name: String; public var address: String?
+        public var state: String; public var weight: Double; public var weightFactor: Double; public var effectiveWeight: Double
+        public var decidedBy: String; public var probers: [String]
+        public var checks: [CheckInfo]; public var agents: [AgentInfo]; public var transitions: [Transition]
+    }
+    public struct SiteInfo: Sendable, Codable {
+        public var name: String; public var backup: Bool; public var usable: Bool; public var healthy: Int; public var members: [MemberInfo]
+    }
+    public struct PoolInfo: Sendable, Codable {
+        public var name: String; public var mode: String; public var names: [String]; public var ttl: UInt32; public var degraded: Bool
+        public var sites: [SiteInfo]
+    }
+
+    public var instance: String
+    public var generation: Int
+    public var startedAt: Double
+    public var now: Double
+    public var zonesDirectory: String
+    public var files: [String]
+    public var statePath: String?
+    public var verdictPolicy: String
+    public var zones: [ZoneInfo]
+    public var peers: [PeerInfo]
+    public var pools: [PoolInfo]
+    public var overrides: [OverrideInfo]
+}
+
+/// Turns each group view into the health of a new snapshot: expired overrides left out,
+/// member transitions recorded, the override registers kept for the API, and this
+/// instance's overruled state-file lines handed to `onRegisters` (off this thread).
+final class HealthPublisher: Sendable {
+    let box: SnapshotBox
+    let lock: NIOLock
+    let latest: NIOLockedValueBox<HealthSnapshot>
+    let watch: MemberWatch
+    let clock: @Sendable () -> Double
+    private let lastView = NIOLockedValueBox<GroupView?>(nil)
+    let onRegisters = NIOLockedValueBox<(@Sendable ([String: Ledger.OverrideEntry]) -> Void)?>(nil)
+    private let queue = DispatchQueue(label: "meridian.state-file")
+
+    init(box: SnapshotBox, lock: NIOLock, latest: NIOLockedValueBox<HealthSnapshot>, watch: MemberWatch, clock: @escaping @Sendable () -> Double) {
+        self.box = box
+        self.lock = lock
+        self.latest = latest
+        self.watch = watch
+        self.clock = clock
+    }
+
+    func publish(_ view: GroupView) {
+        lastView.withLockedValue { $0 = view }
+        let now = clock()
+        lock.withLock {
+            let current = box.load()
+            let health = HealthSnapshot(
+                version: current.pools.health.version + 1, overrides: view.overrides.filter { $0.isLive(at: now) },
+                observations: view.observations, policy: view.policy)
+            latest.withLockedValue { $0 = health }
+            let next = SnapshotBuilder.rebuildHealth(of: current, health: health, generation: current.generation + 1)
+            box.publish(next)
+            watch.observe(next)
+        }
+        if let adopt = onRegisters.withLockedValue({ $0 }) {
+            let registers = view.registers
+            queue.async { adopt(registers) }
+        }
+    }
+
+    /// Publishes the last view again when an override in force has expired since.
+    func expireOverrides() {
+        let now = clock()
+        guard latest.withLockedValue({ $0.overrides.contains { !$0.isLive(at: now) } }), let view = lastView.withLockedValue({ $0 }) else { return }
+        publish(view)
+    }
+
+    func registers() -> [String: Ledger.OverrideEntry] { lastView.withLockedValue { $0?.registers ?? [:] } }
+}
+
+extension DNSServer {
+    /// Everything `/status` shows, from the snapshot in force and the group's view.
+    public func status() async -> ServerStatus {
+        let snapshot = box.load()
+        let health = snapshot.pools.health
+        let all = targets.withLockedValue { $0.all }
+        let digest = Self.digest(snapshot.pools.pools, all)
+        let peerList = (try? await peers.peerList().get()) ?? []
+        let files = ((try? FileManager.default.contentsOfDirectory(atPath: config.zonesDirectory)) ?? [])
+            .filter { !$0.hasPrefix(".") }.sorted().map { (config.zonesDirectory as NSString).appendingPathComponent($0) }
+        return ServerStatus(
+            instance: peers.nodeName, generation: snapshot.generation, startedAt: startedAt, now: clock(),
+            zonesDirectory: config.zonesDirectory, files: files, statePath: config.statePath, verdictPolicy: "\(health.policy)",
+            zones: snapshot.zones.zones.map { .init(name: Name.text($0.origin), file: $0.file, records: $0.recordCount, serial: $0.serial) },
+            peers: peerList.map { .init(name: $0.name, address: $0.address, state: $0.state.rawValue, incarnation: $0.incarnation, sameConfiguration: $0.digest == digest) },
+            pools: snapshot.pools.runtimes.map { poolInfo($0, health: health) },
+            overrides: overrides())
+    }
+
+    func poolInfo(_ rt: PoolRuntime, health: HealthSnapshot) -> ServerStatus.PoolInfo {
+        let pool = rt.pool
+        let sites = pool.sites.enumerated().map { s, site in
+            ServerStatus.SiteInfo(
+                name: site.name, backup: site.backup, usable: rt.siteUsable[s], healthy: rt.siteHealthy[s],
+                members: site.members.map { memberInfo(rt, $0, health: health) })
+        }
+        return ServerStatus.PoolInfo(
+            name: pool.name, mode: pool.mode.rawValue, names: pool.names.map(Name.text), ttl: rt.ttl, degraded: rt.degraded, sites: sites)
+    }
+
+    func memberInfo(_ rt: PoolRuntime, _ m: Int, health: HealthSnapshot) -> ServerStatus.MemberInfo {
+        let member = rt.pool.members[m]
+        let obs = health.observations[member.id]
+        return ServerStatus.MemberInfo(
+            id: member.id, name: member.name, address: member.address?.description ?? member.target.map(Name.text),
+            state: rt.status[m].state.rawValue, weight: member.weight, weightFactor: rt.status[m].weightFactor,
+            effectiveWeight: rt.effectiveWeight[m], decidedBy: rt.status[m].source, probers: obs?.probers ?? [],
+            checks: (obs?.checks ?? []).map { .init(observer: $0.observer, check: $0.check, up: $0.up, reason: $0.reason, at: $0.at, initial: $0.provisional) },
+            agents: (obs?.agents ?? []).map { .init(observer: $0.observer, detail: $0.detail, at: $0.at) },
+            transitions: memberWatch.transitions(of: member.id))
+    }
+}

@@ -1,0 +1,282 @@
+import ArgumentParser
+import CCurl
+import ClusterState
+import Foundation
+import MeridianServer
+import QueryEngine
+
+/// `meridian ctl`: the admin API from the command line, with readable tables (or `--json`).
+struct Ctl: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Talk to a running server's admin API: status, drain, undrain, override, overrides, reload, explain.",
+        subcommands: [CtlStatus.self, CtlDrain.self, CtlUndrain.self, CtlOverride.self, CtlOverrides.self, CtlReload.self, CtlExplain.self])
+}
+
+/// Where the API is and how to get in.
+struct CtlOptions: ParsableArguments {
+    @Option(name: .long, help: "The admin API's URL.")
+    var server = "http://127.0.0.1:8053"
+
+    @Option(name: .long, help: "File with the admin token (default: $MERIDIAN_ADMIN_TOKEN, if set).")
+    var tokenFile: String?
+
+    @Option(name: .long, help: "CA certificate (PEM) to verify an HTTPS admin API with.")
+    var cacert: String?
+
+    @Flag(name: .long, help: "Print the API's JSON instead of a table.")
+    var json = false
+
+    func token() throws -> String? {
+        if let tokenFile {
+            guard let text = try? String(contentsOfFile: tokenFile, encoding: .utf8) else { throw ValidationError("cannot read \(tokenFile)") }
+            return text.split(separator: "\n").map { $0.split(separator: "#").first.map(String.init)?.trimmingCharacters(in: .whitespaces) ?? "" }
+                .first { !$0.isEmpty }
+        }
+        return ProcessInfo.processInfo.environment["MERIDIAN_ADMIN_TOKEN"].flatMap { $0.isEmpty ? nil : $0 }
+    }
+
+    /// Performs a request; prints the API's error and exits non-zero on a failure status.
+    func call(_ method: String, _ path: String, body: [String: Any]? = nil) throws -> Data {
+        let data = body.flatMap { try? JSONSerialization.data(withJSONObject: $0, options: [.sortedKeys]) }
+        let reply = try AdminHTTP.request(method: method, url: server + path, token: try token(), body: data, cacert: cacert)
+        guard (200..<300).contains(reply.status) else {
+            let message = (try? JSONSerialization.jsonObject(with: reply.body) as? [String: Any])?["error"] as? String
+                ?? String(decoding: reply.body, as: UTF8.self)
+            FileHandle.standardError.write(Data("meridian ctl: \(method) \(path): HTTP \(reply.status): \(message)\n".utf8))
+            throw ExitCode(reply.status == 401 ? 3 : 1)
+        }
+        return reply.body
+    }
+
+    func decode<T: Decodable>(_ type: T.Type, _ data: Data) throws -> T {
+        do { return try JSONDecoder().decode(type, from: data) } catch { throw ValidationError("unexpected reply from \(server): \(error)") }
+    }
+
+    func printJSON(_ data: Data) {
+        print(String(decoding: data, as: UTF8.self))
+    }
+}
+
+/// A blocking HTTP client on libcurl's easy interface (the command line only).
+enum AdminHTTP {
+    struct Reply {
+        var status: Int
+        var body: Data
+    }
+
+    final class Sink {
+        var data = Data()
+    }
+
+    static func request(method: String, url: String, token: String?, body: Data?, cacert: String?, timeout: Int = 15) throws -> Reply {
+        guard let h = curl_easy_init() else { throw ValidationError("libcurl failed to start") }
+        defer { curl_easy_cleanup(h) }
+        var headers: UnsafeMutablePointer<curl_slist>?
+        defer { curl_slist_free_all(headers) }
+        if let token { headers = curl_slist_append(headers, "Authorization: Bearer \(token)") }
+        if body != nil { headers = curl_slist_append(headers, "Content-Type: application/json") }
+        let sink = Sink()
+        let payload = body ?? Data()
+        let code: CURLcode = url.withCString { u in
+            method.withCString { m in
+                payload.withUnsafeBytes { p in
+                    (cacert ?? "").withCString { ca in
+                        meridian_curl_easy_setopt_ptr(h, CURLOPT_URL, u)
+                        meridian_curl_easy_setopt_ptr(h, CURLOPT_CUSTOMREQUEST, m)
+                        meridian_curl_easy_setopt_long(h, CURLOPT_TIMEOUT, timeout)
+                        meridian_curl_easy_setopt_long(h, CURLOPT_NOSIGNAL, 1)
+                        meridian_curl_easy_setopt_ptr(h, CURLOPT_HTTPHEADER, headers)
+                        if cacert != nil { meridian_curl_easy_setopt_ptr(h, CURLOPT_CAINFO, ca) }
+                        if body != nil {
+                            meridian_curl_easy_setopt_ptr(h, CURLOPT_POSTFIELDS, p.baseAddress)
+                            meridian_curl_easy_setopt_long(h, CURLOPT_POSTFIELDSIZE, p.count)
+                        }
+                        meridian_curl_easy_setopt_write_cb(h, CURLOPT_WRITEFUNCTION) { ptr, size, n, user in
+                            guard let ptr, let user else { return 0 }
+                            Unmanaged<Sink>.fromOpaque(user).takeUnretainedValue().data.append(UnsafeRawPointer(ptr).assumingMemoryBound(to: UInt8.self), count: size * n)
+                            return size * n
+                        }
+                        meridian_curl_easy_setopt_ptr(h, CURLOPT_WRITEDATA, Unmanaged.passUnretained(sink).toOpaque())
+                        return curl_easy_perform(h)
+                    }
+                }
+            }
+        }
+        guard code == CURLE_OK else { throw ValidationError("cannot reach \(url): \(String(cString: curl_easy_strerror(code)))") }
+        var status = 0
+        meridian_curl_easy_getinfo_long(h, CURLINFO_RESPONSE_CODE, &status)
+        return Reply(status: status, body: sink.data)
+    }
+}
+
+struct CtlStatus: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "status", abstract: "Pools, sites and members with their state, weight and what decided it.")
+    @OptionGroup var api: CtlOptions
+
+    func run() throws {
+        let data = try api.call("GET", "/status")
+        if api.json { return api.printJSON(data) }
+        let s = try api.decode(ServerStatus.self, data)
+        print("\(s.instance): generation \(s.generation), verdict policy \(s.verdictPolicy), \(s.zones.count) zone(s), \(s.pools.count) pool(s)")
+        for p in s.peers { print("peer \(p.name) \(p.address) \(p.state)\(p.sameConfiguration ? "" : " (DIFFERENT pool configuration)")") }
+        var rows: [[String]] = [["MEMBER", "ADDRESS", "STATE", "WEIGHT", "DECIDED BY"]]
+        for pool in s.pools {
+            for site in pool.sites {
+                for m in site.members {
+                    rows.append([m.id, m.address ?? "", m.state.uppercased(), Table.number(m.effectiveWeight), m.decidedBy])
+                }
+            }
+        }
+        Table.print(rows)
+        if !s.overrides.isEmpty { CtlOverrides.printTable(s.overrides) }
+    }
+}
+
+struct CtlOverrides: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "overrides", abstract: "The overrides in force in the group.")
+    @OptionGroup var api: CtlOptions
+
+    func run() throws {
+        let data = try api.call("GET", "/overrides")
+        if api.json { return api.printJSON(data) }
+        Self.printTable(try api.decode([OverrideInfo].self, data))
+    }
+
+    static func printTable(_ list: [OverrideInfo]) {
+        var rows: [[String]] = [["ID", "MEMBERS", "STATE", "WEIGHT", "EXPIRES", "SET BY", "REASON"]]
+        for o in list {
+            rows.append([o.id, "\(o.member) (\(o.matches))", o.state.uppercased(), o.weight.map { Table.number($0) + "%" } ?? "-", o.expires ?? "-", o.setBy, o.reason])
+        }
+        Table.print(rows)
+    }
+}
+
+/// The override options shared by drain and override.
+struct OverrideOptions: ParsableArguments {
+    @Option(name: .long, help: "Why (shown in status and on the page).")
+    var reason: String?
+
+    @Option(name: .customLong("for"), help: "Seconds until it lapses by itself.")
+    var duration: Double?
+
+    @Option(name: .long, help: "When it lapses: an RFC 3339 UTC time (2026-12-01T06:00:00Z).")
+    var until: String?
+
+    func fields() -> [String: Any] {
+        var f: [String: Any] = [:]
+        if let reason { f["reason"] = reason }
+        if let duration { f["expires_in"] = duration }
+        if let until { f["expires"] = until }
+        return f
+    }
+}
+
+struct CtlDrain: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "drain", abstract: "Drain members (a POOL/SITE/NAME glob): no new answers, still counted as up.")
+    @OptionGroup var api: CtlOptions
+    @Argument(help: "Member-id glob, e.g. app/*/app-3.") var member: String
+    @OptionGroup var options: OverrideOptions
+
+    func run() throws {
+        var body = options.fields()
+        body["member"] = member
+        body["state"] = "drain"
+        let data = try api.call("POST", "/overrides", body: body)
+        if api.json { return api.printJSON(data) }
+        let o = try api.decode(OverrideInfo.self, data)
+        print("\(o.member): DRAIN (\(o.matches) member(s), id \(o.id)\(o.expires.map { ", until \($0)" } ?? ""))")
+    }
+}
+
+struct CtlUndrain: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "undrain", abstract: "Remove the override for a member glob (drain or any other), in the whole group.")
+    @OptionGroup var api: CtlOptions
+    @Argument(help: "The member-id glob the override was set for.") var member: String
+
+    func run() throws {
+        let data = try api.call("DELETE", "/overrides/\(AdminOverride.id(of: member))")
+        if api.json { return api.printJSON(data) }
+        print("\(member): override removed")
+    }
+}
+
+struct CtlOverride: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "override", abstract: "Force members UP, DOWN or DRAIN, optionally with a weight.")
+    @OptionGroup var api: CtlOptions
+    @Argument(help: "Member-id glob.") var member: String
+    @Argument(help: "UP, DOWN or DRAIN.") var state: String
+    @Option(name: .long, help: "Weight in percent (0-100).") var weight: Double?
+    @OptionGroup var options: OverrideOptions
+
+    func run() throws {
+        var body = options.fields()
+        body["member"] = member
+        body["state"] = state.lowercased()
+        if let weight { body["weight"] = weight }
+        let data = try api.call("POST", "/overrides", body: body)
+        if api.json { return api.printJSON(data) }
+        let o = try api.decode(OverrideInfo.self, data)
+        print("\(o.member): \(o.state.uppercased())\(o.weight.map { " at \(Table.number($0))%" } ?? "") (\(o.matches) member(s), id \(o.id))")
+    }
+}
+
+struct CtlReload: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "reload", abstract: "Reload zones and pools; prints file:line errors, the old configuration keeps serving on error.")
+    @OptionGroup var api: CtlOptions
+
+    func run() throws {
+        let body = try AdminHTTP.request(method: "POST", url: api.server + "/reload", token: try api.token(), body: nil, cacert: api.cacert)
+        if api.json { api.printJSON(body.body) }
+        guard body.status == 200 || body.status == 422,
+              let r = try? JSONSerialization.jsonObject(with: body.body) as? [String: Any] else {
+            FileHandle.standardError.write(Data("meridian ctl: POST /reload: HTTP \(body.status): \(String(decoding: body.body, as: UTF8.self))\n".utf8))
+            throw ExitCode(body.status == 401 ? 3 : 1)
+        }
+        if !api.json {
+            for d in r["diagnostics"] as? [String] ?? [] { print(d) }
+            print((r["ok"] as? Bool) == true ? "reloaded: generation \(r["generation"] ?? "?")" : "reload failed: the old configuration keeps serving")
+        }
+        if (r["ok"] as? Bool) != true { throw ExitCode(1) }
+    }
+}
+
+struct CtlExplain: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "explain", abstract: "How the running server answers NAME for a client, and why (its live health view).")
+    @OptionGroup var api: CtlOptions
+    @Argument(help: "The name asked for.") var name: String
+    @Argument(help: "The query type.") var type = "A"
+    @Option(name: .long, help: "The client's (or resolver's) address.") var client: String
+    @Option(name: .long, help: "An EDNS Client Subnet, e.g. 10.2.0.0/24.") var ecs: String?
+
+    func run() throws {
+        var items = [URLQueryItem(name: "name", value: name), URLQueryItem(name: "type", value: type), URLQueryItem(name: "client", value: client)]
+        if let ecs { items.append(URLQueryItem(name: "ecs", value: ecs)) }
+        var c = URLComponents()
+        c.queryItems = items
+        let data = try api.call("GET", "/explain" + (c.percentEncodedQuery.map { "?" + $0.replacingOccurrences(of: "+", with: "%2B") } ?? ""))
+        if api.json { return api.printJSON(data) }
+        let e = try api.decode(Explanation.self, data)
+        print("query: \(e.query) \(e.qtype) from \(e.client)\(e.ecs.map { " with ECS \($0)" } ?? "")")
+        if let pool = e.pool { print("bound to pool \(pool) (\(e.binding ?? "")); selecting for \(e.selectingFor ?? e.client)") } else { print("not bound to a pool: answered from zone data") }
+        for l in e.trace { print("  \(l)") }
+        print("answer: \(e.rcode)\(e.authoritative ? ", authoritative" : "")")
+        for r in e.answer { print("  \(r)") }
+        for r in e.authority { print("  authority: \(r)") }
+        if let scope = e.ecsScope { print("ECS scope: /\(scope)") }
+    }
+}
+
+/// Column-aligned text tables.
+enum Table {
+    static func print(_ rows: [[String]]) {
+        guard let first = rows.first else { return }
+        var widths = [Int](repeating: 0, count: first.count)
+        for r in rows { for (i, c) in r.enumerated() where i < widths.count { widths[i] = max(widths[i], c.count) } }
+        for r in rows {
+            let line = r.enumerated().map { i, c in i == r.count - 1 ? c : c.padding(toLength: widths[i], withPad: " ", startingAt: 0) }
+            Swift.print(line.joined(separator: "  "))
+        }
+    }
+
+    static func number(_ v: Double) -> String { v == v.rounded() ? String(Int(v)) : String(format: "%.2f", v) }
+}

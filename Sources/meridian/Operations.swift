@@ -1,0 +1,79 @@
+import Foundation
+import Logging
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Log lines as JSON objects, one per line on standard error: `ts` (RFC 3339 UTC), `level`,
+/// `label`, `msg`, then the metadata as strings.
+struct JSONLogHandler: LogHandler {
+    let label: String
+    var logLevel: Logger.Level
+    var metadata: Logger.Metadata = [:]
+
+    init(label: String, level: Logger.Level) {
+        self.label = label
+        logLevel = level
+    }
+
+    subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+        get { metadata[key] }
+        set { metadata[key] = newValue }
+    }
+
+    func log(event: LogEvent) {
+        var fields: [String: String] = [:]
+        for (k, v) in metadata.merging(event.metadata ?? [:], uniquingKeysWith: { _, b in b }) { fields[k] = "\(v)" }
+        var object: [String: String] = fields
+        object["ts"] = Self.timestamp()
+        object["level"] = event.level.rawValue
+        object["label"] = label
+        object["msg"] = "\(event.message)"
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        guard var line = try? encoder.encode(object) else { return }
+        line.append(0x0A)
+        line.withUnsafeBytes { _ = Glibc.write(2, $0.baseAddress, $0.count) }
+    }
+
+    static func timestamp() -> String {
+        var ts = timespec()
+        clock_gettime(CLOCK_REALTIME, &ts)
+        var parts = tm()
+        var secs = ts.tv_sec
+        gmtime_r(&secs, &parts)
+        return String(format: "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", parts.tm_year + 1900, parts.tm_mon + 1, parts.tm_mday,
+                      parts.tm_hour, parts.tm_min, parts.tm_sec, ts.tv_nsec / 1_000_000)
+    }
+}
+
+/// Dropping root once the sockets are bound (`--user`).
+enum Privileges {
+    enum DropError: Error, CustomStringConvertible {
+        case unknownUser(String)
+        case failed(String)
+        var description: String {
+            switch self {
+            case .unknownUser(let u): return "--user \(u): no such user"
+            case .failed(let why): return "--user: \(why)"
+            }
+        }
+    }
+
+    /// Switches to `name`'s user and group (supplementary groups cleared). Not root: only
+    /// allowed when already running as that user.
+    static func drop(to name: String, logger: Logger) throws {
+        guard let pw = getpwnam(name) else { throw DropError.unknownUser(name) }
+        let uid = pw.pointee.pw_uid
+        let gid = pw.pointee.pw_gid
+        if getuid() == uid && geteuid() == uid { return }
+        guard geteuid() == 0 else { throw DropError.failed("only root can switch to \(name) (running as uid \(geteuid()))") }
+        guard setgroups(0, nil) == 0 else { throw DropError.failed("setgroups: \(String(cString: strerror(errno)))") }
+        guard setgid(gid) == 0 else { throw DropError.failed("setgid(\(gid)): \(String(cString: strerror(errno)))") }
+        guard setuid(uid) == 0 else { throw DropError.failed("setuid(\(uid)): \(String(cString: strerror(errno)))") }
+        // Must not be able to get root back.
+        guard setuid(0) != 0 else { throw DropError.failed("could regain root after setuid") }
+        logger.notice("running as \(name) (uid \(uid), gid \(gid))")
+    }
+}

@@ -1,0 +1,232 @@
+import AdminAPI
+import ArgumentParser
+import ClusterState
+import DNSWire
+import Foundation
+import GeoTopology
+import Logging
+import MeridianServer
+import Metrics
+import Peers
+import PoolConfig
+import Prometheus
+import QueryEngine
+
+struct Serve: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Serve the zones in a directory over UDP and TCP. SIGHUP reloads them; a bad file keeps the old data serving.")
+
+    @Option(name: .long, help: "Directory with the zone files (NAME.zone) and pool files (*.yaml).")
+    var zones = "Zones"
+
+    @Option(name: .long, help: "Admin state file: forced UP/DOWN/DRAIN per member, watched for changes.")
+    var state: String?
+
+    @Option(name: .long, help: "Seconds the first round of health checks may take before answering anyway.")
+    var startupTimeout: Double = 5
+
+    @Option(name: [.customLong("node-name"), .customLong("instance-name")], help: "This instance's name in health observations and to its peers (default: the host name).")
+    var nodeName: String?
+
+    @Option(name: .long, help: "Where gossip listens, IP:PORT (default: this node's address in the zones directory's cluster.yaml).")
+    var gossipListen: String?
+
+    @OptionGroup var key: GossipKeyOptions
+
+    @Option(name: .long, help: .hidden)
+    var gossipFaultFile: String?
+
+    @Option(name: .long, help: "Address to listen on, HOST:PORT or [V6]:PORT; repeat for several.")
+    var listen: [String] = ["127.0.0.1:5300", "[::1]:5300"]
+
+    @Option(name: .long, help: "Event loops and UDP sockets per address (default: one per core).")
+    var threads: Int = ProcessInfo.processInfo.activeProcessorCount
+
+    @Option(name: .long, help: "Largest UDP response in octets, whatever the client offers (512-65535).")
+    var maxUdpSize = 1232
+
+    @Option(name: .long, help: "Seconds before an idle TCP connection is closed.")
+    var tcpIdleTimeout: Int64 = 10
+
+    @Option(name: .long, help: "Most TCP connections open at once.")
+    var tcpMaxConnections = 1024
+
+    @Option(name: .long, help: "Most TCP connections from one client prefix (/24 for IPv4, /56 for IPv6).")
+    var tcpMaxPerClient = 64
+
+    @Option(name: .long, help: "Most octets buffered per TCP connection, each way.")
+    var tcpMaxBuffer = 262_144
+
+    @Option(name: .long, help: "Response rate limit: UDP responses per second per client prefix, kind and name (0: off).")
+    var rrlRate = 0
+
+    @Option(name: .long, help: "Every Nth rate-limited response is sent truncated so real clients retry over TCP (0: drop all).")
+    var rrlSlip = 2
+
+    @Option(name: .long, help: "IPv4 client prefix length that shares a rate limit budget.")
+    var rrlIpv4Prefix = 24
+
+    @Option(name: .long, help: "IPv6 client prefix length that shares a rate limit budget.")
+    var rrlIpv6Prefix = 56
+
+    @Option(name: .long, help: "Rate limit buckets per event loop (a power of two).")
+    var rrlTableSize = 65536
+
+    @Option(name: .long, help: "DNS Cookie secrets (RFC 7873/9018): one or two 16-octet keys in hex, one per line, the first signs; share it between instances behind one address. Default: a random secret per start.")
+    var cookieSecretFile: String?
+
+    @Option(name: .long, help: "Truncate UDP answers larger than this many octets (TC=1) unless the query carries a valid server cookie, so spoofed sources cannot draw large answers (512-65535; default: no limit).")
+    var cookielessUdpMax: Int?
+
+    @Flag(name: .long, help: "Do not answer DNS Cookies.")
+    var noCookies = false
+
+    @Option(name: .long, help: "NSID to return to queries that ask (RFC 5001), as text.")
+    var nsid: String?
+
+    @Option(name: .long, help: "Answer for CH TXT id.server and hostname.bind.")
+    var identity: String?
+
+    @Option(name: .long, help: "Answer for CH TXT version.bind and version.server (off by default).")
+    var versionString: String?
+
+    @Option(name: .long, help: "Log level: trace, debug, info, notice, warning, error, critical.")
+    var logLevel = "info"
+
+    @Option(name: .long, help: "Log lines as text or as JSON objects, one per line (json).")
+    var logFormat = "text"
+
+    @Option(name: .long, help: "Where the admin HTTP API listens (status, explain, overrides, reload, /metrics, the status page), HOST:PORT.")
+    var adminListen = "127.0.0.1:8053"
+
+    @Flag(name: .long, help: "Do not start the admin HTTP API.")
+    var noAdmin = false
+
+    @Option(name: .long, help: "Bearer token(s) for the admin API, one per line (two during a rotation); required on a non-loopback address.")
+    var adminTokenFile: String?
+
+    @Option(name: .long, help: "PEM certificate chain for HTTPS on the admin API (with --admin-tls-key).")
+    var adminTlsCert: String?
+
+    @Option(name: .long, help: "PEM private key for HTTPS on the admin API.")
+    var adminTlsKey: String?
+
+    @Flag(name: .long, help: "Reload when files in the zones directory change (debounced; a bad file keeps the old data serving).")
+    var watch = false
+
+    @Option(name: .long, help: "When started as root: switch to this user (and its group) once the sockets are bound.")
+    var user: String?
+
+    /// Every option is checked before anything starts, with a message naming it (issue:
+    /// hardening, finding 7): out-of-range values used to overflow at start or on the answer path.
+    func validate() throws {
+        func check(_ ok: Bool, _ message: @autoclosure () -> String) throws {
+            if !ok { throw ValidationError(message()) }
+        }
+        try check(Logger.Level(rawValue: logLevel) != nil, "--log-level must be one of \(Logger.Level.allCases.map(\.rawValue).joined(separator: ", "))")
+        try check(!listen.isEmpty, "give at least one --listen address")
+        for l in listen { try check(ListenAddress(l) != nil, "bad --listen address \(l): use HOST:PORT or [V6]:PORT") }
+        try check((1...256).contains(threads), "--threads must be from 1 to 256, not \(threads)")
+        try check((512...65535).contains(maxUdpSize), "--max-udp-size must be from 512 to 65535, not \(maxUdpSize)")
+        try check((1...3600).contains(tcpIdleTimeout), "--tcp-idle-timeout must be from 1 to 3600 seconds, not \(tcpIdleTimeout)")
+        try check((1...1_000_000).contains(tcpMaxConnections), "--tcp-max-connections must be from 1 to 1000000, not \(tcpMaxConnections)")
+        try check((0...1_000_000).contains(rrlRate), "--rrl-rate must be from 0 (off) to 1000000, not \(rrlRate)")
+        try check((0...100).contains(rrlSlip), "--rrl-slip must be from 0 to 100, not \(rrlSlip)")
+        try check((8...32).contains(rrlIpv4Prefix), "--rrl-ipv4-prefix must be from 8 to 32, not \(rrlIpv4Prefix)")
+        try check((16...128).contains(rrlIpv6Prefix), "--rrl-ipv6-prefix must be from 16 to 128, not \(rrlIpv6Prefix)")
+        try check((1024...(1 << 22)).contains(rrlTableSize) && rrlTableSize & (rrlTableSize - 1) == 0, "--rrl-table-size must be a power of two from 1024 to 4194304")
+        try check((1...1_000_000).contains(tcpMaxPerClient), "--tcp-max-per-client must be from 1 to 1000000, not \(tcpMaxPerClient)")
+        try check((65_537...67_108_864).contains(tcpMaxBuffer), "--tcp-max-buffer must be from 65537 to 67108864 octets, not \(tcpMaxBuffer)")
+        try check(startupTimeout.isFinite && (0...300).contains(startupTimeout), "--startup-timeout must be from 0 to 300 seconds, not \(startupTimeout)")
+        if let cookielessUdpMax {
+            try check((512...65535).contains(cookielessUdpMax), "--cookieless-udp-max must be from 512 to 65535, not \(cookielessUdpMax)")
+            try check(!noCookies, "--cookieless-udp-max needs cookies (drop --no-cookies)")
+        }
+        if let nsid { try check((1...EngineConfig.maxNSID).contains(nsid.utf8.count), "--nsid must be 1 to \(EngineConfig.maxNSID) octets, not \(nsid.utf8.count)") }
+        if let identity { try check(identity.utf8.count <= 255, "--identity must be at most 255 octets (one TXT string)") }
+        if let versionString { try check(versionString.utf8.count <= 255, "--version-string must be at most 255 octets (one TXT string)") }
+        if let nodeName { try check(ClusterConfig.isValidName(nodeName), "--node-name must be 1-64 letters, digits, '.', '-' or '_'") }
+        if let gossipListen { try check(GossipAddress(gossipListen) != nil, "bad --gossip-listen \(gossipListen): use IP:PORT or [V6]:PORT") }
+        try check(["text", "json"].contains(logFormat), "--log-format must be text or json")
+        try check(ListenAddress(adminListen) != nil, "bad --admin-listen \(adminListen): use HOST:PORT or [V6]:PORT")
+        try check((adminTlsCert == nil) == (adminTlsKey == nil), "--admin-tls-cert and --admin-tls-key go together")
+        if let user { try check(!user.isEmpty && user.utf8.count <= 64, "--user must name a user") }
+    }
+
+    func run() async throws {
+        let level = Logger.Level(rawValue: logLevel) ?? .info
+        let json = logFormat == "json"
+        LoggingSystem.bootstrap { label in
+            if json { return JSONLogHandler(label: label, level: level) }
+            var h = StreamLogHandler.standardError(label: label)
+            h.logLevel = level
+            return h
+        }
+        let logger = Logger(label: "meridian")
+        // Every metric is made after this, so all of them reach /metrics.
+        let registry = PrometheusCollectorRegistry()
+        MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
+        var admin: AdminConfig?
+        if !noAdmin, let a = ListenAddress(adminListen) {
+            var c = AdminConfig(host: a.host, port: a.port, tlsCertificate: adminTlsCert, tlsKey: adminTlsKey)
+            if let adminTokenFile {
+                do { c.tokens = try AdminTokenFile.load(path: adminTokenFile) } catch { throw ValidationError(error.description) }
+            }
+            guard !c.tokens.isEmpty || c.isLoopback else { throw ValidationError(AdminConfigError.needsToken(a.host).description) }
+            admin = c
+        }
+        var addresses: [ListenAddress] = []
+        for l in listen {
+            guard let a = ListenAddress(l) else { throw ValidationError("bad listen address \(l): use HOST:PORT or [V6]:PORT") }
+            addresses.append(a)
+        }
+        var cookies: CookieConfig
+        if noCookies {
+            cookies = CookieConfig(secrets: [])
+        } else if let cookieSecretFile {
+            do { cookies = try CookieSecretFile.load(path: cookieSecretFile) } catch {
+                FileHandle.standardError.write(Data("\(error)\n".utf8))
+                throw ExitCode(1)
+            }
+        } else {
+            var rng = SystemRandomNumberGenerator()
+            cookies = CookieConfig(secrets: [(0..<16).map { _ in UInt8.random(in: 0...255, using: &rng) }])
+        }
+        cookies.cookielessUDPLimit = cookielessUdpMax
+        let engine = EngineConfig(
+            maxUDPPayload: maxUdpSize,
+            identity: ServerIdentity(nsid: nsid.map { Array($0.utf8) }, identity: identity, version: versionString), cookies: cookies)
+        let config = ServerConfig(
+            zonesDirectory: zones, statePath: state, startupCheckTimeout: startupTimeout,
+            instanceName: nodeName ?? ProcessInfo.processInfo.hostName, listen: addresses, threads: threads, tcpIdleTimeout: tcpIdleTimeout,
+            tcpMaxConnections: tcpMaxConnections, tcpMaxPerClient: tcpMaxPerClient, tcpMaxBufferedBytes: tcpMaxBuffer, engine: engine,
+            gossipListen: gossipListen, gossipKeyFile: key.gossipKeyFile, gossipInsecure: key.gossipInsecure, gossipFaultFile: gossipFaultFile,
+            rateLimit: RateLimitConfig(responsesPerSecond: rrlRate, slip: rrlSlip, ipv4Prefix: rrlIpv4Prefix, ipv6Prefix: rrlIpv6Prefix, tableSize: rrlTableSize),
+            watchZones: watch)
+        let server: DNSServer
+        do { server = try DNSServer(config: config, logger: logger) } catch {
+            FileHandle.standardError.write(Data("\(error)\n".utf8))
+            throw ExitCode(1)
+        }
+        var adminServer: AdminServer?
+        do {
+            try await server.start()
+            if let admin {
+                let a = try AdminServer(server: server, config: admin, registry: registry, logger: logger)
+                let port = try await a.start()
+                adminServer = a
+                logger.info("admin API on \(admin.tlsCertificate == nil ? "http" : "https")://\(ListenAddress(host: admin.host, port: port))\(admin.tokens.isEmpty ? " (no token: loopback only)" : "")")
+            }
+            if let user { try Privileges.drop(to: user, logger: logger) }
+        } catch {
+            logger.critical("\(error)")
+            FileHandle.standardError.write(Data("\(error)\n".utf8))
+            await adminServer?.shutdown()
+            await server.shutdown()
+            throw ExitCode(1)
+        }
+        await server.runUntilSignalled()
+        await adminServer?.shutdown()
+    }
+}
+
