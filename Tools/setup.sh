@@ -18,6 +18,7 @@ APT_PACKAGES=(
   gdnsd nsd                        # reference servers for the benchmarks
   python3-pip
   openssl                          # self-signed certificates for the HTTPS check tests
+  chromium                         # the status page test (headless)
 )
 
 missing=()

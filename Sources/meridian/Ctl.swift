@@ -29,8 +29,9 @@ struct CtlOptions: ParsableArguments {
     func token() throws -> String? {
         if let tokenFile {
             guard let text = try? String(contentsOfFile: tokenFile, encoding: .utf8) else { throw ValidationError("cannot read \(tokenFile)") }
-            return text.split(separator: "\n").map { $0.split(separator: "#").first.map(String.init)?.trimmingCharacters(in: .whitespaces) ?? "" }
-                .first { !$0.isEmpty }
+            return text.split(separator: "\n").map {
+                $0.split(separator: "#", maxSplits: 1, omittingEmptySubsequences: false).first.map(String.init)?.trimmingCharacters(in: .whitespaces) ?? ""
+            }.first { !$0.isEmpty }
         }
         return ProcessInfo.processInfo.environment["MERIDIAN_ADMIN_TOKEN"].flatMap { $0.isEmpty ? nil : $0 }
     }

@@ -1,0 +1,417 @@
+"""The admin HTTP API, metrics, overrides, reloads and the status page, through the real binary
+with real clients (urllib, dnspython, dig, headless Chromium) (issue: operating Meridian)."""
+import base64
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import threading
+import time
+import urllib.error
+import urllib.request
+
+import dns.message
+import dns.query
+import dns.rcode
+
+from conftest import BIN, FIXTURE_ZONES, ROOT, Server, free_port
+from test_peers import Group, wait_for
+
+TOKEN = "test-admin-token-0123456789"
+
+POOLS = """pools:
+  lb:
+    names: [lb.example.test.]
+    mode: multi-site
+    ttl: 20
+    sites:
+      a: {{members: [192.0.2.1, 192.0.2.2]}}
+      b: {{members: [192.0.2.3]}}
+    order: {{default: [a, b]}}
+  web:
+    names: [web.example.test.]
+    mode: multi-site
+    sites:
+      only: {{members: [127.0.3.1]}}
+    checks:
+      - {{type: tcp, port: {port}, interval: 200ms, timeout: 150ms, rise: 1, fall: 1}}
+"""
+
+
+def zones_with_pools(tmp_path, backend_port=9):
+    z = tmp_path / "zones"
+    shutil.copytree(FIXTURE_ZONES, z)
+    (z / "pools.yaml").write_text(POOLS.format(port=backend_port))
+    return str(z)
+
+
+class Api:
+    def __init__(self, port, token=TOKEN, host="127.0.0.1"):
+        self.base = f"http://{host}:{port}"
+        self.token = token
+
+    def call(self, method, path, body=None, token=None, auth=None):
+        data = json.dumps(body).encode() if isinstance(body, (dict, list)) else body
+        req = urllib.request.Request(self.base + path, data=data, method=method)
+        t = self.token if token is None else token
+        if auth:
+            req.add_header("Authorization", auth)
+        elif t:
+            req.add_header("Authorization", f"Bearer {t}")
+        try:
+            with urllib.request.urlopen(req, timeout=10) as r:
+                raw = r.read()
+                return r.status, r.headers.get("Content-Type", ""), raw
+        except urllib.error.HTTPError as e:
+            return e.code, e.headers.get("Content-Type", ""), e.read()
+
+    def json(self, method, path, body=None, **kw):
+        status, ctype, raw = self.call(method, path, body, **kw)
+        return status, json.loads(raw) if raw else None
+
+    def metrics(self):
+        status, _, raw = self.call("GET", "/metrics", token="")
+        assert status == 200
+        out = {}
+        for line in raw.decode().splitlines():
+            if line and not line.startswith("#"):
+                key, value = line.rsplit(" ", 1)
+                out[key] = float(value)
+        return out
+
+
+def metric(m, name, **labels):
+    """Sum of a metric's series whose labels include `labels`."""
+    total = 0.0
+    for key, v in m.items():
+        if key.split("{")[0] != name:
+            continue
+        have = dict(re.findall(r'(\w+)="([^"]*)"', key))
+        if all(have.get(k) == val for k, val in labels.items()):
+            total += v
+    return total
+
+
+def start(tmp_path, *args, zones=None, token=True):
+    (tmp_path / "token").write_text("# admin token\n" + TOKEN + "\n")
+    extra = list(args) + (["--admin-token-file", str(tmp_path / "token")] if token else [])
+    s = Server(zones or zones_with_pools(tmp_path), extra)
+    return s, Api(s.admin)
+
+
+def answers(port, name, tcp=False):
+    q = dns.message.make_query(name, "A")
+    r = (dns.query.tcp if tcp else dns.query.udp)(q, "127.0.0.1", port=port, timeout=2)
+    return sorted(rd.address for rrset in r.answer for rd in rrset)
+
+
+def test_every_endpoint_needs_the_token_and_errors_are_json(binary, tmp_path):
+    srv, api = start(tmp_path, "--state", str(tmp_path / "state.txt"))
+    try:
+        for path in ("/status", "/overrides", "/explain?name=lb.example.test&client=192.0.2.9", "/"):
+            status, ctype, raw = api.call("GET", path, token="")
+            assert status == 401 and ctype.startswith("application/json") and "token" in json.loads(raw)["error"], (path, raw)
+            status, _, raw = api.call("GET", path, token="wrong-token-wrong-token")
+            assert status == 401 and json.loads(raw)["error"] == "wrong token"
+            assert api.call("GET", path)[0] == 200
+        assert api.call("POST", "/reload", token="")[0] == 401
+        assert api.call("DELETE", "/overrides/abc", token="")[0] == 401
+        # A browser's Basic credentials with the token as the password.
+        basic = "Basic " + base64.b64encode(f"admin:{TOKEN}".encode()).decode()
+        assert api.call("GET", "/status", auth=basic)[0] == 200
+        # /metrics and /healthz are open to the scraper and the supervisor.
+        assert api.call("GET", "/healthz", token="")[0] == 200
+        status, ctype, _ = api.call("GET", "/metrics", token="")
+        assert status == 200 and ctype.startswith("text/plain")
+        # Bad input: a JSON error with a message, never an empty 500.
+        for method, path, body, code in [
+            ("POST", "/overrides", b"not json", 400), ("POST", "/overrides", {"member": "x"}, 400),
+            ("POST", "/overrides", {"member": "a b", "state": "down"}, 400), ("POST", "/overrides", {"member": "x", "state": "sideways"}, 400),
+            ("POST", "/overrides", {"member": "x", "state": "down", "weight": 400}, 400),
+            ("POST", "/overrides", {"member": "x", "state": "down", "expires": "2001-01-01T00:00:00Z"}, 400),
+            ("POST", "/overrides", b"{" * 100_000, 413), ("DELETE", "/overrides/000000000000", None, 404),
+            ("GET", "/explain?name=lb.example.test", None, 400), ("GET", "/explain?name=x&client=not-an-ip", None, 400),
+            ("GET", "/explain?name=x&client=192.0.2.1&type=BOGUS", None, 400), ("GET", "/no/such/path", None, 404),
+            ("PUT", "/status", None, 404),
+        ]:
+            status, ctype, raw = api.call(method, path, body)
+            assert status == code and ctype.startswith("application/json"), (method, path, status, raw[:200])
+            assert json.loads(raw)["error"], raw
+        # The server still answers, and nothing changed.
+        assert api.json("GET", "/overrides")[1] == []
+        assert answers(srv.port, "lb.example.test.") == ["192.0.2.1", "192.0.2.2"]
+    finally:
+        srv.stop()
+
+
+def test_no_token_on_a_public_address_refuses_to_start(binary, tmp_path):
+    port = free_port()
+    r = subprocess.run([binary, "serve", "--zones", FIXTURE_ZONES, "--listen", f"127.0.0.1:{port}", "--admin-listen", f"0.0.0.0:{free_port()}"],
+                       capture_output=True, text=True, timeout=20)
+    assert r.returncode != 0 and "needs --admin-token-file" in r.stderr, r.stderr
+
+
+def test_status_and_explain_from_the_live_snapshot(binary, tmp_path):
+    srv, api = start(tmp_path)
+    try:
+        status, s = api.json("GET", "/status")
+        assert status == 200 and s["generation"] >= 1 and s["zones"][0]["name"] == "example.test."
+        www = next(p for p in s["pools"] if p["name"] == "lb")
+        assert [site["name"] for site in www["sites"]] == ["a", "b"]
+        m = www["sites"][0]["members"][0]
+        assert m["id"] == "lb/a/192.0.2.1" and m["state"] == "up" and m["effectiveWeight"] > 0 and m["decidedBy"]
+        web = next(p for p in s["pools"] if p["name"] == "web")
+        member = web["sites"][0]["members"][0]
+        # Nothing listens on the discard port: the check says why, with its time.
+        wait_for(lambda: next(p for p in api.json("GET", "/status")[1]["pools"] if p["name"] == "web")["sites"][0]["members"][0]["state"] == "down", 10, "web down")
+        member = next(p for p in api.json("GET", "/status")[1]["pools"] if p["name"] == "web")["sites"][0]["members"][0]
+        assert member["checks"] and member["checks"][0]["up"] is False and member["checks"][0]["at"] > 0
+        assert any(t["to"] == "down" for t in member["transitions"]) or member["transitions"] == []
+        status, e = api.json("GET", "/explain?name=lb.example.test&type=A&client=192.0.2.9&ecs=10.1.0.0/24")
+        assert status == 200 and e["pool"] == "lb" and e["rcode"] == "NOERROR" and e["ecsScope"] == 0
+        assert any("site order: a, b" in line for line in e["trace"]) and len(e["answer"]) == 2
+        # The command line says the same.
+        out = subprocess.run([BIN, "ctl", "explain", "lb.example.test", "--client", "192.0.2.9", "--server", api.base],
+                             capture_output=True, text=True, timeout=20, env={**os.environ, "MERIDIAN_ADMIN_TOKEN": TOKEN})
+        assert out.returncode == 0 and "site order: a, b" in out.stdout and "answer: NOERROR" in out.stdout, out.stdout + out.stderr
+    finally:
+        srv.stop()
+
+
+def test_overrides_apply_within_a_second_survive_a_restart_and_expire(binary, tmp_path):
+    state = tmp_path / "state.txt"
+    state.write_text("# hand-written lines stay\n")
+    zones = zones_with_pools(tmp_path)
+    srv, api = start(tmp_path, "--state", str(state), zones=zones)
+    try:
+        before = api.metrics()
+        t0 = time.time()
+        status, o = api.json("POST", "/overrides", {"member": "lb/a/*", "state": "down", "reason": "fibre cut"})
+        assert status == 201 and o["matches"] == 2 and o["state"] == "down" and o["reason"] == "fibre cut", o
+        t = wait_for(lambda: answers(srv.port, "lb.example.test.") == ["192.0.2.3"], 1.0, "override applied within a second")
+        print(f"override applied in {(t - t0) * 1000:.0f} ms")
+        text = state.read_text()
+        assert text.startswith("# hand-written lines stay\n") and 'lb/a/* DOWN set=' in text and 'reason="fibre cut"' in text
+        # It is counted, and shown.
+        wait_for(lambda: metric(api.metrics(), "meridian_member_transitions_total", pool="lb", to="down")
+                 >= metric(before, "meridian_member_transitions_total", pool="lb", to="down") + 2, 3, "transitions counted")
+        s = api.json("GET", "/status")[1]
+        member = next(p for p in s["pools"] if p["name"] == "lb")["sites"][0]["members"][0]
+        assert member["state"] == "down" and "fibre cut" in member["decidedBy"] and member["transitions"][-1]["to"] == "down"
+        # A drain that lapses by itself.
+        status, drain = api.json("POST", "/overrides", {"member": "lb/b/*", "state": "drain", "expires_in": 2})
+        assert status == 201 and drain["expires"]
+        srv.stop()
+        srv2 = Server(zones, ["--state", str(state), "--admin-token-file", str(tmp_path / "token")])
+        api2 = Api(srv2.admin)
+        try:
+            overrides = api2.json("GET", "/overrides")[1]
+            assert any(x["member"] == "lb/a/*" and x["reason"] == "fibre cut" for x in overrides), overrides
+            # The drain expired: gone from the group and from the file.
+            wait_for(lambda: all(x["member"] != "lb/b/*" for x in api2.json("GET", "/overrides")[1]), 5, "drain expired")
+            wait_for(lambda: "lb/b/*" not in state.read_text(), 5, "expired line dropped from the file")
+            status, gone = api2.json("DELETE", f"/overrides/{o['id']}")
+            assert status == 200 and gone["member"] == "lb/a/*"
+            wait_for(lambda: answers(srv2.port, "lb.example.test.") == ["192.0.2.1", "192.0.2.2"], 1.0, "removal applied")
+            assert "lb/a/*" not in state.read_text() and state.read_text().startswith("# hand-written lines stay")
+            assert api2.call("DELETE", f"/overrides/{o['id']}")[0] == 404
+        finally:
+            srv2.stop()
+    finally:
+        srv.stop()
+
+
+def test_override_set_on_one_instance_reaches_every_peer_and_removal_from_another(binary, tmp_path):
+    g = Group(tmp_path, 2)
+    for i, inst in enumerate(g.instances):
+        (tmp_path / f"state-{i}.txt").write_text("")
+        inst.extra = ["--state", str(tmp_path / f"state-{i}.txt")]
+    try:
+        g.start()
+        apis = [Api(i.admin, token="", host=i.ip) for i in g.instances]
+        status, o = apis[0].json("POST", "/overrides", {"member": "www/a/*", "state": "down", "reason": "maintenance"})
+        assert status == 201
+        wait_for(lambda: all(i.answer("www.peers.test")[0] in ("127.0.2.3", "127.0.2.4") for i in g.instances), 5, "override on every instance")
+        assert any(x["id"] == o["id"] and x["setBy"] == "ns1" for x in apis[1].json("GET", "/overrides")[1])
+        # Removed through the other instance: gone everywhere, and ns1 drops it from its file.
+        assert apis[1].json("DELETE", f"/overrides/{o['id']}")[0] == 200
+        wait_for(lambda: all(i.answer("www.peers.test")[0] in ("127.0.2.1", "127.0.2.2") for i in g.instances), 5, "removal on every instance")
+        wait_for(lambda: "www/a/*" not in (tmp_path / "state-0.txt").read_text(), 5, "ns1 dropped the overruled line")
+        # ns1 restarts: the override does not come back.
+        g.instances[0].stop()
+        g.instances[0].start()
+        time.sleep(1)
+        assert all(i.answer("www.peers.test")[0] in ("127.0.2.1", "127.0.2.2") for i in g.instances)
+    finally:
+        g.stop()
+
+
+def test_metrics_move_with_queries_reloads_and_checks(binary, tmp_path):
+    srv, api = start(tmp_path)
+    try:
+        before = api.metrics()
+        for _ in range(5):
+            answers(srv.port, "lb.example.test.")
+        answers(srv.port, "lb.example.test.", tcp=True)
+        q = dns.message.make_query("nope.example.test.", "AAAA")
+        assert dns.query.udp(q, "127.0.0.1", port=srv.port, timeout=2).rcode() == dns.rcode.NXDOMAIN
+        time.sleep(1.3)  # counters are handed over once a second
+        m = api.metrics()
+        assert metric(m, "meridian_queries_total", transport="udp", rcode="NOERROR", qtype="A") >= metric(before, "meridian_queries_total", transport="udp", rcode="NOERROR", qtype="A") + 5
+        assert metric(m, "meridian_queries_total", transport="tcp", qtype="A") >= 1
+        assert metric(m, "meridian_queries_total", rcode="NXDOMAIN", qtype="AAAA") >= 1
+        assert metric(m, "meridian_pool_answers_total", pool="lb", site="a", route="site", fallback="no") >= 6
+        assert metric(m, "meridian_members", pool="lb", state="up") == 3
+        assert metric(m, "meridian_health_checks_total", type="tcp", result="fail") >= 1
+        assert metric(m, "meridian_health_check_duration_seconds_count", type="tcp") >= 1
+        assert "meridian_tcp_connections" in m and metric(m, "meridian_config_generation") >= 1
+        # A reload that works and one that does not: both counted; the failure says file:line.
+        status, r = api.json("POST", "/reload")
+        assert status == 200 and r["ok"]
+        zone = os.path.join(srv.zones, "example.test.zone")
+        good = open(zone).read()
+        with open(zone, "a") as f:
+            f.write("broken IN A 999.1.1.1\n")
+        status, r = api.json("POST", "/reload")
+        assert status == 422 and not r["ok"] and any(re.search(r"example\.test\.zone:\d+: ", d) for d in r["diagnostics"]), r
+        with open(zone, "w") as f:
+            f.write(good)
+        m = api.metrics()
+        assert metric(m, "meridian_reloads_total", result="ok") >= 1 and metric(m, "meridian_reloads_total", result="failed") >= 1
+        assert answers(srv.port, "lb.example.test.") == ["192.0.2.1", "192.0.2.2"]
+        out = subprocess.run([BIN, "ctl", "reload", "--server", api.base, "--token-file", str(tmp_path / "token")], capture_output=True, text=True, timeout=20)
+        assert out.returncode == 0 and "reloaded: generation" in out.stdout, out.stdout + out.stderr
+    finally:
+        srv.stop()
+
+
+def test_ctl_drain_status_undrain(binary, tmp_path):
+    srv, api = start(tmp_path, "--state", str(tmp_path / "state.txt"))
+    env = {**os.environ, "MERIDIAN_ADMIN_TOKEN": TOKEN}
+
+    def ctl(*args):
+        r = subprocess.run([BIN, "ctl", *args, "--server", api.base], capture_output=True, text=True, timeout=20, env=env)
+        assert r.returncode == 0, r.stdout + r.stderr
+        return r.stdout
+
+    try:
+        assert "DRAIN" in ctl("drain", "lb/a/192.0.2.1", "--reason", "kernel update", "--for", "600")
+        status = ctl("status")
+        assert re.search(r"lb/a/192\.0\.2\.1\s+192\.0\.2\.1\s+DRAIN", status) and "kernel update" in status, status
+        data = json.loads(ctl("overrides", "--json"))
+        assert data[0]["member"] == "lb/a/192.0.2.1" and data[0]["state"] == "drain"
+        wait_for(lambda: answers(srv.port, "lb.example.test.") == ["192.0.2.2"], 1.0, "drain applied")
+        assert "override removed" in ctl("undrain", "lb/a/192.0.2.1")
+        wait_for(lambda: answers(srv.port, "lb.example.test.") == ["192.0.2.1", "192.0.2.2"], 1.0, "undrain applied")
+        assert "UP" in ctl("override", "lb/b/*", "up", "--weight", "50")
+        r = subprocess.run([BIN, "ctl", "status", "--server", api.base], capture_output=True, text=True, timeout=20, env={**os.environ, "MERIDIAN_ADMIN_TOKEN": "wrong-token-wrong"})
+        assert r.returncode == 3 and "HTTP 401" in r.stderr
+    finally:
+        srv.stop()
+
+
+def test_watch_reloads_twenty_times_under_load_without_a_lost_or_wrong_answer(binary, tmp_path):
+    zones = zones_with_pools(tmp_path)
+    srv, api = start(tmp_path, "--watch", zones=zones)
+    zone = os.path.join(zones, "example.test.zone")
+    base = open(zone).read()
+    stop = threading.Event()
+    stats = {"udp": 0, "tcp": 0, "lost": 0, "wrong": []}
+
+    def load(tcp):
+        q = dns.message.make_query("lb.example.test.", "A")
+        v = dns.message.make_query("version.example.test.", "TXT")
+        while not stop.is_set():
+            try:
+                r = (dns.query.tcp if tcp else dns.query.udp)(q, "127.0.0.1", port=srv.port, timeout=2)
+                got = sorted(rd.address for rrset in r.answer for rd in rrset)
+                if got != ["192.0.2.1", "192.0.2.2"]:
+                    stats["wrong"].append(got)
+                r = (dns.query.tcp if tcp else dns.query.udp)(v, "127.0.0.1", port=srv.port, timeout=2)
+                txt = [b"".join(rd.strings).decode() for rrset in r.answer for rd in rrset]
+                if len(txt) != 1 or not re.fullmatch(r"v\d+", txt[0]):
+                    stats["wrong"].append(txt)
+                stats["tcp" if tcp else "udp"] += 2
+            except Exception:
+                stats["lost"] += 1
+            time.sleep(0.01)
+
+    threads = [threading.Thread(target=load, args=(t,)) for t in (False, True)]
+    try:
+        with open(zone, "w") as f:
+            f.write(base + "version IN TXT \"v0\"\n")
+        wait_for(lambda: api.json("POST", "/reload")[1]["ok"], 5, "first version loaded")
+        for t in threads:
+            t.start()
+        reloads0 = metric(api.metrics(), "meridian_reloads_total", result="ok")
+        for i in range(1, 21):
+            with open(zone, "w") as f:
+                f.write(base + f"version IN TXT \"v{i}\"\n")
+            wait_for(lambda: f"v{i}" in str(dns.query.udp(dns.message.make_query("version.example.test.", "TXT"), "127.0.0.1", port=srv.port, timeout=2).answer), 5, f"reload {i} seen")
+        stop.set()
+        for t in threads:
+            t.join(timeout=10)
+        reloads = metric(api.metrics(), "meridian_reloads_total", result="ok") - reloads0
+        print(f"watch: {reloads:.0f} reloads, {stats['udp']} UDP and {stats['tcp']} TCP answers, {stats['lost']} lost, {len(stats['wrong'])} wrong")
+        assert reloads >= 20
+        assert stats["lost"] == 0 and stats["wrong"] == [], stats
+        assert stats["udp"] > 100 and stats["tcp"] > 100
+    finally:
+        stop.set()
+        srv.stop()
+
+
+def chromium(*args, timeout=60):
+    exe = shutil.which("chromium") or shutil.which("chromium-browser")
+    assert exe, "chromium is not installed (Tools/setup.sh installs it)"
+    return subprocess.run([exe, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", f"--user-data-dir={CHROME_PROFILE}", *args],
+                          capture_output=True, text=True, timeout=timeout)
+
+
+CHROME_PROFILE = os.path.join(ROOT, ".build", "chromium-profile")
+
+
+def test_status_page_in_chromium_shows_a_member_going_down(binary, tmp_path):
+    backend_port = free_port()
+    backend = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    backend.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    backend.bind(("127.0.3.1", backend_port))
+    backend.listen(64)
+    accepting = threading.Event()
+    accepting.set()
+
+    def serve_backend():
+        backend.settimeout(0.2)
+        while accepting.is_set():
+            try:
+                c, _ = backend.accept()
+                c.close()
+            except OSError:
+                pass
+
+    t = threading.Thread(target=serve_backend, daemon=True)
+    t.start()
+    srv, api = start(tmp_path, zones=zones_with_pools(tmp_path, backend_port))
+    url = f"http://admin:{TOKEN}@127.0.0.1:{srv.admin}/"
+    try:
+        wait_for(lambda: 'data-member="web/only/127.0.3.1" data-state="up"' in chromium("--dump-dom", url).stdout, 20, "page shows web up")
+        accepting.clear()
+        t.join(timeout=5)
+        backend.close()
+        wait_for(lambda: 'data-member="web/only/127.0.3.1" data-state="down"' in chromium("--dump-dom", url).stdout, 20, "page shows web down")
+        dom = chromium("--dump-dom", url).stdout
+        assert re.search(r'<tr class="member member-down" data-member="web/only/127.0.3.1" data-state="down">', dom)
+        assert "up → down" in dom
+        shot = os.path.join(ROOT, ".build", "status-page-down.png")
+        r = chromium("--window-size=1400,900", f"--screenshot={shot}", url)
+        assert os.path.getsize(shot) > 10_000, r.stderr
+        print(f"screenshot of the page with web/only/127.0.3.1 down: {shot}")
+        # Without the token the page is refused.
+        for bad in (f"http://admin:nope@127.0.0.1:{srv.admin}/", f"http://127.0.0.1:{srv.admin}/"):
+            r = chromium("--dump-dom", bad)
+            assert "data-member" not in r.stdout and ("ERR_INVALID_AUTH_CREDENTIALS" in r.stderr or "token" in r.stdout), r.stderr[-300:]
+    finally:
+        accepting.clear()
+        srv.stop()
