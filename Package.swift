@@ -41,6 +41,9 @@ let package = Package(
         .systemLibrary(name: "CMaxMindDB", pkgConfig: "libmaxminddb", providers: [.apt(["libmaxminddb-dev"])]),
         .systemLibrary(name: "CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
 
+        // Dropping root in every thread, the one libdispatch parks included (`serve --user`).
+        .target(name: "CPrivileges"),
+
         // `file:line: message`, the one type every file reader reports problems with. A leaf.
         .target(name: "Diagnostics", exclude: ["README.md"], swiftSettings: strict),
         // The DNS wire format: names, headers, questions, EDNS, a response builder. No I/O.
@@ -128,7 +131,7 @@ let package = Package(
             name: "meridian",
             dependencies: [
                 "MeridianServer", "ZoneStore", "QueryEngine", "Selection", "GeoTopology", "ClusterState", "DNSWire", "Diagnostics", "Peers",
-                "HealthCheck", "PoolConfig", "AdminAPI", "CCurl",
+                "HealthCheck", "PoolConfig", "AdminAPI", "CCurl", "CPrivileges",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "Metrics", package: "swift-metrics"),

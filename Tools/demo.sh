@@ -2,13 +2,18 @@
 # The demo: installs what is missing, builds the release binary, checks the example zones and
 # pools in Zones/ and serves them from three Meridian instances that gossip as one group
 # (Zones/cluster.yaml: ns1, ns2, ns3 on 127.0.0.1, .2 and .3, DNS on port $PORT, default 5300,
-# gossip on 7946, sharing a freshly generated key), all watching the admin state file $STATE
-# (default /tmp/meridian-demo.state). ns1 also listens on [::1]. Ctrl-C stops everything.
+# gossip on 7946, sharing a freshly generated key). Each keeps its admin state file
+# $STATE_DIR/nsN.state (default /tmp/meridian-demo) and serves the admin API and status page on
+# http://127.0.0.N:8053/ (loopback, no token). They reload Zones/ when it changes (--watch).
+# ns1 also listens on [::1]. Ctrl-C stops everything.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PORT="${PORT:-5300}"
-STATE="${STATE:-/tmp/meridian-demo.state}"
-[ -e "$STATE" ] || echo "# POOL/SITE/MEMBER-glob  UP|DOWN|DRAIN  [weight%]" > "$STATE"
+STATE_DIR="${STATE_DIR:-/tmp/meridian-demo}"
+mkdir -p "$STATE_DIR"
+for i in 1 2 3; do
+  [ -e "$STATE_DIR/ns$i.state" ] || echo "# POOL/SITE/MEMBER-glob  UP|DOWN|DRAIN  [weight%] [until=TIME] [reason=\"...\"]" > "$STATE_DIR/ns$i.state"
+done
 bash Tools/setup.sh
 swift build -c release
 BIN=.build/release/meridian
@@ -38,8 +43,9 @@ done
 
 # ns2 and ns3 in the background (logs in $DEMO_DIR), ns1 in the foreground below.
 for i in 2 3; do
-  $BIN serve --zones Zones --node-name "ns$i" --gossip-key-file "$DEMO_DIR/gossip.key" --state "$STATE" \
-      --listen "127.0.0.$i:$PORT" --identity "meridian-demo-ns$i" --nsid "ns$i" --rrl-rate 50 > "$DEMO_DIR/ns$i.log" 2>&1 &
+  $BIN serve --zones Zones --node-name "ns$i" --gossip-key-file "$DEMO_DIR/gossip.key" --state "$STATE_DIR/ns$i.state" \
+      --listen "127.0.0.$i:$PORT" --identity "meridian-demo-ns$i" --nsid "ns$i" --rrl-rate 50 \
+      --admin-listen "127.0.0.$i:8053" --watch > "$DEMO_DIR/ns$i.log" 2>&1 &
   PIDS+=($!)
   echo "demo: instance ns$i on 127.0.0.$i:$PORT (pid $!, log $DEMO_DIR/ns$i.log)"
 done
@@ -51,11 +57,15 @@ each checks its share of the web backends and all three answer alike. Try:
   .build/release/meridian explain web.gslb.example.com --client 10.2.0.1 --peer 127.0.0.2:7946 \\
       --gossip-key-file $DEMO_DIR/gossip.key          # who probes what, what each peer sees
   dig @127.0.0.1 -p $PORT www.gslb.example.com +subnet=10.2.0.0/24     # NA client: iad
-  echo 'www/iad/* DOWN' > $STATE                     # iad fails over to fra on every instance
+  $BIN ctl drain 'www/iad/*' --reason demo --for 120    # iad fails over to fra on every instance
+  $BIN ctl status                                    # who is up, and why
+  curl -s 127.0.0.2:8053/status | python3 -m json.tool | head -40
+  open http://127.0.0.1:8053/ in a browser           # the status page; /metrics for Prometheus
   dig @::1 -p $PORT api.gslb.example.com +tcp
   touch $DEMO_DIR/drain-web-2                        # its agent says drain: no new answers
 MSG
-$BIN serve --zones Zones --node-name ns1 --gossip-key-file "$DEMO_DIR/gossip.key" --state "$STATE" \
-    --listen "127.0.0.1:$PORT" --listen "[::1]:$PORT" --identity meridian-demo --nsid ns1 --rrl-rate 50 &
+$BIN serve --zones Zones --node-name ns1 --gossip-key-file "$DEMO_DIR/gossip.key" --state "$STATE_DIR/ns1.state" \
+    --listen "127.0.0.1:$PORT" --listen "[::1]:$PORT" --identity meridian-demo --nsid ns1 --rrl-rate 50 \
+    --admin-listen 127.0.0.1:8053 --watch &
 PIDS+=($!)
 wait "${PIDS[-1]}"

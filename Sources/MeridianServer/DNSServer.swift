@@ -287,7 +287,9 @@ public final class DNSServer: Sendable {
             return try await ServerBootstrap(group: group)
                 .serverChannelOption(ChannelOptions.backlog, value: 256)
                 .serverChannelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)
-                .childChannelOption(ChannelOptions.socketOption(.tcp_nodelay), value: 1)
+                // TCP_NODELAY at IPPROTO_TCP (socketOption(.tcp_nodelay) would set SOL_SOCKET option 1,
+                // SO_DEBUG, which needs CAP_NET_ADMIN: found when --user dropped root).
+                .childChannelOption(ChannelOptions.tcpOption(.tcp_nodelay), value: 1)
                 .childChannelOption(ChannelOptions.writeBufferWaterMark, value: .init(low: maxBuffered / 2, high: maxBuffered))
                 .childChannelInitializer { channel in
                     // The connection cap: count on accept, release on close.

@@ -1,3 +1,4 @@
+import CPrivileges
 import Foundation
 import Logging
 
@@ -69,11 +70,16 @@ enum Privileges {
         let gid = pw.pointee.pw_gid
         if getuid() == uid && geteuid() == uid { return }
         guard geteuid() == 0 else { throw DropError.failed("only root can switch to \(name) (running as uid \(geteuid()))") }
-        guard setgroups(0, nil) == 0 else { throw DropError.failed("setgroups: \(String(cString: strerror(errno)))") }
-        guard setgid(gid) == 0 else { throw DropError.failed("setgid(\(gid)): \(String(cString: strerror(errno)))") }
-        guard setuid(uid) == 0 else { throw DropError.failed("setuid(\(uid)): \(String(cString: strerror(errno)))") }
-        // Must not be able to get root back.
+        let r = meridian_drop_privileges(uid, gid)
+        guard r == 0 else { throw DropError.failed("switching to \(name): \(String(cString: strerror(r)))") }
+        // Must not be able to get root back, in this thread or any other.
         guard setuid(0) != 0 else { throw DropError.failed("could regain root after setuid") }
+        let tasks = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/task")) ?? []
+        for t in tasks {
+            guard let tid = pid_t(t), meridian_thread_has_uid(tid, uid) != 0 else {
+                throw DropError.failed("thread \(t) still runs with its old user id")
+            }
+        }
         logger.notice("running as \(name) (uid \(uid), gid \(gid))")
     }
 }

@@ -415,3 +415,49 @@ def test_status_page_in_chromium_shows_a_member_going_down(binary, tmp_path):
     finally:
         accepting.clear()
         srv.stop()
+
+
+def test_json_logs_and_user_switch(binary, tmp_path):
+    """--log-format json writes one JSON object per line; --user drops root once bound (as root),
+    and is refused with a clear message otherwise."""
+    zones = zones_with_pools(tmp_path)
+    os.chmod(tmp_path, 0o755)
+    os.chmod(zones, 0o755)
+    args = ["--log-format", "json"]
+    root = os.geteuid() == 0
+    if root:
+        args += ["--user", "nobody"]
+    srv = Server(zones, args)
+    try:
+        assert answers(srv.port, "lb.example.test.") == ["192.0.2.1", "192.0.2.2"]
+        def uids():
+            """Every thread's real, effective, saved and file-system uid (the main thread
+            libdispatch parks included)."""
+            out = set()
+            for t in os.listdir(f"/proc/{srv.proc.pid}/task"):
+                for line in open(f"/proc/{srv.proc.pid}/task/{t}/status"):
+                    if line.startswith("Uid:"):
+                        out.update(int(u) for u in line.split()[1:])
+            return out
+        if root:
+            import pwd
+            nobody = pwd.getpwnam("nobody").pw_uid
+            wait_for(lambda: uids() == {nobody}, 5, "every thread switched to nobody")
+            assert answers(srv.port, "lb.example.test.", tcp=True) == ["192.0.2.1", "192.0.2.2"]
+        assert api_up(srv)
+    finally:
+        srv.stop()
+    lines = [line for line in open(srv.log.name) if line.strip()]
+    assert lines and all(json.loads(line)["msg"] for line in lines), lines[:3]
+    first = json.loads(lines[0])
+    assert {"ts", "level", "label", "msg"} <= set(first) and first["ts"].endswith("Z")
+    if root:
+        assert any("running as nobody" in json.loads(line)["msg"] for line in lines)
+    else:
+        r = subprocess.run([binary, "serve", "--zones", zones, "--listen", f"127.0.0.1:{free_port()}", "--no-admin", "--user", "root"],
+                           capture_output=True, text=True, timeout=20)
+        assert r.returncode != 0 and "only root can switch" in r.stderr
+
+
+def api_up(srv):
+    return Api(srv.admin).call("GET", "/healthz", token="")[0] == 200
