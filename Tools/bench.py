@@ -13,6 +13,13 @@ Tests (TESTS, default all):
   direct-10k  meridian only: a direct-to-node pool of 10,000 nodes (consistent hash) with the
               same ECS, compared with meridian's own geo-ecs figure
 
+Server "meridian-base" (with MERIDIAN_BASE_BIN, another build of Meridian) runs wherever
+"meridian" does, to compare two versions in one run.
+
+Server "meridian-scraped" (in SERVERS to include it; static test only) is Meridian with its
+admin API on and a Prometheus-style scraper fetching /metrics every second while dnsperf runs:
+what scraping costs the answer path.
+
 Environment: DURATION (s, default 8), ROUNDS (3), CLIENTS (4), OUTSTANDING (100),
 SERVERS (meridian,gdnsd,nsd), TESTS (static,geo-ecs,direct-10k),
 MERIDIAN_BIN (.build/release/meridian), THREADS (2).
@@ -24,16 +31,19 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+import urllib.request
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
 BIN = os.environ.get("MERIDIAN_BIN", os.path.join(ROOT, ".build", "release", "meridian"))
+BASE_BIN = os.environ.get("MERIDIAN_BASE_BIN")
 DURATION = int(os.environ.get("DURATION", "8"))
 ROUNDS = int(os.environ.get("ROUNDS", "3"))
 CLIENTS = os.environ.get("CLIENTS", "4")
 OUTSTANDING = os.environ.get("OUTSTANDING", "100")
 THREADS = os.environ.get("THREADS", "2")
-SERVERS = os.environ.get("SERVERS", "meridian,gdnsd,nsd").split(",")
+SERVERS = os.environ.get("SERVERS", "meridian,gdnsd,nsd").split(",") + (["meridian-base"] if os.environ.get("MERIDIAN_BASE_BIN") else [])
 TESTS = os.environ.get("TESTS", "static,geo-ecs,direct-10k").split(",")
 GEODB = os.path.join(ROOT, "GeoData", "test.mmdb")
 # ECS 10.2.0.0/24 (GeoData: NA, US) as a dnsperf -E option: code 8, family 1, /24, scope 0.
@@ -64,9 +74,9 @@ STATIC_QUERIES = ["static.example.test A", "example.test A", "mail.example.test 
 
 # test -> (queries, extra dnsperf arguments, servers that take part)
 TEST_SPECS = {
-    "static": (STATIC_QUERIES, [], ["meridian", "gdnsd", "nsd"]),
-    "geo-ecs": (["www.example.test A"], ["-E", ECS_OPTION], ["meridian", "gdnsd"]),
-    "direct-10k": (["app.example.test A"], ["-E", ECS_OPTION], ["meridian"]),
+    "static": (STATIC_QUERIES, [], ["meridian", "meridian-base", "meridian-scraped", "gdnsd", "nsd"]),
+    "geo-ecs": (["www.example.test A"], ["-E", ECS_OPTION], ["meridian", "meridian-base", "gdnsd"]),
+    "direct-10k": (["app.example.test A"], ["-E", ECS_OPTION], ["meridian", "meridian-base"]),
 }
 
 SITES = {"fra": ["192.0.2.11", "192.0.2.12"], "iad": ["198.51.100.21", "198.51.100.22"], "nrt": ["203.0.113.31", "203.0.113.32"]}
@@ -135,13 +145,51 @@ def wait_port(port, timeout=20):
     return False
 
 
-def start_meridian(work, port):
-    zones = os.path.join(work, "meridian")
+def start_meridian_base(work, port):
+    return start_meridian(work, port, binary=BASE_BIN)
+
+
+def start_meridian(work, port, admin=None, binary=None):
+    zones = os.path.join(work, f"meridian-{port}")
     os.makedirs(zones)
     open(os.path.join(zones, "example.test.zone"), "w").write(ZONE)
     open(os.path.join(zones, "pools.yaml"), "w").write(meridian_pools())
-    return subprocess.Popen([BIN, "serve", "--zones", zones, "--listen", f"127.0.0.1:{port}", "--no-admin", "--threads", THREADS,
+    adm = ["--admin-listen", f"127.0.0.1:{admin}"] if admin else (["--no-admin"] if binary is None else [])
+    return subprocess.Popen([binary or BIN, "serve", "--zones", zones, "--listen", f"127.0.0.1:{port}", *adm, "--threads", THREADS,
                              "--log-level", "warning"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def start_meridian_scraped(work, port):
+    return start_meridian(work, port, admin=port + 1000)
+
+
+class Scraper:
+    """Fetches /metrics once a second (bounded: stops with the run), as Prometheus would."""
+
+    def __init__(self, port):
+        self.url = f"http://127.0.0.1:{port}/metrics"
+        self.stop = threading.Event()
+        self.scrapes = 0
+        self.bytes = 0
+        self.thread = threading.Thread(target=self.loop, daemon=True)
+
+    def loop(self):
+        while not self.stop.is_set():
+            try:
+                with urllib.request.urlopen(self.url, timeout=2) as r:
+                    self.bytes += len(r.read())
+                    self.scrapes += 1
+            except OSError:
+                pass
+            self.stop.wait(1.0)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop.set()
+        self.thread.join(timeout=5)
 
 
 def start_gdnsd(work, port):
@@ -223,7 +271,7 @@ zone:
     return subprocess.Popen(["nsd", "-d", "-c", os.path.join(d, "nsd.conf")], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
-STARTERS = {"meridian": start_meridian, "gdnsd": start_gdnsd, "nsd": start_nsd}
+STARTERS = {"meridian": start_meridian, "meridian-base": start_meridian_base, "meridian-scraped": start_meridian_scraped, "gdnsd": start_gdnsd, "nsd": start_nsd}
 
 
 def run_dnsperf_full(port, qfile, extra):
@@ -277,7 +325,7 @@ def main():
     results = {}
     try:
         for i, name in enumerate(SERVERS):
-            if name != "meridian" and shutil.which(name) is None:
+            if not name.startswith("meridian") and shutil.which(name) is None:
                 print(f"bench: {name} not installed, skipped")
                 continue
             port = 5310 + i
@@ -292,7 +340,13 @@ def main():
                         continue
                     proc, port = procs[name]
                     c0 = cpu_seconds(proc.pid)
-                    qps, completed, lost = run_dnsperf(port, qfiles[test], TEST_SPECS[test][1])
+                    if name == "meridian-scraped":
+                        with Scraper(port + 1000) as scraper:
+                            qps, completed, lost = run_dnsperf(port, qfiles[test], TEST_SPECS[test][1])
+                        if scraper.scrapes == 0:
+                            sys.exit("bench: the scraper got no /metrics reply")
+                    else:
+                        qps, completed, lost = run_dnsperf(port, qfiles[test], TEST_SPECS[test][1])
                     cpu = cpu_seconds(proc.pid) - c0
                     per100k = cpu / completed * 100_000 if completed else float("nan")
                     results.setdefault((test, name), []).append((qps, per100k, lost))
@@ -319,10 +373,13 @@ def main():
         if not mine:
             continue
         for (t, ref), theirs in med.items():
-            if t != test or ref == "meridian":
+            if t != test or ref == "meridian" or ref == "meridian-scraped":
                 continue
             cpu_ratio = mine[1] / theirs[1] if theirs[1] > 0 else float("nan")
             print(f"  {test}: meridian/{ref} = {mine[0] / theirs[0]:.2f}x queries per second, {cpu_ratio:.2f}x CPU per answer")
+    if ("static", "meridian-scraped") in med and ("static", "meridian") in med:
+        sc, plain = med[("static", "meridian-scraped")], med[("static", "meridian")]
+        print(f"  static, scraped every 1 s vs not scraped (meridian): {sc[0] / plain[0]:.3f}x queries per second, {sc[1] / plain[1]:.3f}x CPU per answer")
     if ("direct-10k", "meridian") in med and ("geo-ecs", "meridian") in med:
         d, g = med[("direct-10k", "meridian")], med[("geo-ecs", "meridian")]
         print(f"  direct-10k vs geo-ecs (meridian): {d[0] / g[0]:.2f}x queries per second, {d[1] / g[1]:.2f}x CPU per answer")

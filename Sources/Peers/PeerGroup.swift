@@ -125,6 +125,8 @@ public final class PeerGroup: @unchecked Sendable {
     private let open = NIOLockedValueBox(true)
     private let bytesOut = Counter(label: "meridian_gossip_bytes_total", dimensions: [("direction", "out")])
     private let bytesIn = Counter(label: "meridian_gossip_bytes_total", dimensions: [("direction", "in")])
+    private let packetsOutCounter = Counter(label: "meridian_gossip_messages_total", dimensions: [("direction", "out")])
+    private let packetsInCounter = Counter(label: "meridian_gossip_messages_total", dimensions: [("direction", "in")])
     private let pushPullCounter = Counter(label: "meridian_gossip_push_pulls_total", dimensions: [("result", "ok")])
     private let pushPullFailCounter = Counter(label: "meridian_gossip_push_pulls_total", dimensions: [("result", "failed")])
     private let membersGauge = Gauge(label: "meridian_gossip_live_members")
@@ -513,6 +515,7 @@ public final class PeerGroup: @unchecked Sendable {
         p.encodeBody(&w)
         let bytes = seal(.packet, w.bytes)
         stats.packetsOut += 1
+        packetsOutCounter.increment()
         countOut(bytes.count)
         for u in p.updates {
             let kind: String
@@ -532,6 +535,7 @@ public final class PeerGroup: @unchecked Sendable {
         guard !stopped, var s = swim else { return }
         let origin = source.ipAddress ?? "?"
         stats.packetsIn += 1
+        packetsInCounter.increment()
         countIn(bytes.count)
         guard bytes.count <= Limits.packet else { return drop("oversized", from: origin) }
         guard let env = open(bytes, kinds: [.packet], origin: origin) else { return }

@@ -231,6 +231,9 @@ def test_override_set_on_one_instance_reaches_every_peer_and_removal_from_anothe
     try:
         g.start()
         apis = [Api(i.admin, token="", host=i.ip) for i in g.instances]
+        m = apis[1].metrics()
+        assert metric(m, "meridian_gossip_messages_total", direction="in") > 0 and metric(m, "meridian_gossip_bytes_total", direction="out") > 0
+        assert metric(m, "meridian_gossip_live_members") == 2
         status, o = apis[0].json("POST", "/overrides", {"member": "www/a/*", "state": "down", "reason": "maintenance"})
         assert status == 201
         wait_for(lambda: all(i.answer("www.peers.test")[0] in ("127.0.2.3", "127.0.2.4") for i in g.instances), 5, "override on every instance")
@@ -461,3 +464,26 @@ def test_json_logs_and_user_switch(binary, tmp_path):
 
 def api_up(srv):
     return Api(srv.admin).call("GET", "/healthz", token="")[0] == 200
+
+
+def test_admin_api_over_https(binary, tmp_path):
+    cert, key = tmp_path / "admin.crt", tmp_path / "admin.key"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert), "-days", "2",
+                    "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"], check=True, capture_output=True, timeout=60)
+    srv, api = start(tmp_path, "--admin-tls-cert", str(cert), "--admin-tls-key", str(key))
+    try:
+        url = f"https://127.0.0.1:{srv.admin}"
+        r = subprocess.run(["curl", "-sS", "--cacert", str(cert), "-H", f"Authorization: Bearer {TOKEN}", url + "/status"],
+                           capture_output=True, text=True, timeout=20)
+        assert r.returncode == 0 and json.loads(r.stdout)["zones"], r.stderr
+        # Plain HTTP to the TLS port gets nothing useful; an unknown CA is refused by the client.
+        assert subprocess.run(["curl", "-sS", url + "/healthz"], capture_output=True, timeout=20).returncode != 0
+        out = subprocess.run([BIN, "ctl", "status", "--server", url, "--cacert", str(cert)], capture_output=True, text=True, timeout=20,
+                             env={**os.environ, "MERIDIAN_ADMIN_TOKEN": TOKEN})
+        assert out.returncode == 0 and "lb/a/192.0.2.1" in out.stdout, out.stdout + out.stderr
+    finally:
+        srv.stop()
+    # A key without its certificate is refused at start.
+    r = subprocess.run([binary, "serve", "--zones", FIXTURE_ZONES, "--listen", f"127.0.0.1:{free_port()}", "--admin-tls-key", str(key)],
+                       capture_output=True, text=True, timeout=20)
+    assert r.returncode != 0 and "go together" in r.stderr
