@@ -43,6 +43,8 @@ let package = Package(
 
         // Dropping root in every thread, the one libdispatch parks included (`serve --user`).
         .target(name: "CPrivileges"),
+        // recvmmsg/sendmmsg batches for the UDP data plane.
+        .target(name: "CBatchIO"),
 
         // `file:line: message`, the one type every file reader reports problems with. A leaf.
         .target(name: "Diagnostics", exclude: ["README.md"], swiftSettings: strict),
@@ -96,6 +98,7 @@ let package = Package(
             name: "MeridianServer",
             dependencies: [
                 "Diagnostics", "QueryEngine", "ZoneStore", "DNSWire", "GeoTopology", "HealthCheck", "ClusterState", "PoolConfig", "Peers",
+                "CBatchIO", "Selection",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),

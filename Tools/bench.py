@@ -13,6 +13,11 @@ Tests (TESTS, default all):
   direct-10k  meridian only: a direct-to-node pool of 10,000 nodes (consistent hash) with the
               same ECS, compared with meridian's own geo-ecs figure
 
+Server "meridian-nio" is Meridian answering UDP through SwiftNIO channels (--udp-engine nio)
+instead of its batched data plane; include it in SERVERS.
+
+PIN=1 pins every server to core 0 and dnsperf to core 1 (taskset).
+
 Server "meridian-base" (with MERIDIAN_BASE_BIN, another build of Meridian) runs wherever
 "meridian" does, to compare two versions in one run.
 
@@ -43,6 +48,9 @@ ROUNDS = int(os.environ.get("ROUNDS", "3"))
 CLIENTS = os.environ.get("CLIENTS", "4")
 OUTSTANDING = os.environ.get("OUTSTANDING", "100")
 THREADS = os.environ.get("THREADS", "2")
+PIN = os.environ.get("PIN", "") not in ("", "0")
+SERVER_PIN = ["taskset", "-c", "0"] if PIN else []
+CLIENT_PIN = ["taskset", "-c", "1"] if PIN else []
 SERVERS = os.environ.get("SERVERS", "meridian,gdnsd,nsd").split(",") + (["meridian-base"] if os.environ.get("MERIDIAN_BASE_BIN") else [])
 TESTS = os.environ.get("TESTS", "static,geo-ecs,direct-10k").split(",")
 GEODB = os.path.join(ROOT, "GeoData", "test.mmdb")
@@ -74,8 +82,8 @@ STATIC_QUERIES = ["static.example.test A", "example.test A", "mail.example.test 
 
 # test -> (queries, extra dnsperf arguments, servers that take part)
 TEST_SPECS = {
-    "static": (STATIC_QUERIES, [], ["meridian", "meridian-base", "meridian-scraped", "gdnsd", "nsd"]),
-    "geo-ecs": (["www.example.test A"], ["-E", ECS_OPTION], ["meridian", "meridian-base", "gdnsd"]),
+    "static": (STATIC_QUERIES, [], ["meridian", "meridian-nio", "meridian-base", "meridian-scraped", "gdnsd", "nsd"]),
+    "geo-ecs": (["www.example.test A"], ["-E", ECS_OPTION], ["meridian", "meridian-nio", "meridian-base", "gdnsd"]),
     "direct-10k": (["app.example.test A"], ["-E", ECS_OPTION], ["meridian", "meridian-base"]),
 }
 
@@ -145,18 +153,22 @@ def wait_port(port, timeout=20):
     return False
 
 
+def start_meridian_nio(work, port):
+    return start_meridian(work, port, extra=["--udp-engine", "nio"])
+
+
 def start_meridian_base(work, port):
     return start_meridian(work, port, binary=BASE_BIN)
 
 
-def start_meridian(work, port, admin=None, binary=None):
+def start_meridian(work, port, admin=None, binary=None, extra=()):
     zones = os.path.join(work, f"meridian-{port}")
     os.makedirs(zones)
     open(os.path.join(zones, "example.test.zone"), "w").write(ZONE)
     open(os.path.join(zones, "pools.yaml"), "w").write(meridian_pools())
     adm = ["--admin-listen", f"127.0.0.1:{admin}"] if admin else (["--no-admin"] if binary is None else [])
-    return subprocess.Popen([binary or BIN, "serve", "--zones", zones, "--listen", f"127.0.0.1:{port}", *adm, "--threads", THREADS,
-                             "--log-level", "warning"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return subprocess.Popen([*SERVER_PIN, binary or BIN, "serve", "--zones", zones, "--listen", f"127.0.0.1:{port}", *adm, "--threads", THREADS,
+                             "--log-level", "warning", *extra], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
 def start_meridian_scraped(work, port):
@@ -238,7 +250,7 @@ plugins => {{
   }}
 }}
 """)
-    return subprocess.Popen(["gdnsd", "-c", d, "start"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return subprocess.Popen([*SERVER_PIN, "gdnsd", "-c", d, "start"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
 def start_nsd(work, port):
@@ -268,15 +280,15 @@ zone:
     name: example.test
     zonefile: example.test.zone
 """)
-    return subprocess.Popen(["nsd", "-d", "-c", os.path.join(d, "nsd.conf")], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return subprocess.Popen([*SERVER_PIN, "nsd", "-d", "-c", os.path.join(d, "nsd.conf")], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
-STARTERS = {"meridian": start_meridian, "meridian-base": start_meridian_base, "meridian-scraped": start_meridian_scraped, "gdnsd": start_gdnsd, "nsd": start_nsd}
+STARTERS = {"meridian": start_meridian, "meridian-nio": start_meridian_nio, "meridian-base": start_meridian_base, "meridian-scraped": start_meridian_scraped, "gdnsd": start_gdnsd, "nsd": start_nsd}
 
 
 def run_dnsperf_full(port, qfile, extra):
     """(queries/s, completed, lost, average latency in ms) of one dnsperf run."""
-    out = subprocess.run(["dnsperf", "-s", "127.0.0.1", "-p", str(port), "-d", qfile, "-l", str(DURATION),
+    out = subprocess.run([*CLIENT_PIN, "dnsperf", "-s", "127.0.0.1", "-p", str(port), "-d", qfile, "-l", str(DURATION),
                           "-c", CLIENTS, "-q", OUTSTANDING, "-T", "1", *extra], capture_output=True, text=True,
                          timeout=DURATION + 30).stdout
     qps = completed = lost = latency = None
@@ -373,7 +385,7 @@ def main():
         if not mine:
             continue
         for (t, ref), theirs in med.items():
-            if t != test or ref == "meridian" or ref == "meridian-scraped":
+            if t != test or ref in ("meridian", "meridian-scraped"):
                 continue
             cpu_ratio = mine[1] / theirs[1] if theirs[1] > 0 else float("nan")
             print(f"  {test}: meridian/{ref} = {mine[0] / theirs[0]:.2f}x queries per second, {cpu_ratio:.2f}x CPU per answer")

@@ -49,6 +49,8 @@ public final class DNSServer: Sendable {
     let tcpCap: Int
     let clientLimiter: ClientLimiter
     let channels: NIOLockedValueBox<[any Channel]> = NIOLockedValueBox([])
+    /// The batched UDP data planes (`--udp-engine batch`), one per listen address.
+    let planes = NIOLockedValueBox<[BatchUDPPlane]>([])
     /// Serializes the writers of new snapshots (reloads, state-file changes); never taken on
     /// the query path.
     let reloadLock = NIOLock()
@@ -240,14 +242,22 @@ public final class DNSServer: Sendable {
             let tcp = try await bindTCP(address, port: address.port)
             channels.withLockedValue { $0.append(tcp) }
             let port = tcp.localAddress?.port ?? address.port
-            // UDP: one socket per event loop, sharing the port through SO_REUSEPORT.
-            for loop in group.makeIterator() {
-                let udp = try await bindUDP(address, port: port, loop: loop)
-                channels.withLockedValue { $0.append(udp) }
+            // UDP: one socket per thread or event loop, sharing the port through SO_REUSEPORT.
+            switch config.udpEngine {
+            case .batch:
+                let plane = BatchUDPPlane(
+                    address: address, box: box, maxUDPPayload: config.engine.maxUDPPayload, rateLimit: config.rateLimit, logger: logger)
+                try plane.start(port: port, count: config.threads)
+                planes.withLockedValue { $0.append(plane) }
+            case .nio:
+                for loop in group.makeIterator() {
+                    let udp = try await bindUDP(address, port: port, loop: loop)
+                    channels.withLockedValue { $0.append(udp) }
+                }
             }
             let actual = ListenAddress(host: address.host, port: port)
             bound.append(actual)
-            logger.info("listening on \(actual) (udp x\(config.threads), tcp)")
+            logger.info("listening on \(actual) (udp x\(config.threads) \(config.udpEngine.rawValue), tcp)")
         }
         return bound
     }
@@ -438,6 +448,11 @@ public final class DNSServer: Sendable {
             return c
         }
         for c in all { try? await c.close() }
+        let udpPlanes = planes.withLockedValue { p in
+            defer { p = [] }
+            return p
+        }
+        for p in udpPlanes { p.stop() }
         // The monitor stops reporting to the group first (this also breaks the reference
         // cycle their callbacks make), then each shuts down.
         groupBox.withLockedValue { $0 = nil }

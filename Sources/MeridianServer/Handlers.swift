@@ -90,23 +90,7 @@ final class UDPQueryHandler: ChannelInboundHandler {
         let envelope = unwrapInboundIn(data)
         let source = envelope.remoteAddress.ipAddress
         let outcome = answerer.answer(envelope.data, from: source)
-        guard !outcome.dropped else { return }
-        var response = answerer.response(outcome)
-        // A valid server cookie proves the source is not spoofed: such clients are not limited.
-        if limiter.enabled, !outcome.cookieValid, let c = RateLimiter.classify(response) {
-            // The packet source, not an ECS address: a spoofed flood names its victim here.
-            let key = limiter.limiter.key(client: source, kind: c.kind, nameHash: c.nameHash)
-            switch limiter.limiter.decide(key: key, now: answerer.buffer.nowSeconds) {
-            case .send:
-                break
-            case .drop:
-                metrics.rateLimited(slipped: false)
-                return
-            case .slip:
-                metrics.rateLimited(slipped: true)
-                response = Self.truncate(answerer.buffer, questionEnd: c.questionEnd)
-            }
-        }
+        guard !outcome.dropped, let response = limiter.apply(outcome: outcome, buffer: answerer.buffer, source: source, metrics: metrics) else { return }
         var out = context.channel.allocator.buffer(capacity: response.count)
         out.writeBytes(response)
         context.write(wrapOutboundOut(AddressedEnvelope(remoteAddress: envelope.remoteAddress, data: out)), promise: nil)

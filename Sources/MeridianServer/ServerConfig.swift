@@ -70,6 +70,8 @@ public struct ServerConfig: Sendable {
     /// unchanged for `watchSettleMilliseconds`.
     public var watchZones: Bool
     public var watchSettleMilliseconds: Int
+    /// What answers UDP: the batched data plane (default) or SwiftNIO channels.
+    public var udpEngine: UDPEngine
 
     public init(
         zonesDirectory: String, statePath: String? = nil, statePollMilliseconds: Int = 250, startupCheckTimeout: Double = 5,
@@ -77,8 +79,10 @@ public struct ServerConfig: Sendable {
         listen: [ListenAddress], threads: Int = System.coreCount, tcpIdleTimeout: Int64 = 10,
         tcpMaxConnections: Int = 1024, tcpMaxPerClient: Int = 64, tcpMaxBufferedBytes: Int = 256 * 1024, engine: EngineConfig = EngineConfig(),
         gossipListen: String? = nil, gossipKeyFile: String? = nil, gossipInsecure: Bool = false, gossipFaultFile: String? = nil,
-        rateLimit: RateLimitConfig = RateLimitConfig(), watchZones: Bool = false, watchSettleMilliseconds: Int = 500
+        rateLimit: RateLimitConfig = RateLimitConfig(), watchZones: Bool = false, watchSettleMilliseconds: Int = 500,
+        udpEngine: UDPEngine = .batch
     ) {
+        self.udpEngine = udpEngine
         self.watchZones = watchZones
         self.watchSettleMilliseconds = max(0, watchSettleMilliseconds)
         self.rateLimit = rateLimit

@@ -111,6 +111,9 @@ struct Serve: AsyncParsableCommand {
     @Option(name: .long, help: "PEM private key for HTTPS on the admin API.")
     var adminTlsKey: String?
 
+    @Option(name: .long, help: "What answers UDP: batch (a thread per socket, recvmmsg/sendmmsg) or nio (SwiftNIO channels).")
+    var udpEngine = "batch"
+
     @Flag(name: .long, help: "Reload when files in the zones directory change (debounced; a bad file keeps the old data serving).")
     var watch = false
 
@@ -148,6 +151,7 @@ struct Serve: AsyncParsableCommand {
         if let nodeName { try check(ClusterConfig.isValidName(nodeName), "--node-name must be 1-64 letters, digits, '.', '-' or '_'") }
         if let gossipListen { try check(GossipAddress(gossipListen) != nil, "bad --gossip-listen \(gossipListen): use IP:PORT or [V6]:PORT") }
         try check(["text", "json"].contains(logFormat), "--log-format must be text or json")
+        try check(UDPEngine(rawValue: udpEngine) != nil, "--udp-engine must be batch or nio")
         try check(ListenAddress(adminListen) != nil, "bad --admin-listen \(adminListen): use HOST:PORT or [V6]:PORT")
         try check((adminTlsCert == nil) == (adminTlsKey == nil), "--admin-tls-cert and --admin-tls-key go together")
         if let user { try check(!user.isEmpty && user.utf8.count <= 64, "--user must name a user") }
@@ -202,7 +206,7 @@ struct Serve: AsyncParsableCommand {
             tcpMaxConnections: tcpMaxConnections, tcpMaxPerClient: tcpMaxPerClient, tcpMaxBufferedBytes: tcpMaxBuffer, engine: engine,
             gossipListen: gossipListen, gossipKeyFile: key.gossipKeyFile, gossipInsecure: key.gossipInsecure, gossipFaultFile: gossipFaultFile,
             rateLimit: RateLimitConfig(responsesPerSecond: rrlRate, slip: rrlSlip, ipv4Prefix: rrlIpv4Prefix, ipv6Prefix: rrlIpv6Prefix, tableSize: rrlTableSize),
-            watchZones: watch)
+            watchZones: watch, udpEngine: UDPEngine(rawValue: udpEngine) ?? .batch)
         let server: DNSServer
         do { server = try DNSServer(config: config, logger: logger) } catch {
             FileHandle.standardError.write(Data("\(error)\n".utf8))
