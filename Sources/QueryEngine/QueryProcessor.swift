@@ -420,7 +420,7 @@ struct Responder {
     mutating func poolAnswer(pool: Int, owner: Owner, zone: Zone, chain: Int) -> Bool {
         let pools = snapshot.pools
         let qtype = question.type
-        let isCNAME = pools.runtimes[pool].pool.isCNAME
+        let isCNAME = pools.runtimes[pool].plan.shape.isCNAME
         guard isCNAME || qtype == RRType.a || qtype == RRType.aaaa || qtype == RRType.any else { return false }
         let type = qtype == RRType.aaaa ? RRType.aaaa : RRType.a
         let outcome: SelectionOutcome
@@ -441,7 +441,7 @@ struct Responder {
             tc = true
         case .cname(let p, let m):
             let rt = pools.runtimes[p]
-            guard m >= 0, let target = rt.pool.members[m].target else { return true }
+            guard m >= 0, m < rt.plan.pool.members.count, let target = rt.plan.pool.members[m].target else { return true }
             guard writeCNAME(owner: owner, target: target, ttl: rt.ttl) else {
                 tc = true
                 return true

@@ -5,6 +5,8 @@ import PoolConfig
 /// order each topology region and each GeoIP location gets. Built once per configuration.
 public final class PoolPlan: Sendable {
     public let pool: Pool
+    /// The settings the query path reads, without the pool's arrays and strings.
+    public let shape: PoolShape
     /// Complete site orders (listed sites, then the other primary sites, then backups);
     /// `orders[0]` is the default order.
     public let orders: [[Int]]
@@ -17,6 +19,7 @@ public final class PoolPlan: Sendable {
 
     public init(pool: Pool, regions: [Region], geo: GeoDatabase?) {
         self.pool = pool
+        shape = PoolShape(pool)
         var orders: [[Int]] = []
         var listed: [Int] = []
         var index: [[Int]: Int] = [:]
@@ -72,5 +75,36 @@ public final class PoolPlan: Sendable {
     /// Whether the answer can depend on where the client is.
     public var dependsOnClient: Bool {
         pool.order.usesTopology || pool.order.usesGeo || (pool.mode == .direct && pool.method == .consistentHash)
+    }
+}
+
+/// A pool's scalar settings, copied out of `Pool` once per configuration. Reading `Pool`
+/// itself on the query path copies a struct of arrays, strings and dictionaries, one reference
+/// count up and down for each; these fields copy nothing.
+public struct PoolShape: Sendable {
+    public let mode: PoolMode
+    public let method: SelectionMethod
+    public let hashPrefixV4: Int
+    public let hashPrefixV6: Int
+    public let siteAffinity: Bool
+    public let maxAnswers: Int
+    public let isCNAME: Bool
+    public let addressOrder: AddressOrder
+    public let usesTopology: Bool
+    public let usesGeo: Bool
+    public let allDown: AllDownPolicy
+
+    init(_ pool: Pool) {
+        mode = pool.mode
+        method = pool.method
+        hashPrefixV4 = pool.hashPrefixV4
+        hashPrefixV6 = pool.hashPrefixV6
+        siteAffinity = pool.siteAffinity
+        maxAnswers = pool.maxAnswers
+        isCNAME = pool.isCNAME
+        addressOrder = pool.addressOrder
+        usesTopology = pool.order.usesTopology
+        usesGeo = pool.order.usesGeo
+        allDown = pool.allDown
     }
 }

@@ -18,6 +18,8 @@ public struct PickTable: Sendable {
 /// every answer pre-encoded. Built when either changes, never on the query path.
 public final class PoolRuntime: Sendable {
     public let plan: PoolPlan
+    /// The pool's definition. A computed copy of a struct of arrays: fine for explain, status
+    /// and tables, not for the query path (which reads `plan.shape`).
     public var pool: Pool { plan.pool }
     public let status: [MemberStatus]
     /// Static weight x weight factor for answerable (up) members, else 0.

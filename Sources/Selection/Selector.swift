@@ -109,15 +109,16 @@ public enum Selector {
     ) -> SelectionOutcome {
         let rt = pools.runtimes[index]
         let plan = rt.plan
-        let pool = plan.pool
+        let shape = plan.shape
         let fam = familyIndex(qtype)
-        rec.note("pool \(pool.name) (\(pool.mode.rawValue)), TTL \(rt.ttl)\(rt.degraded ? " (degraded: a member is down)" : "")")
+        rec.note("pool \(plan.pool.name) (\(shape.mode.rawValue)), TTL \(rt.ttl)\(rt.degraded ? " (degraded: a member is down)" : "")")
         var scope = 0
         let oi = orderIndex(plan: plan, pools: pools.pools, client: client, scope: &scope, recorder: &rec)
         let order = plan.orders[oi]
-        rec.note("site order: \(order.map { pool.sites[$0].name }.joined(separator: ", "))")
+        rec.note("site order: \(order.map { plan.pool.sites[$0].name }.joined(separator: ", "))")
         // Every site and member, for explain only: never walked on the query path.
         for s in order where R.isRecording {
+            let pool = plan.pool
             let site = pool.sites[s]
             rec.note("  site \(site.name)\(site.backup ? " (backup)" : ""): \(rt.siteUsable[s] ? "usable" : "NOT usable"), \(rt.siteHealthy[s])/\(site.members.count) healthy, min_up \(site.minUp)")
             for m in site.members {
@@ -125,10 +126,10 @@ public enum Selector {
             }
         }
 
-        switch pool.mode {
+        switch shape.mode {
         case .multiSite:
             for s in order where rt.siteUsable[s] {
-                rec.note("answer from site \(pool.sites[s].name): the first usable site in the order")
+                rec.note("answer from site \(plan.pool.sites[s].name): the first usable site in the order")
                 let a = site(rt, s, fam: fam, pool: index, client: client, scope: &scope, rng: &buffer.random, owner: owner, w: &w, recorder: &rec)
                 return SelectionOutcome(answer: a, scope: scope, pool: index, site: s)
             }
@@ -136,31 +137,31 @@ public enum Selector {
             let table = rt.activeByOrder[oi]
             if !table.isEmpty {
                 let s = Int(table.draw(&buffer.random))
-                rec.note("answer from site \(pool.sites[s].name): weighted draw over \(table.items.map { pool.sites[Int($0)].name }.joined(separator: ", "))")
+                rec.note("answer from site \(plan.pool.sites[s].name): weighted draw over \(table.items.map { plan.pool.sites[Int($0)].name }.joined(separator: ", "))")
                 let a = site(rt, s, fam: fam, pool: index, client: client, scope: &scope, rng: &buffer.random, owner: owner, w: &w, recorder: &rec)
                 return SelectionOutcome(answer: a, scope: scope, pool: index, site: s)
             }
         case .direct:
             var key: UInt64 = 0
-            if pool.method == .consistentHash {
-                let prefix = client.family == .v4 ? pool.hashPrefixV4 : pool.hashPrefixV6
+            if shape.method == .consistentHash {
+                let prefix = client.family == .v4 ? shape.hashPrefixV4 : shape.hashPrefixV6
                 key = subnetKey(client.truncated(to: prefix).bytes, family: fam)
                 scope = max(scope, prefix)
                 rec.note("consistent hash of \(client.truncated(to: prefix))/\(prefix)")
             }
             var count = 0
             let picks = buffer.picks
-            if pool.siteAffinity {
-                for s in order where count < pool.maxAnswers {
+            if shape.siteAffinity {
+                for s in order where count < shape.maxAnswers {
                     let before = count
-                    take(rt.pickBySite[fam][s], method: pool.method, key: key, max: pool.maxAnswers, picks: picks, count: &count, rng: &buffer.random)
-                    if count > before { rec.note("took \(count - before) from site \(pool.sites[s].name) (site affinity)") }
+                    take(rt.pickBySite[fam][s], method: shape.method, key: key, max: shape.maxAnswers, picks: picks, count: &count, rng: &buffer.random)
+                    if count > before { rec.note("took \(count - before) from site \(plan.pool.sites[s].name) (site affinity)") }
                 }
             } else {
-                take(rt.pickAll[fam], method: pool.method, key: key, max: pool.maxAnswers, picks: picks, count: &count, rng: &buffer.random)
+                take(rt.pickAll[fam], method: shape.method, key: key, max: shape.maxAnswers, picks: picks, count: &count, rng: &buffer.random)
             }
             if count > 0 {
-                rec.note("answer \(count) of \(rt.pickAll[fam].alias.items.count) answerable node(s) by \(pool.method.rawValue)")
+                rec.note("answer \(count) of \(rt.pickAll[fam].alias.items.count) answerable node(s) by \(shape.method.rawValue)")
                 let mark = w.mark()
                 for i in 0..<count {
                     let ok = rt.memberRecord[Int(picks[i])].withUnsafeBytes { write(records: $0, size: $0.count, owner: owner, w: &w) }
@@ -178,10 +179,10 @@ public enum Selector {
         }
 
         // Nothing usable.
-        switch pool.allDown {
+        switch shape.allDown {
         case .failOpen:
             rec.note("nothing usable: fail-open, answering every member")
-            if pool.isCNAME, let s = order.first, let m = pool.sites[s].members.first {
+            if shape.isCNAME, let s = order.first, let m = plan.pool.sites[s].members.first {
                 return SelectionOutcome(answer: .cname(pool: index, member: m), scope: scope, pool: index, route: .failOpen)
             }
             return SelectionOutcome(answer: wire(rt.allWire[fam], fam: fam, owner: owner, w: &w), scope: scope, pool: index, route: .failOpen)
@@ -206,8 +207,7 @@ public enum Selector {
 
     /// Topology first, then GeoIP, then the default order; widens `scope` to the bits used.
     static func orderIndex<R: DecisionRecorder>(plan: PoolPlan, pools: PoolSet, client: IPAddress, scope: inout Int, recorder rec: inout R) -> Int {
-        let pool = plan.pool
-        if pool.order.usesTopology {
+        if plan.shape.usesTopology {
             let m = pools.topology.match(client)
             scope = max(scope, m.scope)
             if m.value >= 0 {
@@ -218,7 +218,7 @@ public enum Selector {
                 rec.note("client \(client) is in no topology region")
             }
         }
-        if pool.order.usesGeo, let geo = pools.geo {
+        if plan.shape.usesGeo, let geo = pools.geo {
             let m = geo.match(client)
             scope = max(scope, m.prefix)
             if m.info >= 0 {
@@ -240,16 +240,17 @@ public enum Selector {
         _ rt: PoolRuntime, _ s: Int, fam: Int, pool: Int, client: IPAddress, scope: inout Int, rng: inout UInt64,
         owner: UnsafeRawBufferPointer?, w: inout MessageWriter, recorder rec: inout R
     ) -> PoolAnswer {
-        if rt.pool.isCNAME { return .cname(pool: pool, member: rt.siteFirstMember[s]) }
+        let shape = rt.plan.shape
+        if shape.isCNAME { return .cname(pool: pool, member: rt.siteFirstMember[s]) }
         let table = rt.siteOrder[fam][s]
         let items = table.items
-        guard items.count > 1, rt.pool.addressOrder != .fixed else {
+        guard items.count > 1, shape.addressOrder != .fixed else {
             if R.isRecording && items.count > 1 { rec.note("addresses in pool-file order (address_order: fixed)") }
             return wire(rt.siteWire[fam][s], fam: fam, owner: owner, w: &w)
         }
         var first: Int32
-        if rt.pool.addressOrder == .sticky {
-            let prefix = client.family == .v4 ? rt.pool.hashPrefixV4 : rt.pool.hashPrefixV6
+        if shape.addressOrder == .sticky {
+            let prefix = client.family == .v4 ? shape.hashPrefixV4 : shape.hashPrefixV6
             var key = subnetKey(client.truncated(to: prefix).bytes, family: fam) | 1
             first = table.draw(&key)
             scope = max(scope, prefix)
