@@ -107,6 +107,7 @@ public enum RecordParser {
                 return state.diagnostics.append(Diagnostic(file: file, line: 0, "cannot open the file's text for reading"))
             }
             defer { fclose(fp) }
+            meridian_stream_unlocked(fp)
             var lexer = EntryLexer(fp: fp, bytes: raw)
             defer { lexer.release() }
             while let entry = lexer.next() {
