@@ -13,6 +13,8 @@ public struct HTTPCheckRequest: Sendable {
     public var verifyTLS: Bool
     public var clientCert: String?
     public var clientKey: String?
+    /// Reuse the connection of the previous check of the same URL (HTTP keep-alive).
+    public var keepAlive: Bool = false
 }
 
 /// What an HTTP(S) check got back.
@@ -40,6 +42,8 @@ public final class CurlRunner: @unchecked Sendable {
     // handle, the running transfers, the idle handles) is touched only by the runner's own thread.
     public static let maxBody = 65536
     static let userAgent = "Meridian-healthcheck/1.0 (+https://github.com/meridian-gslb)"
+    /// Connections kept open for keep-alive checks (one per checked URL).
+    static let maxKeptConnections = 4096
 
     public typealias Completion = @Sendable (HTTPCheckResult) -> Void
     /// Runs the completions of one pass; by default right there on the runner's thread.
@@ -77,7 +81,9 @@ public final class CurlRunner: @unchecked Sendable {
         self.deliver = deliver
         curl_global_init(Int(CURL_GLOBAL_DEFAULT))
         multi = curl_multi_init()
-        _ = meridian_curl_multi_setopt_long(multi, CURLMOPT_MAXCONNECTS, 64)
+        // The connection cache of the multi handle: only keep-alive checks leave connections in
+        // it (the others forbid reuse); one per checked URL, up to this many.
+        _ = meridian_curl_multi_setopt_long(multi, CURLMOPT_MAXCONNECTS, CurlRunner.maxKeptConnections)
         let t = Thread { [unowned self] in self.loop() }
         t.name = "meridian-curl"
         thread = t
@@ -153,8 +159,8 @@ public final class CurlRunner: @unchecked Sendable {
         _ = meridian_curl_easy_setopt_long(easy, CURLOPT_NOSIGNAL, 1)
         _ = meridian_curl_easy_setopt_long(easy, CURLOPT_TIMEOUT_MS, Int(r.timeout * 1000))
         _ = meridian_curl_easy_setopt_long(easy, CURLOPT_CONNECTTIMEOUT_MS, Int(r.timeout * 1000))
-        _ = meridian_curl_easy_setopt_long(easy, CURLOPT_FRESH_CONNECT, 1)
-        _ = meridian_curl_easy_setopt_long(easy, CURLOPT_FORBID_REUSE, 1)
+        _ = meridian_curl_easy_setopt_long(easy, CURLOPT_FRESH_CONNECT, r.keepAlive ? 0 : 1)
+        _ = meridian_curl_easy_setopt_long(easy, CURLOPT_FORBID_REUSE, r.keepAlive ? 0 : 1)
         _ = meridian_curl_easy_setopt_long(easy, CURLOPT_FOLLOWLOCATION, 0)
         _ = meridian_curl_easy_setopt_long(easy, CURLOPT_SSL_VERIFYPEER, r.verifyTLS ? 1 : 0)
         _ = meridian_curl_easy_setopt_long(easy, CURLOPT_SSL_VERIFYHOST, r.verifyTLS ? 2 : 0)

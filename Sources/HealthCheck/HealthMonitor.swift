@@ -129,7 +129,7 @@ public final class HealthMonitor: @unchecked Sendable {
                 self = .http(HTTPCheckRequest(
                     url: "\(spec.kind.rawValue)://\(urlHost):\(spec.port)\(spec.path)", resolve: resolve,
                     hostHeader: spec.host.flatMap { $0 == urlHost ? nil : $0 }, method: spec.method, timeout: spec.timeout,
-                    verifyTLS: spec.verifyTLS, clientCert: spec.clientCert, clientKey: spec.clientKey))
+                    verifyTLS: spec.verifyTLS, clientCert: spec.clientCert, clientKey: spec.clientKey, keepAlive: spec.keepAlive))
             }
         }
     }

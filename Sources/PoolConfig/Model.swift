@@ -109,6 +109,9 @@ public struct CheckSpec: Sendable, Equatable {
     public var sni: String?
     public var clientCert: String?
     public var clientKey: String?
+    /// Keep the connection open between checks of one member (HTTP keep-alive) instead of a
+    /// new connection (and TLS handshake) per check.
+    public var keepAlive: Bool = false
     // DNS
     public var queryName: [UInt8] = [0]
     public var queryType: UInt16 = 6

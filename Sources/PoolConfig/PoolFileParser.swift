@@ -458,7 +458,7 @@ struct Parser {
 
     static let checkKeys: Set<String> = [
         "type", "port", "interval", "timeout", "rise", "fall", "initial", "method", "path", "host", "expect_status", "body",
-        "body_regex", "verify_tls", "sni", "client_cert", "client_key", "name", "qtype", "expect_rcode", "expect_answer", "command",
+        "body_regex", "verify_tls", "sni", "client_cert", "client_key", "keepalive", "name", "qtype", "expect_rcode", "expect_answer", "command",
     ]
 
     mutating func check(_ n: YNode, pool: String) -> CheckSpec? {
@@ -485,7 +485,7 @@ struct Parser {
             default: error(v, "initial must be up or down")
             }
         }
-        let httpKeys = ["method", "path", "host", "expect_status", "body", "body_regex", "verify_tls", "sni", "client_cert", "client_key"]
+        let httpKeys = ["method", "path", "host", "expect_status", "body", "body_regex", "verify_tls", "sni", "client_cert", "client_key", "keepalive"]
         let dnsKeys = ["name", "qtype", "expect_rcode", "expect_answer"]
         for (key, kinds) in [(httpKeys, [CheckKind.http, .https]), (dnsKeys, [.dns]), (["command"], [.exec])] {
             for k in key where f[k] != nil && !kinds.contains(kind) { error(f[k]!, "'\(k)' does not apply to a \(kind.rawValue) check") }
@@ -502,6 +502,7 @@ struct Parser {
             if let s = r.scalar, (try? NSRegularExpression(pattern: s)) != nil { c.bodyRegex = s } else { error(r, "body_regex is not a valid regular expression") }
         }
         if let v = f["verify_tls"] { c.verifyTLS = boolean(v, "verify_tls") ?? true }
+        if let v = f["keepalive"] { c.keepAlive = boolean(v, "keepalive") ?? false }
         c.sni = f["sni"]?.scalar
         c.clientCert = f["client_cert"]?.scalar
         c.clientKey = f["client_key"]?.scalar

@@ -39,6 +39,9 @@ struct CheckConfigTests {
         #expect(p.checks[1].interval == 0.5 && p.checks[1].timeout == 0.5)
         #expect(p.agent == AgentSpec(port: 3334, send: "hello", interval: 1, timeout: 1, maxAge: 30, line: 10))
         #expect(MonitorTarget.targets(for: s!).count == 1)
+        #expect(!p.checks[0].keepAlive)
+        let (k, kd) = parse("      - {type: https, keepalive: true}\n")
+        #expect(try #require(k?.pools.first, "\(kd)").checks[0].keepAlive)
     }
 
     @Test(arguments: [
@@ -51,6 +54,8 @@ struct CheckConfigTests {
         ("      - {type: http, rise: 0}\n", "rise 0 is out of range"),
         ("      - {type: http, interval: fast}\n", "must be a duration"),
         ("      - {type: https, client_cert: /a.pem}\n", "go together"),
+        ("      - {type: tcp, port: 80, keepalive: true}\n", "'keepalive' does not apply to a tcp check"),
+        ("      - {type: http, keepalive: sometimes}\n", "keepalive"),
     ])
     func errors(check: String, message: String) {
         let (s, d) = parse(check)

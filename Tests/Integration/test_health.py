@@ -304,3 +304,87 @@ def test_flapping_member_does_not_flap_answers(env):
         time.sleep(0.05)
     # Alternating 200/503 never gives two failures in a row: it stays up, steadily.
     assert seen == {("127.0.0.71",)}
+
+
+def test_http_keepalive_reuses_one_connection_and_still_sees_a_death(binary, tmp_path):
+    """`keepalive: true`: checks of a member reuse one connection (the backend counts
+    connections); without it every check connects anew. A backend that dies is still marked down."""
+    port = free_port()
+    counts = {}
+    conns = {}
+
+    def backend(host):
+        counts[host] = {"connections": 0, "requests": 0}
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def setup(self):
+                counts[host]["connections"] += 1
+                conns.setdefault(host, []).append(self.request)
+                super().setup()
+
+            def do_GET(self):
+                counts[host]["requests"] += 1
+                self.send_response(200)
+                self.send_header("Content-Length", "2")
+                self.end_headers()
+                self.wfile.write(b"OK")
+
+            def log_message(self, *a):
+                pass
+
+        s = http.server.ThreadingHTTPServer((host, port), Handler)
+        s.daemon_threads = True
+        threading.Thread(target=s.serve_forever, daemon=True).start()
+        return s
+
+    servers = {h: backend(h) for h in ("127.0.0.61", "127.0.0.62")}
+    zones = tmp_path / "zones"
+    zones.mkdir()
+    (zones / "ka.test.zone").write_text("$TTL 300\n@ SOA ns hostmaster 1 2 3 4 5\n@ NS ns\nns A 192.0.2.1\n")
+    (zones / "pools.yaml").write_text(f"""pools:
+  kept:
+    names: [kept.ka.test.]
+    members: [127.0.0.61]
+    checks: [{{type: http, port: {port}, path: /health, interval: 200ms, timeout: 150ms, rise: 1, fall: 1, keepalive: true}}]
+  fresh:
+    names: [fresh.ka.test.]
+    members: [127.0.0.62]
+    checks: [{{type: http, port: {port}, path: /health, interval: 200ms, timeout: 150ms, rise: 1, fall: 1}}]
+""")
+    srv = Server(str(zones), [], ready_name="ka.test.")
+
+    def state(member):
+        import json
+        import urllib.request
+        with urllib.request.urlopen(f"http://127.0.0.1:{srv.admin}/status", timeout=5) as r:
+            status = json.loads(r.read())
+        return next(m["state"] for p in status["pools"] for site in p["sites"] for m in site["members"] if m["id"] == member)
+
+    try:
+        deadline = time.time() + 15
+        while time.time() < deadline and min(c["requests"] for c in counts.values()) < 15:
+            time.sleep(0.1)
+        kept, fresh = counts["127.0.0.61"], counts["127.0.0.62"]
+        print(f"keepalive: {kept['requests']} checks over {kept['connections']} connection(s); without: {fresh['requests']} over {fresh['connections']}")
+        assert kept["requests"] >= 15 and kept["connections"] <= 2
+        assert fresh["requests"] >= 15 and fresh["connections"] >= fresh["requests"] - 1
+        assert state("kept/default/127.0.0.61") == "up"
+        # The kept connection's server dies (listener and the open connection): the member goes down.
+        servers["127.0.0.61"].shutdown()
+        servers["127.0.0.61"].server_close()
+        for c in conns.get("127.0.0.61", []):
+            try:
+                c.shutdown(socket.SHUT_RDWR)
+                c.close()
+            except OSError:
+                pass
+        deadline = time.time() + 10
+        while time.time() < deadline and state("kept/default/127.0.0.61") != "down":
+            time.sleep(0.1)
+        assert state("kept/default/127.0.0.61") == "down"
+        assert state("fresh/default/127.0.0.62") == "up"
+    finally:
+        srv.stop()
+        servers["127.0.0.62"].shutdown()
