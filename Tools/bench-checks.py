@@ -50,8 +50,12 @@ BIN = bench.BIN
 
 
 def dnsperf_round(port, qfile):
-    """(answers/s, completed, lost, average latency in ms) of one dnsperf run."""
-    return bench.run_dnsperf_full(port, qfile, ["-Q", str(FIXED_QPS)] if FIXED_QPS else [])
+    """(answers/s, completed, lost, average latency in ms, p99 in ms or None) of one dnsperf
+    run; at a fixed rate, with every query's latency (dnsperf -v) for the percentiles."""
+    if FIXED_QPS:
+        qps, completed, lost, avg, _, p99, _ = bench.run_dnsperf_percentiles(port, qfile, ["-Q", str(FIXED_QPS)])
+        return qps, completed, lost, avg, p99
+    return (*bench.run_dnsperf_full(port, qfile, []), None)
 
 
 class Targets:
@@ -163,7 +167,7 @@ def main():
                                                    stdout=subprocess.PIPE, text=True)
                         time.sleep(0.3)
                     c0 = bench.cpu_seconds(p.pid)
-                    qps, completed, lost, latency = dnsperf_round(port, qfile)
+                    qps, completed, lost, latency, p99 = dnsperf_round(port, qfile)
                     cpu = bench.cpu_seconds(p.pid) - c0
                     if checker:
                         out = checker.communicate(timeout=bench.DURATION + 10)[0].split()
@@ -175,9 +179,9 @@ def main():
                         checker.wait()
                     for pid in paused:
                         os.kill(pid, signal.SIGCONT)
-                results[kind].append((qps, cpu / completed * 100_000 if completed else float("nan"), latency))
+                results[kind].append((qps, cpu / completed * 100_000 if completed else float("nan"), latency, p99, lost))
                 print(f"round {r + 1} {kind:8s} {qps:>10,.0f} q/s  {results[kind][-1][1]:.2f} CPU-s/100k (server process)  lost {lost}"
-                      + (f"  latency {latency:.3f} ms" if FIXED_QPS else ""), flush=True)
+                      + (f"  latency {latency:.3f} ms, p99 {p99:.3f} ms" if FIXED_QPS else ""), flush=True)
         plain = [x[0] for x in results["plain"]]
         q = {k: statistics.median(x[0] for x in v) for k, v in results.items()}
         ratio = {k: statistics.median(x[0] / p for x, p in zip(v, plain)) for k, v in results.items()}
@@ -185,7 +189,11 @@ def main():
               f"(medians); median per-round ratio {ratio['checked']:.3f}x ({(1 - ratio['checked']) * 100:+.1f}% drop)")
         if FIXED_QPS:
             lat = {k: statistics.median(x[2] for x in v) for k, v in results.items()}
-            print(f"at a fixed {FIXED_QPS:,} q/s offered: median latency " + ", ".join(f"{k} {v:.3f} ms" for k, v in lat.items()))
+            p99 = {k: statistics.median(x[3] for x in v) for k, v in results.items()}
+            lost = {k: sum(x[4] for x in v) for k, v in results.items()}
+            print(f"at a fixed {FIXED_QPS:,} q/s offered: median of the rounds' average latency " + ", ".join(f"{k} {v:.3f} ms" for k, v in lat.items()))
+            print("  median of the rounds' 99th percentile " + ", ".join(f"{k} {v:.3f} ms" for k, v in p99.items())
+                  + "; queries lost over all rounds " + ", ".join(f"{k} {v}" for k, v in lost.items()))
         if floor:
             ok = sum(x[0] for x in floor_cpu)
             failed = sum(x[1] for x in floor_cpu)

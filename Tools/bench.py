@@ -305,6 +305,37 @@ def run_dnsperf_full(port, qfile, extra):
     return qps, completed, lost, latency
 
 
+def run_dnsperf_percentiles(port, qfile, extra):
+    """(queries/s, completed, lost, average, p50, p99, p99.9 latency in ms) of one dnsperf run
+    with per-query output (-v), for fixed-rate runs."""
+    out = subprocess.run([*CLIENT_PIN, "dnsperf", "-s", "127.0.0.1", "-p", str(port), "-d", qfile, "-l", str(DURATION),
+                          "-c", CLIENTS, "-q", OUTSTANDING, "-T", "1", "-v", *extra], capture_output=True, text=True,
+                         timeout=DURATION + 60).stdout
+    qps = completed = lost = latency = None
+    samples = []
+    for line in out.splitlines():
+        if line.startswith("> "):
+            try:
+                samples.append(float(line.rsplit(" ", 1)[1]) * 1000)
+            except ValueError:
+                pass
+            continue
+        line = line.strip()
+        if line.startswith("Queries per second:"):
+            qps = float(line.split()[-1])
+        elif line.startswith("Queries completed:"):
+            completed = int(line.split()[2])
+        elif line.startswith("Queries lost:"):
+            lost = int(line.split()[2])
+        elif line.startswith("Average Latency (s):"):
+            latency = float(line.split()[3]) * 1000
+    samples.sort()
+
+    def pct(p):
+        return samples[min(len(samples) - 1, int(len(samples) * p))] if samples else float("nan")
+    return qps, completed, lost, latency, pct(0.5), pct(0.99), pct(0.999)
+
+
 def run_dnsperf(port, qfile, extra):
     return run_dnsperf_full(port, qfile, extra)[:3]
 
