@@ -45,6 +45,8 @@ let package = Package(
         .target(name: "CPrivileges"),
         // recvmmsg/sendmmsg batches for the UDP data plane.
         .target(name: "CBatchIO"),
+        // TCP connect checks with epoll on one thread.
+        .target(name: "CTCPProbe"),
 
         // `file:line: message`, the one type every file reader reports problems with. A leaf.
         .target(name: "Diagnostics", exclude: ["README.md"], swiftSettings: strict),
@@ -65,7 +67,7 @@ let package = Package(
         .target(
             name: "HealthCheck",
             dependencies: [
-                "CCurl", "ClusterState", "PoolConfig", "GeoTopology", "DNSWire",
+                "CCurl", "CTCPProbe", "ClusterState", "PoolConfig", "GeoTopology", "DNSWire",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),

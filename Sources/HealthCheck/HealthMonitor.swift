@@ -70,6 +70,9 @@ public final class HealthMonitor: @unchecked Sendable {
     let group: MultiThreadedEventLoopGroup
     let loop: any EventLoop
     let curl: CurlRunner
+    /// TCP connect checks on their own epoll thread; nil if it could not start (every TCP check
+    /// then fails with the reason, and the log says so once).
+    let tcpEngine: TCPCheckEngine?
     /// HTTP(S) checks started in the current wake-up, handed to `curl` together at its end.
     private var httpBatch: [(HTTPCheckRequest, CurlRunner.Completion)] = []
     let execQueue = DispatchQueue(label: "meridian.exec-checks", attributes: .concurrent)
@@ -103,7 +106,7 @@ public final class HealthMonitor: @unchecked Sendable {
 
     /// A check's target in the form its probe uses.
     enum PreparedProbe {
-        case tcp(SocketAddress)
+        case tcp(IPAddress, Int)
         case dns(SocketAddress)
         case http(HTTPCheckRequest)
         case exec([String])
@@ -111,13 +114,10 @@ public final class HealthMonitor: @unchecked Sendable {
 
         init(_ spec: CheckSpec, address: IPAddress) {
             switch spec.kind {
-            case .tcp, .dns:
-                do {
-                    let target = try socketAddress(address, spec.port)
-                    self = spec.kind == .tcp ? .tcp(target) : .dns(target)
-                } catch {
-                    self = .invalid("bad address: \(error)")
-                }
+            case .tcp:
+                self = .tcp(address, spec.port)
+            case .dns:
+                do { self = .dns(try socketAddress(address, spec.port)) } catch { self = .invalid("bad address: \(error)") }
             case .exec:
                 self = .exec(spec.command.map {
                     $0.replacingOccurrences(of: "{address}", with: address.description).replacingOccurrences(of: "{port}", with: String(spec.port))
@@ -159,7 +159,8 @@ public final class HealthMonitor: @unchecked Sendable {
     /// share timer wake-ups (at most about 1/grain of them a second).
     private let grain: UInt64 = 2_000_000
     private var random = JitterRandom(seed: UInt64.random(in: 1...UInt64.max))
-    private lazy var tcp = TCPProber(loop: loop)
+    /// TCP checks started in the current wake-up, handed to `tcpEngine` together at its end.
+    private var tcpBatch: [(IPAddress, Int, Double, TCPCheckEngine.Completion)] = []
     private var generation = 0
     private var dirty = false
     private var publishPending = false
@@ -204,6 +205,7 @@ public final class HealthMonitor: @unchecked Sendable {
         let gate = LoopGate(loop)
         self.gate = gate
         curl = CurlRunner { batch in gate.execute { for (done, result) in batch { done(result) } } }
+        tcpEngine = TCPCheckEngine { batch in gate.execute { for (done, result) in batch { done(result) } } }
         self.observer = observer
         self.logger = logger
         self.coalesce = coalesce
@@ -248,6 +250,7 @@ public final class HealthMonitor: @unchecked Sendable {
             self.armed = nil
         }.get()
         curl.stop()
+        tcpEngine?.stop()
         gate.close()
         try? await group.shutdownGracefully()
     }
@@ -316,6 +319,10 @@ public final class HealthMonitor: @unchecked Sendable {
             curl.submit(httpBatch)
             httpBatch.removeAll(keepingCapacity: true)
         }
+        if !tcpBatch.isEmpty {
+            tcpEngine?.submit(tcpBatch)
+            tcpBatch.removeAll(keepingCapacity: true)
+        }
         arm()
     }
 
@@ -365,8 +372,9 @@ public final class HealthMonitor: @unchecked Sendable {
         switch run.prepared {
         case .invalid(let reason):
             done(.failure(reason))
-        case .tcp(let target):
-            tcp.probe(target, timeout: spec.timeout, done)
+        case .tcp(let address, let port):
+            if tcpEngine == nil { return done(.localFailure("the TCP check engine could not start (epoll or eventfd failed)")) }
+            tcpBatch.append((address, port, spec.timeout, done))
         case .dns(let target):
             dnsProbe(group: loop, target: target, name: spec.queryName, qtype: spec.queryType, expectRcode: spec.expectRcode, expectAnswer: spec.expectAnswer, timeout: spec.timeout)
                 .whenComplete { done((try? $0.get()) ?? .failure("probe error")) }

@@ -43,40 +43,6 @@ func socketAddress(_ a: IPAddress, _ port: Int) throws -> SocketAddress {
     try SocketAddress(ipAddress: a.description, port: port)
 }
 
-/// TCP connect checks: connect, then close at once with a reset (SO_LINGER 0), as HAProxy's
-/// checks do, so thousands of checks a second leave no TIME_WAIT sockets behind and cost the
-/// member one packet less. One bootstrap per timeout, made once; used only on `loop`.
-final class TCPProber {
-    let loop: any EventLoop
-    private var bootstraps: [Int64: ClientBootstrap] = [:]
-
-    init(loop: any EventLoop) { self.loop = loop }
-
-    func probe(_ target: SocketAddress, timeout: Double, _ done: @escaping @Sendable (ProbeResult) -> Void) {
-        let ms = Int64(timeout * 1000)
-        let bootstrap: ClientBootstrap
-        if let b = bootstraps[ms] {
-            bootstrap = b
-        } else {
-            bootstrap = ClientBootstrap(group: loop).connectTimeout(.milliseconds(ms))
-            bootstraps[ms] = bootstrap
-        }
-        bootstrap.connect(to: target).whenComplete { result in
-            switch result {
-            case .success(let ch):
-                done(.success("connected"))
-                if let options = ch as? any SocketOptionProvider {
-                    options.setSoLinger(linger(l_onoff: 1, l_linger: 0)).whenComplete { _ in ch.close(promise: nil) }
-                } else {
-                    ch.close(promise: nil)
-                }
-            case .failure(let error):
-                done(.failure("connect: ", error))
-            }
-        }
-    }
-}
-
 /// Collects a reply until the peer closes, a newline arrives, or `limit` octets.
 final class ReplyCollector: ChannelInboundHandler, @unchecked Sendable {
     // @unchecked: touched only on its channel's event loop.
