@@ -130,9 +130,15 @@ public final class PoolsRuntime: Sendable {
     public let plans: [PoolPlan]
     public let runtimes: [PoolRuntime]
     public let health: HealthSnapshot
+    /// `pools.topology` and `pools.geo` as fields of their own: the query path reads them here
+    /// rather than copying the `PoolSet` struct (and counting a reference for each of its arrays).
+    public let topology: PrefixTrie
+    public let geo: GeoDatabase?
 
     public init(pools: PoolSet, plans: [PoolPlan], health: HealthSnapshot) {
         self.pools = pools
+        topology = pools.topology
+        geo = pools.geo
         self.plans = plans
         self.health = health
         runtimes = plans.map { PoolRuntime(plan: $0, health: health) }

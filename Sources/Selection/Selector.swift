@@ -113,7 +113,7 @@ public enum Selector {
         let fam = familyIndex(qtype)
         rec.note("pool \(plan.pool.name) (\(shape.mode.rawValue)), TTL \(rt.ttl)\(rt.degraded ? " (degraded: a member is down)" : "")")
         var scope = 0
-        let oi = orderIndex(plan: plan, pools: pools.pools, client: client, scope: &scope, recorder: &rec)
+        let oi = orderIndex(plan: plan, runtime: pools, client: client, scope: &scope, recorder: &rec)
         let order = plan.orders[oi]
         rec.note("site order: \(order.map { plan.pool.sites[$0].name }.joined(separator: ", "))")
         // Every site and member, for explain only: never walked on the query path.
@@ -206,19 +206,19 @@ public enum Selector {
     }
 
     /// Topology first, then GeoIP, then the default order; widens `scope` to the bits used.
-    static func orderIndex<R: DecisionRecorder>(plan: PoolPlan, pools: PoolSet, client: IPAddress, scope: inout Int, recorder rec: inout R) -> Int {
+    static func orderIndex<R: DecisionRecorder>(plan: PoolPlan, runtime: PoolsRuntime, client: IPAddress, scope: inout Int, recorder rec: inout R) -> Int {
         if plan.shape.usesTopology {
-            let m = pools.topology.match(client)
+            let m = runtime.topology.match(client)
             scope = max(scope, m.scope)
             if m.value >= 0 {
                 let o = plan.regionOrder[m.value]
-                rec.note("client \(client) is in topology region \(pools.regions[m.value].name) (/\(m.prefix))\(o >= 0 ? ": order rule topology.\(pools.regions[m.value].name)" : ", which has no order rule")")
+                rec.note("client \(client) is in topology region \(runtime.pools.regions[m.value].name) (/\(m.prefix))\(o >= 0 ? ": order rule topology.\(runtime.pools.regions[m.value].name)" : ", which has no order rule")")
                 if o >= 0 { return Int(o) }
             } else {
                 rec.note("client \(client) is in no topology region")
             }
         }
-        if plan.shape.usesGeo, let geo = pools.geo {
+        if plan.shape.usesGeo, let geo = runtime.geo {
             let m = geo.match(client)
             scope = max(scope, m.prefix)
             if m.info >= 0 {
