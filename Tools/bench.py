@@ -286,11 +286,14 @@ zone:
 STARTERS = {"meridian": start_meridian, "meridian-nio": start_meridian_nio, "meridian-base": start_meridian_base, "meridian-scraped": start_meridian_scraped, "gdnsd": start_gdnsd, "nsd": start_nsd}
 
 
-def run_dnsperf_full(port, qfile, extra):
-    """(queries/s, completed, lost, average latency in ms) of one dnsperf run."""
-    out = subprocess.run([*CLIENT_PIN, "dnsperf", "-s", "127.0.0.1", "-p", str(port), "-d", qfile, "-l", str(DURATION),
-                          "-c", CLIENTS, "-q", OUTSTANDING, "-T", "1", *extra], capture_output=True, text=True,
-                         timeout=DURATION + 30).stdout
+def dnsperf_output(port, qfile, extra, timeout_extra=30):
+    return subprocess.run([*CLIENT_PIN, "dnsperf", "-s", "127.0.0.1", "-p", str(port), "-d", qfile, "-l", str(DURATION),
+                           "-c", CLIENTS, "-q", OUTSTANDING, "-T", "1", *extra], capture_output=True, text=True,
+                          timeout=DURATION + timeout_extra).stdout
+
+
+def dnsperf_summary(out):
+    """(queries/s, completed, lost, average latency in ms) from dnsperf's summary lines."""
     qps = completed = lost = latency = None
     for line in out.splitlines():
         line = line.strip()
@@ -305,35 +308,21 @@ def run_dnsperf_full(port, qfile, extra):
     return qps, completed, lost, latency
 
 
+def run_dnsperf_full(port, qfile, extra):
+    """(queries/s, completed, lost, average latency in ms) of one dnsperf run."""
+    return dnsperf_summary(dnsperf_output(port, qfile, extra))
+
+
 def run_dnsperf_percentiles(port, qfile, extra):
     """(queries/s, completed, lost, average, p50, p99, p99.9 latency in ms) of one dnsperf run
     with per-query output (-v), for fixed-rate runs."""
-    out = subprocess.run([*CLIENT_PIN, "dnsperf", "-s", "127.0.0.1", "-p", str(port), "-d", qfile, "-l", str(DURATION),
-                          "-c", CLIENTS, "-q", OUTSTANDING, "-T", "1", "-v", *extra], capture_output=True, text=True,
-                         timeout=DURATION + 60).stdout
-    qps = completed = lost = latency = None
-    samples = []
-    for line in out.splitlines():
-        if line.startswith("> "):
-            try:
-                samples.append(float(line.rsplit(" ", 1)[1]) * 1000)
-            except ValueError:
-                pass
-            continue
-        line = line.strip()
-        if line.startswith("Queries per second:"):
-            qps = float(line.split()[-1])
-        elif line.startswith("Queries completed:"):
-            completed = int(line.split()[2])
-        elif line.startswith("Queries lost:"):
-            lost = int(line.split()[2])
-        elif line.startswith("Average Latency (s):"):
-            latency = float(line.split()[3]) * 1000
-    samples.sort()
+    out = dnsperf_output(port, qfile, ["-v", *extra], timeout_extra=60)
+    samples = sorted(float(line.rsplit(" ", 1)[1]) * 1000 for line in out.splitlines()
+                     if line.startswith("> ") and line.rsplit(" ", 1)[1].replace(".", "", 1).isdigit())
 
     def pct(p):
         return samples[min(len(samples) - 1, int(len(samples) * p))] if samples else float("nan")
-    return qps, completed, lost, latency, pct(0.5), pct(0.99), pct(0.999)
+    return (*dnsperf_summary(out), pct(0.5), pct(0.99), pct(0.999))
 
 
 def run_dnsperf(port, qfile, extra):
