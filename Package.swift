@@ -41,7 +41,8 @@ let package = Package(
         .systemLibrary(name: "CMaxMindDB", pkgConfig: "libmaxminddb", providers: [.apt(["libmaxminddb-dev"])]),
         .systemLibrary(name: "CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
 
-        // Dropping root in every thread, the one libdispatch parks included (`serve --user`).
+        // Process-level calls Swift cannot make: dropping root in every thread, the one libdispatch
+        // parks included (`serve --user`); returning freed heap memory after a reload.
         .target(name: "CPrivileges"),
         // recvmmsg/sendmmsg batches for the UDP data plane.
         .target(name: "CBatchIO"),
@@ -100,7 +101,7 @@ let package = Package(
             name: "MeridianServer",
             dependencies: [
                 "Diagnostics", "QueryEngine", "ZoneStore", "DNSWire", "GeoTopology", "HealthCheck", "ClusterState", "PoolConfig", "Peers",
-                "CBatchIO", "Selection",
+                "CBatchIO", "CPrivileges", "Selection",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),

@@ -2,6 +2,7 @@
 #include "privileges.h"
 #include <errno.h>
 #include <grp.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -64,3 +65,5 @@ int meridian_drop_privileges(uid_t uid, gid_t gid) {
     if (setresuid(uid, uid, uid) != 0) return errno;
     return 0;
 }
+
+int meridian_release_free_memory(void) { return malloc_trim(0); }

@@ -1,6 +1,7 @@
 import Diagnostics
 import Atomics
 import ClusterState
+import CPrivileges
 import DNSWire
 import Dispatch
 import Foundation
@@ -139,6 +140,7 @@ public final class DNSServer: Sendable {
             logger.info("response rate limiting: \(r.responsesPerSecond) responses/s per /\(r.ipv4Prefix) or /\(r.ipv6Prefix), kind and name; slip \(r.slip); \(r.tableSize) buckets per event loop")
         }
         logger.info("loaded \(zones.zones.count) zones, \(zones.recordCount) records, \(snapshot.pools.runtimes.count) pools from \(config.zonesDirectory)")
+        Self.releaseFreedMemory()
     }
 
     /// The group settings from the cluster file (if any) and the gossip options.
@@ -383,6 +385,15 @@ public final class DNSServer: Sendable {
         peers.recordOverrides(overrides)
         logger.info("state file \(path): \(overrides.count) overrides")
         return diags
+    }
+
+    /// Hands the heap the zone loader freed back to the system (malloc keeps it otherwise: a
+    /// million-record zone leaves 615 MB resident where 376 MB are in use). Only after the first
+    /// load, before anything is served: trimming takes the allocator's lock for as long as it walks
+    /// the heap, and after a reload, with queries running, that showed as answers delayed by up
+    /// to 1.5 s.
+    static func releaseFreedMemory() {
+        _ = meridian_release_free_memory()
     }
 
     /// A file's modification time, size and inode; empty when it cannot be read.

@@ -11,4 +11,7 @@ int meridian_drop_privileges(uid_t uid, gid_t gid);
 
 /// The real, effective and saved user ids of thread `tid` of this process agree with `uid`.
 int meridian_thread_has_uid(pid_t tid, uid_t uid);
+/// Returns the heap's free memory to the system (glibc malloc_trim): after a reload has freed
+/// the previous configuration, which malloc would otherwise keep. Returns 1 if memory was released.
+int meridian_release_free_memory(void);
 #endif
