@@ -1,3 +1,4 @@
+import ClusterState
 import Foundation
 import MeridianServer
 import Mustache
@@ -62,12 +63,8 @@ enum StatusPage {
 
     static func fmt(_ v: Double) -> String { v == v.rounded() ? String(Int(v)) : String(format: "%.2f", v) }
 
-    static func time(_ t: Double) -> String {
-        var secs = time_t(t)
-        var parts = tm()
-        gmtime_r(&secs, &parts)
-        return String(format: "%04d-%02d-%02d %02d:%02d:%02dZ", parts.tm_year + 1900, parts.tm_mon + 1, parts.tm_mday, parts.tm_hour, parts.tm_min, parts.tm_sec)
-    }
+    /// RFC 3339 UTC to the second, as the state file and the API write times.
+    static func time(_ t: Double) -> String { AdminStateFile.time(t.rounded(.down)) }
 
     static let html = """
         <!doctype html>
