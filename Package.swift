@@ -48,13 +48,15 @@ let package = Package(
         .target(name: "CBatchIO"),
         // TCP connect checks with epoll on one thread.
         .target(name: "CTCPProbe"),
+        // A zone file through stdio for libldns, keeping only a window of it in memory.
+        .target(name: "CZoneStream"),
 
         // `file:line: message`, the one type every file reader reports problems with. A leaf.
         .target(name: "Diagnostics", exclude: ["README.md"], swiftSettings: strict),
         // The DNS wire format: names, headers, questions, EDNS, a response builder. No I/O.
         .target(name: "DNSWire", exclude: ["README.md"], swiftSettings: strict),
         // Zone files (via libldns) turned into an in-memory name table with wire-format RRsets.
-        .target(name: "ZoneStore", dependencies: ["Diagnostics", "DNSWire", "CLDNS"], exclude: ["README.md"], swiftSettings: strict),
+        .target(name: "ZoneStore", dependencies: ["Diagnostics", "DNSWire", "CLDNS", "CZoneStream"], exclude: ["README.md"], swiftSettings: strict),
         // Client location: IP addresses, prefix tries (topology), MaxMind DB (GeoIP).
         .target(name: "GeoTopology", dependencies: ["CMaxMindDB"], exclude: ["README.md"], swiftSettings: strict),
         // Pool files (YAML): pools, sites, members, regions, order rules, validated with file:line.

@@ -10,6 +10,8 @@ public final class MessageBuffer {
     public let name2: UnsafeMutableRawBufferPointer
     /// The original-case copy of `name2`, for writing it as an owner.
     public let name2Original: UnsafeMutableRawBufferPointer
+    /// A third name buffer: a lowercased NS, MX or SRV target being looked up for the additional section.
+    public let name3: UnsafeMutableRawBufferPointer
     /// Offsets of the labels of the name being looked up (at most 127 labels fit in 255 octets).
     public let labels: UnsafeMutablePointer<Int>
     /// Members chosen for the current answer (at most 64).
@@ -29,6 +31,7 @@ public final class MessageBuffer {
         name = .allocate(byteCount: 256, alignment: 8)
         name2 = .allocate(byteCount: 256, alignment: 8)
         name2Original = .allocate(byteCount: 256, alignment: 8)
+        name3 = .allocate(byteCount: 256, alignment: 8)
         labels = .allocate(capacity: 128)
         entries = .allocate(capacity: entryCapacity)
     }
@@ -38,6 +41,7 @@ public final class MessageBuffer {
         name.deallocate()
         name2.deallocate()
         name2Original.deallocate()
+        name3.deallocate()
         labels.deallocate()
         entries.deallocate()
         picks.deallocate()

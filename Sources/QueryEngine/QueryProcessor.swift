@@ -368,9 +368,8 @@ struct Responder {
                 found = false
                 break
             }
-            let node = zone.nodes[idx]
-            if node.isDelegation && !(label == 0 && qtype == RRType.ds && chain == 0) {
-                if chain == 0 { referral(zone: zone, cut: node) }
+            if zone.nodes[idx].isDelegation && !(label == 0 && qtype == RRType.ds && chain == 0) {
+                if chain == 0 { referral(zone: zone, cut: idx) }
                 // A CNAME into a delegated name ends the chain; the resolver follows it.
                 return
             }
@@ -378,13 +377,13 @@ struct Responder {
             label -= 1
         }
         if found {
-            answer(node: zone.nodes[closest], owner: owner, zone: zone, chain: chain)
+            answer(node: closest, owner: owner, zone: zone, chain: chain)
             return
         }
         // RFC 4592 3.3.1: the source of synthesis is the wildcard child of the closest encloser.
-        let ce = zone.nodes[closest]
-        if ce.wildcardChild >= 0 {
-            answer(node: zone.nodes[ce.wildcardChild], owner: owner, zone: zone, chain: chain)
+        let wildcard = Int(zone.nodes[closest].wildcardChild)
+        if wildcard >= 0 {
+            answer(node: wildcard, owner: owner, zone: zone, chain: chain)
             return
         }
         // RFC 6604 2.1: the RCODE describes the last name in the chain.
@@ -393,23 +392,23 @@ struct Responder {
     }
 
     /// Writes the answer at an existing node (or a wildcard standing in for the name).
-    mutating func answer(node: ZoneNode, owner: Owner, zone: Zone, chain: Int) {
+    mutating func answer(node: Int, owner: Owner, zone: Zone, chain: Int) {
         let qtype = question.type
-        if node.pool >= 0, poolAnswer(pool: node.pool, owner: owner, zone: zone, chain: chain) { return }
+        let info = zone.nodes[node]
+        if info.pool >= 0, poolAnswer(pool: Int(info.pool), owner: owner, zone: zone, chain: chain) { return }
         if qtype == RRType.any {
             // RFC 8482 4.1: one RRset is enough.
-            guard let first = node.rrsets.first else { return negative(zone: zone) }
-            _ = answerSet(first, owner: owner)
+            guard info.setCount > 0 else { return negative(zone: zone) }
+            _ = answerSet(Int(info.firstSet), zone: zone, owner: owner)
             return
         }
-        if let set = node.rrset(qtype) {
-            if answerSet(set, owner: owner) { additional(for: set) }
+        if let set = zone.set(node: node, type: qtype) {
+            if answerSet(set, zone: zone, owner: owner) { additional(for: set, zone: zone) }
             return
         }
-        if node.cnameIndex >= 0 {
-            let cname = node.rrsets[node.cnameIndex]
-            guard answerSet(cname, owner: owner) else { return }
-            follow(target: cname.rdatas[0], chain: chain)
+        if let cname = zone.set(node: node, type: RRType.cname) {
+            guard answerSet(cname, zone: zone, owner: owner) else { return }
+            zone.withRData(Int(zone.sets[cname].firstRecord)) { follow(target: $0, chain: chain) }
             return
         }
         negative(zone: zone)
@@ -459,16 +458,19 @@ struct Responder {
 
     /// Follows a CNAME to its target inside the served zones (RFC 1034 4.3.2 step 3a).
     mutating func follow(target: [UInt8], chain: Int) {
+        target.withUnsafeBytes { follow(target: $0, chain: chain) }
+    }
+
+    /// Follows a CNAME to its target inside the served zones (RFC 1034 4.3.2 step 3a).
+    mutating func follow(target t: UnsafeRawBufferPointer, chain: Int) {
         guard chain + 1 < snapshot.config.maxCNAMEChain else { return }
-        guard target.count <= 255 else { return }
-        target.withUnsafeBytes { t in
-            for i in 0..<t.count {
-                buffer.name2Original[i] = t[i]
-                buffer.name2[i] = Name.lower(t[i])
-            }
+        guard t.count <= 255 else { return }
+        for i in 0..<t.count {
+            buffer.name2Original[i] = t[i]
+            buffer.name2[i] = Name.lower(t[i])
         }
-        let lower = UnsafeRawBufferPointer(rebasing: buffer.name2[0..<target.count])
-        let original = UnsafeRawBufferPointer(rebasing: buffer.name2Original[0..<target.count])
+        let lower = UnsafeRawBufferPointer(rebasing: buffer.name2[0..<t.count])
+        let original = UnsafeRawBufferPointer(rebasing: buffer.name2Original[0..<t.count])
         let labelCount = Responder.labels(of: lower, into: buffer.labels)
         guard let (zoneIndex, apexLabel) = findZone(lower, labelCount: labelCount, skipExactApex: false) else {
             // Outside the served zones: the resolver continues from here.
@@ -480,7 +482,7 @@ struct Responder {
     /// NODATA or NXDOMAIN: the zone's SOA in the authority section, TTL per RFC 2308 3.
     mutating func negative(zone: Zone) {
         zone.origin.withUnsafeBytes { origin in
-            if !writeSet(zone.negativeSOA, owner: .name(origin)) {
+            if !writeSet(zone.soaSet, zone: zone, owner: .name(origin), ttl: zone.negativeTTL) {
                 tc = true
             } else {
                 counts.ns += 1
@@ -489,46 +491,65 @@ struct Responder {
     }
 
     /// A referral: NS in authority, AA clear, glue addresses in additional (RFC 1034 4.3.2 3b).
-    mutating func referral(zone: Zone, cut: ZoneNode) {
+    mutating func referral(zone: Zone, cut: Int) {
         aa = false
-        guard let ns = cut.rrset(RRType.ns) else { return }
-        let ok = cut.name.withUnsafeBytes { writeSet(ns, owner: .name($0)) }
+        guard let ns = zone.set(node: cut, type: RRType.ns) else { return }
+        let ok = zone.withName(node: cut) { writeSet(ns, zone: zone, owner: .name($0)) }
         guard ok else {
             tc = true
             return
         }
-        counts.ns += ns.rdatas.count
-        for target in ns.additionalNames {
-            guard let idx = zone.table.find(target) else { continue }
-            addAddresses(of: zone.nodes[idx])
+        counts.ns += Int(zone.sets[ns].count)
+        forEachTarget(of: ns, zone: zone) { me, t in
+            guard let idx = zone.table.find(t) else { return }
+            me.addAddresses(of: idx, zone: zone)
         }
     }
 
     /// Addresses of NS, MX and SRV targets, from any served zone, if they fit (RFC 1035 3.3.11,
     /// 3.3.9; RFC 2782). Nothing is truncated for them (RFC 2181 9).
-    mutating func additional(for set: RRset) {
-        for target in set.additionalNames {
-            target.withUnsafeBytes { t in
-                let labelCount = Responder.labels(of: t, into: buffer.labels)
-                guard let (z, _) = findZone(t, labelCount: labelCount, skipExactApex: false) else { return }
-                let zone = snapshot.zones.zones[z]
-                guard let idx = zone.table.find(t) else { return }
-                addAddresses(of: zone.nodes[idx])
-            }
+    mutating func additional(for set: Int, zone: Zone) {
+        forEachTarget(of: set, zone: zone) { me, t in
+            let labelCount = Responder.labels(of: t, into: me.buffer.labels)
+            guard let (z, _) = me.findZone(t, labelCount: labelCount, skipExactApex: false) else { return }
+            let target = me.snapshot.zones.zones[z]
+            guard let idx = target.table.find(t) else { return }
+            me.addAddresses(of: idx, zone: target)
         }
     }
 
-    mutating func addAddresses(of node: ZoneNode) {
-        node.name.withUnsafeBytes { owner in
-            if let set = node.rrset(RRType.a), writeSet(set, owner: .name(owner)) { counts.ar += set.rdatas.count }
-            if let set = node.rrset(RRType.aaaa), writeSet(set, owner: .name(owner)) { counts.ar += set.rdatas.count }
+    /// Calls `body` with each NS, MX or SRV target name of `set`, lowercased in scratch memory.
+    mutating func forEachTarget(of set: Int, zone: Zone, _ body: (inout Self, UnsafeRawBufferPointer) -> Void) {
+        let info = zone.sets[set]
+        let skip: Int
+        switch info.type {
+        case RRType.ns: skip = 0
+        case RRType.mx: skip = 2
+        case RRType.srv: skip = 6
+        default: return
+        }
+        let scratch = buffer.name3
+        for r in Int(info.firstRecord)..<Int(info.firstRecord) + Int(info.count) {
+            let length: Int = zone.withRData(r) { rdata in
+                guard rdata.count > skip, rdata.count - skip <= 255 else { return 0 }
+                for i in skip..<rdata.count { scratch[i - skip] = Name.lower(rdata[i]) }
+                return rdata.count - skip
+            }
+            if length > 0 { body(&self, UnsafeRawBufferPointer(rebasing: scratch[0..<length])) }
+        }
+    }
+
+    mutating func addAddresses(of node: Int, zone: Zone) {
+        zone.withName(node: node) { owner in
+            if let set = zone.set(node: node, type: RRType.a), writeSet(set, zone: zone, owner: .name(owner)) { counts.ar += Int(zone.sets[set].count) }
+            if let set = zone.set(node: node, type: RRType.aaaa), writeSet(set, zone: zone, owner: .name(owner)) { counts.ar += Int(zone.sets[set].count) }
         }
     }
 
     /// Writes an answer RRset whole or sets TC (RFC 2181 9).
-    mutating func answerSet(_ set: RRset, owner: Owner) -> Bool {
-        if writeSet(set, owner: owner) {
-            counts.an += set.rdatas.count
+    mutating func answerSet(_ set: Int, zone: Zone, owner: Owner) -> Bool {
+        if writeSet(set, zone: zone, owner: owner) {
+            counts.an += Int(zone.sets[set].count)
             return true
         }
         tc = true
@@ -536,15 +557,11 @@ struct Responder {
     }
 
     /// Writes every record of a set or nothing; false when it does not fit.
-    mutating func writeSet(_ set: RRset, owner: Owner) -> Bool {
-        if case .question = owner, !set.rdataHasNames {
-            guard w.fits(set.wireAtQName.count) else { return false }
-            set.wireAtQName.withUnsafeBytes { w.raw($0) }
-            return true
-        }
+    mutating func writeSet(_ set: Int, zone: Zone, owner: Owner, ttl: UInt32? = nil) -> Bool {
+        let info = zone.sets[set]
         let start = w.mark()
-        for rdata in set.rdatas {
-            let ok = rdata.withUnsafeBytes { writeRecord(type: set.type, ttl: set.ttl, rdataHasNames: set.rdataHasNames, rdata: $0, owner: owner) }
+        for r in Int(info.firstRecord)..<Int(info.firstRecord) + Int(info.count) {
+            let ok = zone.withRData(r) { writeRecord(type: info.type, ttl: ttl ?? info.ttl, rdataHasNames: info.hasNames, rdata: $0, owner: owner) }
             if !ok {
                 w.rewind(to: start)
                 return false

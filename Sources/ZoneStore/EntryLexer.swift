@@ -1,4 +1,5 @@
 import CLDNS
+import CZoneStream
 import DNSWire
 import Foundation
 
@@ -11,39 +12,47 @@ enum LexedEntry {
 }
 
 /// Walks a master file's entries with libldns's own lexer (`ldns_fget_token_l_st`, the reader
-/// inside `ldns_rr_new_frm_fp_l`) over an in-memory `FILE`. It keeps the line count itself
-/// from the bytes each call consumed: libldns counts a comment line into the next entry and
-/// loses the newline after a stray `)`, and a diagnostic must name the entry's first line.
+/// inside `ldns_rr_new_frm_fp_l`) over a `FILE` that keeps only a window of the file in memory
+/// (`meridian_zone_stream`). It keeps the line count itself from the bytes each call consumed:
+/// libldns counts a comment line into the next entry and loses the newline after a stray `)`,
+/// and a diagnostic must name the entry's first line.
 struct EntryLexer {
     let fp: UnsafeMutablePointer<FILE>
-    let bytes: UnsafeBufferPointer<UInt8>
+    let stream: UnsafeMutablePointer<meridian_zone_stream>
     private var buffer: UnsafeMutablePointer<CChar>? = nil
     private var limit = 0
     private var offset = 0
     private var linesBefore = 0
     private var done = false
 
-    init(fp: UnsafeMutablePointer<FILE>, bytes: UnsafeBufferPointer<UInt8>) {
+    init(fp: UnsafeMutablePointer<FILE>, stream: UnsafeMutablePointer<meridian_zone_stream>) {
         self.fp = fp
-        self.bytes = bytes
+        self.stream = stream
     }
 
     /// The next entry, or nil at the end of the file.
     mutating func next() -> LexedEntry? {
         while !done {
             let start = offset
+            meridian_zone_stream_discard(stream, start)
             let status = ldns_fget_token_l_st(fp, &buffer, &limit, 0, LDNS_PARSE_SKIP_SPACE, nil)
-            let end = min(max(Int(ftell(fp)), start), bytes.count)
-            let line = firstLine(from: start, to: end)
-            linesBefore += newlines(from: start, to: end)
+            let total = stream.pointee.total
+            let end = min(max(Int(ftell(fp)), start), total)
+            let window = meridian_zone_stream_bytes(stream, start, end)
+            let consumed = UnsafeBufferPointer(start: window, count: window == nil ? 0 : end - start)
+            let line = firstLine(consumed)
+            linesBefore += consumed.reduce(0) { $0 + ($1 == 0x0A ? 1 : 0) }
             offset = end
-            if feof(fp) != 0 || end >= bytes.count || end == start { done = true }
+            if feof(fp) != 0 || ferror(fp) != 0 || end == start { done = true }
+            if stream.pointee.error != 0 {
+                return .failure(line: line, message: "cannot read the file (\(String(cString: strerror(stream.pointee.error))))")
+            }
             if status == LDNS_STATUS_SYNTAX_EMPTY { continue }
             guard status == LDNS_STATUS_OK, let text = buffer else {
                 let why = String(cString: ldns_get_errorstr_by_id(status))
                 return .failure(line: line, message: why.prefix(1).lowercased() + why.dropFirst())
             }
-            if let problem = parenthesisProblem(from: start, to: end) { return .failure(line: line, message: problem) }
+            if let problem = Self.parenthesisProblem(consumed) { return .failure(line: line, message: problem) }
             if Self.isBlank(text) { continue }
             return .entry(line: line, text: UnsafePointer(text))
         }
@@ -62,36 +71,30 @@ struct EntryLexer {
         return text[i] == 0
     }
 
-    /// The line of the first byte in `start..<end` that is not white space or a comment.
-    private func firstLine(from start: Int, to end: Int) -> Int {
+    /// The line of the first byte consumed that is not white space or a comment.
+    private func firstLine(_ bytes: UnsafeBufferPointer<UInt8>) -> Int {
         var line = linesBefore + 1
-        var i = start
-        while i < end {
+        var i = 0
+        while i < bytes.count {
             switch bytes[i] {
             case 0x20, 0x09, 0x0D: i += 1
             case 0x0A: line += 1; i += 1
-            case UInt8(ascii: ";"): while i < end && bytes[i] != 0x0A { i += 1 }
+            case UInt8(ascii: ";"): while i < bytes.count && bytes[i] != 0x0A { i += 1 }
             default: return line
             }
         }
         return line
     }
 
-    private func newlines(from start: Int, to end: Int) -> Int {
-        var n = 0
-        for i in start..<end where bytes[i] == 0x0A { n += 1 }
-        return n
-    }
-
     /// libldns 1.8.3 accepts parentheses left open at the end of the file and ends an entry
     /// early at a `)` with no `(`; both are errors here. Scans only entries holding one.
-    private func parenthesisProblem(from start: Int, to end: Int) -> String? {
-        guard bytes[start..<end].contains(where: { $0 == UInt8(ascii: "(") || $0 == UInt8(ascii: ")") }) else { return nil }
+    private static func parenthesisProblem(_ bytes: UnsafeBufferPointer<UInt8>) -> String? {
+        guard bytes.contains(where: { $0 == UInt8(ascii: "(") || $0 == UInt8(ascii: ")") }) else { return nil }
         var depth = 0
         var quoted = false
         var comment = false
         var escaped = false
-        for c in bytes[start..<end] {
+        for c in bytes {
             if comment {
                 if c == 0x0A { comment = false }
                 continue
@@ -204,7 +207,7 @@ enum TTLText {
 /// other length) for every type, so a CNAME, NS or SOA with no data would load and then be
 /// served malformed. Types not listed are opaque data and pass.
 enum RdataCheck {
-    static func problem(type: UInt16, rdata: [UInt8]) -> String? {
+    static func problem(type: UInt16, rdata: UnsafeRawBufferPointer) -> String? {
         switch type {
         case RRType.a: return rdata.count == 4 ? nil : "RDATA must be 4 octets, not \(rdata.count)"
         case RRType.aaaa: return rdata.count == 16 ? nil : "RDATA must be 16 octets, not \(rdata.count)"
@@ -225,7 +228,7 @@ enum RdataCheck {
     }
 
     /// Where an uncompressed wire name starting at `start` ends, or nil if it is malformed.
-    static func nameEnd(_ b: [UInt8], at start: Int) -> Int? {
+    static func nameEnd(_ b: UnsafeRawBufferPointer, at start: Int) -> Int? {
         var i = start
         var length = 0
         while i < b.count {

@@ -1,44 +1,47 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
 /// An immutable open-addressing hash table from lowercased wire names to small integers.
 ///
 /// Lookups take the name as raw octets and allocate nothing, so the query path can probe
-/// every suffix of a query name cheaply. Keys are stored back to back in one array.
+/// every suffix of a query name cheaply. Keys are stored back to back in one array, and a
+/// zone's node table maps each name to its own entry number (no value array at all).
 public struct NameTable: Sendable {
     @usableFromInline let arena: [UInt8]
-    @usableFromInline let keyStart: [Int32]
-    @usableFromInline let keyLength: [UInt16]
+    @usableFromInline let keyStart: [UInt32]
+    @usableFromInline let keyLength: [UInt8]
+    /// Entry -> value; empty when every entry's value is its own number.
     @usableFromInline let values: [Int32]
     /// Slot -> entry index + 1 (0 = empty).
-    @usableFromInline let slots: [Int32]
+    @usableFromInline let slots: [UInt32]
     @usableFromInline let mask: Int
 
-    /// Builds a table; keys must be lowercased uncompressed wire names and unique.
+    /// Builds a table; keys must be lowercased uncompressed wire names (at most 255 octets) and unique.
     public init(_ entries: [(key: [UInt8], value: Int)]) {
-        var arena: [UInt8] = []
-        var keyStart: [Int32] = []
-        var keyLength: [UInt16] = []
+        var interner = NameInterner(expected: entries.count)
         var values: [Int32] = []
-        var capacity = 8
-        while capacity < entries.count * 2 { capacity <<= 1 }
-        var slots = [Int32](repeating: 0, count: capacity)
-        let mask = capacity - 1
-        for (i, e) in entries.enumerated() {
-            keyStart.append(Int32(arena.count))
-            keyLength.append(UInt16(e.key.count))
-            arena += e.key
-            values.append(Int32(e.value))
-            var slot = e.key.withUnsafeBytes { NameTable.hash($0) } & mask
-            while slots[slot] != 0 { slot = (slot + 1) & mask }
-            slots[slot] = Int32(i + 1)
+        for e in entries {
+            guard let id = e.key.withUnsafeBytes({ interner.intern($0) }) else { continue }
+            if id == values.count { values.append(0) }
+            values[id] = Int32(truncatingIfNeeded: e.value)
         }
-        self.arena = arena
-        self.keyStart = keyStart
-        self.keyLength = keyLength
-        self.values = values
-        self.slots = slots
-        self.mask = mask
+        self.init(interner, values: values)
     }
 
-    public var count: Int { values.count }
+    /// The table an interner built: entry `i` is the `i`th name interned.
+    init(_ interner: NameInterner, values: [Int32] = []) {
+        arena = interner.arena
+        keyStart = interner.keyStart
+        keyLength = interner.keyLength
+        slots = interner.slots
+        mask = interner.mask
+        self.values = values
+    }
+
+    public var count: Int { keyStart.count }
 
     /// FNV-1a over the octets.
     @inlinable @inline(__always)
@@ -51,16 +54,21 @@ public struct NameTable: Sendable {
     /// The value stored for a lowercased wire name, or nil.
     @inlinable
     public func find(_ key: UnsafeRawBufferPointer) -> Int? {
+        guard let i = NameTable.probe(key, arena: arena, keyStart: keyStart, keyLength: keyLength, slots: slots, mask: mask) else { return nil }
+        return values.isEmpty ? i : Int(values[i])
+    }
+
+    /// The entry holding `key`, by linear probing from its hash; shared with `NameInterner`.
+    @inlinable
+    static func probe(_ key: UnsafeRawBufferPointer, arena: [UInt8], keyStart: [UInt32], keyLength: [UInt8], slots: [UInt32], mask: Int) -> Int? {
+        guard key.count > 0, key.count <= 255, let k = key.baseAddress else { return nil }
         var slot = NameTable.hash(key) & mask
         return arena.withUnsafeBytes { a in
             while true {
                 let e = Int(slots[slot])
                 if e == 0 { return nil }
                 let i = e - 1
-                let len = Int(keyLength[i])
-                if len == key.count, memcmp(a.baseAddress! + Int(keyStart[i]), key.baseAddress!, len) == 0 {
-                    return Int(values[i])
-                }
+                if Int(keyLength[i]) == key.count, let base = a.baseAddress, memcmp(base + Int(keyStart[i]), k, key.count) == 0 { return i }
                 slot = (slot + 1) & mask
             }
         }
@@ -70,10 +78,82 @@ public struct NameTable: Sendable {
     public func find(_ key: [UInt8]) -> Int? {
         key.withUnsafeBytes { find($0) }
     }
+
+    /// Calls `body` with entry `i`'s key.
+    @inlinable
+    public func withKey<T>(_ i: Int, _ body: (UnsafeRawBufferPointer) -> T) -> T {
+        arena.withUnsafeBytes { a in
+            body(UnsafeRawBufferPointer(rebasing: a[Int(keyStart[i])..<Int(keyStart[i]) + Int(keyLength[i])]))
+        }
+    }
+
+    /// Entry `i`'s key, copied.
+    public func key(_ i: Int) -> [UInt8] { withKey(i) { Array($0) } }
+
+    /// The octets the table holds, for memory accounting.
+    public var byteCount: Int { arena.count + keyStart.count * 5 + values.count * 4 + slots.count * 4 }
 }
 
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
+/// A growing set of names that numbers each name in the order it was first seen: the loader
+/// interns owners as it parses, and the finished set becomes a zone's `NameTable` as it is.
+struct NameInterner {
+    var arena: [UInt8] = []
+    var keyStart: [UInt32] = []
+    var keyLength: [UInt8] = []
+    var slots: [UInt32]
+    var mask: Int
+
+    init(expected: Int = 0) {
+        var capacity = 16
+        while capacity < expected * 2 { capacity <<= 1 }
+        slots = [UInt32](repeating: 0, count: capacity)
+        mask = capacity - 1
+    }
+
+    var count: Int { keyStart.count }
+
+    /// The number of `key`, or nil.
+    func find(_ key: UnsafeRawBufferPointer) -> Int? {
+        NameTable.probe(key, arena: arena, keyStart: keyStart, keyLength: keyLength, slots: slots, mask: mask)
+    }
+
+    func find(_ key: [UInt8]) -> Int? { key.withUnsafeBytes { find($0) } }
+
+    /// The number of `key`, adding it if new; nil when the key is not a wire name's length or
+    /// the table would pass 2^32 octets.
+    mutating func intern(_ key: UnsafeRawBufferPointer) -> Int? {
+        if let i = find(key) { return i }
+        guard key.count > 0, key.count <= 255, arena.count + key.count <= Int(UInt32.max), count < Int(UInt32.max) - 1 else { return nil }
+        if (count + 1) * 2 > slots.count { grow() }
+        let id = count
+        keyStart.append(UInt32(arena.count))
+        keyLength.append(UInt8(key.count))
+        arena.append(contentsOf: key)
+        place(id, hash: NameTable.hash(key))
+        return id
+    }
+
+    func withKey<T>(_ i: Int, _ body: (UnsafeRawBufferPointer) -> T) -> T {
+        arena.withUnsafeBytes { a in
+            body(UnsafeRawBufferPointer(rebasing: a[Int(keyStart[i])..<Int(keyStart[i]) + Int(keyLength[i])]))
+        }
+    }
+
+    func key(_ i: Int) -> [UInt8] { withKey(i) { Array($0) } }
+
+    private mutating func place(_ id: Int, hash: Int) {
+        var slot = hash & mask
+        while slots[slot] != 0 { slot = (slot + 1) & mask }
+        slots[slot] = UInt32(id + 1)
+    }
+
+    private mutating func grow() {
+        let capacity = slots.count * 2
+        slots = [UInt32](repeating: 0, count: capacity)
+        mask = capacity - 1
+        for id in 0..<count {
+            let h = withKey(id) { NameTable.hash($0) }
+            place(id, hash: h)
+        }
+    }
+}

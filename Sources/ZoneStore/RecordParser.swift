@@ -1,30 +1,8 @@
 import Diagnostics
 import CLDNS
+import CZoneStream
 import DNSWire
 import Foundation
-
-/// One record from a zone file, in wire form.
-public struct ZoneRecord: Sendable, Equatable {
-    /// Owner name, uncompressed wire form, case as written.
-    public var owner: [UInt8]
-    public var type: UInt16
-    public var rrclass: UInt16
-    public var ttl: UInt32
-    /// RDATA in uncompressed wire form.
-    public var rdata: [UInt8]
-    public var file: String
-    public var line: Int
-
-    public init(owner: [UInt8], type: UInt16, rrclass: UInt16 = RRClass.in, ttl: UInt32, rdata: [UInt8], file: String = "", line: Int = 0) {
-        self.owner = owner
-        self.type = type
-        self.rrclass = rrclass
-        self.ttl = ttl
-        self.rdata = rdata
-        self.file = file
-        self.line = line
-    }
-}
 
 /// Reads a master file (RFC 1035 5) with libldns: `ldns_fget_token_l_st` splits the file into
 /// entries (parentheses, comments, quotes), and `ldns_rr_new_frm_str` turns each record into
@@ -44,19 +22,20 @@ public enum RecordParser {
     /// The most of an entry's text quoted in a diagnostic.
     static let quotedTextLimit = 120
 
-    /// Parses `path` with `origin` (presentation form) as the initial `$ORIGIN`.
-    public static func parse(path: String, origin: String) -> (records: [ZoneRecord], diagnostics: [Diagnostic]) {
-        var state = State(origin: origin.hasSuffix(".") ? origin : origin + ".")
+    /// Parses `path` with `origin` (presentation form) as the initial `$ORIGIN` into `sink`;
+    /// returns the syntax errors.
+    static func parse(path: String, origin: String, into sink: ZoneAccumulator) -> [Diagnostic] {
+        var state = State(origin: origin.hasSuffix(".") ? origin : origin + ".", sink: sink)
         parseFile(path: path, state: &state, depth: 0, includedFrom: nil)
-        return (state.records, state.diagnostics)
+        return state.diagnostics
     }
 
     /// Parses zone text held in memory (for tests and tools); `$INCLUDE` paths are relative to
     /// the current directory.
-    public static func parse(text: String, file: String = "<text>", origin: String) -> (records: [ZoneRecord], diagnostics: [Diagnostic]) {
-        var state = State(origin: origin.hasSuffix(".") ? origin : origin + ".")
+    static func parse(text: String, file: String = "<text>", origin: String, into sink: ZoneAccumulator) -> [Diagnostic] {
+        var state = State(origin: origin.hasSuffix(".") ? origin : origin + ".", sink: sink)
         parseBytes(Array(text.utf8), file: file, directory: FileManager.default.currentDirectoryPath, state: &state, depth: 0)
-        return (state.records, state.diagnostics)
+        return state.diagnostics
     }
 
     /// What carries from one entry to the next. An `$INCLUDE` works on a copy, so the includer's
@@ -68,11 +47,13 @@ public enum RecordParser {
         var lastTTL: UInt32?
         /// The previous record's owner, for entries that start with white space.
         var previous = OwnedName(nil)
-        var records: [ZoneRecord] = []
+        /// Where records go; shared with the states of `$INCLUDE`d files.
+        let sink: ZoneAccumulator
         var diagnostics: [Diagnostic] = []
 
-        init(origin: String) {
+        init(origin: String, sink: ZoneAccumulator) {
             self.origin = origin
+            self.sink = sink
             self.originName = OwnedName(ldns_dname_new_frm_str(origin))
         }
 
@@ -87,36 +68,47 @@ public enum RecordParser {
 
     static func parseFile(path: String, state: inout State, depth: Int, includedFrom: (String, Int)?) {
         let (f, l) = includedFrom ?? (path, 0)
+        func cannot(_ why: String) { state.diagnostics.append(Diagnostic(file: f, line: l, "cannot read \(path)\(why)")) }
+        // Non-blocking, and checked after opening, so a FIFO put in the file's place cannot hang the load.
+        let fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)
+        guard fd >= 0 else { return cannot(" (\(String(cString: strerror(errno))))") }
+        defer { close(fd) }
         var info = stat()
-        guard stat(path, &info) == 0 else {
-            return state.diagnostics.append(Diagnostic(file: f, line: l, "cannot read \(path) (\(String(cString: strerror(errno))))"))
-        }
-        guard info.st_mode & S_IFMT == S_IFREG else {
-            return state.diagnostics.append(Diagnostic(file: f, line: l, "cannot read \(path): not a regular file"))
-        }
-        guard let data = FileManager.default.contents(atPath: path) else {
-            return state.diagnostics.append(Diagnostic(file: f, line: l, "cannot read \(path)"))
-        }
-        parseBytes([UInt8](data), file: path, directory: (path as NSString).deletingLastPathComponent, state: &state, depth: depth)
+        guard fstat(fd, &info) == 0 else { return cannot(" (\(String(cString: strerror(errno))))") }
+        guard info.st_mode & S_IFMT == S_IFREG else { return cannot(": not a regular file") }
+        let stream = UnsafeMutablePointer<meridian_zone_stream>.allocate(capacity: 1)
+        defer { stream.deallocate() }
+        guard let fp = meridian_zone_stream_open_fd(stream, fd) else { return cannot(" (\(String(cString: strerror(errno))))") }
+        lex(fp, stream, file: path, directory: (path as NSString).deletingLastPathComponent, state: &state, depth: depth)
     }
 
     static func parseBytes(_ bytes: [UInt8], file: String, directory: String, state: inout State, depth: Int) {
         guard !bytes.isEmpty else { return }
         bytes.withUnsafeBufferPointer { raw in
-            guard let base = raw.baseAddress, let fp = fmemopen(UnsafeMutableRawPointer(mutating: base), raw.count, "r") else {
+            let stream = UnsafeMutablePointer<meridian_zone_stream>.allocate(capacity: 1)
+            defer { stream.deallocate() }
+            guard let fp = meridian_zone_stream_open_memory(stream, raw.baseAddress, raw.count) else {
                 return state.diagnostics.append(Diagnostic(file: file, line: 0, "cannot open the file's text for reading"))
             }
-            defer { fclose(fp) }
-            meridian_stream_unlocked(fp)
-            var lexer = EntryLexer(fp: fp, bytes: raw)
-            defer { lexer.release() }
-            while let entry = lexer.next() {
-                switch entry {
-                case .failure(let line, let message):
-                    state.diagnostics.append(Diagnostic(file: file, line: line, message))
-                case .entry(let line, let text):
-                    handle(text, line: line, file: file, directory: directory, state: &state, depth: depth)
-                }
+            lex(fp, stream, file: file, directory: directory, state: &state, depth: depth)
+        }
+    }
+
+    /// Reads every entry of an open stream, then closes it.
+    static func lex(_ fp: UnsafeMutablePointer<FILE>, _ stream: UnsafeMutablePointer<meridian_zone_stream>, file: String, directory: String, state: inout State, depth: Int) {
+        defer {
+            fclose(fp)
+            meridian_zone_stream_release(stream)
+        }
+        meridian_stream_unlocked(fp)
+        var lexer = EntryLexer(fp: fp, stream: stream)
+        defer { lexer.release() }
+        while let entry = lexer.next() {
+            switch entry {
+            case .failure(let line, let message):
+                state.diagnostics.append(Diagnostic(file: file, line: line, message))
+            case .entry(let line, let text):
+                handle(text, line: line, file: file, directory: directory, state: &state, depth: depth)
             }
         }
     }
@@ -125,15 +117,7 @@ public enum RecordParser {
         if text[0] == CChar(UInt8(ascii: "$")) {
             return directive(String(cString: text), line: line, file: file, directory: directory, state: &state, depth: depth)
         }
-        switch record(text, state: &state, file: file, line: line) {
-        case .success(let rec):
-            state.records.append(rec)
-            // Without $TTL a record with no TTL takes the last one used (RFC 1035 5.1); a
-            // record that had none got exactly that, so every record's TTL is "the last".
-            state.lastTTL = rec.ttl
-        case .failure(let d):
-            state.diagnostics.append(d)
-        }
+        if let d = record(text, state: &state, file: file, line: line) { state.diagnostics.append(d) }
     }
 
     static func directive(_ text: String, line: Int, file: String, directory: String, state: inout State, depth: Int) {
@@ -173,7 +157,6 @@ public enum RecordParser {
             inner.originName = OwnedName(rdf)
         }
         parseFile(path: target, state: &inner, depth: depth + 1, includedFrom: (file, line))
-        state.records = inner.records
         state.diagnostics = inner.diagnostics
     }
 
@@ -186,8 +169,9 @@ public enum RecordParser {
     /// A TTL in seconds or BIND's unit form (`1h30m`, `2d`, `1w`); see `TTLText`.
     static func parseTTL(_ s: String) -> UInt32? { TTLText.seconds(s) }
 
-    static func record(_ text: UnsafePointer<CChar>, state: inout State, file: String, line: Int) -> Result<ZoneRecord, Diagnostic> {
-        func fail(_ m: String) -> Result<ZoneRecord, Diagnostic> { .failure(Diagnostic(file: file, line: line, m)) }
+    /// One record into the sink, or why not.
+    static func record(_ text: UnsafePointer<CChar>, state: inout State, file: String, line: Int) -> Diagnostic? {
+        func fail(_ m: String) -> Diagnostic { Diagnostic(file: file, line: line, m) }
         let fields = LeadingFields(text)
         if fields.blankOwner && state.previous.pointer == nil {
             return fail("record with no owner name and no previous owner")
@@ -208,30 +192,37 @@ public enum RecordParser {
         }
         defer { ldns_rr_free(rr) }
         if let quoteProblem = LeadingFields.unterminatedQuote(text) { return fail(quoteProblem) }
-        ldns_rr_set_ttl(rr, explicitTTL ?? state.defaultTTL ?? state.lastTTL ?? 3600)
-        return wire(rr, file: file, line: line)
+        let ttl = explicitTTL ?? state.defaultTTL ?? state.lastTTL ?? 3600
+        ldns_rr_set_ttl(rr, ttl)
+        if let problem = wire(rr, sink: state.sink, file: file, line: line) { return problem }
+        // Without $TTL a record with no TTL takes the last one used (RFC 1035 5.1); a record
+        // that had none got exactly that, so every record's TTL is "the last".
+        state.lastTTL = ttl
+        return nil
     }
 
-    /// The record in the form the builder takes, after the RDATA shape checks.
-    static func wire(_ rr: UnsafeMutablePointer<ldns_rr>, file: String, line: Int) -> Result<ZoneRecord, Diagnostic> {
-        func fail(_ m: String) -> Result<ZoneRecord, Diagnostic> { .failure(Diagnostic(file: file, line: line, m)) }
+    /// The record into the sink in wire form, after the RDATA shape checks.
+    static func wire(_ rr: UnsafeMutablePointer<ldns_rr>, sink: ZoneAccumulator, file: String, line: Int) -> Diagnostic? {
+        func fail(_ m: String) -> Diagnostic { Diagnostic(file: file, line: line, m) }
         guard let ownerRdf = ldns_rr_owner(rr) else { return fail("record has no owner") }
-        let owner = Array(UnsafeRawBufferPointer(start: ldns_rdf_data(ownerRdf), count: ldns_rdf_size(ownerRdf)))
+        let ownerCount = ldns_rdf_size(ownerRdf)
         var wire: UnsafeMutablePointer<UInt8>? = nil
         var size = 0
         guard ldns_rr2wire(&wire, rr, Int32(LDNS_SECTION_ANSWER.rawValue), &size) == LDNS_STATUS_OK, let wire else {
             return fail("cannot convert the record to wire form")
         }
         defer { free(wire) }
-        guard size >= owner.count + 10 else { return fail("cannot convert the record to wire form") }
-        let rdata = Array(UnsafeRawBufferPointer(start: wire, count: size)[(owner.count + 10)...])
+        guard size >= ownerCount + 10 else { return fail("cannot convert the record to wire form") }
+        let all = UnsafeRawBufferPointer(start: wire, count: size)
+        let owner = UnsafeRawBufferPointer(rebasing: all[0..<ownerCount])
+        let rdata = UnsafeRawBufferPointer(rebasing: all[(ownerCount + 10)...])
         let type = ldns_rr_get_type(rr).rawValue.toUInt16
         if let problem = RdataCheck.problem(type: type, rdata: rdata) {
             return fail("\(RRType.name(type)) record: \(problem)")
         }
-        return .success(ZoneRecord(
-            owner: owner, type: type, rrclass: ldns_rr_get_class(rr).rawValue.toUInt16,
-            ttl: ldns_rr_ttl(rr), rdata: rdata, file: file, line: line))
+        sink.add(owner: owner, type: type, rrclass: ldns_rr_get_class(rr).rawValue.toUInt16, ttl: ldns_rr_ttl(rr),
+                 rdata: rdata, file: file, line: line)
+        return nil
     }
 
     /// `text` for a diagnostic: at most `quotedTextLimit` characters.

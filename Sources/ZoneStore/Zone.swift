@@ -1,49 +1,158 @@
 import DNSWire
 
-/// The records of one owner name and type (RFC 2181 5), in wire form.
-public struct RRset: Sendable {
+/// One name in a zone's tree, packed: its RRsets are `Zone.sets[firstSet ..< firstSet + setCount]`
+/// (none for an empty non-terminal, RFC 8020).
+public struct ZoneNodeInfo: Sendable {
+    public let firstSet: UInt32
+    public let setCount: UInt16
+    /// NS records at a name below the apex: a zone cut (RFC 1034 4.2.2).
+    public let isDelegation: Bool
+    /// Index of the node `*.<this name>` (RFC 4592 2.2.1), or -1.
+    public let wildcardChild: Int32
+    /// The pool that answers this name's addresses (or CNAME), or -1.
+    public let pool: Int32
+    /// Offset + 1 in `Zone.displayNames` of the name as the zone file wrote it, or 0 when that
+    /// is the lowercased key.
+    @usableFromInline let display: UInt32
+}
+
+/// One RRset (RFC 2181 5), packed: its records are `Zone.records[firstRecord ..< firstRecord + count]`.
+public struct ZoneSetInfo: Sendable {
+    public let ttl: UInt32
+    public let firstRecord: UInt32
+    public let count: UInt32
+    public let type: UInt16
+    /// Whether RDATA holds names that are compressed when written (RFC 3597 4).
+    public let hasNames: Bool
+}
+
+/// One authoritative zone, laid out in a few flat arrays: a name table whose entry `i` is node
+/// `i`, the nodes, the RRsets, and every record's RDATA back to back (a 2-octet length, then
+/// the uncompressed RDATA). No per-name or per-record object exists, so a million records
+/// cost little more than their wire form, and a reload builds one new copy.
+public final class Zone: Sendable {
+    /// The apex name, uncompressed wire form, lowercased.
+    public let origin: [UInt8]
+    /// The file the zone was loaded from.
+    public let file: String
+    /// Lowercased node names; the value of entry `i` is `i`.
+    public let table: NameTable
+    public let nodes: [ZoneNodeInfo]
+    public let sets: [ZoneSetInfo]
+    /// Record -> offset in `rdata` of its RDLENGTH.
+    @usableFromInline let records: [UInt32]
+    @usableFromInline let rdata: [UInt8]
+    @usableFromInline let displayNames: [UInt8]
+    public let apex: Int
+    /// The SOA RRset.
+    public let soaSet: Int
+    /// TTL of the SOA in negative answers: min(SOA TTL, SOA MINIMUM) (RFC 2308 3).
+    public let negativeTTL: UInt32
+
+    init(origin: [UInt8], file: String, table: NameTable, nodes: [ZoneNodeInfo], sets: [ZoneSetInfo], records: [UInt32], rdata: [UInt8], displayNames: [UInt8], apex: Int, soaSet: Int) {
+        self.origin = origin
+        self.file = file
+        self.table = table
+        self.nodes = nodes
+        self.sets = sets
+        self.records = records
+        self.rdata = rdata
+        self.displayNames = displayNames
+        self.apex = apex
+        self.soaSet = soaSet
+        let soa = sets[soaSet]
+        var minimum: UInt32 = 0
+        Zone.withRData(records: records, rdata: rdata, Int(soa.firstRecord)) { r in
+            guard r.count >= 4 else { return }
+            minimum = UInt32(r[r.count - 4]) << 24 | UInt32(r[r.count - 3]) << 16 | UInt32(r[r.count - 2]) << 8 | UInt32(r[r.count - 1])
+        }
+        negativeTTL = min(soa.ttl, minimum)
+    }
+
+    /// The number of records in the zone.
+    public var recordCount: Int { records.count }
+
+    /// The octets the zone's arrays hold, for memory accounting.
+    public var byteCount: Int {
+        table.byteCount + nodes.count * MemoryLayout<ZoneNodeInfo>.stride + sets.count * MemoryLayout<ZoneSetInfo>.stride
+            + records.count * 4 + rdata.count + displayNames.count
+    }
+
+    /// The SOA serial (RFC 1035 3.3.13: the 32-bit field 20 octets before the end).
+    public var serial: UInt32 {
+        withRData(Int(sets[soaSet].firstRecord)) { r in
+            guard r.count >= 20 else { return 0 }
+            let i = r.count - 20
+            return UInt32(r[i]) << 24 | UInt32(r[i + 1]) << 16 | UInt32(r[i + 2]) << 8 | UInt32(r[i + 3])
+        }
+    }
+
+    /// The RRset of `type` at node `node`, if any.
+    @inlinable
+    public func set(node: Int, type: UInt16) -> Int? {
+        let n = nodes[node]
+        let first = Int(n.firstSet)
+        for s in first..<first + Int(n.setCount) where sets[s].type == type { return s }
+        return nil
+    }
+
+    /// Calls `body` with record `record`'s RDATA.
+    @inlinable
+    public func withRData<T>(_ record: Int, _ body: (UnsafeRawBufferPointer) -> T) -> T {
+        Zone.withRData(records: records, rdata: rdata, record, body)
+    }
+
+    @usableFromInline
+    static func withRData<T>(records: [UInt32], rdata: [UInt8], _ record: Int, _ body: (UnsafeRawBufferPointer) -> T) -> T {
+        rdata.withUnsafeBytes { a in
+            let at = Int(records[record])
+            let length = Int(a[at]) << 8 | Int(a[at + 1])
+            return body(UnsafeRawBufferPointer(rebasing: a[at + 2..<at + 2 + length]))
+        }
+    }
+
+    /// Calls `body` with node `node`'s name as the zone file wrote it.
+    @inlinable
+    public func withName<T>(node: Int, _ body: (UnsafeRawBufferPointer) -> T) -> T {
+        let d = Int(nodes[node].display)
+        if d == 0 { return table.withKey(node, body) }
+        return displayNames.withUnsafeBytes { a in
+            let length = Int(a[d - 1])
+            return body(UnsafeRawBufferPointer(rebasing: a[d..<d + length]))
+        }
+    }
+
+    /// Node `i` as a value with copied arrays, for tests and tools (not the query path).
+    public func nodeView(_ i: Int) -> ZoneNode {
+        let n = nodes[i]
+        let rrsets = (Int(n.firstSet)..<Int(n.firstSet) + Int(n.setCount)).map { s in
+            let info = sets[s]
+            return RRset(type: info.type, ttl: info.ttl,
+                         rdatas: (Int(info.firstRecord)..<Int(info.firstRecord) + Int(info.count)).map { r in withRData(r) { Array($0) } })
+        }
+        return ZoneNode(name: withName(node: i) { Array($0) }, rrsets: rrsets, isDelegation: n.isDelegation,
+                        wildcardChild: Int(n.wildcardChild), pool: Int(n.pool))
+    }
+
+    /// The node of a lowercased wire name, if it exists (with records or as an empty
+    /// non-terminal), as a value for tests and tools.
+    public func node(_ name: [UInt8]) -> ZoneNode? {
+        table.find(name).map(nodeView)
+    }
+}
+
+/// The records of one owner name and type, copied out of a `Zone` for tests and tools.
+public struct RRset: Sendable, Equatable {
     public let type: UInt16
     public let ttl: UInt32
     /// Each record's RDATA, uncompressed.
     public let rdatas: [[UInt8]]
-    /// Whether RDATA holds names that are compressed when written (RFC 3597 4).
-    public let rdataHasNames: Bool
-    /// The whole set ready to copy when its owner is the query name: for each record a
-    /// pointer to offset 12 (the question name), TYPE, CLASS, TTL, RDLENGTH, RDATA.
-    /// Empty when `rdataHasNames` (such sets are written record by record).
-    public let wireAtQName: [UInt8]
-    /// Lowercased names whose addresses belong in the additional section (NS, MX, SRV targets).
-    public let additionalNames: [[UInt8]]
 
     public init(type: UInt16, ttl: UInt32, rdatas: [[UInt8]]) {
         self.type = type
         self.ttl = ttl
         self.rdatas = rdatas
-        rdataHasNames = RRset.compressibleTypes.contains(type)
-        var wire: [UInt8] = []
-        if !rdataHasNames {
-            for r in rdatas {
-                wire += [0xC0, 0x0C, UInt8(type >> 8), UInt8(type & 0xFF), 0, 1]
-                wire += [UInt8(ttl >> 24), UInt8((ttl >> 16) & 0xFF), UInt8((ttl >> 8) & 0xFF), UInt8(ttl & 0xFF)]
-                wire += [UInt8(r.count >> 8), UInt8(r.count & 0xFF)]
-                wire += r
-            }
-        }
-        wireAtQName = wire
-        var extra: [[UInt8]] = []
-        for r in rdatas {
-            switch type {
-            case RRType.ns: extra.append(Name.lowercased(r))
-            case RRType.mx where r.count > 2: extra.append(Name.lowercased(Array(r[2...])))
-            case RRType.srv where r.count > 6: extra.append(Name.lowercased(Array(r[6...])))
-            default: break
-            }
-        }
-        additionalNames = extra
     }
-
-    /// A copy with another TTL (negative answers use min(SOA TTL, MINIMUM), RFC 2308 3).
-    public func with(ttl: UInt32) -> RRset { RRset(type: type, ttl: ttl, rdatas: rdatas) }
 
     /// The types whose RDATA names may be compressed (RFC 3597 4).
     public static let compressibleTypes: Set<UInt16> = [
@@ -52,18 +161,12 @@ public struct RRset: Sendable {
     ]
 }
 
-/// One name in a zone's tree: its RRsets, or none for an empty non-terminal (RFC 8020).
+/// One name of a zone copied out of a `Zone`, for tests and tools.
 public struct ZoneNode: Sendable {
-    /// The owner name, uncompressed, case as written in the zone file.
     public let name: [UInt8]
     public let rrsets: [RRset]
-    /// NS records at a name below the apex: a zone cut (RFC 1034 4.2.2).
     public let isDelegation: Bool
-    /// Index of the node `*.<this name>` (RFC 4592 2.2.1), or -1.
     public let wildcardChild: Int
-    /// Index of the CNAME RRset in `rrsets`, or -1.
-    public let cnameIndex: Int
-    /// The pool that answers this name's addresses (or CNAME), or -1.
     public let pool: Int
 
     public init(name: [UInt8], rrsets: [RRset], isDelegation: Bool, wildcardChild: Int, pool: Int = -1) {
@@ -71,58 +174,12 @@ public struct ZoneNode: Sendable {
         self.rrsets = rrsets
         self.isDelegation = isDelegation
         self.wildcardChild = wildcardChild
-        cnameIndex = rrsets.firstIndex { $0.type == RRType.cname } ?? -1
         self.pool = pool
     }
 
     /// The RRset of `type`, if any.
-    @inlinable
     public func rrset(_ type: UInt16) -> RRset? {
-        for r in rrsets where r.type == type { return r }
-        return nil
-    }
-}
-
-/// One authoritative zone: its nodes in a name table keyed by lowercased wire name.
-public final class Zone: Sendable {
-    /// The apex name, uncompressed wire form, lowercased.
-    public let origin: [UInt8]
-    public let nodes: [ZoneNode]
-    public let table: NameTable
-    public let apex: Int
-    /// The SOA RRset as it is answered to SOA queries.
-    public let soa: RRset
-    /// The SOA RRset for negative answers: TTL = min(SOA TTL, SOA MINIMUM) (RFC 2308 3).
-    public let negativeSOA: RRset
-    /// The file the zone was loaded from.
-    public let file: String
-
-    init(origin: [UInt8], nodes: [ZoneNode], table: NameTable, apex: Int, soa: RRset, file: String) {
-        self.origin = origin
-        self.nodes = nodes
-        self.table = table
-        self.apex = apex
-        self.soa = soa
-        let r = soa.rdatas[0]
-        let minimum = r.count >= 4 ? UInt32(r[r.count - 4]) << 24 | UInt32(r[r.count - 3]) << 16 | UInt32(r[r.count - 2]) << 8 | UInt32(r[r.count - 1]) : 0
-        negativeSOA = soa.with(ttl: min(soa.ttl, minimum))
-        self.file = file
-    }
-
-    /// The number of records in the zone.
-    public var recordCount: Int { nodes.reduce(0) { $0 + $1.rrsets.reduce(0) { $0 + $1.rdatas.count } } }
-
-    /// The SOA serial (RFC 1035 3.3.13: the 32-bit field 20 octets before the end).
-    public var serial: UInt32 {
-        let r = soa.rdatas[0]
-        guard r.count >= 20 else { return 0 }
-        let i = r.count - 20
-        return UInt32(r[i]) << 24 | UInt32(r[i + 1]) << 16 | UInt32(r[i + 2]) << 8 | UInt32(r[i + 3])
-    }
-
-    /// The node of a lowercased wire name, if it exists (with records or as an empty non-terminal).
-    public func node(_ name: [UInt8]) -> ZoneNode? {
-        table.find(name).map { nodes[$0] }
+        rrsets.first { $0.type == type }
     }
 }
 

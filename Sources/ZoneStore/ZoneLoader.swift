@@ -64,10 +64,13 @@ public enum ZoneLoader {
                 continue
             }
             seen[key] = path
-            let parsed = RecordParser.parse(path: path, origin: origin)
-            diags += parsed.diagnostics
-            guard !parsed.diagnostics.contains(where: { $0.severity == .error }) else { continue }
-            let built = ZoneBuilder.build(origin: originWire, records: parsed.records, file: path, bindings: bindingsByZone[key] ?? [])
+            var info = stat()
+            let size = stat(path, &info) == 0 ? Int(info.st_size) : 0
+            let sink = ZoneAccumulator(origin: originWire, expectedBytes: size)
+            let parsed = RecordParser.parse(path: path, origin: origin, into: sink)
+            diags += parsed
+            guard !parsed.contains(where: { $0.severity == .error }) else { continue }
+            let built = ZoneBuilder.build(sink, file: path, bindings: bindingsByZone[key] ?? [])
             diags += built.diagnostics
             if let z = built.zone { zones.append(z) }
         }
@@ -77,9 +80,10 @@ public enum ZoneLoader {
 
     /// Loads one zone from text, for tests and tools.
     public static func load(text: String, origin: String, file: String = "<text>") -> (zone: Zone?, diagnostics: [Diagnostic]) {
-        let parsed = RecordParser.parse(text: text, file: file, origin: origin)
-        guard !parsed.diagnostics.contains(where: { $0.severity == .error }) else { return (nil, parsed.diagnostics) }
-        let built = ZoneBuilder.build(origin: Name.parse(origin) ?? [0], records: parsed.records, file: file)
-        return (built.zone, parsed.diagnostics + built.diagnostics)
+        let sink = ZoneAccumulator(origin: Name.parse(origin) ?? [0], expectedBytes: text.utf8.count)
+        let parsed = RecordParser.parse(text: text, file: file, origin: origin, into: sink)
+        guard !parsed.contains(where: { $0.severity == .error }) else { return (nil, parsed) }
+        let built = ZoneBuilder.build(sink, file: file, bindings: [])
+        return (built.zone, parsed + built.diagnostics)
     }
 }

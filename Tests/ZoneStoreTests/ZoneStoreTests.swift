@@ -40,7 +40,7 @@ struct ZoneFileTests {
         let deleg = try #require(z.node(Name.parse("deleg.example.test.")!))
         #expect(deleg.isDelegation && deleg.rrset(RRType.ds) != nil)
         // RFC 2308: negative TTL = min(SOA TTL, MINIMUM).
-        #expect(z.negativeSOA.ttl == 300 && z.soa.ttl == 3600)
+        #expect(z.negativeTTL == 300 && z.sets[z.soaSet].ttl == 3600)
         // RFC 3597 unknown type.
         #expect(z.node(Name.parse("unknown.example.test.")!)?.rrset(65280)?.rdatas == [[10, 0, 0, 1]])
         // Explicit TTL on a record.
@@ -59,7 +59,7 @@ struct ZoneFileTests {
             """)
         #expect(d.isEmpty, "\(d)")
         let zone = try #require(z)
-        #expect(zone.soa.ttl == 3600)
+        #expect(zone.sets[zone.soaSet].ttl == 3600)
         #expect(zone.node(Name.parse("example.test.")!)?.rrset(RRType.ns) != nil)
         let txt = try #require(zone.node(Name.parse("txt.example.test.")!)?.rrset(RRType.txt))
         #expect(txt.rdatas[0] == [18] + Array("semi;colon (paren)".utf8) + [1, 0x78])
