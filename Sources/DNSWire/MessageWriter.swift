@@ -14,6 +14,9 @@ public final class MessageBuffer {
     public let name3: UnsafeMutableRawBufferPointer
     /// Offsets of the labels of the name being looked up (at most 127 labels fit in 255 octets).
     public let labels: UnsafeMutablePointer<Int>
+    /// The addresses a pool chose for the current answer, RDATA back to back (as much as the
+    /// largest message could hold).
+    public let answerRData: UnsafeMutableRawBufferPointer
     /// Members chosen for the current answer (at most 64).
     public let picks: UnsafeMutablePointer<Int32>
     /// Random state for weighted draws; each thread's buffer has its own.
@@ -32,6 +35,7 @@ public final class MessageBuffer {
         name2 = .allocate(byteCount: 256, alignment: 8)
         name2Original = .allocate(byteCount: 256, alignment: 8)
         name3 = .allocate(byteCount: 256, alignment: 8)
+        answerRData = .allocate(byteCount: WireLimits.maxMessageLength, alignment: 8)
         labels = .allocate(capacity: 128)
         entries = .allocate(capacity: entryCapacity)
     }
@@ -42,6 +46,7 @@ public final class MessageBuffer {
         name2.deallocate()
         name2Original.deallocate()
         name3.deallocate()
+        answerRData.deallocate()
         labels.deallocate()
         entries.deallocate()
         picks.deallocate()

@@ -73,12 +73,9 @@ public enum Explainer {
         e.pool = pool.name
         e.binding = "\(binding.file):\(binding.line)"
         e.selectingFor = selectionClient.description
-        let buffer = MessageBuffer()
-        var w = MessageWriter(buffer: buffer, limit: 65535)
-        for _ in 0..<12 { w.u8(0) }
         let (_, lines) = Selector.explain(
             pools: snapshot.pools, pool: binding.pool, qtype: qtype == RRType.aaaa ? RRType.aaaa : RRType.a,
-            client: selectionClient, writer: &w, buffer: buffer)
+            client: selectionClient, buffer: MessageBuffer())
         e.trace = lines
     }
 

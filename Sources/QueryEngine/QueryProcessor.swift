@@ -422,22 +422,19 @@ struct Responder {
         let isCNAME = pools.runtimes[pool].plan.shape.isCNAME
         guard isCNAME || qtype == RRType.a || qtype == RRType.aaaa || qtype == RRType.any else { return false }
         let type = qtype == RRType.aaaa ? RRType.aaaa : RRType.a
-        let outcome: SelectionOutcome
-        switch owner {
-        case .question:
-            outcome = Selector.answer(pools: pools, pool: pool, qtype: type, client: client, owner: nil, writer: &w, buffer: buffer)
-        case .name(let n):
-            outcome = Selector.answer(pools: pools, pool: pool, qtype: type, client: client, owner: n, writer: &w, buffer: buffer)
-        }
+        let outcome = Selector.answer(pools: pools, pool: pool, qtype: type, client: client, buffer: buffer)
         ecsScope = max(ecsScope, outcome.scope)
         poolAnswer = PoolAnswerSource(outcome)
         switch outcome.answer {
-        case .records(let n):
-            counts.an += n
+        case .addresses(let n):
+            let ttl = outcome.pool >= 0 && outcome.pool < pools.runtimes.count ? pools.runtimes[outcome.pool].ttl : pools.runtimes[pool].ttl
+            if writeAddresses(n, type: type, ttl: ttl, owner: owner) {
+                counts.an += n
+            } else {
+                tc = true
+            }
         case .nodata:
             negative(zone: zone)
-        case .truncated:
-            tc = true
         case .cname(let p, let m):
             let rt = pools.runtimes[p]
             guard m >= 0, m < rt.plan.pool.members.count, let target = rt.plan.pool.members[m].target else { return true }
@@ -447,6 +444,22 @@ struct Responder {
             }
             counts.an += 1
             if qtype != RRType.cname { follow(target: target, chain: chain) }
+        }
+        return true
+    }
+
+    /// Writes the addresses a pool chose (RDATA in `buffer.answerRData`) as one RRset, whole or
+    /// not at all.
+    mutating func writeAddresses(_ n: Int, type: UInt16, ttl: UInt32, owner: Owner) -> Bool {
+        let size = type == RRType.aaaa ? 16 : 4
+        let list = UnsafeRawBufferPointer(buffer.answerRData)
+        let start = w.mark()
+        for i in 0..<n {
+            let rdata = UnsafeRawBufferPointer(rebasing: list[(i * size)..<((i + 1) * size)])
+            if !writeRecord(type: type, ttl: ttl, rdataHasNames: false, rdata: rdata, owner: owner) {
+                w.rewind(to: start)
+                return false
+            }
         }
         return true
     }

@@ -30,18 +30,18 @@ public final class PoolRuntime: Sendable {
     /// Any member down.
     public let degraded: Bool
     public let ttl: UInt32
-    /// Per member: its record (owner pointer 0xC00C, TYPE, CLASS, TTL, RDLENGTH, RDATA), or
+    /// Per member: its address's RDATA (4 or 16 octets, RFC 1035 3.4.1, RFC 3596 2.2), or
     /// empty for CNAME members.
-    public let memberRecord: [[UInt8]]
-    /// [family][site]: the site's answerable members' records back to back.
-    public let siteWire: [[[UInt8]]]
+    public let memberRData: [[UInt8]]
+    /// [family][site]: the site's answerable members' RDATA back to back.
+    public let siteRData: [[[UInt8]]]
     /// [family][site]: the site's answerable members of the family, weighted by effective
     /// weight: draws the first address of an answer.
     public let siteOrder: [[AliasTable]]
-    /// [family]: every member's records (fail-open).
-    public let allWire: [[UInt8]]
-    /// [family]: `when_all_down: addresses` records.
-    public let staticWire: [[UInt8]]
+    /// [family]: every member's RDATA (fail-open).
+    public let allRData: [[UInt8]]
+    /// [family]: `when_all_down: addresses` RDATA.
+    public let staticRData: [[UInt8]]
     /// [family]: all answerable members (direct mode).
     public let pickAll: [PickTable]
     /// [family][site]: answerable members per site (direct mode with site affinity).
@@ -66,28 +66,22 @@ public final class PoolRuntime: Sendable {
         let ttl = degraded ? pool.degradedTTL : pool.ttl
         self.ttl = ttl
 
-        func record(_ a: IPAddress) -> [UInt8] {
-            let type = a.family == .v4 ? RRType.a : RRType.aaaa
-            let octets = a.octets
-            return [0xC0, 0x0C, UInt8(type >> 8), UInt8(type & 0xFF), 0, 1,
-                UInt8(ttl >> 24), UInt8((ttl >> 16) & 0xFF), UInt8((ttl >> 8) & 0xFF), UInt8(ttl & 0xFF),
-                0, UInt8(octets.count)] + octets
-        }
+        func record(_ a: IPAddress) -> [UInt8] { a.octets }
         let records = pool.members.map { $0.address.map(record) ?? [] }
-        memberRecord = records
+        memberRData = records
         func fam(_ m: Int) -> Int { pool.members[m].address?.family == .v6 ? 1 : 0 }
-        siteWire = (0..<2).map { f in answerable.map { $0.filter { fam($0) == f }.flatMap { records[$0] } } }
+        siteRData = (0..<2).map { f in answerable.map { $0.filter { fam($0) == f }.flatMap { records[$0] } } }
         siteOrder = (0..<2).map { f in
             answerable.map { members in
                 let m = members.filter { fam($0) == f }
                 return AliasTable(items: m.map(Int32.init), weights: m.map { weight[$0] })
             }
         }
-        allWire = (0..<2).map { f in pool.members.indices.filter { pool.members[$0].address != nil && fam($0) == f }.flatMap { records[$0] } }
+        allRData = (0..<2).map { f in pool.members.indices.filter { pool.members[$0].address != nil && fam($0) == f }.flatMap { records[$0] } }
         if case .addresses(let list) = pool.allDown {
-            staticWire = (0..<2).map { f in list.filter { ($0.family == .v6 ? 1 : 0) == f }.flatMap(record) }
+            staticRData = (0..<2).map { f in list.filter { ($0.family == .v6 ? 1 : 0) == f }.flatMap(record) }
         } else {
-            staticWire = [[], []]
+            staticRData = [[], []]
         }
         func table(_ members: [Int]) -> PickTable {
             let items = members.map(Int32.init)

@@ -30,14 +30,14 @@ public struct TextRecording: DecisionRecorder {
 
 /// What a pool answered.
 public enum PoolAnswer: Sendable, Equatable {
-    /// Address records were written (their count).
-    case records(Int)
+    /// This many addresses of the query's family, their RDATA back to back in
+    /// `MessageBuffer.answerRData` (4 or 16 octets each), in answer order. The caller writes
+    /// them as the RRset (and a signer sees the set before it is written).
+    case addresses(Int)
     /// No records for this type: NOERROR with the SOA.
     case nodata
     /// A CNAME to this member's target is to be written (pool, member).
     case cname(pool: Int, member: Int)
-    /// The records did not fit.
-    case truncated
 }
 
 /// Which way a pool answered, for the answers-by-pool-and-site metric.
@@ -78,34 +78,31 @@ public struct SelectionOutcome: Sendable, Equatable {
 }
 
 /// Chooses a pool's answer for one query: a pure function of (query type, client address,
-/// configuration, health) plus, for weighted shuffles, the caller's random state. Records are
-/// written straight into the response.
+/// configuration, health) plus, for weighted shuffles, the caller's random state. It hands back
+/// what it chose (addresses in the buffer's answer list, or a CNAME member), never records:
+/// writing them is the answer path's, with DNSWire.
 public enum Selector {
     /// The most `when_all_down: fallback` hops followed.
     static let maxFallbacks = 4
 
-    /// Answers `qtype` (A or AAAA) from pool `pool` for `client`, writing records owned by the
-    /// question name (`owner` nil) or by `owner`.
-    public static func answer(
-        pools: PoolsRuntime, pool: Int, qtype: UInt16, client: IPAddress, owner: UnsafeRawBufferPointer?,
-        writer: inout MessageWriter, buffer: MessageBuffer
-    ) -> SelectionOutcome {
+    /// Chooses the answer to `qtype` (A or AAAA) from pool `pool` for `client`.
+    public static func answer(pools: PoolsRuntime, pool: Int, qtype: UInt16, client: IPAddress, buffer: MessageBuffer) -> SelectionOutcome {
         var rec = NoRecording()
-        return select(pools: pools, pool: pool, qtype: qtype, client: client, owner: owner, writer: &writer, buffer: buffer, recorder: &rec, depth: 0)
+        return select(pools: pools, pool: pool, qtype: qtype, client: client, buffer: buffer, recorder: &rec, depth: 0)
     }
 
     /// The same decision with its reasons, for `meridian explain`.
     public static func explain(
-        pools: PoolsRuntime, pool: Int, qtype: UInt16, client: IPAddress, writer: inout MessageWriter, buffer: MessageBuffer
+        pools: PoolsRuntime, pool: Int, qtype: UInt16, client: IPAddress, buffer: MessageBuffer
     ) -> (SelectionOutcome, [String]) {
         var rec = TextRecording()
-        let o = select(pools: pools, pool: pool, qtype: qtype, client: client, owner: nil, writer: &writer, buffer: buffer, recorder: &rec, depth: 0)
+        let o = select(pools: pools, pool: pool, qtype: qtype, client: client, buffer: buffer, recorder: &rec, depth: 0)
         return (o, rec.lines)
     }
 
     static func select<R: DecisionRecorder>(
-        pools: PoolsRuntime, pool index: Int, qtype: UInt16, client: IPAddress, owner: UnsafeRawBufferPointer?,
-        writer w: inout MessageWriter, buffer: MessageBuffer, recorder rec: inout R, depth: Int
+        pools: PoolsRuntime, pool index: Int, qtype: UInt16, client: IPAddress,
+        buffer: MessageBuffer, recorder rec: inout R, depth: Int
     ) -> SelectionOutcome {
         let rt = pools.runtimes[index]
         let plan = rt.plan
@@ -130,7 +127,7 @@ public enum Selector {
         case .multiSite:
             for s in order where rt.siteUsable[s] {
                 rec.note("answer from site \(plan.pool.sites[s].name): the first usable site in the order")
-                let a = site(rt, s, fam: fam, pool: index, client: client, scope: &scope, rng: &buffer.random, owner: owner, w: &w, recorder: &rec)
+                let a = site(rt, s, fam: fam, pool: index, client: client, scope: &scope, rng: &buffer.random, buffer: buffer, recorder: &rec)
                 return SelectionOutcome(answer: a, scope: scope, pool: index, site: s)
             }
         case .activeActive:
@@ -138,7 +135,7 @@ public enum Selector {
             if !table.isEmpty {
                 let s = Int(table.draw(&buffer.random))
                 rec.note("answer from site \(plan.pool.sites[s].name): weighted draw over \(table.items.map { plan.pool.sites[Int($0)].name }.joined(separator: ", "))")
-                let a = site(rt, s, fam: fam, pool: index, client: client, scope: &scope, rng: &buffer.random, owner: owner, w: &w, recorder: &rec)
+                let a = site(rt, s, fam: fam, pool: index, client: client, scope: &scope, rng: &buffer.random, buffer: buffer, recorder: &rec)
                 return SelectionOutcome(answer: a, scope: scope, pool: index, site: s)
             }
         case .direct:
@@ -162,15 +159,11 @@ public enum Selector {
             }
             if count > 0 {
                 rec.note("answer \(count) of \(rt.pickAll[fam].alias.items.count) answerable node(s) by \(shape.method.rawValue)")
-                let mark = w.mark()
+                var n = 0
                 for i in 0..<count {
-                    let ok = rt.memberRecord[Int(picks[i])].withUnsafeBytes { write(records: $0, size: $0.count, owner: owner, w: &w) }
-                    if ok < 0 {
-                        w.rewind(to: mark)
-                        return SelectionOutcome(answer: .truncated, scope: scope, pool: index, route: .nodes)
-                    }
+                    n = rt.memberRData[Int(picks[i])].withUnsafeBytes { put($0, size: fam == 0 ? 4 : 16, after: n, buffer: buffer) }
                 }
-                return SelectionOutcome(answer: .records(count), scope: scope, pool: index, route: .nodes)
+                return SelectionOutcome(answer: .addresses(n), scope: scope, pool: index, route: .nodes)
             }
             if !rt.pickAll[fam].isEmpty || !rt.pickAll[1 - fam].isEmpty {
                 rec.note("no answerable node of this address family: NODATA")
@@ -185,20 +178,20 @@ public enum Selector {
             if shape.isCNAME, let s = order.first, let m = plan.pool.sites[s].members.first {
                 return SelectionOutcome(answer: .cname(pool: index, member: m), scope: scope, pool: index, route: .failOpen)
             }
-            return SelectionOutcome(answer: wire(rt.allWire[fam], fam: fam, owner: owner, w: &w), scope: scope, pool: index, route: .failOpen)
+            return SelectionOutcome(answer: list(rt.allRData[fam], fam: fam, buffer: buffer), scope: scope, pool: index, route: .failOpen)
         case .nodata:
             rec.note("nothing usable: NODATA by policy")
             return SelectionOutcome(answer: .nodata, scope: scope, pool: index, route: .allDownNodata)
         case .addresses:
             rec.note("nothing usable: static fallback addresses")
-            return SelectionOutcome(answer: wire(rt.staticWire[fam], fam: fam, owner: owner, w: &w), scope: scope, pool: index, route: .staticAddresses)
+            return SelectionOutcome(answer: list(rt.staticRData[fam], fam: fam, buffer: buffer), scope: scope, pool: index, route: .staticAddresses)
         case .fallbackPool(let next):
             guard depth < maxFallbacks else {
                 rec.note("nothing usable and too many fallbacks: NODATA")
                 return SelectionOutcome(answer: .nodata, scope: scope, pool: index, route: .allDownNodata)
             }
             rec.note("nothing usable: falling back to pool \(pools.runtimes[next].pool.name)")
-            var o = select(pools: pools, pool: next, qtype: qtype, client: client, owner: owner, writer: &w, buffer: buffer, recorder: &rec, depth: depth + 1)
+            var o = select(pools: pools, pool: next, qtype: qtype, client: client, buffer: buffer, recorder: &rec, depth: depth + 1)
             o.scope = max(o.scope, scope)
             o.fellBack = true
             return o
@@ -238,7 +231,7 @@ public enum Selector {
     /// in turn; or a CNAME to its first member.
     static func site<R: DecisionRecorder>(
         _ rt: PoolRuntime, _ s: Int, fam: Int, pool: Int, client: IPAddress, scope: inout Int, rng: inout UInt64,
-        owner: UnsafeRawBufferPointer?, w: inout MessageWriter, recorder rec: inout R
+        buffer: MessageBuffer, recorder rec: inout R
     ) -> PoolAnswer {
         let shape = rt.plan.shape
         if shape.isCNAME { return .cname(pool: pool, member: rt.siteFirstMember[s]) }
@@ -246,7 +239,7 @@ public enum Selector {
         let items = table.items
         guard items.count > 1, shape.addressOrder != .fixed else {
             if R.isRecording && items.count > 1 { rec.note("addresses in pool-file order (address_order: fixed)") }
-            return wire(rt.siteWire[fam][s], fam: fam, owner: owner, w: &w)
+            return list(rt.siteRData[fam][s], fam: fam, buffer: buffer)
         }
         var first: Int32
         if shape.addressOrder == .sticky {
@@ -264,43 +257,30 @@ public enum Selector {
         }
         var start = 0
         while start < items.count && items[start] != first { start += 1 }
-        let mark = w.mark()
+        var n = 0
         for i in 0..<items.count {
             let m = Int(items[(start + i) % items.count])
-            let ok = rt.memberRecord[m].withUnsafeBytes { write(records: $0, size: $0.count, owner: owner, w: &w) }
-            if ok < 0 {
-                w.rewind(to: mark)
-                return .truncated
-            }
+            n = rt.memberRData[m].withUnsafeBytes { put($0, size: fam == 0 ? 4 : 16, after: n, buffer: buffer) }
         }
-        return .records(items.count)
+        return .addresses(n)
     }
 
-    static func wire(_ wire: [UInt8], fam: Int, owner: UnsafeRawBufferPointer?, w: inout MessageWriter) -> PoolAnswer {
-        if wire.isEmpty { return .nodata }
-        let n = wire.withUnsafeBytes { write(records: $0, size: fam == 0 ? 16 : 28, owner: owner, w: &w) }
-        return n < 0 ? .truncated : .records(n)
+    /// A precomputed list of addresses (RDATA back to back) as the answer.
+    static func list(_ rdata: [UInt8], fam: Int, buffer: MessageBuffer) -> PoolAnswer {
+        if rdata.isEmpty { return .nodata }
+        return .addresses(rdata.withUnsafeBytes { put($0, size: fam == 0 ? 4 : 16, after: 0, buffer: buffer) })
     }
 
-    /// Writes pre-encoded records of `size` octets each; -1 (and nothing written) if they do
-    /// not fit.
+    /// Appends addresses of `size` octets each to the buffer's answer list after the first
+    /// `count`; returns the new count. A list longer than the buffer (more than any message
+    /// can hold) is cut at its end.
     @inline(__always)
-    static func write(records: UnsafeRawBufferPointer, size: Int, owner: UnsafeRawBufferPointer?, w: inout MessageWriter) -> Int {
-        let n = records.count / size
-        guard let owner else {
-            guard w.fits(records.count) else { return -1 }
-            w.raw(records)
-            return n
-        }
-        let mark = w.mark()
-        for i in 0..<n {
-            guard w.name(owner, compress: true), w.fits(size - 2) else {
-                w.rewind(to: mark)
-                return -1
-            }
-            w.raw(UnsafeRawBufferPointer(rebasing: records[(i * size + 2)..<((i + 1) * size)]))
-        }
-        return n
+    static func put(_ rdata: UnsafeRawBufferPointer, size: Int, after count: Int, buffer: MessageBuffer) -> Int {
+        let room = buffer.answerRData.count / size - count
+        let n = min(rdata.count / size, room)
+        guard n > 0, let from = rdata.baseAddress, let to = buffer.answerRData.baseAddress else { return count }
+        (to + count * size).copyMemory(from: from, byteCount: n * size)
+        return count + n
     }
 
     /// Adds distinct members from a table to `picks` until `max`.

@@ -89,10 +89,7 @@ struct AddressOrderTests {
 
     @Test func explainShowsTheShares() throws {
         let rt = try runtime(pool())
-        let buffer = MessageBuffer(seed: 1)
-        var w = MessageWriter(buffer: buffer, limit: 65535)
-        for _ in 0..<12 { w.u8(0) }
-        let (_, lines) = Selector.explain(pools: rt, pool: 0, qtype: RRType.a, client: IPAddress("192.0.2.1")!, writer: &w, buffer: buffer)
+        let (_, lines) = Selector.explain(pools: rt, pool: 0, qtype: RRType.a, client: IPAddress("192.0.2.1")!, buffer: MessageBuffer(seed: 1))
         #expect(lines.contains { $0.contains("first-address shares by effective weight: 192.0.2.41 40.0%, 192.0.2.42 40.0%, 192.0.2.43 20.0%") }, "\(lines)")
     }
 

@@ -28,21 +28,17 @@ struct Answer {
 /// Runs one selection and reads back the addresses written.
 func ask(_ rt: PoolsRuntime, _ pool: String, _ client: String, qtype: UInt16 = RRType.a, buffer: MessageBuffer = MessageBuffer(seed: 7)) -> Answer {
     let index = rt.pools.pool(named: pool)!
-    var w = MessageWriter(buffer: buffer, limit: 65535)
-    for _ in 0..<12 { w.u8(0) }
-    let o = Selector.answer(pools: rt, pool: index, qtype: qtype, client: IPAddress(client)!, owner: nil, writer: &w, buffer: buffer)
+    let o = Selector.answer(pools: rt, pool: index, qtype: qtype, client: IPAddress(client)!, buffer: buffer)
     var out: [String] = []
     var ttl: UInt32?
-    let bytes = Array(w.bytes)
-    var pos = 12
-    while pos < bytes.count {
-        let type = UInt16(bytes[pos + 2]) << 8 | UInt16(bytes[pos + 3])
-        ttl = UInt32(bytes[pos + 6]) << 24 | UInt32(bytes[pos + 7]) << 16 | UInt32(bytes[pos + 8]) << 8 | UInt32(bytes[pos + 9])
-        let len = Int(bytes[pos + 10]) << 8 | Int(bytes[pos + 11])
-        var b = SIMD16<UInt8>(repeating: 0)
-        for i in 0..<len { b[i] = bytes[pos + 12 + i] }
-        out.append(IPAddress(family: type == RRType.a ? .v4 : .v6, bytes: b).description)
-        pos += 12 + len
+    if case .addresses(let n) = o.answer {
+        ttl = rt.runtimes[o.pool].ttl
+        let size = qtype == RRType.aaaa ? 16 : 4
+        for i in 0..<n {
+            var b = SIMD16<UInt8>(repeating: 0)
+            for j in 0..<size { b[j] = buffer.answerRData[i * size + j] }
+            out.append(IPAddress(family: qtype == RRType.aaaa ? .v6 : .v4, bytes: b).description)
+        }
     }
     return Answer(addresses: out, outcome: o, ttl: ttl)
 }
