@@ -171,6 +171,14 @@ let package = Package(
             swiftSettings: strict
         ),
 
+        // The answer function alone, for instruction counts under callgrind (Tools/bench-callgrind.py).
+        .executableTarget(
+            name: "meridian-answer-bench",
+            dependencies: ["QueryEngine", "DNSWire", "GeoTopology"],
+            path: "Tools/AnswerBench",
+            swiftSettings: strict
+        ),
+
         // Loopback targets for the check-engine benchmark (Tools/bench-checks.py).
         .executableTarget(
             name: "meridian-bench-target",

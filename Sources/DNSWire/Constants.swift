@@ -55,6 +55,13 @@ public enum RRType {
         default: return "TYPE\(type)"
         }
     }
+
+    /// The type a mnemonic from `name(_:)` (or `TYPEnnn`) stands for; for tools, not the query path.
+    public static func value(_ mnemonic: String) -> UInt16? {
+        let upper = mnemonic.uppercased()
+        if upper.hasPrefix("TYPE"), let n = UInt16(upper.dropFirst(4)) { return n }
+        return (0...255).map(UInt16.init).first { name($0) == upper }
+    }
 }
 
 /// CLASS values (RFC 1035 3.2.4, 3.2.5).

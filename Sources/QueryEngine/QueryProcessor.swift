@@ -31,10 +31,8 @@ public enum QueryProcessor {
 
 /// The owner of records being written: the question name (a pointer to offset 12) or a name
 /// held in one of the buffer's name areas.
-enum Owner {
-    case question
-    case name(UnsafeRawBufferPointer)
-}
+/// The owner of a record being written (DNSWire's `RecordOwner`).
+typealias Owner = RecordOwner
 
 struct Responder {
     let query: UnsafeRawBufferPointer
@@ -456,7 +454,7 @@ struct Responder {
         let start = w.mark()
         for i in 0..<n {
             let rdata = UnsafeRawBufferPointer(rebasing: list[(i * size)..<((i + 1) * size)])
-            if !writeRecord(type: type, ttl: ttl, rdataHasNames: false, rdata: rdata, owner: owner) {
+            if !w.record(owner: owner, type: type, ttl: ttl, rdata: rdata) {
                 w.rewind(to: start)
                 return false
             }
@@ -466,7 +464,7 @@ struct Responder {
 
     /// Writes one CNAME record (RFC 1035 3.3.1) with a compressed target.
     mutating func writeCNAME(owner: Owner, target: [UInt8], ttl: UInt32) -> Bool {
-        target.withUnsafeBytes { writeRecord(type: RRType.cname, ttl: ttl, rdataHasNames: true, rdata: $0, owner: owner) }
+        target.withUnsafeBytes { w.record(owner: owner, type: RRType.cname, ttl: ttl, rdata: $0) }
     }
 
     /// Follows a CNAME to its target inside the served zones (RFC 1034 4.3.2 step 3a).
@@ -534,13 +532,7 @@ struct Responder {
     /// Calls `body` with each NS, MX or SRV target name of `set`, lowercased in scratch memory.
     mutating func forEachTarget(of set: Int, zone: Zone, _ body: (inout Self, UnsafeRawBufferPointer) -> Void) {
         let info = zone.sets[set]
-        let skip: Int
-        switch info.type {
-        case RRType.ns: skip = 0
-        case RRType.mx: skip = 2
-        case RRType.srv: skip = 6
-        default: return
-        }
+        guard let layout = RDataLayout.of(info.type), layout.additionalTarget, case .names(let skip, _) = layout.shape else { return }
         let scratch = buffer.name3
         for r in Int(info.firstRecord)..<Int(info.firstRecord) + Int(info.count) {
             let length: Int = zone.withRData(r) { rdata in
@@ -574,55 +566,12 @@ struct Responder {
         let info = zone.sets[set]
         let start = w.mark()
         for r in Int(info.firstRecord)..<Int(info.firstRecord) + Int(info.count) {
-            let ok = zone.withRData(r) { writeRecord(type: info.type, ttl: ttl ?? info.ttl, rdataHasNames: info.hasNames, rdata: $0, owner: owner) }
+            let ok = zone.withRData(r) { w.record(owner: owner, type: info.type, ttl: ttl ?? info.ttl, rdata: $0) }
             if !ok {
                 w.rewind(to: start)
                 return false
             }
         }
-        return true
-    }
-
-    mutating func writeRecord(type: UInt16, ttl: UInt32, rdataHasNames: Bool, rdata: UnsafeRawBufferPointer, owner: Owner) -> Bool {
-        switch owner {
-        case .question:
-            guard w.fits(2) else { return false }
-            w.u16(0xC00C)
-        case .name(let n):
-            guard w.name(n, compress: true) else { return false }
-        }
-        guard w.fits(10) else { return false }
-        w.u16(type)
-        w.u16(RRClass.in)
-        w.u32(ttl)
-        let lengthAt = w.position
-        w.u16(0)
-        if rdataHasNames {
-            // RFC 3597 4: the names in these types' RDATA may be compressed.
-            var prefix = 0
-            var names = 1
-            switch type {
-            case RRType.soa, RRType.minfo: names = 2
-            case RRType.mx: prefix = 2
-            default: break
-            }
-            guard w.fits(prefix), rdata.count >= prefix else { return false }
-            w.raw(UnsafeRawBufferPointer(rebasing: rdata[0..<prefix]))
-            var pos = prefix
-            for _ in 0..<names {
-                var end = pos
-                while end < rdata.count, rdata[end] != 0 { end += 1 + Int(rdata[end]) }
-                end += 1
-                guard end <= rdata.count, w.name(UnsafeRawBufferPointer(rebasing: rdata[pos..<end]), compress: true) else { return false }
-                pos = end
-            }
-            guard w.fits(rdata.count - pos) else { return false }
-            w.raw(UnsafeRawBufferPointer(rebasing: rdata[pos...]))
-        } else {
-            guard w.fits(rdata.count) else { return false }
-            w.raw(rdata)
-        }
-        w.set16(at: lengthAt, UInt16(w.position - lengthAt - 2))
         return true
     }
 }

@@ -227,19 +227,5 @@ enum RdataCheck {
         }
     }
 
-    /// Where an uncompressed wire name starting at `start` ends, or nil if it is malformed.
-    static func nameEnd(_ b: UnsafeRawBufferPointer, at start: Int) -> Int? {
-        var i = start
-        var length = 0
-        while i < b.count {
-            let n = Int(b[i])
-            guard n & 0xC0 == 0 else { return nil }
-            i += 1
-            length += n + 1
-            guard length <= 255 else { return nil }
-            if n == 0 { return i }
-            i += n
-        }
-        return nil
-    }
+    static func nameEnd(_ b: UnsafeRawBufferPointer, at start: Int) -> Int? { RDataLayout.nameEnd(b, at: start) }
 }

@@ -22,8 +22,6 @@ public struct ZoneSetInfo: Sendable {
     public let firstRecord: UInt32
     public let count: UInt32
     public let type: UInt16
-    /// Whether RDATA holds names that are compressed when written (RFC 3597 4).
-    public let hasNames: Bool
 }
 
 /// One authoritative zone, laid out in a few flat arrays: a name table whose entry `i` is node
@@ -153,12 +151,6 @@ public struct RRset: Sendable, Equatable {
         self.ttl = ttl
         self.rdatas = rdatas
     }
-
-    /// The types whose RDATA names may be compressed (RFC 3597 4).
-    public static let compressibleTypes: Set<UInt16> = [
-        RRType.ns, RRType.md, RRType.mf, RRType.cname, RRType.soa, RRType.mb, RRType.mg, RRType.mr, RRType.ptr,
-        RRType.minfo, RRType.mx,
-    ]
 }
 
 /// One name of a zone copied out of a `Zone`, for tests and tools.

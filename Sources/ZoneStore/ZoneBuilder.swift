@@ -15,27 +15,6 @@ enum ZoneBuilder {
         var a = ZoneAssembly(acc: acc, file: file)
         return a.run(bindings: bindings)
     }
-
-    /// RDATA as compared for duplicates: names inside these types compare without case.
-    static func canonical(type: UInt16, _ rdata: [UInt8]) -> [UInt8] {
-        switch type {
-        case RRType.ns, RRType.cname, RRType.ptr: return Name.lowercased(rdata)
-        default: return rdata
-        }
-    }
-
-    /// RDATA compared for duplicates: names inside compressible types compare without case.
-    static func sameRData(type: UInt16, _ x: UnsafeRawBufferPointer, _ y: UnsafeRawBufferPointer) -> Bool {
-        guard x.count == y.count else { return false }
-        switch type {
-        case RRType.ns, RRType.cname, RRType.ptr:
-            for i in 0..<x.count where Name.lower(x[i]) != Name.lower(y[i]) { return false }
-            return true
-        default:
-            guard let p = x.baseAddress, let q = y.baseAddress else { return true }
-            return memcmp(p, q, x.count) == 0
-        }
-    }
 }
 
 /// One build: the accumulator's records grouped by owner (a counting sort on owner numbers,
@@ -228,7 +207,7 @@ struct ZoneAssembly {
             }
             ttl = min(ttl, acc.recTTL[r])
             if seen != nil {
-                let key = NameKey(acc.withRData(r) { ZoneBuilder.canonical(type: run.type, Array($0)) })
+                let key = NameKey(acc.withRData(r) { Canonical.rdata(type: run.type, $0) })
                 if seen?.insert(key).inserted == true { records.append(acc.recData[r]) }
             } else if !isDuplicate(r, type: run.type, since: firstRecord) {
                 records.append(acc.recData[r])
@@ -236,7 +215,7 @@ struct ZoneAssembly {
         }
         if run.type == RRType.soa && o == apexId { soaSet = sets.count }
         sets.append(ZoneSetInfo(ttl: ttl, firstRecord: UInt32(firstRecord), count: UInt32(records.count - firstRecord),
-                                type: run.type, hasNames: RRset.compressibleTypes.contains(run.type)))
+                                type: run.type))
     }
 
     /// Whether record `r` repeats one already kept in this set (a linear scan: sets of more
@@ -249,7 +228,12 @@ struct ZoneAssembly {
                 return UnsafeRawBufferPointer(rebasing: a[i + 2..<i + 2 + (Int(a[i]) << 8 | Int(a[i + 1]))])
             }
             let mine = rdata(acc.recData[r])
-            return kept.contains { ZoneBuilder.sameRData(type: type, rdata(records[$0]), mine) }
+            let names = RDataLayout.of(type)?.canonicalLowercase == true
+            return kept.contains { k in
+                let other = rdata(records[k])
+                guard other.count == mine.count else { return false }
+                return names ? Canonical.sameRData(type: type, other, mine) : other.elementsEqual(mine)
+            }
         }
     }
 

@@ -1,0 +1,51 @@
+// The answer function alone, no sockets: builds the snapshot from a zones directory, then
+// answers the same queries N times each. Run under callgrind (Tools/bench-callgrind.py) its
+// instruction counts choose between designs where timings on two shared cores cannot.
+//
+// Usage: meridian-answer-bench ZONES_DIR N QUERY...   QUERY = "name type" or "name type ECS-prefix"
+import DNSWire
+import Foundation
+import GeoTopology
+import QueryEngine
+
+func query(_ spec: String) -> [UInt8]? {
+    let f = spec.split(separator: " ").map(String.init)
+    guard f.count >= 2, let name = Name.parse(f[0]), let type = RRType.value(f[1]) else { return nil }
+    var q: [UInt8] = [0x12, 0x34, 0x00, 0x00, 0, 1, 0, 0, 0, 0, 0, 1] + name + [UInt8(type >> 8), UInt8(type & 0xFF), 0, 1]
+    var options: [UInt8] = []
+    if f.count == 3, let subnet = CIDR(f[2]) {
+        let octets = Array(subnet.address.octets.prefix((subnet.prefix + 7) / 8))
+        let body: [UInt8] = [0, subnet.address.family == .v4 ? 1 : 2, UInt8(subnet.prefix), 0] + octets
+        options = [0, 8, 0, UInt8(body.count)] + body
+    }
+    q += [0, 0, 41, 0x04, 0xD0, 0, 0, 0, 0, UInt8(options.count >> 8), UInt8(options.count & 0xFF)] + options
+    return q
+}
+
+let args = CommandLine.arguments
+guard args.count >= 4, let n = Int(args[2]) else {
+    FileHandle.standardError.write("usage: meridian-answer-bench ZONES_DIR N QUERY...\n".data(using: .utf8)!)
+    exit(2)
+}
+let outcome = SnapshotBuilder.build(directory: args[1])
+guard let snapshot = outcome.snapshot else {
+    for d in outcome.diagnostics { FileHandle.standardError.write("\(d)\n".data(using: .utf8)!) }
+    exit(1)
+}
+let queries = args[3...].compactMap(query)
+guard queries.count == args.count - 3 else {
+    FileHandle.standardError.write("a query is not \"name type [prefix]\"\n".data(using: .utf8)!)
+    exit(2)
+}
+let buffer = MessageBuffer(seed: 1)
+let client = IPAddress("127.0.0.1")!
+var answered = 0
+let start = DispatchTime.now().uptimeNanoseconds
+for _ in 0..<n {
+    for q in queries {
+        let r = q.withUnsafeBytes { QueryProcessor.respond(to: $0, transport: .udp, snapshot: snapshot, buffer: buffer, client: client) }
+        if !r.dropped && r.length > 12 { answered += 1 }
+    }
+}
+let elapsed = DispatchTime.now().uptimeNanoseconds - start
+print("\(answered) answers, \(Double(elapsed) / Double(max(answered, 1))) ns each")
