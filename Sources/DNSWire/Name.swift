@@ -43,12 +43,16 @@ public enum Name {
                 let l = Int(len)
                 guard pos + 1 + l <= count else { throw .truncated(offset: pos + 1, needed: l) }
                 guard length + 1 + l <= WireLimits.maxNameLength else { throw .nameTooLong(offset: offset) }
-                if let out {
-                    out[length] = len
+                // The guards above keep both ranges in bounds (`out` holds 255 octets), so the
+                // copy runs on raw pointers without a check per octet.
+                if let out, let dst = out.baseAddress, let src = message.baseAddress {
+                    let d = dst + length
+                    let from = src + pos + 1
+                    d.storeBytes(of: len, as: UInt8.self)
                     if lowercase {
-                        for i in 0..<l { out[length + 1 + i] = lower(message[pos + 1 + i]) }
+                        for i in 0..<l { (d + 1 + i).storeBytes(of: lower(from.load(fromByteOffset: i, as: UInt8.self)), as: UInt8.self) }
                     } else {
-                        for i in 0..<l { out[length + 1 + i] = message[pos + 1 + i] }
+                        (d + 1).copyMemory(from: from, byteCount: l)
                     }
                 }
                 length += 1 + l

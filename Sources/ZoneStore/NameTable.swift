@@ -43,12 +43,34 @@ public struct NameTable: Sendable {
 
     public var count: Int { keyStart.count }
 
-    /// FNV-1a over the octets.
+    /// A hash of the octets taken eight at a time (unaligned 64-bit loads, a multiply and a
+    /// shift per word): the query path hashes every suffix of a name it looks up, and this is
+    /// several times fewer instructions than a byte-at-a-time hash (measured with callgrind,
+    /// `Tools/bench-callgrind.py`).
     @inlinable @inline(__always)
     static func hash(_ key: UnsafeRawBufferPointer) -> Int {
-        var h: UInt32 = 2_166_136_261
-        for b in key { h = (h ^ UInt32(b)) &* 16_777_619 }
-        return Int(h)
+        let k: UInt64 = 0x9E37_79B9_7F4A_7C15
+        var h = UInt64(truncatingIfNeeded: key.count) &* k
+        var i = 0
+        let n = key.count
+        while i + 8 <= n {
+            h = (h ^ key.loadUnaligned(fromByteOffset: i, as: UInt64.self)) &* k
+            h ^= h >> 29
+            i += 8
+        }
+        if i < n {
+            // The last word overlaps the one before when the key is 8 octets or longer.
+            var tail: UInt64 = 0
+            if n >= 8 {
+                tail = key.loadUnaligned(fromByteOffset: n - 8, as: UInt64.self)
+            } else {
+                for j in 0..<n { tail |= UInt64(key[j]) << UInt64(8 * j) }
+            }
+            h = (h ^ tail) &* k
+            h ^= h >> 29
+        }
+        h = (h ^ (h >> 32)) &* 0xD6E8_FEB8_6659_FD93
+        return Int(truncatingIfNeeded: h ^ (h >> 32))
     }
 
     /// The value stored for a lowercased wire name, or nil.
@@ -59,19 +81,36 @@ public struct NameTable: Sendable {
     }
 
     /// The entry holding `key`, by linear probing from its hash; shared with `NameInterner`.
-    @inlinable
+    @inlinable @inline(__always)
     static func probe(_ key: UnsafeRawBufferPointer, arena: [UInt8], keyStart: [UInt32], keyLength: [UInt8], slots: [UInt32], mask: Int) -> Int? {
-        guard key.count > 0, key.count <= 255, let k = key.baseAddress else { return nil }
+        guard key.count > 0, key.count <= 255 else { return nil }
         var slot = NameTable.hash(key) & mask
         return arena.withUnsafeBytes { a in
-            while true {
-                let e = Int(slots[slot])
-                if e == 0 { return nil }
-                let i = e - 1
-                if Int(keyLength[i]) == key.count, let base = a.baseAddress, memcmp(base + Int(keyStart[i]), k, key.count) == 0 { return i }
-                slot = (slot + 1) & mask
+            slots.withUnsafeBufferPointer { s in
+                while true {
+                    let e = Int(s[slot])
+                    if e == 0 { return nil }
+                    let i = e - 1
+                    if Int(keyLength[i]) == key.count, equal(key, UnsafeRawBufferPointer(rebasing: a[Int(keyStart[i])..<Int(keyStart[i]) + key.count])) { return i }
+                    slot = (slot + 1) & mask
+                }
             }
         }
+    }
+
+    /// Whether two keys of the same length are equal, eight octets at a time.
+    @inlinable @inline(__always)
+    static func equal(_ x: UnsafeRawBufferPointer, _ y: UnsafeRawBufferPointer) -> Bool {
+        let n = x.count
+        var i = 0
+        while i + 8 <= n {
+            if x.loadUnaligned(fromByteOffset: i, as: UInt64.self) != y.loadUnaligned(fromByteOffset: i, as: UInt64.self) { return false }
+            i += 8
+        }
+        if i == n { return true }
+        if n >= 8 { return x.loadUnaligned(fromByteOffset: n - 8, as: UInt64.self) == y.loadUnaligned(fromByteOffset: n - 8, as: UInt64.self) }
+        for j in 0..<n where x[j] != y[j] { return false }
+        return true
     }
 
     /// Convenience for tests and tools.
