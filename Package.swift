@@ -57,6 +57,11 @@ let package = Package(
         .target(name: "DNSWire", exclude: ["README.md"], swiftSettings: strict),
         // Zone files (via libldns) turned into an in-memory name table with wire-format RRsets.
         .target(name: "ZoneStore", dependencies: ["Diagnostics", "DNSWire", "CLDNS", "CZoneStream"], exclude: ["README.md"], swiftSettings: strict),
+        // DNSSEC: keys (BIND key files, swift-crypto ECDSA P-256 and Ed25519), RRSIGs over
+        // canonical RRsets, NSEC type bit maps, compact denial. Pure values, no I/O but key files.
+        .target(
+            name: "DNSSEC", dependencies: ["DNSWire", "Diagnostics", .product(name: "Crypto", package: "swift-crypto")],
+            exclude: ["README.md"], swiftSettings: strict),
         // Client location: IP addresses, prefix tries (topology), MaxMind DB (GeoIP).
         .target(name: "GeoTopology", dependencies: ["CMaxMindDB"], exclude: ["README.md"], swiftSettings: strict),
         // Pool files (YAML): pools, sites, members, regions, order rules, validated with file:line.
@@ -81,7 +86,7 @@ let package = Package(
             swiftSettings: strict),
         // The answer logic: query bytes + snapshot -> response bytes. Pure, no sockets.
         .target(
-            name: "QueryEngine", dependencies: ["Diagnostics", "DNSWire", "ZoneStore", "GeoTopology", "PoolConfig", "ClusterState", "Selection"],
+            name: "QueryEngine", dependencies: ["Diagnostics", "DNSWire", "DNSSEC", "ZoneStore", "GeoTopology", "PoolConfig", "ClusterState", "Selection"],
             exclude: ["README.md"], swiftSettings: strict),
         // Peers: the cluster file, SWIM membership (a pure core), signed gossip of the health
         // ledger over UDP, push-pull over TCP, check sharding.
@@ -103,7 +108,7 @@ let package = Package(
             name: "MeridianServer",
             dependencies: [
                 "Diagnostics", "QueryEngine", "ZoneStore", "DNSWire", "GeoTopology", "HealthCheck", "ClusterState", "PoolConfig", "Peers",
-                "CBatchIO", "CPrivileges", "Selection",
+                "CBatchIO", "CPrivileges", "Selection", "DNSSEC",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -139,7 +144,7 @@ let package = Package(
             name: "meridian",
             dependencies: [
                 "MeridianServer", "ZoneStore", "QueryEngine", "Selection", "GeoTopology", "ClusterState", "DNSWire", "Diagnostics", "Peers",
-                "HealthCheck", "PoolConfig", "AdminAPI", "CCurl", "CPrivileges",
+                "HealthCheck", "PoolConfig", "AdminAPI", "CCurl", "CPrivileges", "DNSSEC",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "Metrics", package: "swift-metrics"),
@@ -192,6 +197,7 @@ let package = Package(
         ),
 
         .testTarget(name: "DNSWireTests", dependencies: ["DNSWire"]),
+        .testTarget(name: "DNSSECTests", dependencies: ["DNSSEC", "DNSWire", "CLDNS"]),
         .testTarget(name: "ZoneStoreTests", dependencies: ["ZoneStore", "DNSWire", "Diagnostics"]),
         .testTarget(name: "QueryEngineTests", dependencies: ["QueryEngine", "ZoneStore", "DNSWire", "CLDNS", "GeoTopology", "ClusterState"]),
         .testTarget(name: "GeoTopologyTests", dependencies: ["GeoTopology"]),

@@ -16,6 +16,8 @@ APT_PACKAGES=(
   bind9-dnsutils                   # dig
   dnsperf                          # benchmarks
   gdnsd nsd                        # reference servers for the benchmarks
+  knot                             # reference server for the DNSSEC benchmark (online signing)
+  unbound                          # the validating resolver of the DNSSEC tests
   python3-pip
   openssl                          # self-signed certificates for the HTTPS check tests
   chromium                         # the status page test (headless)

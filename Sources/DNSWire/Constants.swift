@@ -22,6 +22,10 @@ public enum RRType {
     public static let ds: UInt16 = 43
     public static let rrsig: UInt16 = 46
     public static let nsec: UInt16 = 47
+    public static let dnskey: UInt16 = 48
+    /// Child DS and child DNSKEY (RFC 7344).
+    public static let cds: UInt16 = 59
+    public static let cdnskey: UInt16 = 60
     public static let caa: UInt16 = 257
     /// QTYPEs (RFC 1035 3.2.3, RFC 1995).
     public static let ixfr: UInt16 = 251
@@ -48,6 +52,9 @@ public enum RRType {
         case ds: return "DS"
         case rrsig: return "RRSIG"
         case nsec: return "NSEC"
+        case dnskey: return "DNSKEY"
+        case cds: return "CDS"
+        case cdnskey: return "CDNSKEY"
         case caa: return "CAA"
         case ixfr: return "IXFR"
         case axfr: return "AXFR"

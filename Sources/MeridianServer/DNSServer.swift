@@ -1,3 +1,4 @@
+import DNSSEC
 import Diagnostics
 import Atomics
 import ClusterState
@@ -96,7 +97,8 @@ public final class DNSServer: Sendable {
             logger.warning("--tcp-max-connections lowered from \(config.tcpMaxConnections) to \(tcpCap): the file descriptor limit is \(files), and \(FileLimits.reserve(for: files)) are kept for probes, gossip and files")
         }
         clientLimiter = ClientLimiter(limit: config.tcpMaxPerClient)
-        let outcome = SnapshotBuilder.build(directory: config.zonesDirectory, statePath: config.statePath, config: config.engine)
+        let outcome = SnapshotBuilder.build(directory: config.zonesDirectory, statePath: config.statePath, config: config.engine,
+                                            keysDirectory: config.keysDirectory, signing: config.signing, now: UInt32(clamping: Int64(clock())))
         for d in outcome.diagnostics where d.severity == .warning { logger.warning("\(d)") }
         guard let snapshot = outcome.snapshot else { throw ServerError.config(outcome.diagnostics) }
         let box = SnapshotBox(snapshot)
@@ -238,6 +240,7 @@ public final class DNSServer: Sendable {
                 s.tcpMetrics.flush()
             }
         }
+        scheduleKeyEvents()
         for address in config.listen {
             // TCP first: it has no SO_REUSEPORT, so a port another server holds fails here,
             // before any UDP socket could share that port and take part of its traffic.
@@ -331,6 +334,26 @@ public final class DNSServer: Sendable {
         }
     }
 
+    /// Once a second: when a key's timing passes a publish, activate, inactive or delete time,
+    /// the signers are rebuilt and published (the DNSKEY set and the signing keys change
+    /// without a reload: a rollover runs from the key files' metadata alone).
+    func scheduleKeyEvents() {
+        let last = NIOLockedValueBox(UInt32(clamping: Int64(clock())))
+        _ = group.next().scheduleRepeatedTask(initialDelay: .seconds(1), delay: .seconds(1)) { [self] _ in
+            let now = UInt32(clamping: Int64(clock()))
+            let then = last.withLockedValue { old in defer { old = now }; return old }
+            reloadLock.withLock {
+                let current = box.load()
+                guard current.keyStateChanged(since: then, now: now) else { return }
+                let next = current.resigned(at: now, generation: current.generation + 1)
+                box.publish(next)
+                generationGauge.record(next.generation)
+                let tags = next.signers.compactMap { $0 }.map { "\(Name.text($0.apex)) signing with \($0.dataSigners.map(\.tag)), DNSKEY \($0.dnskeys.map(KeyTag.of))" }
+                logger.info("key timing changed: \(tags.joined(separator: "; "))")
+            }
+        }
+    }
+
     /// Reloads zones, pools, the cluster file and the state file and publishes them only if
     /// every file is valid; otherwise the current data keeps serving and the errors are
     /// returned. A changed peer list in the cluster file takes effect at once.
@@ -338,7 +361,8 @@ public final class DNSServer: Sendable {
     public func reload() -> [Diagnostic] {
         let diagnostics: [Diagnostic] = reloadLock.withLock {
             let outcome = SnapshotBuilder.build(
-                directory: config.zonesDirectory, config: config.engine, generation: box.generation + 1, health: latestHealth.withLockedValue { $0 })
+                directory: config.zonesDirectory, config: config.engine, generation: box.generation + 1, health: latestHealth.withLockedValue { $0 },
+                keysDirectory: config.keysDirectory, signing: config.signing, now: UInt32(clamping: Int64(clock())))
             let clusterPath = (config.zonesDirectory as NSString).appendingPathComponent(PoolFileParser.clusterFileName)
             let (cluster, clusterDiags) = ClusterConfig.load(path: clusterPath)
             let diags = outcome.diagnostics + clusterDiags

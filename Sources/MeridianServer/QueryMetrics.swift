@@ -63,6 +63,10 @@ final class QueryMetrics {
 
     private var rrlDropped = 0
     private var rrlSlipped = 0
+    private var signaturesMade = 0
+    private var signatureHits = 0
+    private lazy var signaturesMadeCounter = Counter(label: "meridian_dnssec_signatures_total", dimensions: [("source", "made")], factory: factory)
+    private lazy var signatureHitsCounter = Counter(label: "meridian_dnssec_signatures_total", dimensions: [("source", "cache")], factory: factory)
     private lazy var rrlDroppedCounter = Counter(label: "meridian_rrl_responses_total", dimensions: [("action", "dropped")], factory: factory)
     private lazy var rrlSlippedCounter = Counter(label: "meridian_rrl_responses_total", dimensions: [("action", "slipped")], factory: factory)
 
@@ -81,6 +85,8 @@ final class QueryMetrics {
         if o.truncated { truncated += 1 }
         counts[QueryMetrics.rcodeIndex(o.rcode) * (QueryMetrics.qtypes.count + 1) + QueryMetrics.qtypeIndex(o.qtype)] += 1
         if o.pool.pool >= 0 { recordPool(o.pool, snapshot: snapshot) }
+        signaturesMade &+= o.signaturesMade
+        signatureHits &+= o.signatureHits
     }
 
     // MARK: Answers by pool and site
@@ -136,6 +142,8 @@ final class QueryMetrics {
         flushPools()
         if rrlDropped > 0 { rrlDroppedCounter.increment(by: rrlDropped); rrlDropped = 0 }
         if rrlSlipped > 0 { rrlSlippedCounter.increment(by: rrlSlipped); rrlSlipped = 0 }
+        if signaturesMade > 0 { signaturesMadeCounter.increment(by: signaturesMade); signaturesMade = 0 }
+        if signatureHits > 0 { signatureHitsCounter.increment(by: signatureHits); signatureHits = 0 }
         for i in 0..<counts.count where counts[i] > 0 {
             let counter: Counter
             if let c = counters[i] {

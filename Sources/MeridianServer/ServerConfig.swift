@@ -72,6 +72,10 @@ public struct ServerConfig: Sendable {
     public var watchSettleMilliseconds: Int
     /// What answers UDP: the batched data plane (default) or SwiftNIO channels.
     public var udpEngine: UDPEngine
+    /// DNSSEC: the directory of key files (BIND format; none: zones are served unsigned) and
+    /// how long signatures live.
+    public var keysDirectory: String?
+    public var signing: SigningPolicy
 
     public init(
         zonesDirectory: String, statePath: String? = nil, statePollMilliseconds: Int = 250, startupCheckTimeout: Double = 5,
@@ -80,8 +84,10 @@ public struct ServerConfig: Sendable {
         tcpMaxConnections: Int = 1024, tcpMaxPerClient: Int = 64, tcpMaxBufferedBytes: Int = 256 * 1024, engine: EngineConfig = EngineConfig(),
         gossipListen: String? = nil, gossipKeyFile: String? = nil, gossipInsecure: Bool = false, gossipFaultFile: String? = nil,
         rateLimit: RateLimitConfig = RateLimitConfig(), watchZones: Bool = false, watchSettleMilliseconds: Int = 500,
-        udpEngine: UDPEngine = .batch
+        udpEngine: UDPEngine = .batch, keysDirectory: String? = nil, signing: SigningPolicy = SigningPolicy()
     ) {
+        self.keysDirectory = keysDirectory
+        self.signing = signing
         self.udpEngine = udpEngine
         self.watchZones = watchZones
         self.watchSettleMilliseconds = max(0, watchSettleMilliseconds)

@@ -1,3 +1,4 @@
+import DNSSEC
 import DNSWire
 import GeoTopology
 import Selection
@@ -57,6 +58,13 @@ struct Responder {
     var cookieValid = false
     /// Where the last pool answer came from (for the answers-by-pool-and-site metric).
     var poolAnswer = PoolAnswerSource.none
+    /// The signer of the zone being answered from, when the zone is signed (its DNSKEY set is
+    /// served whatever the query asks), and `signer` when the query also set DO (RFC 3225):
+    /// only then are RRSIGs and denial records added.
+    var zoneSigner: ZoneSigner?
+    var signer: ZoneSigner?
+    var signaturesMade = 0
+    var signatureHits = 0
 
     init(query: UnsafeRawBufferPointer, transport: Transport, snapshot: Snapshot, buffer: MessageBuffer, client: IPAddress) {
         self.query = query
@@ -253,6 +261,8 @@ struct Responder {
         var outcome = QueryOutcome(dropped: false, length: w.position, rcode: rcode, qtype: question.type, truncated: tc)
         outcome.cookieValid = cookieValid
         outcome.pool = poolAnswer
+        outcome.signaturesMade = signaturesMade
+        outcome.signatureHits = signatureHits
         return outcome
     }
 
@@ -317,7 +327,14 @@ struct Responder {
             return
         }
         aa = true
+        useSigner(of: zoneIndex)
         resolve(name: name, owner: .question, zone: snapshot.zones.zones[zoneIndex], apexLabel: apexLabel, labelCount: labelCount, chain: 0)
+    }
+
+    /// Signs what follows with zone `index`'s keys if the query asked for DNSSEC records.
+    mutating func useSigner(of index: Int) {
+        zoneSigner = index < snapshot.signers.count ? snapshot.signers[index] : nil
+        signer = edns?.dnssecOK == true ? zoneSigner : nil
     }
 
     /// Label offsets of an uncompressed name; returns the number of labels (root excluded).
@@ -384,19 +401,21 @@ struct Responder {
             answer(node: wildcard, owner: owner, zone: zone, chain: chain)
             return
         }
-        // RFC 6604 2.1: the RCODE describes the last name in the chain.
-        rcode = RCode.nxDomain
-        negative(zone: zone)
+        // RFC 6604 2.1: the RCODE describes the last name in the chain. Signed, the name is
+        // denied compactly (RFC 9824 3.2): NOERROR and an NSEC listing NXNAME.
+        rcode = signer == nil ? RCode.nxDomain : RCode.noError
+        negative(zone: zone, owner: owner, types: [CompactDenial.nxname])
     }
 
     /// Writes the answer at an existing node (or a wildcard standing in for the name).
     mutating func answer(node: Int, owner: Owner, zone: Zone, chain: Int) {
         let qtype = question.type
         let info = zone.nodes[node]
-        if info.pool >= 0, poolAnswer(pool: Int(info.pool), owner: owner, zone: zone, chain: chain) { return }
+        if node == zone.apex, zoneSigner != nil, keySetAnswer(owner: owner) { return }
+        if info.pool >= 0, poolAnswer(pool: Int(info.pool), owner: owner, zone: zone, node: node, chain: chain) { return }
         if qtype == RRType.any {
             // RFC 8482 4.1: one RRset is enough.
-            guard info.setCount > 0 else { return negative(zone: zone) }
+            guard info.setCount > 0 else { return negative(zone: zone, owner: owner, node: node) }
             _ = answerSet(Int(info.firstSet), zone: zone, owner: owner)
             return
         }
@@ -409,12 +428,12 @@ struct Responder {
             zone.withRData(Int(zone.sets[cname].firstRecord)) { follow(target: $0, chain: chain) }
             return
         }
-        negative(zone: zone)
+        negative(zone: zone, owner: owner, node: node)
     }
 
     /// Answers from a pool; false when the pool has nothing to say for this type (the
     /// name's static data answers instead).
-    mutating func poolAnswer(pool: Int, owner: Owner, zone: Zone, chain: Int) -> Bool {
+    mutating func poolAnswer(pool: Int, owner: Owner, zone: Zone, node: Int, chain: Int) -> Bool {
         let pools = snapshot.pools
         let qtype = question.type
         let isCNAME = pools.runtimes[pool].plan.shape.isCNAME
@@ -426,21 +445,27 @@ struct Responder {
         switch outcome.answer {
         case .addresses(let n):
             let ttl = outcome.pool >= 0 && outcome.pool < pools.runtimes.count ? pools.runtimes[outcome.pool].ttl : pools.runtimes[pool].ttl
-            if writeAddresses(n, type: type, ttl: ttl, owner: owner) {
-                counts.an += n
+            let start = w.mark()
+            if writeAddresses(n, type: type, ttl: ttl, owner: owner), let sigs = signAddresses(n, type: type, ttl: ttl, owner: owner) {
+                counts.an += n + sigs
             } else {
+                w.rewind(to: start)
                 tc = true
             }
         case .nodata:
-            negative(zone: zone)
+            negative(zone: zone, owner: owner, node: node)
         case .cname(let p, let m):
             let rt = pools.runtimes[p]
             guard m >= 0, m < rt.plan.pool.members.count, let target = rt.plan.pool.members[m].target else { return true }
-            guard writeCNAME(owner: owner, target: target, ttl: rt.ttl) else {
+            let start = w.mark()
+            guard writeCNAME(owner: owner, target: target, ttl: rt.ttl),
+                  let sigs = writeSignatures(owner: owner, type: RRType.cname, ttl: rt.ttl, keys: signer?.dataSigners ?? [],
+                                             content: { $0 += Name.lowercased(target) }, rdatas: { [target] }) else {
+                w.rewind(to: start)
                 tc = true
                 return true
             }
-            counts.an += 1
+            counts.an += 1 + sigs
             if qtype != RRType.cname { follow(target: target, chain: chain) }
         }
         return true
@@ -460,6 +485,17 @@ struct Responder {
             }
         }
         return true
+    }
+
+    /// Signs the addresses a pool chose: the cache key holds them in canonical order, so every
+    /// shuffle of one address set is one cache entry.
+    mutating func signAddresses(_ n: Int, type: UInt16, ttl: UInt32, owner: Owner) -> Int? {
+        guard let signer else { return 0 }
+        let size = type == RRType.aaaa ? 16 : 4
+        let list = UnsafeRawBufferPointer(buffer.answerRData)
+        let rdatas = Canonical.ordered((0..<n).map { Array(list[($0 * size)..<(($0 + 1) * size)]) })
+        return writeSignatures(owner: owner, type: type, ttl: ttl, keys: signer.dataSigners, content: { k in for r in rdatas { k += r } },
+                               rdatas: { rdatas })
     }
 
     /// Writes one CNAME record (RFC 1035 3.3.1) with a compressed target.
@@ -487,17 +523,27 @@ struct Responder {
             // Outside the served zones: the resolver continues from here.
             return
         }
+        useSigner(of: zoneIndex)
         resolve(name: lower, owner: .name(original), zone: snapshot.zones.zones[zoneIndex], apexLabel: apexLabel, labelCount: labelCount, chain: chain + 1)
     }
 
-    /// NODATA or NXDOMAIN: the zone's SOA in the authority section, TTL per RFC 2308 3.
-    mutating func negative(zone: Zone) {
-        zone.origin.withUnsafeBytes { origin in
-            if !writeSet(zone.soaSet, zone: zone, owner: .name(origin), ttl: zone.negativeTTL) {
-                tc = true
-            } else {
-                counts.ns += 1
-            }
+    /// NODATA at `node` (or NXDOMAIN, with `types` [NXNAME]): the zone's SOA in the authority
+    /// section, TTL per RFC 2308 3; signed, with its RRSIG and the compact denial NSEC for
+    /// `owner` (RFC 9824).
+    mutating func negative(zone: Zone, owner: Owner, node: Int? = nil, types: [UInt16] = []) {
+        let start = w.mark()
+        let ok: Bool = zone.origin.withUnsafeBytes { origin in
+            guard writeSet(zone.soaSet, zone: zone, owner: .name(origin), ttl: zone.negativeTTL),
+                  let sigs = signSet(zone.soaSet, zone: zone, owner: .name(origin), ttl: zone.negativeTTL) else { return false }
+            counts.ns += 1 + sigs
+            return true
+        }
+        // The bit map must not list the type being denied (a pool may have no address of it).
+        let present = node.map { typesAt(node: $0, zone: zone).filter { $0 != question.type } } ?? types
+        guard ok, signer == nil || writeDenial(owner: owner, types: present, zone: zone) else {
+            w.rewind(to: start)
+            tc = true
+            return
         }
     }
 
@@ -511,6 +557,23 @@ struct Responder {
             return
         }
         counts.ns += Int(zone.sets[ns].count)
+        if signer != nil {
+            // RFC 4035 3.1.4: the DS set and its RRSIG, or the proof that there is none.
+            let mark = w.mark()
+            let proved: Bool = zone.withName(node: cut) { name in
+                if let ds = zone.set(node: cut, type: RRType.ds) {
+                    guard writeSet(ds, zone: zone, owner: .name(name)), let sigs = signSet(ds, zone: zone, owner: .name(name)) else { return false }
+                    counts.ns += Int(zone.sets[ds].count) + sigs
+                    return true
+                }
+                return writeDenial(owner: .name(name), types: typesAt(node: cut, zone: zone), zone: zone)
+            }
+            if !proved {
+                w.rewind(to: mark)
+                tc = true
+                return
+            }
+        }
         forEachTarget(of: ns, zone: zone) { me, t in
             guard let idx = zone.table.find(t) else { return }
             me.addAddresses(of: idx, zone: zone)
@@ -553,10 +616,12 @@ struct Responder {
 
     /// Writes an answer RRset whole or sets TC (RFC 2181 9).
     mutating func answerSet(_ set: Int, zone: Zone, owner: Owner) -> Bool {
-        if writeSet(set, zone: zone, owner: owner) {
-            counts.an += Int(zone.sets[set].count)
+        let start = w.mark()
+        if writeSet(set, zone: zone, owner: owner), let sigs = signSet(set, zone: zone, owner: owner) {
+            counts.an += Int(zone.sets[set].count) + sigs
             return true
         }
+        w.rewind(to: start)
         tc = true
         return false
     }

@@ -1,3 +1,4 @@
+import DNSSEC
 import DNSWire
 import Selection
 import ZoneStore
@@ -53,17 +54,37 @@ public final class Snapshot: Sendable {
     public let config: EngineConfig
     /// Increases with each published snapshot.
     public let generation: Int
+    /// Per zone (as `zones.zones`), its signer when it has active keys.
+    public let signers: [ZoneSigner?]
+    /// Every key loaded, and the signing policy: a key's timing event rebuilds `signers`.
+    public let keys: [ZoneKey]
+    public let signing: SigningPolicy
 
-    public init(zones: ZoneSet, pools: PoolsRuntime = .empty, config: EngineConfig = EngineConfig(), generation: Int = 0) {
+    public init(zones: ZoneSet, pools: PoolsRuntime = .empty, config: EngineConfig = EngineConfig(), generation: Int = 0,
+                keys: [ZoneKey] = [], signing: SigningPolicy = SigningPolicy(), now: UInt32 = 0, signers: [ZoneSigner?]? = nil) {
         self.zones = zones
         self.pools = pools
         self.config = config
         self.generation = generation
+        self.keys = keys
+        self.signing = signing
+        self.signers = signers ?? zones.zones.map { keys.isEmpty ? nil : ZoneSigner(apex: $0.origin, keys: keys, now: now, policy: signing) }
     }
 
     /// The same zones and configuration with new pool runtime (a health change).
     public func with(pools: PoolsRuntime, generation: Int) -> Snapshot {
-        Snapshot(zones: zones, pools: pools, config: config, generation: generation)
+        Snapshot(zones: zones, pools: pools, config: config, generation: generation, keys: keys, signing: signing, signers: signers)
+    }
+
+    /// The same data with the signers as the keys' timing has them at `now` (a key was
+    /// published, activated, retired or deleted).
+    public func resigned(at now: UInt32, generation: Int) -> Snapshot {
+        Snapshot(zones: zones, pools: pools, config: config, generation: generation, keys: keys, signing: signing, now: now)
+    }
+
+    /// Whether the keys' state at `now` differs from the state these signers were built for.
+    public func keyStateChanged(since then: UInt32, now: UInt32) -> Bool {
+        !keys.isEmpty && ZoneSigner.state(of: keys, at: then) != ZoneSigner.state(of: keys, at: now)
     }
 }
 
@@ -88,6 +109,9 @@ public struct QueryOutcome: Sendable, Equatable {
     public var cookieValid = false
     /// The pool, site and route of the (last) pool answer, if a pool answered.
     public var pool = PoolAnswerSource.none
+    /// RRSIGs made for this answer (signature cache misses) and taken from the cache.
+    public var signaturesMade = 0
+    public var signatureHits = 0
 
     public init(dropped: Bool, length: Int, rcode: UInt16, qtype: UInt16, truncated: Bool) {
         self.dropped = dropped

@@ -1,3 +1,5 @@
+import DNSSEC
+import DNSWire
 import Diagnostics
 import ClusterState
 import Foundation
@@ -20,7 +22,8 @@ public enum SnapshotBuilder {
     ///   what the group already knows); by default the state file's overrides alone.
     public static func build(
         directory: String, statePath: String? = nil, config: EngineConfig = EngineConfig(), generation: Int = 1,
-        health current: HealthSnapshot? = nil
+        health current: HealthSnapshot? = nil, keysDirectory: String? = nil, signing: SigningPolicy = SigningPolicy(),
+        now: UInt32 = 0
     ) -> Outcome {
         var diags: [Diagnostic] = []
         // Pools that are valid are bound even when others are not, so every problem is reported.
@@ -43,8 +46,31 @@ public enum SnapshotBuilder {
         guard let zones = zoneOutcome.zones, !diags.contains(where: { $0.severity == .error }) else {
             return Outcome(snapshot: nil, diagnostics: diags)
         }
+        var keys: [ZoneKey] = []
+        if let keysDirectory {
+            let loaded = KeyFiles.load(directory: keysDirectory)
+            diags += loaded.diagnostics
+            keys = loaded.keys
+            diags += keyDiagnostics(keys: keys, zones: zones, directory: keysDirectory, now: now, signing: signing)
+        }
+        guard !diags.contains(where: { $0.severity == .error }) else { return Outcome(snapshot: nil, diagnostics: diags) }
         let runtime = PoolsRuntime(pools: pools, plans: PoolsRuntime.plans(for: pools), health: health)
-        return Outcome(snapshot: Snapshot(zones: zones, pools: runtime, config: config, generation: generation), diagnostics: diags)
+        let snapshot = Snapshot(zones: zones, pools: runtime, config: config, generation: generation, keys: keys, signing: signing, now: now)
+        return Outcome(snapshot: snapshot, diagnostics: diags)
+    }
+
+    /// Keys for zones that are not served are errors (a typo would leave a zone unsigned while
+    /// its DS says it is signed); a served zone with keys but none active now is a warning.
+    static func keyDiagnostics(keys: [ZoneKey], zones: ZoneSet, directory: String, now: UInt32, signing: SigningPolicy) -> [Diagnostic] {
+        var diags: [Diagnostic] = []
+        let served = Set(zones.zones.map { Name.text($0.origin) })
+        for k in keys where !served.contains(Name.text(k.zone)) {
+            diags.append(Diagnostic(file: k.file, line: 0, "key \(k.tag) is for \(Name.text(k.zone)), which is not a served zone (zones: \(served.sorted().joined(separator: ", ")))"))
+        }
+        for z in zones.zones where keys.contains(where: { $0.zone == z.origin }) && ZoneSigner(apex: z.origin, keys: keys, now: now, policy: signing) == nil {
+            diags.append(Diagnostic(file: directory, line: 0, severity: .warning, "\(Name.text(z.origin)) has keys but none is active now: it is served unsigned"))
+        }
+        return diags
     }
 
     /// The same configuration with another health view (the peer group's merged view).

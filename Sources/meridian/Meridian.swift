@@ -1,3 +1,4 @@
+import DNSSEC
 import ArgumentParser
 import ClusterState
 import DNSWire
@@ -34,8 +35,11 @@ struct Check: ParsableCommand {
     @Flag(name: .long, help: "Treat warnings as errors.")
     var strict = false
 
+    @Option(name: .long, help: "Also validate the DNSSEC key files in this directory against the zones.")
+    var keys: String?
+
     func run() throws {
-        let outcome = SnapshotBuilder.build(directory: path, statePath: state)
+        let outcome = SnapshotBuilder.build(directory: path, statePath: state, keysDirectory: keys, now: UInt32(Date().timeIntervalSince1970))
         let (cluster, clusterDiags) = ClusterConfig.load(path: (path as NSString).appendingPathComponent(PoolFileParser.clusterFileName))
         let diagnostics = outcome.diagnostics + clusterDiags
         for d in diagnostics { print(d) }
@@ -65,13 +69,84 @@ struct GossipKeyOptions: ParsableArguments {
 struct KeyGen: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "keygen",
-        abstract: "Print a new random gossip key (32 octets, base64) for a --gossip-key-file.")
+        abstract: "Print a new gossip key; with --zone, write a DNSSEC key for the zone and print its DS record.",
+        discussion: """
+            Without --zone: a random gossip key (32 octets, base64) for a --gossip-key-file.
+            With --zone: K<zone>+<alg>+<tag>.key and .private in --dir (BIND's format, so BIND, Knot and \
+            ldns read them), and the DS record to give the parent zone for a CSK or KSK. Times \
+            (--publish, --activate, --inactive, --delete) are YYYYMMDDHHMMSS (UTC), "now", or now plus \
+            an offset such as +30d, +12h, +90m or +45s; a rollover is a second key whose times follow the first's.
+            """)
+
+    @Option(name: .long, help: "The zone the DNSSEC key is for (e.g. gslb.example.com).")
+    var zone: String?
+
+    @Option(name: .long, help: "Directory the key files are written to (keep it out of git).")
+    var dir = "keys"
+
+    @Option(name: .long, help: "13 (ECDSAP256SHA256) or 15 (ED25519).")
+    var algorithm = "13"
+
+    @Option(name: .long, help: "csk (signs everything), ksk (signs the DNSKEY set) or zsk (signs the rest).")
+    var role = "csk"
+
+    @Option(name: .long, help: "When the key enters the DNSKEY set (default: now).")
+    var publish: String?
+
+    @Option(name: .long, help: "When it starts signing (default: now).")
+    var activate: String?
+
+    @Option(name: .long, help: "When it stops signing.")
+    var inactive: String?
+
+    @Option(name: .long, help: "When it leaves the DNSKEY set.")
+    var delete: String?
 
     func run() throws {
-        var rng = SystemRandomNumberGenerator()
-        let key = (0..<32).map { _ in UInt8.random(in: 0...255, using: &rng) }
-        print("# Meridian gossip key: every instance of a group needs it. Add a second line during a rotation.")
-        print(Data(key).base64EncodedString())
+        guard let zone else {
+            var rng = SystemRandomNumberGenerator()
+            let key = (0..<32).map { _ in UInt8.random(in: 0...255, using: &rng) }
+            print("# Meridian gossip key: every instance of a group needs it. Add a second line during a rotation.")
+            print(Data(key).base64EncodedString())
+            return
+        }
+        let now = UInt32(Date().timeIntervalSince1970)
+        guard let apex = Name.parse(zone.hasSuffix(".") ? zone : zone + ".") else { throw ValidationError("bad --zone \(zone)") }
+        let alg: DNSSECAlgorithm
+        switch algorithm.lowercased() {
+        case "13", "ecdsap256sha256": alg = .ecdsaP256SHA256
+        case "15", "ed25519": alg = .ed25519
+        default: throw ValidationError("--algorithm must be 13 (ECDSAP256SHA256) or 15 (ED25519)")
+        }
+        guard ["csk", "ksk", "zsk"].contains(role) else { throw ValidationError("--role must be csk, ksk or zsk") }
+        func when(_ s: String?, _ option: String) throws -> UInt32? {
+            guard let s else { return nil }
+            guard let t = KeyGen.time(s, now: now) else { throw ValidationError("\(option) must be YYYYMMDDHHMMSS, now, or +N followed by d, h, m or s") }
+            return t
+        }
+        let timing = KeyTiming(created: now, publish: try when(publish, "--publish") ?? now, activate: try when(activate, "--activate") ?? now,
+                               inactive: try when(inactive, "--inactive"), delete: try when(delete, "--delete"))
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        let key = ZoneKey(zone: apex, flags: role == "zsk" ? 256 : 257, key: .generate(alg), timing: timing)
+        let base = try KeyFiles.write(key, directory: dir)
+        print("# \(role.uppercased()) \(key.tag) for \(Name.text(key.zone)): \(base).key, \(base).private")
+        if key.isSEP {
+            print("# the DS record for the parent zone:")
+            print("\(Name.text(key.zone)) IN DS \(key.tag) \(alg.rawValue) 2 \(key.ds[4...].map { String(format: "%02X", $0) }.joined())")
+        }
+    }
+
+    /// YYYYMMDDHHMMSS, "now", or "+N" with a unit (d, h, m, s) after `now`.
+    static func time(_ s: String, now: UInt32) -> UInt32? {
+        if s == "now" { return now }
+        if s.hasPrefix("+"), let unit = s.last, let n = UInt32(s.dropFirst().dropLast()) {
+            let scale: UInt32? = ["d": 86_400, "h": 3_600, "m": 60, "s": 1][unit]
+            guard let scale else { return nil }
+            let (product, o1) = n.multipliedReportingOverflow(by: scale)
+            let (sum, o2) = now.addingReportingOverflow(product)
+            return o1 || o2 ? nil : sum
+        }
+        return KeyFiles.time(s)
     }
 }
 

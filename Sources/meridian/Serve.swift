@@ -120,6 +120,24 @@ struct Serve: AsyncParsableCommand {
     @Option(name: .long, help: "When started as root: switch to this user (and its group) once the sockets are bound.")
     var user: String?
 
+    @Option(name: .long, help: "DNSSEC: directory of key files (K<zone>+<alg>+<tag>.key/.private, as `meridian keygen` writes them); zones with an active key are signed online.")
+    var keys: String?
+
+    @Option(name: .long, help: "DNSSEC: how long each signature is valid, in seconds.")
+    var signatureValidity: UInt32 = 14 * 86_400
+
+    @Option(name: .long, help: "DNSSEC: how far before now a signature's inception is set, in seconds (validators' clocks lag).")
+    var signatureInceptionOffset: UInt32 = 3_600
+
+    @Option(name: .long, help: "DNSSEC: a cached signature is made again when less than this is left of it, in seconds.")
+    var signatureRefresh: UInt32 = 3 * 86_400
+
+    @Option(name: .long, help: "DNSSEC: TTL of the DNSKEY, CDS and CDNSKEY sets, in seconds.")
+    var dnskeyTtl: UInt32 = 3_600
+
+    @Option(name: .long, help: "DNSSEC: signatures cached per answering thread.")
+    var signatureCacheSize = 20_000
+
     /// Every option is checked before anything starts, with a message naming it (issue:
     /// hardening, finding 7): out-of-range values used to overflow at start or on the answer path.
     func validate() throws {
@@ -155,6 +173,15 @@ struct Serve: AsyncParsableCommand {
         try check(ListenAddress(adminListen) != nil, "bad --admin-listen \(adminListen): use HOST:PORT or [V6]:PORT")
         try check((adminTlsCert == nil) == (adminTlsKey == nil), "--admin-tls-cert and --admin-tls-key go together")
         if let user { try check(!user.isEmpty && user.utf8.count <= 64, "--user must name a user") }
+        try check((3_600...(366 * 86_400)).contains(signatureValidity), "--signature-validity must be from 3600 s to 366 days, not \(signatureValidity)")
+        try check(signatureInceptionOffset <= 86_400, "--signature-inception-offset must be at most 86400 s, not \(signatureInceptionOffset)")
+        try check(signatureRefresh < signatureValidity / 2 + 1, "--signature-refresh must be at most half of --signature-validity")
+        try check((1...604_800).contains(dnskeyTtl), "--dnskey-ttl must be from 1 to 604800 s, not \(dnskeyTtl)")
+        try check((16...10_000_000).contains(signatureCacheSize), "--signature-cache-size must be from 16 to 10000000, not \(signatureCacheSize)")
+        if let keys {
+            var isDir: ObjCBool = false
+            try check(FileManager.default.fileExists(atPath: keys, isDirectory: &isDir) && isDir.boolValue, "--keys \(keys) is not a directory")
+        }
     }
 
     func run() async throws {
@@ -206,7 +233,9 @@ struct Serve: AsyncParsableCommand {
             tcpMaxConnections: tcpMaxConnections, tcpMaxPerClient: tcpMaxPerClient, tcpMaxBufferedBytes: tcpMaxBuffer, engine: engine,
             gossipListen: gossipListen, gossipKeyFile: key.gossipKeyFile, gossipInsecure: key.gossipInsecure, gossipFaultFile: gossipFaultFile,
             rateLimit: RateLimitConfig(responsesPerSecond: rrlRate, slip: rrlSlip, ipv4Prefix: rrlIpv4Prefix, ipv6Prefix: rrlIpv6Prefix, tableSize: rrlTableSize),
-            watchZones: watch, udpEngine: UDPEngine(rawValue: udpEngine) ?? .batch)
+            watchZones: watch, udpEngine: UDPEngine(rawValue: udpEngine) ?? .batch, keysDirectory: keys,
+            signing: SigningPolicy(validity: signatureValidity, inceptionOffset: signatureInceptionOffset, refresh: signatureRefresh,
+                                   dnskeyTTL: dnskeyTtl, cacheEntries: signatureCacheSize))
         let server: DNSServer
         do { server = try DNSServer(config: config, logger: logger) } catch {
             FileHandle.standardError.write(Data("\(error)\n".utf8))
