@@ -12,6 +12,7 @@ import signal
 import subprocess
 import time
 
+import dns.dnssec
 import dns.flags
 import dns.message
 import dns.query
@@ -20,7 +21,7 @@ import dns.rdatatype
 import pytest
 
 from conftest import BIN, Server, free_port
-from test_health import Backend
+from test_health import Backend, eventually
 
 UNBOUND = shutil.which("unbound") or "/usr/sbin/unbound"
 
@@ -93,6 +94,8 @@ class Unbound:
     so-reuseport: no
     do-not-query-localhost: no
     access-control: 127.0.0.0/8 allow
+    # test. is one of unbound's built-in local zones (RFC 6761): let the stub zone answer.
+    local-zone: "test." nodefault
     module-config: "validator iterator"
     trust-anchor: "{anchor}"
     cache-max-ttl: 2
@@ -135,15 +138,6 @@ def secure(r):
 
 def answer_set(r, rdtype="A"):
     return sorted(rd.to_text() for rrset in r.answer if rrset.rdtype == dns.rdatatype.from_text(rdtype) for rd in rrset)
-
-
-def eventually(pred, timeout):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if pred():
-            return True
-        time.sleep(0.1)
-    return pred()
 
 
 @pytest.fixture(scope="module")
