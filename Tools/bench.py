@@ -12,6 +12,13 @@ Tests (TESTS, default all):
               (geoip plugin), same MMDB (GeoData/test.mmdb), same continent map and sites
   direct-10k  meridian only: a direct-to-node pool of 10,000 nodes (consistent hash) with the
               same ECS, compared with meridian's own geo-ecs figure
+  signed-static  the static mix with DO=1: meridian (online signing, ECDSA P-256 CSK) vs knot
+              (mod-onlinesign, its default ECDSA P-256 policy); meridian's CPU per signed answer
+              is also compared with its own unsigned static figure, and its signature cache hit
+              rate is read from /metrics
+  signed-geo  the geo-ecs pool answer with DO=1: meridian, compared with its unsigned geo-ecs
+  signed-miss 5,000 distinct wildcard names with DO=1: meridian, and meridian-nocache (a
+              16-entry signature cache, so nearly every answer is signed afresh): the cost of a miss
 
 Server "meridian-nio" is Meridian answering UDP through SwiftNIO channels (--udp-engine nio)
 instead of its batched data plane; include it in SERVERS.
@@ -26,7 +33,7 @@ admin API on and a Prometheus-style scraper fetching /metrics every second while
 what scraping costs the answer path.
 
 Environment: DURATION (s, default 8), ROUNDS (3), CLIENTS (4), OUTSTANDING (100),
-SERVERS (meridian,gdnsd,nsd), TESTS (static,geo-ecs,direct-10k),
+SERVERS (meridian,gdnsd,nsd,knot), TESTS (static,geo-ecs,direct-10k,signed-static,signed-geo,signed-miss),
 MERIDIAN_BIN (.build/release/meridian), THREADS (2).
 """
 import os
@@ -51,8 +58,9 @@ THREADS = os.environ.get("THREADS", "2")
 PIN = os.environ.get("PIN", "") not in ("", "0")
 SERVER_PIN = ["taskset", "-c", "0"] if PIN else []
 CLIENT_PIN = ["taskset", "-c", "1"] if PIN else []
-SERVERS = os.environ.get("SERVERS", "meridian,gdnsd,nsd").split(",") + (["meridian-base"] if os.environ.get("MERIDIAN_BASE_BIN") else [])
-TESTS = os.environ.get("TESTS", "static,geo-ecs,direct-10k").split(",")
+SERVERS = os.environ.get("SERVERS", "meridian,gdnsd,nsd,knot").split(",") + (["meridian-base"] if os.environ.get("MERIDIAN_BASE_BIN") else [])
+TESTS = os.environ.get("TESTS", "static,geo-ecs,direct-10k,signed-static,signed-geo,signed-miss").split(",")
+SIGNED = any(t.startswith("signed") for t in TESTS)
 GEODB = os.path.join(ROOT, "GeoData", "test.mmdb")
 # ECS 10.2.0.0/24 (GeoData: NA, US) as a dnsperf -E option: code 8, family 1, /24, scope 0.
 ECS_OPTION = "8:000118000a0200"
@@ -85,6 +93,9 @@ TEST_SPECS = {
     "static": (STATIC_QUERIES, [], ["meridian", "meridian-nio", "meridian-base", "meridian-scraped", "gdnsd", "nsd"]),
     "geo-ecs": (["www.example.test A"], ["-E", ECS_OPTION], ["meridian", "meridian-nio", "meridian-base", "gdnsd"]),
     "direct-10k": (["app.example.test A"], ["-E", ECS_OPTION], ["meridian", "meridian-base"]),
+    "signed-static": (STATIC_QUERIES, ["-D"], ["meridian", "knot"]),
+    "signed-geo": (["www.example.test A"], ["-E", ECS_OPTION, "-D"], ["meridian"]),
+    "signed-miss": ([f"w{i}.wild.example.test A" for i in range(5000)], ["-D"], ["meridian", "meridian-nocache"]),
 }
 
 SITES = {"fra": ["192.0.2.11", "192.0.2.12"], "iad": ["198.51.100.21", "198.51.100.22"], "nrt": ["203.0.113.31", "203.0.113.32"]}
@@ -161,11 +172,23 @@ def start_meridian_base(work, port):
     return start_meridian(work, port, binary=BASE_BIN)
 
 
+def signing_keys(work):
+    """One ECDSA P-256 CSK for example.test., made once per run with `meridian keygen`."""
+    keys = os.path.join(work, "keys")
+    if not os.path.isdir(keys):
+        subprocess.run([BIN, "keygen", "--zone", "example.test", "--dir", keys], check=True, capture_output=True, timeout=30)
+    return keys
+
+
 def start_meridian(work, port, admin=None, binary=None, extra=()):
     zones = os.path.join(work, f"meridian-{port}")
     os.makedirs(zones)
     open(os.path.join(zones, "example.test.zone"), "w").write(ZONE)
     open(os.path.join(zones, "pools.yaml"), "w").write(meridian_pools())
+    if SIGNED and binary is None:
+        # Signed tests read the signature counters from /metrics.
+        extra = ["--keys", signing_keys(work), *extra]
+        admin = admin or port + 1000
     adm = ["--admin-listen", f"127.0.0.1:{admin}"] if admin else (["--no-admin"] if binary is None else [])
     return subprocess.Popen([*SERVER_PIN, binary or BIN, "serve", "--zones", zones, "--listen", f"127.0.0.1:{port}", *adm, "--threads", THREADS,
                              "--log-level", "warning", *extra], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -173,6 +196,52 @@ def start_meridian(work, port, admin=None, binary=None, extra=()):
 
 def start_meridian_scraped(work, port):
     return start_meridian(work, port, admin=port + 1000)
+
+
+def start_meridian_nocache(work, port):
+    return start_meridian(work, port, extra=["--signature-cache-size", "16"])
+
+
+def start_knot(work, port):
+    """Knot DNS with mod-onlinesign: every answer signed as it is sent, keys made by its default policy."""
+    d = os.path.join(work, "knot")
+    os.makedirs(d)
+    open(os.path.join(d, "example.test.zone"), "w").write(ZONE)
+    open(os.path.join(d, "knot.conf"), "w").write(f"""server:
+    rundir: "{d}"
+    listen: 127.0.0.1@{port}
+    udp-workers: {THREADS}
+    tcp-workers: 1
+    background-workers: 1
+database:
+    storage: "{d}"
+log:
+  - target: stderr
+    any: critical
+template:
+  - id: default
+    storage: "{d}"
+    semantic-checks: off
+zone:
+  - domain: example.test
+    file: "{d}/example.test.zone"
+    module: mod-onlinesign
+""")
+    return subprocess.Popen([*SERVER_PIN, "knotd", "-c", os.path.join(d, "knot.conf")], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def signature_counters(admin_port):
+    """(made, from the cache) from meridian's /metrics."""
+    made = cached = 0
+    with urllib.request.urlopen(f"http://127.0.0.1:{admin_port}/metrics", timeout=5) as r:
+        for line in r.read().decode().splitlines():
+            if line.startswith("meridian_dnssec_signatures_total"):
+                value = float(line.rsplit(" ", 1)[1])
+                if 'source="made"' in line:
+                    made += value
+                elif 'source="cache"' in line:
+                    cached += value
+    return made, cached
 
 
 class Scraper:
@@ -283,7 +352,9 @@ zone:
     return subprocess.Popen([*SERVER_PIN, "nsd", "-d", "-c", os.path.join(d, "nsd.conf")], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
-STARTERS = {"meridian": start_meridian, "meridian-nio": start_meridian_nio, "meridian-base": start_meridian_base, "meridian-scraped": start_meridian_scraped, "gdnsd": start_gdnsd, "nsd": start_nsd}
+STARTERS = {"meridian": start_meridian, "meridian-nio": start_meridian_nio, "meridian-base": start_meridian_base, "meridian-scraped": start_meridian_scraped,
+            "meridian-nocache": start_meridian_nocache, "gdnsd": start_gdnsd, "nsd": start_nsd, "knot": start_knot}
+BINARIES = {"knot": "knotd"}
 
 
 def dnsperf_output(port, qfile, extra, timeout_extra=30):
@@ -333,7 +404,10 @@ def verify(procs):
     """Each server gives the expected answer before anything is measured."""
     checks = {"static": ("static.example.test", [], "192.0.2.80"),
               "geo-ecs": ("www.example.test", ["+subnet=10.2.0.0/24"], "198.51.100.21"),
-              "direct-10k": ("app.example.test", ["+subnet=10.2.0.0/24"], "10.1")}
+              "direct-10k": ("app.example.test", ["+subnet=10.2.0.0/24"], "10.1"),
+              "signed-static": ("static.example.test", ["+dnssec"], "A 13 3 300"),
+              "signed-geo": ("www.example.test", ["+subnet=10.2.0.0/24", "+dnssec"], "A 13 3 60"),
+              "signed-miss": ("w1.wild.example.test", ["+dnssec"], "A 13 4 300")}
     for test in TESTS:
         name, args, expect = checks[test]
         for server in TEST_SPECS[test][2]:
@@ -355,9 +429,10 @@ def main():
         open(qfiles[test], "w").write("\n".join(TEST_SPECS[test][0]) + "\n")
     procs = {}
     results = {}
+    signature_totals = None
     try:
         for i, name in enumerate(SERVERS):
-            if not name.startswith("meridian") and shutil.which(name) is None:
+            if not name.startswith("meridian") and shutil.which(BINARIES.get(name, name)) is None:
                 print(f"bench: {name} not installed, skipped")
                 continue
             port = 5310 + i
@@ -383,6 +458,8 @@ def main():
                     per100k = cpu / completed * 100_000 if completed else float("nan")
                     results.setdefault((test, name), []).append((qps, per100k, lost))
                     print(f"round {r + 1} {test:10s} {name:9s} {qps:>10,.0f} q/s  {per100k:6.2f} CPU-s/100k  lost {lost}", flush=True)
+        if SIGNED and "meridian" in procs:
+            signature_totals = signature_counters(procs["meridian"][1] + 1000)
     finally:
         for proc, _ in procs.values():
             proc.send_signal(signal.SIGTERM)
@@ -412,6 +489,16 @@ def main():
     if ("static", "meridian-scraped") in med and ("static", "meridian") in med:
         sc, plain = med[("static", "meridian-scraped")], med[("static", "meridian")]
         print(f"  static, scraped every 1 s vs not scraped (meridian): {sc[0] / plain[0]:.3f}x queries per second, {sc[1] / plain[1]:.3f}x CPU per answer")
+    for signed, plain in (("signed-static", "static"), ("signed-geo", "geo-ecs")):
+        if (signed, "meridian") in med and (plain, "meridian") in med:
+            a, b = med[(signed, "meridian")], med[(plain, "meridian")]
+            print(f"  {signed} vs {plain} (meridian): {a[0] / b[0]:.2f}x queries per second, {a[1] / b[1]:.2f}x CPU per answer")
+    if ("signed-miss", "meridian-nocache") in med and ("signed-miss", "meridian") in med:
+        miss, hit = med[("signed-miss", "meridian-nocache")], med[("signed-miss", "meridian")]
+        print(f"  signature cache miss: {(miss[1] - hit[1]) * 10:.1f} µs of CPU more per answer than a hit ({miss[1] / hit[1]:.2f}x)")
+    if signature_totals:
+        made, cached = signature_totals
+        print(f"  meridian signature cache: {cached:,.0f} hits, {made:,.0f} signatures made: {100 * cached / max(made + cached, 1):.3f}% hits")
     if ("direct-10k", "meridian") in med and ("geo-ecs", "meridian") in med:
         d, g = med[("direct-10k", "meridian")], med[("geo-ecs", "meridian")]
         print(f"  direct-10k vs geo-ecs (meridian): {d[0] / g[0]:.2f}x queries per second, {d[1] / g[1]:.2f}x CPU per answer")
