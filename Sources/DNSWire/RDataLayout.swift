@@ -143,11 +143,11 @@ public enum RecordOwner {
 }
 
 extension MessageWriter {
-    /// Writes one record (RFC 1035 4.1.3): its owner, TYPE, CLASS IN, TTL, RDLENGTH and RDATA,
+    /// Writes one record (RFC 1035 4.1.3): its owner, TYPE, CLASS (IN unless given), TTL, RDLENGTH and RDATA,
     /// with the names inside the RDATA compressed where `RDataLayout` allows it. False (and
     /// what was written of it left for the caller to rewind) when it does not fit.
     @inlinable
-    public mutating func record(owner: RecordOwner, type: UInt16, ttl: UInt32, rdata: UnsafeRawBufferPointer) -> Bool {
+    public mutating func record(owner: RecordOwner, type: UInt16, rrclass: UInt16 = RRClass.in, ttl: UInt32, rdata: UnsafeRawBufferPointer) -> Bool {
         switch owner {
         case .question:
             guard fits(2) else { return false }
@@ -157,7 +157,7 @@ extension MessageWriter {
         }
         guard fits(10) else { return false }
         u16(type)
-        u16(RRClass.in)
+        u16(rrclass)
         u32(ttl)
         let lengthAt = position
         u16(0)
@@ -186,5 +186,37 @@ extension MessageWriter {
         guard valid, ok, fits(rdata.count - pos) else { return false }
         raw(UnsafeRawBufferPointer(rebasing: rdata[pos...]))
         return true
+    }
+}
+
+extension MessageWriter {
+    /// Starts the OPT pseudo-record (RFC 6891 6.1.2): root owner, TYPE 41, the UDP payload in
+    /// CLASS, the extended RCODE, version 0 and the DO flag in TTL. Options follow with
+    /// `ednsOption`; `endOPT` sets RDLENGTH. Returns where RDLENGTH is. The caller has kept
+    /// room for the whole record.
+    @inlinable
+    public mutating func beginOPT(udpPayload: UInt16, extendedRCode: UInt8, dnssecOK: Bool) -> Int {
+        u8(0)
+        u16(RRType.opt)
+        u16(udpPayload)
+        u8(extendedRCode)
+        u8(0)
+        u16(dnssecOK ? 0x8000 : 0)
+        let lengthAt = position
+        u16(0)
+        return lengthAt
+    }
+
+    /// One EDNS option's code and length (RFC 6891 6.1.2); its `length` octets follow.
+    @inlinable
+    public mutating func ednsOption(code: UInt16, length: Int) {
+        u16(code)
+        u16(UInt16(truncatingIfNeeded: length))
+    }
+
+    /// Ends the OPT record begun at `lengthAt`.
+    @inlinable
+    public mutating func endOPT(lengthAt: Int) {
+        set16(at: lengthAt, UInt16(truncatingIfNeeded: position - lengthAt - 2))
     }
 }

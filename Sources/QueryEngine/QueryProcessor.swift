@@ -171,26 +171,16 @@ struct Responder {
 
     mutating func writeOPT() {
         guard let e = edns else { return }
-        let extended = rcode >> 4
-        w.u8(0)
-        w.u16(RRType.opt)
-        w.u16(UInt16(snapshot.config.maxUDPPayload))
-        w.u8(UInt8(truncatingIfNeeded: extended))
-        w.u8(0)
-        w.u16(e.dnssecOK ? 0x8000 : 0)
-        let lengthAt = w.position
-        w.u16(0)
+        let lengthAt = w.beginOPT(udpPayload: UInt16(snapshot.config.maxUDPPayload), extendedRCode: UInt8(truncatingIfNeeded: rcode >> 4), dnssecOK: e.dnssecOK)
         if e.nsidRequested, let nsid = snapshot.config.identity.nsid {
-            w.u16(EDNSOptionCode.nsid)
-            w.u16(UInt16(nsid.count))
+            w.ednsOption(code: EDNSOptionCode.nsid, length: nsid.count)
             nsid.withUnsafeBytes { w.raw($0) }
         }
         if let ecs = e.clientSubnet {
             // RFC 7871 7.2.1: echo FAMILY, SOURCE PREFIX-LENGTH and ADDRESS; SCOPE is the prefix
             // the answer depends on: 0 for answers that do not depend on the client, and 0
             // for a /0 source (7.1.2).
-            w.u16(EDNSOptionCode.clientSubnet)
-            w.u16(UInt16(4 + ecs.addressLength))
+            w.ednsOption(code: EDNSOptionCode.clientSubnet, length: 4 + ecs.addressLength)
             w.u16(ecs.family)
             w.u8(ecs.sourcePrefix)
             w.u8(ecs.sourcePrefix == 0 ? 0 : UInt8(min(ecsScope, ecs.family == 1 ? 32 : 128)))
@@ -200,8 +190,7 @@ struct Responder {
             // The client cookie back, and a fresh server cookie (RFC 9018 4).
             let client = UnsafeRawBufferPointer(rebasing: query[e.cookieOffset..<(e.cookieOffset + 8)])
             let (head, hash) = ServerCookie.make(client, client: source, now: buffer.nowSeconds, config: snapshot.config.cookies)
-            w.u16(EDNSOptionCode.cookie)
-            w.u16(24)
+            w.ednsOption(code: EDNSOptionCode.cookie, length: 24)
             w.raw(client)
             w.u32(UInt32(head >> 32))
             w.u32(UInt32(head & 0xFFFF_FFFF))
@@ -209,7 +198,7 @@ struct Responder {
             w.u32(UInt32(hash & 0xFFFF_FFFF).byteSwapped)
             w.u32(UInt32(hash >> 32).byteSwapped)
         }
-        w.set16(at: lengthAt, UInt16(w.position - lengthAt - 2))
+        w.endOPT(lengthAt: lengthAt)
         counts.ar += 1
     }
 
@@ -282,18 +271,12 @@ struct Responder {
             return
         }
         aa = true
-        let length = min(text.utf8.count, 255)
-        guard w.fits(12 + 1 + length) else {
+        let string = Array(text.utf8.prefix(255))
+        let rdata = [UInt8(string.count)] + string
+        guard rdata.withUnsafeBytes({ w.record(owner: .question, type: RRType.txt, rrclass: RRClass.ch, ttl: 0, rdata: $0) }) else {
             tc = true
             return
         }
-        w.u16(0xC00C)
-        w.u16(RRType.txt)
-        w.u16(RRClass.ch)
-        w.u32(0)
-        w.u16(UInt16(1 + length))
-        w.u8(UInt8(length))
-        for c in text.utf8.prefix(length) { w.u8(c) }
         counts.an += 1
     }
 

@@ -33,6 +33,12 @@ static   A   192.0.2.80
 static   TXT "signed static text"
 *.wild   A   192.0.2.99
 alias    CNAME static
+big      TXT "record-0-xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+big      TXT "record-1-xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+big      TXT "record-2-xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+big      TXT "record-3-xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+big      TXT "record-4-xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+big      TXT "record-5-xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
 """
 
 
@@ -122,7 +128,10 @@ stub-zone:
 
     def ask(self, name, rdtype="A"):
         q = dns.message.make_query(name, rdtype, want_dnssec=True)
-        return dns.query.udp(q, "127.0.0.1", port=self.port, timeout=3)
+        r = dns.query.udp(q, "127.0.0.1", port=self.port, timeout=3)
+        if r.flags & dns.flags.TC:
+            r = dns.query.tcp(q, "127.0.0.1", port=self.port, timeout=3)
+        return r
 
     def stop(self):
         self.proc.send_signal(signal.SIGTERM)
@@ -180,6 +189,20 @@ def test_nxdomain_and_nodata_validate(signed):
     assert secure(nodata) and not nodata.answer, nodata
     pool_nodata = u.ask("www.gslb.test.", "AAAA")
     assert secure(pool_nodata) and not pool_nodata.answer, pool_nodata
+
+
+def test_large_signed_answers_truncate_whole_and_come_over_tcp(signed):
+    """A signed answer too large for UDP is TC with no partial RRset; over TCP it comes whole
+    with its RRSIG, and the resolver (which retries over TCP) validates it."""
+    srv = signed["srv"]
+    q = dns.message.make_query("big.gslb.test.", "TXT", want_dnssec=True, payload=1232)
+    udp = dns.query.udp(q, "127.0.0.1", port=srv.port, timeout=2)
+    assert udp.flags & dns.flags.TC and not udp.answer, udp
+    tcp = dns.query.tcp(q, "127.0.0.1", port=srv.port, timeout=2)
+    assert {rrset.rdtype for rrset in tcp.answer} == {dns.rdatatype.TXT, dns.rdatatype.RRSIG}
+    assert sum(len(rrset) for rrset in tcp.answer if rrset.rdtype == dns.rdatatype.TXT) == 6
+    r = signed["unbound"].ask("big.gslb.test.", "TXT")
+    assert secure(r) and len(answer_set(r, "TXT")) == 6, r
 
 
 def test_failover_answer_validates(signed):
