@@ -33,7 +33,10 @@ enum StatusPage {
     static func page(_ s: ServerStatus) -> Page {
         Page(
             instance: s.instance, generation: s.generation, now: time(s.now), started: time(s.startedAt), policy: s.verdictPolicy,
-            zones: s.zones.map { "\($0.name) (\($0.records) records, serial \($0.serial))" }.joined(separator: ", "),
+            zones: s.zones.map { z in
+                let keys = z.keys.map { "\($0.role) \($0.tag)\($0.signing ? " signing" : $0.published ? " published" : " waiting")" }
+                return "\(z.name) (\(z.records) records, serial \(z.serial)\(keys.isEmpty ? "" : ", DNSSEC: " + keys.joined(separator: ", ")))"
+            }.joined(separator: ", "),
             pools: s.pools.map(pool), peers: s.peers.map {
                 PeerRow(name: $0.name, address: $0.address, state: $0.state, config: $0.sameConfiguration ? "same" : "DIFFERENT")
             }, hasPeers: !s.peers.isEmpty,

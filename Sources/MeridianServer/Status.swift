@@ -1,4 +1,5 @@
 import ClusterState
+import DNSSEC
 import Foundation
 import Logging
 import Metrics
@@ -88,7 +89,19 @@ final class MemberWatch: Sendable {
 /// What `/status` returns: the instance, its configuration, and every pool, site and member
 /// with its state, what decided it, what each observer sees and the recent transitions.
 public struct ServerStatus: Sendable, Codable {
-    public struct ZoneInfo: Sendable, Codable { public var name: String; public var file: String; public var records: Int; public var serial: UInt32 }
+    public struct ZoneInfo: Sendable, Codable {
+        public var name: String; public var file: String; public var records: Int; public var serial: UInt32
+        /// The zone's DNSSEC keys (none: served unsigned).
+        public var keys: [KeyInfo] = []
+    }
+    /// A DNSSEC key: its tag, algorithm and role, whether it is in the DNSKEY set and signs now,
+    /// and its timing (UNIX seconds) from the key file.
+    public struct KeyInfo: Sendable, Codable {
+        public var tag: UInt16; public var algorithm: UInt8; public var role: String
+        public var published: Bool; public var signing: Bool
+        public var publish: UInt32?; public var activate: UInt32?; public var inactive: UInt32?; public var delete: UInt32?
+        public var file: String
+    }
     public struct PeerInfo: Sendable, Codable {
         public var name: String; public var address: String; public var state: String; public var incarnation: UInt64
         public var sameConfiguration: Bool
@@ -189,10 +202,23 @@ extension DNSServer {
         return ServerStatus(
             instance: peers.nodeName, generation: snapshot.generation, startedAt: startedAt, now: clock(),
             zonesDirectory: config.zonesDirectory, files: files, statePath: config.statePath, verdictPolicy: "\(health.policy)",
-            zones: snapshot.zones.zones.map { .init(name: Name.text($0.origin), file: $0.file, records: $0.recordCount, serial: $0.serial) },
+            zones: snapshot.zones.zones.map { .init(name: Name.text($0.origin), file: $0.file, records: $0.recordCount, serial: $0.serial, keys: keyInfo($0.origin, snapshot)) },
             peers: peerList.map { .init(name: $0.name, address: $0.address, state: $0.state.rawValue, incarnation: $0.incarnation, sameConfiguration: $0.digest == digest) },
             pools: snapshot.pools.runtimes.map { poolInfo($0, health: health) },
             overrides: overrides())
+    }
+
+    /// The keys of zone `apex` as the snapshot's signer uses them now.
+    func keyInfo(_ apex: [UInt8], _ snapshot: Snapshot) -> [ServerStatus.KeyInfo] {
+        let now = UInt32(clamping: Int64(clock()))
+        let keys = snapshot.keys.filter { $0.zone == apex }
+        let hasZSK = keys.contains { !$0.isSEP }
+        return keys.map { k in
+            ServerStatus.KeyInfo(
+                tag: k.tag, algorithm: k.key.algorithm.rawValue, role: k.isSEP ? (hasZSK ? "KSK" : "CSK") : "ZSK",
+                published: k.timing.isPublished(at: now), signing: k.timing.isActive(at: now),
+                publish: k.timing.publish, activate: k.timing.activate, inactive: k.timing.inactive, delete: k.timing.delete, file: k.file)
+        }
     }
 
     func poolInfo(_ rt: PoolRuntime, health: HealthSnapshot) -> ServerStatus.PoolInfo {

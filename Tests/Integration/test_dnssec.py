@@ -261,3 +261,21 @@ def test_zsk_rollover_with_a_resolver_watching(binary, tmp_path):
     finally:
         resolver.stop()
         srv.stop()
+
+
+def test_status_and_metrics_show_the_keys_and_the_cache(signed):
+    import json
+    import urllib.request
+    srv = signed["srv"]
+    with urllib.request.urlopen(f"http://127.0.0.1:{srv.admin}/status", timeout=5) as r:
+        status = json.load(r)
+    keys = status["zones"][0]["keys"]
+    assert [(k["role"], k["algorithm"], k["published"], k["signing"]) for k in keys] == [("CSK", 13, True, True)], keys
+    signed["unbound"].ask("static.gslb.test.", "A")
+
+    def counters():
+        with urllib.request.urlopen(f"http://127.0.0.1:{srv.admin}/metrics", timeout=5) as r:
+            text = r.read().decode()
+        return {src: float(line.rsplit(" ", 1)[1]) for line in text.splitlines() for src in ("made", "cache")
+                if line.startswith("meridian_dnssec_signatures_total") and f'source="{src}"' in line}
+    assert eventually(lambda: counters().get("made", 0) > 0, 5), counters()
