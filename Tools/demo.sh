@@ -5,6 +5,7 @@
 # gossip on 7946, sharing a freshly generated key). Each keeps its admin state file
 # $STATE_DIR/nsN.state (default /tmp/meridian-demo) and serves the admin API and status page on
 # http://127.0.0.N:8053/ (loopback, no token). They reload Zones/ when it changes (--watch).
+# The zone is signed (DNSSEC) with one freshly generated CSK that all three share.
 # ns1 also listens on [::1]. Ctrl-C stops everything.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -21,6 +22,7 @@ $BIN check Zones
 
 DEMO_DIR="$(mktemp -d /tmp/meridian-demo.XXXXXX)"
 $BIN keygen > "$DEMO_DIR/gossip.key"
+$BIN keygen --zone gslb.example.com --dir "$DEMO_DIR/keys" > "$DEMO_DIR/ds.txt"
 echo OK > "$DEMO_DIR/health"
 PIDS=()
 cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$DEMO_DIR"; }
@@ -45,7 +47,7 @@ done
 for i in 2 3; do
   $BIN serve --zones Zones --node-name "ns$i" --gossip-key-file "$DEMO_DIR/gossip.key" --state "$STATE_DIR/ns$i.state" \
       --listen "127.0.0.$i:$PORT" --identity "meridian-demo-ns$i" --nsid "ns$i" --rrl-rate 50 \
-      --admin-listen "127.0.0.$i:8053" --watch > "$DEMO_DIR/ns$i.log" 2>&1 &
+      --admin-listen "127.0.0.$i:8053" --watch --keys "$DEMO_DIR/keys" > "$DEMO_DIR/ns$i.log" 2>&1 &
   PIDS+=($!)
   echo "demo: instance ns$i on 127.0.0.$i:$PORT (pid $!, log $DEMO_DIR/ns$i.log)"
 done
@@ -63,9 +65,13 @@ each checks its share of the web backends and all three answer alike. Try:
   open http://127.0.0.1:8053/ in a browser           # the status page; /metrics for Prometheus
   dig @::1 -p $PORT api.gslb.example.com +tcp
   touch $DEMO_DIR/drain-web-2                        # its agent says drain: no new answers
+  dig @127.0.0.1 -p $PORT www.gslb.example.com +dnssec +subnet=10.2.0.0/24   # the pool's answer, signed
+  dig @127.0.0.1 -p $PORT nothere.gslb.example.com +dnssec                   # compact denial: NOERROR + NSEC
+  dig @127.0.0.1 -p $PORT gslb.example.com DNSKEY +multi                      # the key; its DS for a parent:
+  $(grep ' IN DS ' "$DEMO_DIR/ds.txt")
 MSG
 $BIN serve --zones Zones --node-name ns1 --gossip-key-file "$DEMO_DIR/gossip.key" --state "$STATE_DIR/ns1.state" \
     --listen "127.0.0.1:$PORT" --listen "[::1]:$PORT" --identity meridian-demo --nsid ns1 --rrl-rate 50 \
-    --admin-listen 127.0.0.1:8053 --watch &
+    --admin-listen 127.0.0.1:8053 --watch --keys "$DEMO_DIR/keys" &
 PIDS+=($!)
 wait "${PIDS[-1]}"
