@@ -170,7 +170,7 @@ let package = Package(
         // -D FUZZING); an ordinary build replays corpus files through the same decoders.
         .executableTarget(
             name: "meridian-fuzz",
-            dependencies: ["DNSWire", "ZoneStore", "PoolConfig", "ClusterState", "GeoTopology", "Peers", "QueryEngine"],
+            dependencies: ["DNSWire", "DNSSEC", "ZoneStore", "PoolConfig", "ClusterState", "GeoTopology", "Peers", "QueryEngine"],
             path: "Tools/Fuzz",
             exclude: ["corpus"],
             swiftSettings: strict

@@ -30,12 +30,11 @@ public enum KeyError: Error, Equatable, CustomStringConvertible {
 public struct SigningKey: @unchecked Sendable {
     // @unchecked: swift-crypto's key types are immutable values that are safe to share across
     // threads, but not all of them declare Sendable in the version used here.
-    enum Storage {
-        case p256(P256.Signing.PrivateKey)
-        case ed25519(Curve25519.Signing.PrivateKey)
-    }
-
-    let storage: Storage
+    // Two optionals rather than a two-case enum: a multi-payload enum keeps its payload's
+    // references with tag bits set, which LeakSanitizer cannot follow (a key held for the life
+    // of the process was reported as leaked).
+    let p256: P256.Signing.PrivateKey?
+    let ed25519: Curve25519.Signing.PrivateKey?
     public let algorithm: DNSSECAlgorithm
 
     /// The key from its raw private octets: the 32-octet scalar (P-256) or seed (Ed25519), as
@@ -45,8 +44,12 @@ public struct SigningKey: @unchecked Sendable {
         guard raw.count == 32 else { throw .badKey("a private key of \(algorithm.mnemonic) is 32 octets, not \(raw.count)") }
         do {
             switch algorithm {
-            case .ecdsaP256SHA256: storage = .p256(try P256.Signing.PrivateKey(rawRepresentation: raw))
-            case .ed25519: storage = .ed25519(try Curve25519.Signing.PrivateKey(rawRepresentation: raw))
+            case .ecdsaP256SHA256:
+                p256 = try P256.Signing.PrivateKey(rawRepresentation: raw)
+                ed25519 = nil
+            case .ed25519:
+                p256 = nil
+                ed25519 = try Curve25519.Signing.PrivateKey(rawRepresentation: raw)
             }
         } catch {
             throw .badKey("the private key is not a valid \(algorithm.mnemonic) key")
@@ -56,41 +59,37 @@ public struct SigningKey: @unchecked Sendable {
     /// A new random key.
     public static func generate(_ algorithm: DNSSECAlgorithm) -> SigningKey {
         switch algorithm {
-        case .ecdsaP256SHA256: return SigningKey(storage: .p256(P256.Signing.PrivateKey()), algorithm: algorithm)
-        case .ed25519: return SigningKey(storage: .ed25519(Curve25519.Signing.PrivateKey()), algorithm: algorithm)
+        case .ecdsaP256SHA256: return SigningKey(p256: P256.Signing.PrivateKey(), ed25519: nil, algorithm: algorithm)
+        case .ed25519: return SigningKey(p256: nil, ed25519: Curve25519.Signing.PrivateKey(), algorithm: algorithm)
         }
     }
 
-    init(storage: Storage, algorithm: DNSSECAlgorithm) {
-        self.storage = storage
+    init(p256: P256.Signing.PrivateKey?, ed25519: Curve25519.Signing.PrivateKey?, algorithm: DNSSECAlgorithm) {
+        self.p256 = p256
+        self.ed25519 = ed25519
         self.algorithm = algorithm
     }
 
     /// The raw private octets (for the key file).
     public var raw: [UInt8] {
-        switch storage {
-        case .p256(let k): return Array(k.rawRepresentation)
-        case .ed25519(let k): return Array(k.rawRepresentation)
-        }
+        if let k = p256 { return Array(k.rawRepresentation) }
+        return ed25519.map { Array($0.rawRepresentation) } ?? []
     }
 
     /// The DNSKEY public key field: x | y for P-256 (RFC 6605 4), the 32-octet key for
     /// Ed25519 (RFC 8080 3).
     public var publicKey: [UInt8] {
-        switch storage {
-        case .p256(let k): return Array(k.publicKey.rawRepresentation)
-        case .ed25519(let k): return Array(k.publicKey.rawRepresentation)
-        }
+        if let k = p256 { return Array(k.publicKey.rawRepresentation) }
+        return ed25519.map { Array($0.publicKey.rawRepresentation) } ?? []
     }
 
     /// The signature over `data`: r | s, 64 octets, for P-256 over SHA-256 (RFC 6605 4);
     /// the 64-octet PureEdDSA signature for Ed25519 (RFC 8080 4).
     public func sign(_ data: [UInt8]) throws(KeyError) -> [UInt8] {
         do {
-            switch storage {
-            case .p256(let k): return Array(try k.signature(for: data).rawRepresentation)
-            case .ed25519(let k): return Array(try k.signature(for: data))
-            }
+            if let k = p256 { return Array(try k.signature(for: data).rawRepresentation) }
+            if let k = ed25519 { return Array(try k.signature(for: data)) }
+            throw KeyError.badKey("no private key")
         } catch {
             throw .badKey("signing failed: \(error)")
         }

@@ -1,6 +1,7 @@
 // libFuzzer entry point for Meridian's input decoders (issue: hardening, "Proof"). Built by
 // Tools/fuzz.sh with `-sanitize=fuzzer,address`; MERIDIAN_FUZZ picks the decoder:
-//   packet  query bytes through the whole answer path (UDP and TCP limits), with pools
+//   packet  query bytes through the whole answer path (UDP and TCP limits), with pools, the
+//           zone signed (DNSSEC: DO=1 inputs reach signing, the cache and compact denial)
 //   zone    zone file text through the loader and its semantic checks
 //   pool    pool file YAML through the parser and validation
 //   state   admin state file text
@@ -8,6 +9,7 @@
 //   gossip  an envelope, a SWIM packet, a ledger entry and a push-pull state
 // Every input must come back as a value or an error: a trap is a finding.
 import ClusterState
+import DNSSEC
 import DNSWire
 import Foundation
 import GeoTopology
@@ -26,7 +28,13 @@ enum Fuzz {
     static let snapshot: Snapshot = {
         let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
         let outcome = SnapshotBuilder.build(directory: root + "/Zones", config: EngineConfig(cookies: CookieConfig(secrets: [[UInt8](repeating: 1, count: 16)])))
-        return outcome.snapshot ?? Snapshot(zones: ZoneSet(zones: []))
+        guard let s = outcome.snapshot else { return Snapshot(zones: ZoneSet(zones: [])) }
+        // Fixed private keys (deterministic runs): Ed25519 for one zone, P-256 for the rest.
+        let keys = s.zones.zones.enumerated().compactMap { i, z -> ZoneKey? in
+            let raw = (1...32).map { UInt8($0 &+ i) }
+            return (try? SigningKey(algorithm: i == 0 ? .ed25519 : .ecdsaP256SHA256, raw: raw)).map { ZoneKey(zone: z.origin, flags: 257, key: $0) }
+        }
+        return Snapshot(zones: s.zones, pools: s.pools, config: s.config, generation: s.generation, keys: keys, now: 1_700_000_000)
     }()
 
     static func run(_ data: UnsafeRawBufferPointer) {
