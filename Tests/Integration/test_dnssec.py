@@ -82,6 +82,7 @@ class Unbound:
 
     def __init__(self, workdir, anchor, meridian_port):
         self.port = free_port()
+        anchors = "\n".join(f'    trust-anchor: "{a}"' for a in ([anchor] if isinstance(anchor, str) else anchor))
         conf = os.path.join(workdir, "unbound.conf")
         with open(conf, "w") as f:
             f.write(f"""server:
@@ -103,7 +104,7 @@ class Unbound:
     # test. is one of unbound's built-in local zones (RFC 6761): let the stub zone answer.
     local-zone: "test." nodefault
     module-config: "validator iterator"
-    trust-anchor: "{anchor}"
+{anchors}
     cache-max-ttl: 2
     cache-max-negative-ttl: 2
     infra-host-ttl: 2
@@ -279,3 +280,34 @@ def test_status_and_metrics_show_the_keys_and_the_cache(signed):
         return {src: float(line.rsplit(" ", 1)[1]) for line in text.splitlines() for src in ("made", "cache")
                 if line.startswith("meridian_dnssec_signatures_total") and f'source="{src}"' in line}
     assert eventually(lambda: counters().get("made", 0) > 0, 5), counters()
+
+
+def test_ksk_rollover_with_both_ds_at_the_parent(binary, tmp_path):
+    """A double-DS KSK rollover (RFC 7583 3.3.2): the parent holds both DS (here, both are
+    unbound's trust anchors); the new KSK is published, takes over signing the DNSKEY set, and
+    the old one leaves, all from timing metadata, with every answer validating."""
+    zones, keys = tmp_path / "zones", tmp_path / "keys"
+    zones.mkdir()
+    (zones / "gslb.test.zone").write_text(ZONE)
+    old, old_ds = keygen(keys, "--role", "ksk", "--inactive", "+8s", "--delete", "+14s")
+    new, new_ds = keygen(keys, "--role", "ksk", "--publish", "now", "--activate", "+8s")
+    keygen(keys, "--role", "zsk")
+    srv = Server(str(zones), ["--keys", str(keys), "--dnskey-ttl", "2", "--no-admin"], listen_v6=False, ready_name="gslb.test.")
+    resolver = Unbound(str(tmp_path), [old_ds, new_ds], srv.port)
+    try:
+        key_signers = set()
+        deadline = time.time() + 18
+        while time.time() < deadline:
+            r = resolver.ask("static.gslb.test.")
+            assert secure(r), r
+            keys_now = resolver.ask("gslb.test.", "DNSKEY")
+            assert secure(keys_now), keys_now
+            key_signers |= {rd.key_tag for rrset in keys_now.answer if rrset.rdtype == dns.rdatatype.RRSIG for rd in rrset}
+            time.sleep(0.5)
+        assert key_signers == {old, new}, key_signers
+        final = dns.query.udp(dns.message.make_query("gslb.test.", "DNSKEY"), "127.0.0.1", port=srv.port, timeout=2)
+        tags = {dns.dnssec.key_id(rd) for rrset in final.answer for rd in rrset}
+        assert new in tags and old not in tags, tags
+    finally:
+        resolver.stop()
+        srv.stop()
