@@ -67,6 +67,14 @@ public enum SnapshotBuilder {
         for k in keys where !served.contains(Name.text(k.zone)) {
             diags.append(Diagnostic(file: k.file, line: 0, "key \(k.tag) is for \(Name.text(k.zone)), which is not a served zone (zones: \(served.sorted().joined(separator: ", ")))"))
         }
+        // A zone signed online must not carry signatures or denial records of its own: they
+        // would be served beside Meridian's and contradict them.
+        let offline: Set<UInt16> = [RRType.rrsig, RRType.nsec, 50, 51, RRType.dnskey, RRType.cds, RRType.cdnskey]
+        for z in zones.zones where keys.contains(where: { $0.zone == z.origin }) {
+            for t in Set(z.sets.map(\.type)).intersection(offline).sorted() {
+                diags.append(Diagnostic(file: z.file, line: 0, "\(Name.text(z.origin)) is signed online (--keys) but its zone file holds \(RRType.name(t)) records: remove them"))
+            }
+        }
         for z in zones.zones where keys.contains(where: { $0.zone == z.origin }) && ZoneSigner(apex: z.origin, keys: keys, now: now, policy: signing) == nil {
             diags.append(Diagnostic(file: directory, line: 0, severity: .warning, "\(Name.text(z.origin)) has keys but none is active now: it is served unsigned"))
         }

@@ -232,3 +232,31 @@ struct SigningTests {
         #expect(Snapshot(zones: fixtureZones, keys: [dormant], now: Self.now).signers[0] == nil)
     }
 }
+
+@Suite("Signing configuration")
+struct SigningConfigurationTests {
+    func directory(zone: String) throws -> (String, String) {
+        let base = FileManager.default.temporaryDirectory.appendingPathComponent("signcfg-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: base + "/zones", withIntermediateDirectories: true)
+        try zone.write(toFile: base + "/zones/example.test.zone", atomically: true, encoding: .utf8)
+        try FileManager.default.createDirectory(atPath: base + "/keys", withIntermediateDirectories: true)
+        return (base + "/zones", base + "/keys")
+    }
+
+    @Test func keysForUnservedZonesAndOfflineSignaturesAreErrors() throws {
+        let zone = "$TTL 300\n@ SOA ns h 1 2 3 4 5\n@ NS ns\nns A 192.0.2.1\n"
+        let (zones, keys) = try directory(zone: zone)
+        defer { try? FileManager.default.removeItem(atPath: (zones as NSString).deletingLastPathComponent) }
+        _ = try KeyFiles.write(ZoneKey(zone: Name.parse("example.test.")!, flags: 257, key: .generate(.ecdsaP256SHA256)), directory: keys)
+        let ok = SnapshotBuilder.build(directory: zones, keysDirectory: keys, now: 1_800_000_000)
+        #expect(ok.errors.isEmpty && ok.snapshot?.signers.first??.dataSigners.count == 1, "\(ok.diagnostics)")
+        _ = try KeyFiles.write(ZoneKey(zone: Name.parse("other.test.")!, flags: 257, key: .generate(.ed25519)), directory: keys)
+        let unserved = SnapshotBuilder.build(directory: zones, keysDirectory: keys, now: 1_800_000_000)
+        #expect(unserved.snapshot == nil && unserved.errors.contains { $0.message.contains("other.test., which is not a served zone") }, "\(unserved.diagnostics)")
+        let (zones2, keys2) = try directory(zone: zone + "@ NSEC ns.example.test. A NS SOA\n")
+        defer { try? FileManager.default.removeItem(atPath: (zones2 as NSString).deletingLastPathComponent) }
+        _ = try KeyFiles.write(ZoneKey(zone: Name.parse("example.test.")!, flags: 257, key: .generate(.ecdsaP256SHA256)), directory: keys2)
+        let offline = SnapshotBuilder.build(directory: zones2, keysDirectory: keys2, now: 1_800_000_000)
+        #expect(offline.snapshot == nil && offline.errors.contains { $0.message.contains("holds NSEC records") }, "\(offline.diagnostics)")
+    }
+}
