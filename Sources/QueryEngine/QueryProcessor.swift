@@ -387,7 +387,7 @@ struct Responder {
         // RFC 6604 2.1: the RCODE describes the last name in the chain. Signed, the name is
         // denied compactly (RFC 9824 3.2): NOERROR and an NSEC listing NXNAME.
         rcode = signer == nil ? RCode.nxDomain : RCode.noError
-        negative(zone: zone, owner: owner, types: [CompactDenial.nxname])
+        negative(zone: zone, owner: owner, node: nil)
     }
 
     /// Writes the answer at an existing node (or a wildcard standing in for the name).
@@ -510,10 +510,10 @@ struct Responder {
         resolve(name: lower, owner: .name(original), zone: snapshot.zones.zones[zoneIndex], apexLabel: apexLabel, labelCount: labelCount, chain: chain + 1)
     }
 
-    /// NODATA at `node` (or NXDOMAIN, with `types` [NXNAME]): the zone's SOA in the authority
+    /// NODATA at `node` (NXDOMAIN when `node` is nil): the zone's SOA in the authority
     /// section, TTL per RFC 2308 3; signed, with its RRSIG and the compact denial NSEC for
-    /// `owner` (RFC 9824).
-    mutating func negative(zone: Zone, owner: Owner, node: Int? = nil, types: [UInt16] = []) {
+    /// `owner` (RFC 9824: NXNAME in the bit map of a name that does not exist).
+    mutating func negative(zone: Zone, owner: Owner, node: Int?) {
         let start = w.mark()
         let ok: Bool = zone.origin.withUnsafeBytes { origin in
             guard writeSet(zone.soaSet, zone: zone, owner: .name(origin), ttl: zone.negativeTTL),
@@ -521,12 +521,17 @@ struct Responder {
             counts.ns += 1 + sigs
             return true
         }
-        // The bit map must not list the type being denied (a pool may have no address of it).
-        let present = node.map { typesAt(node: $0, zone: zone).filter { $0 != question.type } } ?? types
-        guard ok, signer == nil || writeDenial(owner: owner, types: present, zone: zone) else {
+        guard ok else {
             w.rewind(to: start)
             tc = true
             return
+        }
+        guard signer != nil else { return }
+        // The bit map must not list the type being denied (a pool may have no address of it).
+        let present = node.map { typesAt(node: $0, zone: zone).filter { $0 != question.type } } ?? [CompactDenial.nxname]
+        if !writeDenial(owner: owner, types: present, zone: zone) {
+            w.rewind(to: start)
+            tc = true
         }
     }
 
