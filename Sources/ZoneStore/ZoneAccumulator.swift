@@ -109,11 +109,7 @@ final class ZoneAccumulator {
 
     /// Calls `body` with record `r`'s RDATA.
     func withRData<T>(_ r: Int, _ body: (UnsafeRawBufferPointer) -> T) -> T {
-        data.withUnsafeBytes { a in
-            let at = Int(recData[r])
-            let length = Int(a[at]) << 8 | Int(a[at + 1])
-            return body(UnsafeRawBufferPointer(rebasing: a[at + 2..<at + 2 + length]))
-        }
+        Zone.withRData(records: recData, rdata: data, r, body)
     }
 
     /// Whether lowercased `name` is `ancestor` or below it, on a label boundary.
