@@ -137,8 +137,6 @@ public struct KeyTiming: Sendable, Equatable {
         (activate ?? 0) <= t && inactive.map { t < $0 } != false && isPublished(at: t)
     }
 
-    /// The times at which this key's roles change.
-    public var events: [UInt32] { [publish, activate, inactive, delete].compactMap { $0 } }
 }
 
 /// A zone's key: DNSKEY flags, the private key, its timing, and the file it came from.

@@ -50,8 +50,8 @@ public enum RRSIG {
     /// A complete RRSIG RDATA for the set `owner`/`type` signed with `key`, valid from
     /// `inception` to `expiration` (UNIX seconds, RFC 4034 3.1.5 serial arithmetic applies).
     public static func make(owner: [UInt8], type: UInt16, ttl: UInt32, rdatas: [[UInt8]], key: ZoneKey,
-                            inception: UInt32, expiration: UInt32, labels: UInt8? = nil) throws(KeyError) -> [UInt8] {
-        let head = header(type: type, algorithm: key.key.algorithm.rawValue, labels: labels ?? self.labels(of: owner), ttl: ttl,
+                            inception: UInt32, expiration: UInt32) throws(KeyError) -> [UInt8] {
+        let head = header(type: type, algorithm: key.key.algorithm.rawValue, labels: labels(of: owner), ttl: ttl,
                           expiration: expiration, inception: inception, tag: key.tag, signer: key.zone)
         let signature = try key.key.sign(signedData(header: head, owner: owner, type: type, ttl: ttl, rdatas: rdatas))
         return head + signature

@@ -51,14 +51,6 @@ public struct RDataLayout: Sendable, Equatable {
     @usableFromInline static let twoCompressible = RDataLayout(.names(prefix: 0, count: 2), compressible: true)
     @usableFromInline static let mx = RDataLayout(.names(prefix: 2, count: 1), compressible: true, additional: true)
 
-    /// The ranges of the uncompressed names in `rdata`, in order; nil when the RDATA does not
-    /// have this layout (a name runs past the end or is malformed).
-    public func nameRanges(in rdata: UnsafeRawBufferPointer) -> [Range<Int>]? {
-        var ranges: [Range<Int>] = []
-        let ok = forEachName(in: rdata) { ranges.append($0) }
-        return ok ? ranges : nil
-    }
-
     /// Calls `body` with the range of each uncompressed name in `rdata`, in order; false when
     /// the RDATA does not have this layout.
     @inlinable

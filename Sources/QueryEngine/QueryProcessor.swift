@@ -470,15 +470,32 @@ struct Responder {
         return true
     }
 
-    /// Signs the addresses a pool chose: the cache key holds them in canonical order, so every
-    /// shuffle of one address set is one cache entry.
+    /// Signs the addresses a pool chose: the cache key holds them in canonical order (sorted in
+    /// place, no copy on a hit), so every shuffle of one address set is one cache entry.
     mutating func signAddresses(_ n: Int, type: UInt16, ttl: UInt32, owner: Owner) -> Int? {
         guard let signer else { return 0 }
         let size = type == RRType.aaaa ? 16 : 4
         let list = UnsafeRawBufferPointer(buffer.answerRData)
-        let rdatas = Canonical.ordered((0..<n).map { Array(list[($0 * size)..<(($0 + 1) * size)]) })
-        return writeSignatures(owner: owner, type: type, ttl: ttl, keys: signer.dataSigners, content: { k in for r in rdatas { k += r } },
-                               rdatas: { rdatas })
+        return writeSignatures(owner: owner, type: type, ttl: ttl, keys: signer.dataSigners, content: { key in
+            let start = key.count
+            key += UnsafeRawBufferPointer(rebasing: list[0..<(n * size)])
+            Responder.sortChunks(&key, from: start, count: n, size: size)
+        }, rdatas: { (0..<n).map { Array(list[($0 * size)..<(($0 + 1) * size)]) } })
+    }
+
+    /// Sorts `count` chunks of `size` octets at `start` of `bytes` in octet order (insertion
+    /// sort: a pool answer has a handful of addresses).
+    static func sortChunks(_ bytes: inout [UInt8], from start: Int, count: Int, size: Int) {
+        guard count > 1 else { return }
+        for i in 1..<count {
+            var j = i
+            while j > 0 {
+                let a = start + (j - 1) * size, b = start + j * size
+                guard bytes[b..<(b + size)].lexicographicallyPrecedes(bytes[a..<(a + size)]) else { break }
+                for k in 0..<size { bytes.swapAt(a + k, b + k) }
+                j -= 1
+            }
+        }
     }
 
     /// Writes one CNAME record (RFC 1035 3.3.1) with a compressed target.

@@ -84,8 +84,6 @@ final class SignatureCache {
     var previous: [UInt64: Entry] = [:]
     /// The key being built for the current lookup.
     var scratch: [UInt8] = []
-    var hits = 0
-    var misses = 0
 
     init(capacity: Int) {
         self.capacity = capacity
@@ -130,7 +128,7 @@ extension Responder {
         return c
     }
 
-    /// The owner's octets, lowercased into the cache key and returned for signing.
+    /// The owner's octets, lowercased.
     func ownerBytes(_ owner: Owner) -> [UInt8] {
         switch owner {
         case .question: return Array(UnsafeRawBufferPointer(rebasing: buffer.name[0..<question.nameLength]))
@@ -143,27 +141,31 @@ extension Responder {
     /// TTL; `rdatas` gives its records on a miss. Returns how many were written, nil when they
     /// do not fit.
     mutating func writeSignatures(owner: Owner, type: UInt16, ttl: UInt32, keys: [ZoneKey], content: (inout [UInt8]) -> Void,
-                                  rdatas: () -> [[UInt8]], labels: UInt8? = nil) -> Int? {
+                                  rdatas: () -> [[UInt8]]) -> Int? {
         guard let signer else { return 0 }
         let cache = signatureCache(signer)
         let now = buffer.nowSeconds
-        let name = ownerBytes(owner)
         cache.scratch.removeAll(keepingCapacity: true)
         withUnsafeBytes(of: signer.epoch.littleEndian) { cache.scratch.append(contentsOf: $0) }
-        cache.scratch += [UInt8(type >> 8), UInt8(type & 0xFF), UInt8(ttl >> 24), UInt8((ttl >> 16) & 0xFF), UInt8((ttl >> 8) & 0xFF), UInt8(ttl & 0xFF), labels ?? 0xFF]
-        cache.scratch += name
+        cache.scratch += [UInt8(type >> 8), UInt8(type & 0xFF), UInt8(ttl >> 24), UInt8((ttl >> 16) & 0xFF), UInt8((ttl >> 8) & 0xFF), UInt8(ttl & 0xFF)]
+        // The owner goes into the key lowercased, straight from where it is: no copy on a hit.
+        let ownerStart = cache.scratch.count
+        switch owner {
+        case .question: cache.scratch += UnsafeRawBufferPointer(rebasing: buffer.name[0..<question.nameLength])
+        case .name(let n): for b in n { cache.scratch.append(Name.lower(b)) }
+        }
+        let ownerRange = ownerStart..<cache.scratch.count
         content(&cache.scratch)
         var sigs = cache.lookup(now: now, refresh: signer.policy.refresh)
         if sigs == nil {
-            cache.misses += 1
             signaturesMade += 1
+            let name = Array(cache.scratch[ownerRange])
             let records = rdatas()
             let expiration = now &+ signer.policy.validity
             sigs = keys.compactMap { try? RRSIG.make(owner: name, type: type, ttl: ttl, rdatas: records, key: $0,
-                                                      inception: now &- signer.policy.inceptionOffset, expiration: expiration, labels: labels) }
+                                                      inception: now &- signer.policy.inceptionOffset, expiration: expiration) }
             cache.store(sigs ?? [], expiration: expiration)
         } else {
-            cache.hits += 1
             signatureHits += 1
         }
         for sig in sigs ?? [] {
