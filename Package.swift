@@ -1,13 +1,16 @@
 // swift-tools-version:6.1
 // Meridian: an authoritative GSLB DNS server.
 //
-// Dependency direction (nothing imports upward or sideways):
-//   DNSWire <- ZoneStore <- PoolConfig <- Selection <- QueryEngine <- MeridianServer <- meridian
-//   Diagnostics (a leaf) under ZoneStore, PoolConfig, ClusterState and the rest
-//   Diagnostics <- ClusterState <- Peers <- MeridianServer   (ClusterState also under Selection and HealthCheck)
-//   MeridianServer <- AdminAPI <- meridian                   (the HTTP admin surface, Hummingbird)
-// System libraries are wrapped once, at the edge: CLDNS (zone text -> wire rdata) is imported by
-// ZoneStore, CMaxMindDB by the GeoIP code, CCurl by the health checkers.
+// Dependency direction (nothing imports upward or sideways; each arrow points at what is imported):
+//   Diagnostics (a leaf: file:line diagnostics and the one bounded operator-file reader) under every file reader
+//   DNSWire <- ZoneStore, DNSSEC                    (wire format, zone files, online signing)
+//   GeoTopology <- PoolConfig <- Selection          (addresses and GeoIP, pool files, per-query selection)
+//   ClusterState <- Selection, HealthCheck, Peers   (health as pure values: ledger, the one health fold, verdicts)
+//   Selection, ZoneStore, DNSSEC <- QueryEngine     (the answer: a pure function of query, client and snapshot)
+//   QueryEngine, HealthCheck, Peers <- MeridianServer <- AdminAPI <- meridian
+// MeridianServer's Supervisor is the only writer of the snapshot the answer path reads.
+// System libraries are wrapped at the edge: CLDNS by ZoneStore, CMaxMindDB by GeoTopology,
+// CCurl by HealthCheck and by the CLI's admin client (meridian ctl).
 import PackageDescription
 
 let strict: [SwiftSetting] = [
@@ -65,7 +68,7 @@ let package = Package(
         // Client location: IP addresses, prefix tries (topology), MaxMind DB (GeoIP).
         .target(name: "GeoTopology", dependencies: ["CMaxMindDB"], exclude: ["README.md"], swiftSettings: strict),
         // Pool files (YAML): pools, sites, members, regions, order rules, validated with file:line.
-        .target(name: "PoolConfig", dependencies: ["Diagnostics", "DNSWire", "ZoneStore", "GeoTopology", "Yams"], exclude: ["README.md"], swiftSettings: strict),
+        .target(name: "PoolConfig", dependencies: ["Diagnostics", "DNSWire", "GeoTopology", "Yams"], exclude: ["README.md"], swiftSettings: strict),
         // Health of members: observations per observer, the ledger that merges them, the verdict
         // fold, admin overrides; immutable snapshots for selection. Pure values, no I/O.
         .target(name: "ClusterState", dependencies: ["Diagnostics"], exclude: ["README.md"], swiftSettings: strict),
@@ -135,7 +138,6 @@ let package = Package(
                 .product(name: "Mustache", package: "swift-mustache"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "Logging", package: "swift-log"),
-                .product(name: "Metrics", package: "swift-metrics"),
             ],
             exclude: ["README.md"],
             swiftSettings: strict),
@@ -196,6 +198,7 @@ let package = Package(
             swiftSettings: strict
         ),
 
+        .testTarget(name: "DiagnosticsTests", dependencies: ["Diagnostics"]),
         .testTarget(name: "DNSWireTests", dependencies: ["DNSWire"]),
         .testTarget(name: "DNSSECTests", dependencies: ["DNSSEC", "DNSWire", "CLDNS"]),
         .testTarget(name: "ZoneStoreTests", dependencies: ["ZoneStore", "DNSWire", "Diagnostics"]),

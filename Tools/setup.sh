@@ -21,6 +21,7 @@ APT_PACKAGES=(
   python3-pip
   openssl                          # self-signed certificates for the HTTPS check tests
   chromium                         # the status page test (headless)
+  iptables                         # the gossip test drops a datagram at the OUTPUT hook (sendmsg fails with EPERM)
 )
 
 missing=()

@@ -1,3 +1,4 @@
+import Diagnostics
 import Foundation
 
 /// How the admin API listens and who may use it.
@@ -51,8 +52,9 @@ public enum AdminConfigError: Error, Sendable, CustomStringConvertible {
 /// each at least 16 characters, no white space.
 public enum AdminTokenFile {
     public static func load(path: String) throws(AdminConfigError) -> [String] {
-        guard let data = FileManager.default.contents(atPath: path), data.count <= 4096, let text = String(data: data, encoding: .utf8) else {
-            throw .tokenFile("\(path): cannot read the admin token file (a text file of at most 4096 octets)")
+        let text: String
+        do throws(OperatorFile.Failure) { text = try OperatorFile.text(path, maxBytes: 4096) } catch {
+            throw .tokenFile("\(path): cannot read the admin token file (a text file of at most 4096 octets): \(error)")
         }
         return try parse(text, file: path)
     }

@@ -87,7 +87,8 @@ public final class AdminServer: Sendable {
         let registry = self.registry
         let maxBody = config.maxBody
         router.get("/healthz") { _, _ in
-            try JSONReply.encode(["status": "ok", "generation": "\(server.box.load().generation)"])
+            let s = server.box.load()
+            return try JSONReply.encode(["status": "ok", "generation": "\(s.configGeneration)", "health_generation": "\(s.pools.health.version)"])
         }
         router.get("/metrics") { _, _ in
             var body: [UInt8] = []
@@ -130,10 +131,10 @@ public final class AdminServer: Sendable {
             return try JSONReply.encode(info)
         }
         router.post("/reload") { _, _ in
-            let diagnostics = server.reload()
+            let diagnostics = await server.reload()
             let errors = diagnostics.filter { $0.severity == .error }
             let reply = ReloadReply(
-                ok: errors.isEmpty, generation: server.box.load().generation, diagnostics: diagnostics.map(\.description))
+                ok: errors.isEmpty, generation: server.box.load().configGeneration, diagnostics: diagnostics.map(\.description))
             return try JSONReply.encode(reply, status: errors.isEmpty ? .ok : .unprocessableContent)
         }
     }
@@ -142,6 +143,7 @@ public final class AdminServer: Sendable {
 /// `POST /reload`'s answer.
 struct ReloadReply: Codable, Sendable {
     var ok: Bool
+    /// The configuration generation in force after the reload.
     var generation: Int
     var diagnostics: [String]
 }

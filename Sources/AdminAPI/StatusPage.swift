@@ -19,7 +19,7 @@ enum StatusPage {
     struct PeerRow { var name: String; var address: String; var state: String; var config: String }
     struct OverrideRow { var id: String; var member: String; var state: String; var weight: String; var reason: String; var expires: String; var setBy: String }
     struct Page {
-        var instance: String; var generation: Int; var now: String; var started: String; var policy: String
+        var instance: String; var generation: Int; var healthGeneration: Int; var now: String; var started: String; var policy: String
         var zones: String; var pools: [PoolRow]; var peers: [PeerRow]; var hasPeers: Bool; var overrides: [OverrideRow]; var hasOverrides: Bool
     }
 
@@ -32,7 +32,7 @@ enum StatusPage {
 
     static func page(_ s: ServerStatus) -> Page {
         Page(
-            instance: s.instance, generation: s.generation, now: time(s.now), started: time(s.startedAt), policy: s.verdictPolicy,
+            instance: s.instance, generation: s.generation, healthGeneration: s.healthGeneration, now: time(s.now), started: time(s.startedAt), policy: s.verdictPolicy,
             zones: s.zones.map { z in
                 let keys = z.keys.map { "\($0.role) \($0.tag)\($0.signing ? " signing" : $0.published ? " published" : " waiting")" }
                 return "\(z.name) (\(z.records) records, serial \(z.serial)\(keys.isEmpty ? "" : ", DNSSEC: " + keys.joined(separator: ", ")))"
@@ -84,7 +84,7 @@ enum StatusPage {
         .ok{color:#2e7d32} .fail{color:#c62828} .degraded{color:#c62828;font-weight:bold}
         </style></head><body>
         <h1>Meridian <span id="instance">{{instance}}</span></h1>
-        <p class="meta">configuration generation {{generation}} · verdict policy {{policy}} · started {{started}} · page made {{now}} (reloads every 5 s)</p>
+        <p class="meta">configuration generation {{generation}} · health generation {{healthGeneration}} · verdict policy {{policy}} · started {{started}} · page made {{now}} (reloads every 5 s)</p>
         <p class="meta">zones: {{zones}}</p>
         {{#hasPeers}}<h2>Peers</h2>
         <table><tr><th>peer</th><th>address</th><th>state</th><th>pool configuration</th></tr>

@@ -28,6 +28,9 @@ struct meridian_tcp_prober {
     int *heap, heap_count; /* slot indices ordered by deadline */
     meridian_tcp_result *results;
     int result_count, result_cap;
+    /* Source addresses by family (length 0: the kernel picks). */
+    struct sockaddr_storage source4, source6;
+    socklen_t source4_len, source6_len;
 };
 
 static int64_t now_ms(void) {
@@ -189,6 +192,14 @@ static void start(meridian_tcp_prober *p, const meridian_tcp_request *r, int64_t
     p->slots[s].heap_index = p->heap_count;
     p->heap[p->heap_count++] = s;
     heap_up(p, p->heap_count - 1);
+    const struct sockaddr_storage *src = r->address.ss_family == AF_INET6 ? &p->source6 : &p->source4;
+    socklen_t src_len = r->address.ss_family == AF_INET6 ? p->source6_len : p->source4_len;
+    if (src_len > 0) {
+        int one = 1;
+        /* The port is picked at connect time, per destination: a source address does not cap checks at the ephemeral range. */
+        setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof one);
+        if (bind(fd, (const struct sockaddr *)src, src_len) != 0) { finish(p, s, errno); return; }
+    }
     if (connect(fd, (const struct sockaddr *)&r->address, r->length) == 0) { finish(p, s, 0); return; }
     if (errno != EINPROGRESS) { finish(p, s, errno); return; }
     struct epoll_event ev = {.events = EPOLLOUT | EPOLLONESHOT, .data.u64 = (uint64_t)s};
@@ -250,4 +261,24 @@ void meridian_tcp_prober_run(meridian_tcp_prober *p, meridian_tcp_done done, voi
     if (p->result_count > 0) done(context, p->results, p->result_count);
     p->result_count = 0;
     free(local);
+}
+
+int meridian_tcp_prober_set_source(meridian_tcp_prober *p, int family, const unsigned char address[16]) {
+    if (family == 4) {
+        struct sockaddr_in *a = (struct sockaddr_in *)&p->source4;
+        memset(a, 0, sizeof p->source4);
+        a->sin_family = AF_INET;
+        memcpy(&a->sin_addr, address, 4);
+        p->source4_len = sizeof *a;
+        return 0;
+    }
+    if (family == 6) {
+        struct sockaddr_in6 *a = (struct sockaddr_in6 *)&p->source6;
+        memset(a, 0, sizeof p->source6);
+        a->sin6_family = AF_INET6;
+        memcpy(&a->sin6_addr, address, 16);
+        p->source6_len = sizeof *a;
+        return 0;
+    }
+    return -1;
 }

@@ -71,8 +71,10 @@ public struct AdminOverride: Sendable, Equatable {
 
     public func matches(_ id: String) -> Bool { fnmatch(pattern, id, 0) == 0 }
 
-    /// In force at unix time `now`.
-    public func isLive(at now: Double) -> Bool { expires.map { now < $0 } ?? true }
+    /// In force at unix time `now` (`Expiry`, the one rule).
+    public func isLive(at now: Double) -> Bool {
+        Expiry.isLive(expiresMillis: expires.map { max(1, Expiry.millis($0)) } ?? 0, nowMillis: Expiry.millis(now))
+    }
 
     /// A stable short id for the API (`DELETE /overrides/{id}`): one register per pattern.
     public var id: String { Self.id(of: pattern) }
@@ -258,28 +260,13 @@ public enum AdminStateFile {
     }
 
     static func read(path: String) -> ReadResult {
-        let fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC)
-        guard fd >= 0 else { return errno == ENOENT ? .missing : .failed("cannot open the state file: \(String(cString: strerror(errno)))") }
-        defer { close(fd) }
-        var st = stat()
-        guard fstat(fd, &st) == 0 else { return .failed("cannot stat the state file") }
-        guard (st.st_mode & S_IFMT) == S_IFREG else { return .failed("the state file is not a regular file (a FIFO, device or directory is not read)") }
-        guard st.st_size <= maxSize else { return .failed("the state file has \(st.st_size) octets, more than \(maxSize)") }
-        var data = [UInt8](repeating: 0, count: maxSize + 1)
-        var total = 0
-        while total <= maxSize {
-            let n = data.withUnsafeMutableBytes { buffer -> Int in
-                guard let base = buffer.baseAddress else { return -1 }
-                return Glibc.read(fd, base + total, maxSize + 1 - total)
-            }
-            if n < 0 && errno == EINTR { continue }
-            guard n >= 0 else { return .failed("cannot read the state file: \(String(cString: strerror(errno)))") }
-            if n == 0 { break }
-            total += n
+        do throws(OperatorFile.Failure) {
+            return .text(try OperatorFile.text(path, maxBytes: maxSize))
+        } catch .missing {
+            return .missing
+        } catch {
+            return .failed("the state file: \(error)")
         }
-        guard total <= maxSize else { return .failed("the state file grew past \(maxSize) octets while being read") }
-        guard let text = String(validating: data[0..<total], as: UTF8.self) else { return .failed("the state file is not UTF-8 text") }
-        return .text(text)
     }
 }
 
@@ -412,12 +399,19 @@ public final class HealthSnapshot: Sendable {
     /// Member id -> observations.
     public let observations: [String: MemberObservations]
     public let policy: VerdictPolicy
+    /// Every override register of the group the view was folded from (removed and expired
+    /// ones included), for the API's list; empty for a view made from a state file alone.
+    public let registers: [String: Ledger.OverrideEntry]
 
-    public init(version: Int = 0, overrides: [AdminOverride] = [], observations: [String: MemberObservations] = [:], policy: VerdictPolicy = .majority) {
+    public init(
+        version: Int = 0, overrides: [AdminOverride] = [], observations: [String: MemberObservations] = [:], policy: VerdictPolicy = .majority,
+        registers: [String: Ledger.OverrideEntry] = [:]
+    ) {
         self.version = version
         self.overrides = overrides
         self.observations = observations
         self.policy = policy
+        self.registers = registers
     }
 
     public static let allUp = HealthSnapshot()
@@ -428,7 +422,7 @@ public final class HealthSnapshot: Sendable {
     ) -> HealthSnapshot {
         HealthSnapshot(
             version: version, overrides: overrides ?? self.overrides, observations: observations ?? self.observations,
-            policy: policy ?? self.policy)
+            policy: policy ?? self.policy, registers: registers)
     }
 
     /// The status of a member: the last matching admin override; else the verdict of its

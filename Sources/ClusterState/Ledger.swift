@@ -24,12 +24,15 @@ public struct Ledger: Sendable, Equatable {
         public var withdrawn: Bool
         /// The check's initial state, not a result (see `CheckObservation.provisional`).
         public var provisional: Bool
+        /// The observer's life that wrote it (see `LifeEntry`); 0 from peers that predate lives.
+        public var boot: UInt64
 
         public init(
             observer: String, member: String, check: String, up: Bool, reason: String, definition: UInt64, version: HLC, withdrawn: Bool = false,
-            provisional: Bool = false
+            provisional: Bool = false, boot: UInt64 = 0
         ) {
             self.provisional = provisional
+            self.boot = boot
             self.observer = observer
             self.member = member
             self.check = check
@@ -52,11 +55,14 @@ public struct Ledger: Sendable, Equatable {
         public var version: HLC
         /// No usable reply any more (stale, or no longer probed): a tombstone.
         public var withdrawn: Bool
+        /// The observer's life that wrote it (see `LifeEntry`); 0 from peers that predate lives.
+        public var boot: UInt64
 
         public init(
             observer: String, member: String, state: AgentReply.State?, weightFactor: Double?, detail: String, definition: UInt64, version: HLC,
-            withdrawn: Bool = false
+            withdrawn: Bool = false, boot: UInt64 = 0
         ) {
+            self.boot = boot
             self.observer = observer
             self.member = member
             self.state = state
@@ -99,6 +105,11 @@ public struct Ledger: Sendable, Equatable {
             self.expiresMillis = expiresMillis
         }
 
+        /// In force at `nowMillis`: not removed and not expired (`Expiry`, the one rule).
+        public func isLive(atMillis nowMillis: UInt64) -> Bool {
+            !removed && Expiry.isLive(expiresMillis: expiresMillis, nowMillis: nowMillis)
+        }
+
         /// As the state file and the API show it.
         public var adminOverride: AdminOverride {
             AdminOverride(
@@ -108,16 +119,35 @@ public struct Ledger: Sendable, Equatable {
         }
     }
 
+    /// An observer's current life: the boot id it took when it started (its start time in
+    /// milliseconds). Results written in an earlier life never count once a later life is
+    /// known, so an instance that crashed and came back cannot vote with what it saw before
+    /// the crash; a restart writes its new life before it joins, so the group hears of it in
+    /// the first exchange.
+    public struct LifeEntry: Sendable, Equatable {
+        public var observer: String
+        public var boot: UInt64
+        public var version: HLC
+
+        public init(observer: String, boot: UInt64, version: HLC) {
+            self.observer = observer
+            self.boot = boot
+            self.version = version
+        }
+    }
+
     public enum Entry: Sendable, Equatable {
         case check(CheckEntry)
         case agent(AgentEntry)
         case override(OverrideEntry)
+        case life(LifeEntry)
 
         public var version: HLC {
             switch self {
             case .check(let e): return e.version
             case .agent(let e): return e.version
             case .override(let e): return e.version
+            case .life(let e): return e.version
             }
         }
 
@@ -127,6 +157,7 @@ public struct Ledger: Sendable, Equatable {
             case .check(let e): return e.observer
             case .agent(let e): return e.observer
             case .override(let e): return e.origin
+            case .life(let e): return e.observer
             }
         }
 
@@ -136,6 +167,7 @@ public struct Ledger: Sendable, Equatable {
             case .check(let e): return "c\u{0}\(e.observer)\u{0}\(e.member)\u{0}\(e.check)"
             case .agent(let e): return "a\u{0}\(e.observer)\u{0}\(e.member)"
             case .override(let e): return "o\u{0}\(e.pattern)"
+            case .life(let e): return "l\u{0}\(e.observer)"
             }
         }
     }
@@ -149,7 +181,11 @@ public struct Ledger: Sendable, Equatable {
         /// must not pin a register forever).
         public var maxFutureMillis: UInt64
 
-        public init(entriesPerObserver: Int = 200_000, overrides: Int = 10_000, maxFutureMillis: UInt64 = 60_000) {
+        /// Observers whose life is held.
+        public var lives: Int
+
+        public init(entriesPerObserver: Int = 200_000, overrides: Int = 10_000, maxFutureMillis: UInt64 = 60_000, lives: Int = 4096) {
+            self.lives = lives
             self.entriesPerObserver = entriesPerObserver
             self.overrides = overrides
             self.maxFutureMillis = maxFutureMillis
@@ -177,12 +213,14 @@ public struct Ledger: Sendable, Equatable {
     private(set) var checks: [CheckKey: CheckEntry] = [:]
     private(set) var agents: [AgentKey: AgentEntry] = [:]
     public private(set) var overrides: [String: OverrideEntry] = [:]
+    /// Observer -> its latest known life.
+    public private(set) var lives: [String: LifeEntry] = [:]
     private var counts: [String: Int] = [:]
     public let limits: Limits
 
     public init(limits: Limits = Limits()) { self.limits = limits }
 
-    public var entryCount: Int { checks.count + agents.count + overrides.count }
+    public var entryCount: Int { checks.count + agents.count + overrides.count + lives.count }
 
     // MARK: Merging
 
@@ -213,8 +251,23 @@ public struct Ledger: Sendable, Equatable {
                 throw .full(writer: e.origin)
             }
             overrides[e.pattern] = e
+        case .life(let e):
+            if let old = lives[e.observer] {
+                // A later boot wins whatever the versions say; the same boot by version.
+                guard e.boot > old.boot || (e.boot == old.boot && e.version > old.version) else { return false }
+            } else if lives.count >= limits.lives {
+                throw .full(writer: e.observer)
+            }
+            lives[e.observer] = e
         }
         return true
+    }
+
+    /// Whether a result written in life `boot` of `observer` counts: it does unless a later
+    /// life of that observer is known.
+    public func isCurrent(observer: String, boot: UInt64) -> Bool {
+        guard let life = lives[observer] else { return true }
+        return boot >= life.boot
     }
 
     private mutating func admit(_ observer: String) throws(Rejection) {
@@ -225,7 +278,7 @@ public struct Ledger: Sendable, Equatable {
 
     /// Every entry, for a full-state exchange (push-pull).
     public func entries() -> [Entry] {
-        checks.values.map(Entry.check) + agents.values.map(Entry.agent) + overrides.values.map(Entry.override)
+        checks.values.map(Entry.check) + agents.values.map(Entry.agent) + overrides.values.map(Entry.override) + lives.values.map(Entry.life)
     }
 
     /// What a writer's entries amount to, for anti-entropy: two ledgers hold the same entries of
@@ -255,6 +308,7 @@ public struct Ledger: Sendable, Equatable {
         for e in checks.values { add(.check(e)) }
         for e in agents.values { add(.agent(e)) }
         for e in overrides.values { add(.override(e)) }
+        for e in lives.values { add(.life(e)) }
         return out
     }
 
@@ -263,6 +317,7 @@ public struct Ledger: Sendable, Equatable {
         checks.values.filter { writers.contains($0.observer) }.map(Entry.check)
             + agents.values.filter { writers.contains($0.observer) }.map(Entry.agent)
             + overrides.values.filter { writers.contains($0.origin) }.map(Entry.override)
+            + lives.values.filter { writers.contains($0.observer) }.map(Entry.life)
     }
 
     /// The writers whose entries differ between this ledger and one summarized by `other`.
@@ -272,7 +327,8 @@ public struct Ledger: Sendable, Equatable {
     }
 
     /// Drops everything an observer wrote (it is dead or left the group); returns how many.
-    /// Overrides stay: they belong to the group, not to the instance that set them.
+    /// Overrides stay: they belong to the group, not to the instance that set them; so does
+    /// its life, so results of that life arriving late never count again.
     @discardableResult
     public mutating func forget(observer: String) -> Int {
         let before = checks.count + agents.count
@@ -291,7 +347,8 @@ public struct Ledger: Sendable, Equatable {
     /// version, entries for checks no longer reported are withdrawn. Returns the new entries
     /// (to gossip).
     public mutating func recordLocal(
-        observer: String, observations: [String: MemberObservations], definitions: [String: UInt64], clock: inout HybridClock, wallMillis: UInt64
+        observer: String, boot: UInt64 = 0, observations: [String: MemberObservations], definitions: [String: UInt64], clock: inout HybridClock,
+        wallMillis: UInt64
     ) -> [Entry] {
         var out: [Entry] = []
         var seenChecks = Set<CheckKey>()
@@ -301,19 +358,21 @@ public struct Ledger: Sendable, Equatable {
             for c in obs.checks where c.observer == observer {
                 let k = CheckKey(observer: observer, member: member, check: c.check)
                 seenChecks.insert(k)
-                if let old = checks[k], !old.withdrawn, old.up == c.up, old.reason == c.reason, old.definition == def, old.provisional == c.provisional { continue }
+                if let old = checks[k], !old.withdrawn, old.boot == boot, old.up == c.up, old.reason == c.reason, old.definition == def,
+                   old.provisional == c.provisional { continue }
                 let e = CheckEntry(
                     observer: observer, member: member, check: c.check, up: c.up, reason: c.reason, definition: def, version: clock.tick(wallMillis: wallMillis),
-                    provisional: c.provisional)
+                    provisional: c.provisional, boot: boot)
                 if (try? merge(.check(e), nowMillis: wallMillis)) == true { out.append(.check(e)) }
             }
             if let a = obs.agents.first(where: { $0.observer == observer }) {
                 let k = AgentKey(observer: observer, member: member)
                 seenAgents.insert(k)
-                if let old = agents[k], !old.withdrawn, old.state == a.state, old.weightFactor == a.weightFactor, old.detail == a.detail, old.definition == def { continue }
+                if let old = agents[k], !old.withdrawn, old.boot == boot, old.definition == def,
+                   !AgentDeadBand.isNews(old: (old.state, old.weightFactor), new: (a.state, a.weightFactor)) { continue }
                 let e = AgentEntry(
                     observer: observer, member: member, state: a.state, weightFactor: a.weightFactor, detail: a.detail, definition: def,
-                    version: clock.tick(wallMillis: wallMillis))
+                    version: clock.tick(wallMillis: wallMillis), boot: boot)
                 if (try? merge(.agent(e), nowMillis: wallMillis)) == true { out.append(.agent(e)) }
             }
         }
@@ -332,6 +391,13 @@ public struct Ledger: Sendable, Equatable {
             out.append(.agent(e))
         }
         return out
+    }
+
+    /// Records the start of this instance's life `boot` (its start time in milliseconds, later
+    /// than any earlier life's). Returns the entry to gossip.
+    public mutating func recordLife(observer: String, boot: UInt64, clock: inout HybridClock, wallMillis: UInt64) -> [Entry] {
+        let e = LifeEntry(observer: observer, boot: boot, version: clock.tick(wallMillis: wallMillis))
+        return (try? merge(.life(e), nowMillis: wallMillis)) == true ? [.life(e)] : []
     }
 
     /// Records this instance's admin state file: a pattern set or changed gets a new register
@@ -376,9 +442,10 @@ public struct Ledger: Sendable, Equatable {
 
     // MARK: The view selection reads
 
-    /// The live overrides, oldest first (a later matching one wins).
-    public func adminOverrides() -> [AdminOverride] {
-        overrides.values.filter { !$0.removed }.sorted { $0.version < $1.version }.map(\.adminOverride)
+    /// The overrides in force at `nowMillis` (not removed, not expired), oldest first (a later
+    /// matching one wins).
+    public func adminOverrides(nowMillis: UInt64) -> [AdminOverride] {
+        HealthFold.overrides(overrides, nowMillis: nowMillis)
     }
 
     /// Removes the override for `pattern`, whoever set it: a tombstone written by `origin`.
@@ -405,8 +472,12 @@ public struct Ledger: Sendable, Equatable {
     public func view(live: Set<String>, probers: [String: [String]], definitions: [String: UInt64]) -> [String: MemberObservations] {
         var checksBy: [String: [CheckEntry]] = [:]
         var agentsBy: [String: [AgentEntry]] = [:]
-        for e in checks.values where !e.withdrawn && definitions[e.member] == e.definition { checksBy[e.member, default: []].append(e) }
-        for e in agents.values where !e.withdrawn && definitions[e.member] == e.definition { agentsBy[e.member, default: []].append(e) }
+        for e in checks.values where !e.withdrawn && definitions[e.member] == e.definition && isCurrent(observer: e.observer, boot: e.boot) {
+            checksBy[e.member, default: []].append(e)
+        }
+        for e in agents.values where !e.withdrawn && definitions[e.member] == e.definition && isCurrent(observer: e.observer, boot: e.boot) {
+            agentsBy[e.member, default: []].append(e)
+        }
         var out: [String: MemberObservations] = [:]
         for member in definitions.keys {
             let assigned = Set(probers[member] ?? [])
@@ -434,11 +505,11 @@ public struct Ledger: Sendable, Equatable {
         return out
     }
 
-    /// Per member, the observers that have a current (not withdrawn) result for it.
+    /// Per member, the observers that have a current (not withdrawn, this life's) result for it.
     public func reporters() -> [String: Set<String>] {
         var out: [String: Set<String>] = [:]
-        for e in checks.values where !e.withdrawn { out[e.member, default: []].insert(e.observer) }
-        for e in agents.values where !e.withdrawn { out[e.member, default: []].insert(e.observer) }
+        for e in checks.values where !e.withdrawn && isCurrent(observer: e.observer, boot: e.boot) { out[e.member, default: []].insert(e.observer) }
+        for e in agents.values where !e.withdrawn && isCurrent(observer: e.observer, boot: e.boot) { out[e.member, default: []].insert(e.observer) }
         return out
     }
 }

@@ -46,12 +46,11 @@ public enum KeyFiles {
     }
 
     static func text(_ path: String) throws(Diagnostic) -> String {
-        var info = stat()
-        guard stat(path, &info) == 0, info.st_mode & S_IFMT == S_IFREG, Int(info.st_size) <= maxFileSize,
-              let data = FileManager.default.contents(atPath: path), let s = String(data: data, encoding: .utf8) else {
-            throw Diagnostic(file: path, line: 0, "cannot read the key file (a regular file of at most \(maxFileSize) octets)")
+        do throws(OperatorFile.Failure) {
+            return try OperatorFile.text(path, maxBytes: maxFileSize)
+        } catch {
+            throw Diagnostic(file: path, line: 0, "cannot read the key file (a regular file of at most \(maxFileSize) octets): \(error)")
         }
-        return s
     }
 
     /// The DNSKEY record of a `.key` file: `owner [TTL] [IN] DNSKEY flags 3 algorithm base64...`.

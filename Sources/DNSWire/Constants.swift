@@ -34,40 +34,24 @@ public enum RRType {
     public static let maila: UInt16 = 254
     public static let any: UInt16 = 255
 
-    /// Mnemonic for logs, metrics and tests; `TYPEnnn` (RFC 3597 5) for the rest.
-    public static func name(_ type: UInt16) -> String {
-        switch type {
-        case a: return "A"
-        case ns: return "NS"
-        case cname: return "CNAME"
-        case soa: return "SOA"
-        case ptr: return "PTR"
-        case hinfo: return "HINFO"
-        case mx: return "MX"
-        case txt: return "TXT"
-        case aaaa: return "AAAA"
-        case srv: return "SRV"
-        case naptr: return "NAPTR"
-        case opt: return "OPT"
-        case ds: return "DS"
-        case rrsig: return "RRSIG"
-        case nsec: return "NSEC"
-        case dnskey: return "DNSKEY"
-        case cds: return "CDS"
-        case cdnskey: return "CDNSKEY"
-        case caa: return "CAA"
-        case ixfr: return "IXFR"
-        case axfr: return "AXFR"
-        case any: return "ANY"
-        default: return "TYPE\(type)"
-        }
-    }
+    /// The mnemonics of the types Meridian names (RFC 1035 3.2.2 and the RFCs of each type):
+    /// the one table `name(_:)` and `value(_:)` read, so every mnemonic one prints the other reads.
+    static let mnemonics: [UInt16: String] = [
+        a: "A", ns: "NS", cname: "CNAME", soa: "SOA", ptr: "PTR", hinfo: "HINFO", mx: "MX", txt: "TXT", aaaa: "AAAA", srv: "SRV",
+        naptr: "NAPTR", opt: "OPT", ds: "DS", rrsig: "RRSIG", nsec: "NSEC", dnskey: "DNSKEY", cds: "CDS", cdnskey: "CDNSKEY", caa: "CAA",
+        ixfr: "IXFR", axfr: "AXFR", any: "ANY",
+    ]
+    static let byMnemonic: [String: UInt16] = Dictionary(uniqueKeysWithValues: mnemonics.map { ($0.value, $0.key) })
 
-    /// The type a mnemonic from `name(_:)` (or `TYPEnnn`) stands for; for tools, not the query path.
+    /// Mnemonic for logs, metrics and tests; `TYPEnnn` (RFC 3597 5) for the rest.
+    public static func name(_ type: UInt16) -> String { mnemonics[type] ?? "TYPE\(type)" }
+
+    /// The type a mnemonic from `name(_:)` (or `TYPEnnn`, RFC 3597 5) stands for, in any case;
+    /// for tools and files, not the query path.
     public static func value(_ mnemonic: String) -> UInt16? {
         let upper = mnemonic.uppercased()
         if upper.hasPrefix("TYPE"), let n = UInt16(upper.dropFirst(4)) { return n }
-        return (0...255).map(UInt16.init).first { name($0) == upper }
+        return byMnemonic[upper]
     }
 }
 

@@ -15,6 +15,8 @@ public struct HTTPCheckRequest: Sendable {
     public var clientKey: String?
     /// Reuse the connection of the previous check of the same URL (HTTP keep-alive).
     public var keepAlive: Bool = false
+    /// The address the check leaves from (CURLOPT_INTERFACE `host!ADDRESS`); nil: the route's.
+    public var source: String?
 }
 
 /// What an HTTP(S) check got back.
@@ -84,7 +86,10 @@ public final class CurlRunner: @unchecked Sendable {
         // The connection cache of the multi handle: only keep-alive checks leave connections in
         // it (the others forbid reuse); one per checked URL, up to this many.
         _ = meridian_curl_multi_setopt_long(multi, CURLMOPT_MAXCONNECTS, CurlRunner.maxKeptConnections)
-        let t = Thread { [unowned self] in self.loop() }
+        // The thread holds the runner until `stop()` ends its loop: a runner dropped before its
+        // thread starts must not be read through a dead reference (it was `unowned`: a start-up
+        // error freed it first and the thread aborted the process).
+        let t = Thread { [self] in self.loop() }
         t.name = "meridian-curl"
         thread = t
         t.start()
@@ -154,6 +159,7 @@ public final class CurlRunner: @unchecked Sendable {
         }
         let t = Transfer(easy: easy, completion: done)
         setString(easy, CURLOPT_URL, r.url)
+        if let source = r.source { setString(easy, CURLOPT_INTERFACE, "host!\(source)") }
         setString(easy, CURLOPT_PROTOCOLS_STR, "http,https")
         setString(easy, CURLOPT_USERAGENT, CurlRunner.userAgent)
         _ = meridian_curl_easy_setopt_long(easy, CURLOPT_NOSIGNAL, 1)

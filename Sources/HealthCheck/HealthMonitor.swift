@@ -88,6 +88,8 @@ public final class HealthMonitor: @unchecked Sendable {
     private var execSaturatedLogged = false
     private let execWaitCounter = Counter(label: "meridian_health_exec_waits_total")
     let observer: String
+    /// Where checks leave from.
+    public let source: CheckSource
     let logger: Logger
     let publish: @Sendable ([String: MemberObservations]) -> Void
     /// How often observations are handed over at most.
@@ -112,7 +114,7 @@ public final class HealthMonitor: @unchecked Sendable {
         case exec([String])
         case invalid(String)
 
-        init(_ spec: CheckSpec, address: IPAddress) {
+        init(_ spec: CheckSpec, address: IPAddress, source: CheckSource) {
             switch spec.kind {
             case .tcp:
                 self = .tcp(address, spec.port)
@@ -129,7 +131,8 @@ public final class HealthMonitor: @unchecked Sendable {
                 self = .http(HTTPCheckRequest(
                     url: "\(spec.kind.rawValue)://\(urlHost):\(spec.port)\(spec.path)", resolve: resolve,
                     hostHeader: spec.host.flatMap { $0 == urlHost ? nil : $0 }, method: spec.method, timeout: spec.timeout,
-                    verifyTLS: spec.verifyTLS, clientCert: spec.clientCert, clientKey: spec.clientKey, keepAlive: spec.keepAlive))
+                    verifyTLS: spec.verifyTLS, clientCert: spec.clientCert, clientKey: spec.clientKey, keepAlive: spec.keepAlive,
+                    source: source.address(for: address.family)?.description))
             }
         }
     }
@@ -193,8 +196,9 @@ public final class HealthMonitor: @unchecked Sendable {
 
     public init(
         observer: String, logger: Logger, coalesce: TimeAmount = .milliseconds(50), clock: MonitorClock = .system, maxExec: Int = 16,
-        publish: @escaping @Sendable ([String: MemberObservations]) -> Void
+        source: CheckSource = CheckSource(), publish: @escaping @Sendable ([String: MemberObservations]) -> Void
     ) {
+        self.source = source
         self.maxExec = max(1, maxExec)
         self.clock = clock
         started = clock.wall()
@@ -205,7 +209,7 @@ public final class HealthMonitor: @unchecked Sendable {
         let gate = LoopGate(loop)
         self.gate = gate
         curl = CurlRunner { batch in gate.execute { for (done, result) in batch { done(result) } } }
-        tcpEngine = TCPCheckEngine { batch in gate.execute { for (done, result) in batch { done(result) } } }
+        tcpEngine = TCPCheckEngine(source: source) { batch in gate.execute { for (done, result) in batch { done(result) } } }
         self.observer = observer
         self.logger = logger
         self.coalesce = coalesce
@@ -236,6 +240,13 @@ public final class HealthMonitor: @unchecked Sendable {
     }
 
     public func currentStats() -> EventLoopFuture<MonitorStats> { loop.submit { self.stats } }
+
+    /// A monitor dropped without `shutdown()` (a start-up error) still ends its runners'
+    /// threads, which hold the runners until they have.
+    deinit {
+        curl.stop()
+        tcpEngine?.requestStop()
+    }
 
     public func shutdown() async {
         let started = self.started
@@ -270,7 +281,7 @@ public final class HealthMonitor: @unchecked Sendable {
                 return CheckRun(
                     spec: spec, machine: RiseFall(rise: spec.rise, fall: spec.fall, initialUp: spec.initialUp), changedAt: clock.wall(),
                     regex: spec.bodyRegex.flatMap { try? NSRegularExpression(pattern: $0) },
-                    prepared: PreparedProbe(spec, address: t.address))
+                    prepared: PreparedProbe(spec, address: t.address, source: source))
             }
             var agent = t.agent.map { AgentRun(spec: $0, target: try? socketAddress(t.address, $0.port)) }
             if let a = t.agent, let p = previous?.agent, p.spec == a, previous?.target.address == t.address { agent = p }
@@ -376,7 +387,7 @@ public final class HealthMonitor: @unchecked Sendable {
             if tcpEngine == nil { return done(.localFailure("the TCP check engine could not start (epoll or eventfd failed)")) }
             tcpBatch.append((address, port, spec.timeout, done))
         case .dns(let target):
-            dnsProbe(group: loop, target: target, name: spec.queryName, qtype: spec.queryType, expectRcode: spec.expectRcode, expectAnswer: spec.expectAnswer, timeout: spec.timeout)
+            dnsProbe(group: loop, target: target, source: source.bindAddress(for: target), name: spec.queryName, qtype: spec.queryType, expectRcode: spec.expectRcode, expectAnswer: spec.expectAnswer, timeout: spec.timeout)
                 .whenComplete { done((try? $0.get()) ?? .failure("probe error")) }
         case .exec(let argv):
             execWaiting.append((argv, spec.timeout, done))
@@ -473,7 +484,7 @@ public final class HealthMonitor: @unchecked Sendable {
             reschedule(i, DueQueue.agent, previous: dueAt, interval: spec.interval)
             return
         }
-        readReply(group: loop, target: target, send: spec.send, timeout: spec.timeout, limit: AgentReply.maxLength)
+        readReply(group: loop, target: target, source: source.bindAddress(for: target), send: spec.send, timeout: spec.timeout, limit: AgentReply.maxLength)
             .whenComplete { [self] r in
                 guard gen == generation, !stopped else { return }
                 switch r {

@@ -84,14 +84,17 @@ final class ReplyCollector: ChannelInboundHandler, @unchecked Sendable {
 }
 
 /// Connects, optionally sends `send`, and reads a reply (feedback agent).
-func readReply(group: any EventLoopGroup, target: SocketAddress, send: String?, timeout: Double, limit: Int) -> EventLoopFuture<[UInt8]> {
+func readReply(
+    group: any EventLoopGroup, target: SocketAddress, source: SocketAddress? = nil, send: String?, timeout: Double, limit: Int
+) -> EventLoopFuture<[UInt8]> {
     let loop = group.next()
     let promise = loop.makePromise(of: [UInt8].self)
     let collector = ReplyCollector(limit: limit, untilNewline: false, promise: promise)
-    let connect = ClientBootstrap(group: loop)
+    var bootstrap = ClientBootstrap(group: loop)
         .connectTimeout(.milliseconds(Int64(timeout * 1000)))
         .channelInitializer { ch in ch.eventLoop.makeCompletedFuture { try ch.pipeline.syncOperations.addHandler(collector) } }
-        .connect(to: target)
+    if let source { bootstrap = bootstrap.bind(to: source) }
+    let connect = bootstrap.connect(to: target)
     connect.whenSuccess { ch in
         if let send {
             let text = send.hasSuffix("\n") ? send : send + "\n"
@@ -104,7 +107,7 @@ func readReply(group: any EventLoopGroup, target: SocketAddress, send: String?, 
 }
 
 /// A DNS query over UDP to the member; checks the RCODE and, optionally, that there is an answer.
-func dnsProbe(group: any EventLoopGroup, target: SocketAddress, name: [UInt8], qtype: UInt16, expectRcode: Int, expectAnswer: Bool, timeout: Double) -> EventLoopFuture<ProbeResult> {
+func dnsProbe(group: any EventLoopGroup, target: SocketAddress, source: SocketAddress? = nil, name: [UInt8], qtype: UInt16, expectRcode: Int, expectAnswer: Bool, timeout: Double) -> EventLoopFuture<ProbeResult> {
     let loop = group.next()
     let promise = loop.makePromise(of: [UInt8].self)
     let id = UInt16.random(in: 0...UInt16.max)
@@ -113,7 +116,7 @@ func dnsProbe(group: any EventLoopGroup, target: SocketAddress, name: [UInt8], q
     let handler = DatagramReply(promise: promise, id: id, source: target, question: question)
     let bind = DatagramBootstrap(group: loop)
         .channelInitializer { ch in ch.eventLoop.makeCompletedFuture { try ch.pipeline.syncOperations.addHandler(handler) } }
-        .bind(host: target.protocol == .inet6 ? "::" : "0.0.0.0", port: 0)
+        .bind(to: source ?? (try? SocketAddress(ipAddress: target.protocol == .inet6 ? "::" : "0.0.0.0", port: 0)) ?? target)
     bind.whenSuccess { ch in
         ch.writeAndFlush(AddressedEnvelope(remoteAddress: target, data: ByteBuffer(bytes: query)), promise: nil)
         ch.eventLoop.scheduleTask(in: .milliseconds(Int64(timeout * 1000))) {

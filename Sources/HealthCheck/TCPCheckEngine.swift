@@ -25,9 +25,15 @@ final class TCPCheckEngine: @unchecked Sendable {
     private let deliver: Deliver
     private let finished = DispatchGroup()
 
-    init?(deliver: @escaping Deliver) {
+    init?(source: CheckSource = CheckSource(), deliver: @escaping Deliver) {
         guard let e = meridian_tcp_prober_new() else { return nil }
         engine = e
+        for a in [source.v4, source.v6].compactMap({ $0 }) {
+            var bytes = a.bytes
+            withUnsafeBytes(of: &bytes) { raw in
+                _ = meridian_tcp_prober_set_source(e, a.family == .v4 ? 4 : 6, raw.baseAddress?.assumingMemoryBound(to: UInt8.self))
+            }
+        }
         self.deliver = deliver
         finished.enter()
         let t = Thread { [self] in
@@ -85,9 +91,12 @@ final class TCPCheckEngine: @unchecked Sendable {
 
     /// Stops the thread; checks still running are answered ("stopped").
     func stop() {
-        meridian_tcp_prober_stop(engine)
+        requestStop()
         _ = finished.wait(timeout: .now() + 2)
     }
+
+    /// Tells the thread to stop and returns at once (the thread holds the engine until it has).
+    func requestStop() { meridian_tcp_prober_stop(engine) }
 
     deinit { meridian_tcp_prober_free(engine) }
 }

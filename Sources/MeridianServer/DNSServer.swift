@@ -6,6 +6,7 @@ import CPrivileges
 import DNSWire
 import Dispatch
 import Foundation
+import GeoTopology
 import HealthCheck
 import PoolConfig
 import NIOConcurrencyHelpers
@@ -53,26 +54,21 @@ public final class DNSServer: Sendable {
     let channels: NIOLockedValueBox<[any Channel]> = NIOLockedValueBox([])
     /// The batched UDP data planes (`--udp-engine batch`), one per listen address.
     let planes = NIOLockedValueBox<[BatchUDPPlane]>([])
-    /// Serializes the writers of new snapshots (reloads, state-file changes); never taken on
-    /// the query path.
-    let reloadLock = NIOLock()
+    /// The only writer of `box`: health views, configurations, key events, override expiry.
+    let supervisor: Supervisor
     let stateWatcher: NIOLockedValueBox<TimerHandle?> = NIOLockedValueBox(nil)
     /// Runs this instance's share of the health checks and agent polls.
     let monitor: HealthMonitor
     /// The peer group (or, with no cluster file, this instance alone): merges observations and
     /// admin overrides, folds them into the health view, and says which members to probe.
     let peers: PeerGroup
-    /// The latest health view from the group, carried into reloaded snapshots.
-    let latestHealth: NIOLockedValueBox<HealthSnapshot>
     /// Every checked member of the current configuration, and the ones this instance probes
-    /// (nil until the group has said).
-    let targets: NIOLockedValueBox<(all: [MonitorTarget], mine: Set<String>?)>
+    /// (nil until the group has said); read and written only on the supervisor's queue.
+    let targets: TargetBook
     /// How the monitor reaches the group; emptied at shutdown, which breaks the cycle monitor
     /// -> group -> monitor their callbacks make.
     let groupBox: NIOLockedValueBox<PeerGroup?>
-    /// Publishes group views as snapshots; keeps transitions and override registers.
-    let publisher: HealthPublisher
-    let memberWatch: MemberWatch
+    let transitions: TransitionRecorder
     /// Serializes edits of the admin state file (API requests, dropped overruled lines).
     let stateFileLock = NIOLock()
     /// The patterns of this instance's state file as last loaded.
@@ -80,9 +76,6 @@ public final class DNSServer: Sendable {
     /// Wall clock, unix seconds.
     let clock: @Sendable () -> Double
     public let startedAt: Double
-    let reloadsOK = Counter(label: "meridian_reloads_total", dimensions: [("result", "ok")])
-    let reloadsFailed = Counter(label: "meridian_reloads_total", dimensions: [("result", "failed")])
-    let generationGauge = Gauge(label: "meridian_config_generation")
     let tcpOpenGauge = Gauge(label: "meridian_tcp_connections")
 
     /// Loads zones, pools, the state file and the cluster file; throws if any has an error.
@@ -91,6 +84,8 @@ public final class DNSServer: Sendable {
         self.logger = logger
         self.clock = clock
         startedAt = clock()
+        // Every check of the configuration before anything with a thread of its own is made.
+        let settings = try Self.groupSettings(config)
         let files = FileLimits.raise()
         tcpCap = FileLimits.connectionCap(configured: config.tcpMaxConnections, limit: files)
         if tcpCap < config.tcpMaxConnections {
@@ -104,33 +99,38 @@ public final class DNSServer: Sendable {
         let box = SnapshotBox(snapshot)
         self.box = box
         let zones = snapshot.zones
-        let lock = reloadLock
-        let latest = NIOLockedValueBox(snapshot.pools.health)
-        latestHealth = latest
-        let targets: NIOLockedValueBox<(all: [MonitorTarget], mine: Set<String>?)> = NIOLockedValueBox((MonitorTarget.targets(for: snapshot.pools.pools), nil))
+        let targets = TargetBook(all: MonitorTarget.targets(for: snapshot.pools.pools))
         self.targets = targets
         // The monitor reports to the group, the group assigns the monitor its share: each is
         // made before the other can be named, so the group is reached through a box.
         let groupBox = NIOLockedValueBox<PeerGroup?>(nil)
         self.groupBox = groupBox
-        let monitor = HealthMonitor(observer: config.instanceName, logger: logger) { observations in
+        let source = try Self.checkSource(config, gossip: settings.listen ?? settings.cluster?.peers[config.instanceName].flatMap(GossipAddress.init))
+        logger.info("health checks leave from \(source)")
+        let monitor = HealthMonitor(observer: config.instanceName, logger: logger, source: source) { observations in
             groupBox.withLockedValue { $0 }?.recordLocal(observations)
         }
         self.monitor = monitor
-        let watch = MemberWatch(logger: logger, clock: clock)
-        memberWatch = watch
-        let publisher = HealthPublisher(box: box, lock: lock, latest: latest, watch: watch, clock: clock)
-        self.publisher = publisher
-        let peers = PeerGroup(
-            settings: try Self.groupSettings(config), logger: logger,
-            publish: { view in publisher.publish(view) },
-            assign: { mine in
-                let share = targets.withLockedValue { t -> [MonitorTarget] in
-                    t.mine = mine
-                    return t.all.filter { mine.contains($0.memberID) }
-                }
-                monitor.update(targets: share)
+        let transitions = TransitionRecorder(logger: logger, clock: clock)
+        self.transitions = transitions
+        // The supervisor reaches the group through a reference set once (no lock); the group
+        // reaches the supervisor weakly, so neither keeps the other alive.
+        let peersRef = ManagedAtomicLazyReference<PeerGroup>()
+        let supervisor = Supervisor(
+            box: box, logger: logger, clock: clock, transitions: transitions, load: Self.loader(config: config, logger: logger, clock: clock),
+            loaded: { next, cluster in
+                let all = MonitorTarget.targets(for: next.pools.pools)
+                monitor.update(targets: targets.replace(all))
+                peersRef.load()?.update(definitions: Self.definitions(all), digest: Self.digest(next.pools.pools, all), cluster: cluster)
             })
+        self.supervisor = supervisor
+        let peers = PeerGroup(
+            settings: settings, logger: logger,
+            publish: { [weak supervisor] view in supervisor?.publish(view) },
+            assign: { [weak supervisor] mine in
+                supervisor?.queue.async { monitor.update(targets: targets.assign(mine)) }
+            })
+        _ = peersRef.storeIfNilThenLoad(peers)
         groupBox.withLockedValue { $0 = peers }
         self.peers = peers
         group = MultiThreadedEventLoopGroup(numberOfThreads: config.threads)
@@ -143,6 +143,45 @@ public final class DNSServer: Sendable {
         }
         logger.info("loaded \(zones.zones.count) zones, \(zones.recordCount) records, \(snapshot.pools.runtimes.count) pools from \(config.zonesDirectory)")
         Self.releaseFreedMemory()
+    }
+
+    /// The slow half of a reload, run on the supervisor's loader queue: every file of the
+    /// configuration directory read and checked, nothing published.
+    static func loader(config: ServerConfig, logger: Logger, clock: @escaping @Sendable () -> Double) -> @Sendable (HealthSnapshot) -> LoadOutcome {
+        { health in
+            let outcome = SnapshotBuilder.build(
+                directory: config.zonesDirectory, config: config.engine, health: health,
+                keysDirectory: config.keysDirectory, signing: config.signing, now: UInt32(clamping: Int64(clock())))
+            let clusterPath = (config.zonesDirectory as NSString).appendingPathComponent(PoolFileParser.clusterFileName)
+            let (cluster, clusterDiags) = ClusterConfig.load(path: clusterPath)
+            let diags = outcome.diagnostics + clusterDiags
+            for d in diags { d.severity == .error ? logger.error("\(d)") : logger.warning("\(d)") }
+            guard !clusterDiags.contains(where: { $0.severity == .error }) else { return LoadOutcome(snapshot: nil, cluster: nil, diagnostics: diags) }
+            return LoadOutcome(snapshot: outcome.snapshot, cluster: cluster, diagnostics: diags)
+        }
+    }
+
+    /// Where checks leave from: `--check-source` when given; else the instance's own address of
+    /// each family, its gossip address first, then its first listen address (a wildcard is
+    /// no address: the route chooses).
+    static func checkSource(_ config: ServerConfig, gossip: GossipAddress?) throws -> CheckSource {
+        var source = CheckSource()
+        if !config.checkSource.isEmpty {
+            for text in config.checkSource {
+                guard let a = IPAddress(text) else { throw ServerError.config([Diagnostic(file: "--check-source", line: 0, "\(text) is not an IP address")]) }
+                guard source.address(for: a.family) == nil else {
+                    throw ServerError.config([Diagnostic(file: "--check-source", line: 0, "give at most one address per family")])
+                }
+                if a.family == .v4 { source.v4 = a } else { source.v6 = a }
+            }
+            return source
+        }
+        for host in [gossip?.host].compactMap({ $0 }) + config.listen.map(\.host) {
+            guard let a = IPAddress(host), a != IPAddress("0.0.0.0"), a != IPAddress("::") else { continue }
+            if a.family == .v4, source.v4 == nil { source.v4 = a }
+            if a.family == .v6, source.v6 == nil { source.v6 = a }
+        }
+        return source
     }
 
     /// The group settings from the cluster file (if any) and the gossip options.
@@ -196,7 +235,7 @@ public final class DNSServer: Sendable {
         var bound: [ListenAddress] = []
         watchFiles()
         let snapshot = box.load()
-        let all = targets.withLockedValue { $0.all }
+        let all = targets.all
         if let path = config.statePath {
             let (overrides, diags) = AdminStateFile.load(path: path)
             if !diags.contains(where: { $0.severity == .error }) {
@@ -204,9 +243,7 @@ public final class DNSServer: Sendable {
                 peers.recordOverrides(overrides)
             }
         }
-        publisher.onRegisters.withLockedValue { $0 = { [weak self] registers in self?.adoptGroupOverrides(registers) } }
-        memberWatch.observe(snapshot)
-        generationGauge.record(snapshot.generation)
+        supervisor.start(registers: { [weak self] registers in self?.adoptGroupOverrides(registers) })
         do {
             try await peers.start(definitions: Self.definitions(all), digest: Self.digest(snapshot.pools.pools, all))
         } catch {
@@ -222,13 +259,13 @@ public final class DNSServer: Sendable {
             try? await monitor.firstRound(timeout: config.startupCheckTimeout).get()
             // Straight to the group, not after the monitor's coalescing delay.
             if let observations = try? await monitor.observations().get() { peers.recordLocal(observations) }
-            let mine = targets.withLockedValue { $0.mine?.count ?? $0.all.count }
+            let mine = targets.mineCount
             let ms = (NIODeadline.now() - started).nanoseconds / 1_000_000
             logger.info("first round of health checks: \(mine) of \(all.count) members checked here, ready in \(ms) ms")
         }
         // The merged view now, not after the group's coalescing delay.
         if let view = try? await peers.view().get() {
-            publisher.publish(view)
+            await supervisor.publishNow(view)
             let down = all.filter { box.load().pools.health.status(of: $0.memberID).state == .down }.count
             if !all.isEmpty { logger.info("health view: \(down) of \(all.count) checked members down") }
         }
@@ -240,7 +277,6 @@ public final class DNSServer: Sendable {
                 s.tcpMetrics.flush()
             }
         }
-        scheduleKeyEvents()
         for address in config.listen {
             // TCP first: it has no SO_REUSEPORT, so a port another server holds fails here,
             // before any UDP socket could share that port and take part of its traffic.
@@ -334,63 +370,22 @@ public final class DNSServer: Sendable {
         }
     }
 
-    /// Once a second: when a key's timing passes a publish, activate, inactive or delete time,
-    /// the signers are rebuilt and published (the DNSKEY set and the signing keys change
-    /// without a reload: a rollover runs from the key files' metadata alone).
-    func scheduleKeyEvents() {
-        let last = NIOLockedValueBox(UInt32(clamping: Int64(clock())))
-        _ = group.next().scheduleRepeatedTask(initialDelay: .seconds(1), delay: .seconds(1)) { [self] _ in
-            let now = UInt32(clamping: Int64(clock()))
-            let then = last.withLockedValue { old in defer { old = now }; return old }
-            reloadLock.withLock {
-                let current = box.load()
-                guard current.keyStateChanged(since: then, now: now) else { return }
-                let next = current.resigned(at: now, generation: current.generation + 1)
-                box.publish(next)
-                generationGauge.record(next.generation)
-                let tags = next.signers.compactMap { $0 }.map { "\(Name.text($0.apex)) signing with \($0.dataSigners.map(\.tag)), DNSKEY \($0.dnskeys.map(KeyTag.of))" }
-                logger.info("key timing changed: \(tags.joined(separator: "; "))")
-            }
-        }
-    }
-
-    /// Reloads zones, pools, the cluster file and the state file and publishes them only if
-    /// every file is valid; otherwise the current data keeps serving and the errors are
-    /// returned. A changed peer list in the cluster file takes effect at once.
+    /// Reloads zones, pools, the cluster file and the state file (off every event loop) and
+    /// publishes them only if every file is valid; otherwise the current data keeps serving
+    /// and the errors are returned. A changed peer list in the cluster file takes effect at once.
     @discardableResult
-    public func reload() -> [Diagnostic] {
-        let diagnostics: [Diagnostic] = reloadLock.withLock {
-            let outcome = SnapshotBuilder.build(
-                directory: config.zonesDirectory, config: config.engine, generation: box.generation + 1, health: latestHealth.withLockedValue { $0 },
-                keysDirectory: config.keysDirectory, signing: config.signing, now: UInt32(clamping: Int64(clock())))
-            let clusterPath = (config.zonesDirectory as NSString).appendingPathComponent(PoolFileParser.clusterFileName)
-            let (cluster, clusterDiags) = ClusterConfig.load(path: clusterPath)
-            let diags = outcome.diagnostics + clusterDiags
-            for d in diags { d.severity == .error ? logger.error("\(d)") : logger.warning("\(d)") }
-            guard let next = outcome.snapshot, !clusterDiags.contains(where: { $0.severity == .error }) else {
-                logger.error("reload failed with \(diags.filter { $0.severity == .error }.count) errors, keeping the current configuration")
-                reloadsFailed.increment()
-                return diags
-            }
-            if (cluster == nil) != (peers.gossipAddress == nil) {
-                logger.warning("\(clusterPath) was \(cluster == nil ? "removed" : "added"): joining or leaving a group takes a restart")
-            }
-            box.publish(next)
-            memberWatch.observe(next)
-            reloadsOK.increment()
-            generationGauge.record(next.generation)
-            let all = MonitorTarget.targets(for: next.pools.pools)
-            let share = targets.withLockedValue { t -> [MonitorTarget] in
-                t.all = all
-                return all.filter { t.mine?.contains($0.memberID) ?? true }
-            }
-            monitor.update(targets: share)
-            peers.update(definitions: Self.definitions(all), digest: Self.digest(next.pools.pools, all), cluster: cluster)
-            logger.info("reloaded \(next.zones.zones.count) zones, \(next.zones.recordCount) records, \(next.pools.runtimes.count) pools (generation \(next.generation))")
-            return diags
-        }
+    public func reload() async -> [Diagnostic] {
+        let diagnostics = await supervisor.reload()
         guard !diagnostics.contains(where: { $0.severity == .error }) else { return diagnostics }
         return diagnostics + reloadState()
+    }
+
+    /// Starts a reload and returns at once (signals, the file watcher).
+    public func requestReload() {
+        supervisor.requestReload { [weak self] diagnostics in
+            guard let self, !diagnostics.contains(where: { $0.severity == .error }) else { return }
+            self.reloadState()
+        }
     }
 
     /// Re-reads the admin state file and hands its overrides to the group (which spreads them
@@ -448,14 +443,13 @@ public final class DNSServer: Sendable {
             }
             if zones.changed(nowMillis: Int(clock() * 1000)) {
                 logger.notice("\(config.zonesDirectory) changed: reloading")
-                reload()
+                requestReload()
             }
             let tick = ticks.withLockedValue { t in
                 t += 1
                 return t
             }
             guard tick * interval % 1000 < interval else { return }
-            publisher.expireOverrides()
             tcpOpenGauge.record(tcpConnections.load(ordering: .relaxed))
             guard let path = geoPath() else { return }
             let now = Self.signature(path)
@@ -465,7 +459,7 @@ public final class DNSServer: Sendable {
             }
             if changed {
                 logger.notice("GeoIP database \(path) changed: reloading the configuration")
-                reload()
+                requestReload()
             }
         }
         timer.resume()
@@ -491,7 +485,7 @@ public final class DNSServer: Sendable {
         // The monitor stops reporting to the group first (this also breaks the reference
         // cycle their callbacks make), then each shuts down.
         groupBox.withLockedValue { $0 = nil }
-        publisher.onRegisters.withLockedValue { $0 = nil }
+        supervisor.stop()
         await peers.shutdown()
         await monitor.shutdown()
         try? await group.shutdownGracefully()
@@ -508,7 +502,7 @@ public final class DNSServer: Sendable {
             source.setEventHandler { [self] in
                 if s == SIGHUP {
                     logger.info("SIGHUP: reloading zones")
-                    reload()
+                    requestReload()
                 } else {
                     stop.continuation.yield(s)
                 }

@@ -125,9 +125,10 @@ public enum StateFileEdit {
 extension DNSServer {
     /// The group's overrides in force, oldest first.
     public func overrides() -> [OverrideInfo] {
-        let now = clock()
-        let members = box.load().pools.pools.pools.flatMap(\.members).map(\.id)
-        return publisher.registers().values.filter { !$0.removed && ($0.expiresMillis == 0 || Double($0.expiresMillis) / 1000 > now) }
+        let now = Expiry.millis(clock())
+        let snapshot = box.load()
+        let members = snapshot.pools.pools.pools.flatMap(\.members).map(\.id)
+        return snapshot.pools.health.registers.values.filter { $0.isLive(atMillis: now) }
             .sorted { $0.version < $1.version }
             .map { e in OverrideInfo(e, matches: members.filter { fnmatch(e.pattern, $0, 0) == 0 }.count) }
     }
@@ -190,12 +191,11 @@ extension DNSServer {
     /// restart does not bring them back.
     func adoptGroupOverrides(_ registers: [String: Ledger.OverrideEntry]) {
         guard let path = config.statePath else { return }
-        let now = clock()
+        let now = Expiry.millis(clock())
         let own = ownPatterns.withLockedValue { $0 }
         let stale = Set(own.compactMap { p -> String? in
             guard let r = registers[p] else { return nil }
-            let expired = r.expiresMillis != 0 && Double(r.expiresMillis) / 1000 <= now
-            return r.origin != peers.nodeName || expired ? p : nil
+            return r.origin != peers.nodeName || !r.isLive(atMillis: now) ? p : nil
         })
         guard !stale.isEmpty else { return }
         let dropped: Int? = try? editStateFile { () throws(OverrideError) -> Int in

@@ -76,6 +76,9 @@ public struct ServerConfig: Sendable {
     /// how long signatures live.
     public var keysDirectory: String?
     public var signing: SigningPolicy
+    /// `--check-source`: the addresses checks leave from (at most one per family); empty: the
+    /// instance's own (`defaultCheckSource`).
+    public var checkSource: [String]
 
     public init(
         zonesDirectory: String, statePath: String? = nil, statePollMilliseconds: Int = 250, startupCheckTimeout: Double = 5,
@@ -84,8 +87,9 @@ public struct ServerConfig: Sendable {
         tcpMaxConnections: Int = 1024, tcpMaxPerClient: Int = 64, tcpMaxBufferedBytes: Int = 256 * 1024, engine: EngineConfig = EngineConfig(),
         gossipListen: String? = nil, gossipKeyFile: String? = nil, gossipInsecure: Bool = false, gossipFaultFile: String? = nil,
         rateLimit: RateLimitConfig = RateLimitConfig(), watchZones: Bool = false, watchSettleMilliseconds: Int = 500,
-        udpEngine: UDPEngine = .batch, keysDirectory: String? = nil, signing: SigningPolicy = SigningPolicy()
+        udpEngine: UDPEngine = .batch, keysDirectory: String? = nil, signing: SigningPolicy = SigningPolicy(), checkSource: [String] = []
     ) {
+        self.checkSource = checkSource
         self.keysDirectory = keysDirectory
         self.signing = signing
         self.udpEngine = udpEngine

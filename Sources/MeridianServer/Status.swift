@@ -1,4 +1,6 @@
+import Atomics
 import ClusterState
+import HealthCheck
 import DNSSEC
 import Foundation
 import Logging
@@ -46,11 +48,21 @@ public struct TransitionLog: Sendable {
     }
 }
 
-/// Watches every published snapshot: records member transitions (logged, counted, kept for
-/// `/status`) and sets the per-member and per-pool gauges. Called by the writers of new
-/// snapshots (under the reload lock), never on the query path.
-final class MemberWatch: Sendable {
-    private let log = NIOLockedValueBox(TransitionLog())
+/// The transitions of every member, published as an immutable value: the API reads it
+/// without a lock.
+final class TransitionHistory: AtomicReference, Sendable {
+    let byMember: [String: [Transition]]
+    init(_ byMember: [String: [Transition]]) { self.byMember = byMember }
+}
+
+/// Watches every published snapshot (on the supervisor's queue, its only caller): records
+/// member transitions (logged, counted, kept for `/status`) and sets the per-member and
+/// per-pool gauges.
+final class TransitionRecorder: @unchecked Sendable {
+    // @unchecked: `log` is used only by `observe`, which only the supervisor's queue calls;
+    // readers see `history`, an atomic reference to an immutable value.
+    private var log = TransitionLog()
+    private let history = ManagedAtomic(TransitionHistory([:]))
     private let logger: Logger
     private let clock: @Sendable () -> Double
 
@@ -76,14 +88,17 @@ final class MemberWatch: Sendable {
                 Gauge(label: "meridian_members", dimensions: [("pool", rt.pool.name), ("state", state.rawValue)]).record(counts[state] ?? 0)
             }
         }
-        let changes = log.withLockedValue { $0.observe(statuses, at: clock()) }
+        let changes = log.observe(statuses, at: clock())
+        if !changes.isEmpty || log.history.count != history.load(ordering: .relaxed).byMember.count {
+            history.store(TransitionHistory(log.history), ordering: .releasing)
+        }
         for (id, t) in changes {
             logger.notice("\(id): \(t.from) -> \(t.to) (\(t.reason))")
             Counter(label: "meridian_member_transitions_total", dimensions: [("pool", pools[id] ?? "-"), ("to", t.to)]).increment()
         }
     }
 
-    func transitions(of id: String) -> [Transition] { log.withLockedValue { $0.history[id] ?? [] } }
+    func transitions(of id: String) -> [Transition] { history.load(ordering: .acquiring).byMember[id] ?? [] }
 }
 
 /// What `/status` returns: the instance, its configuration, and every pool, site and member
@@ -126,7 +141,10 @@ public struct ServerStatus: Sendable, Codable {
     }
 
     public var instance: String
+    /// Configurations loaded (start and each reload that was accepted).
     public var generation: Int
+    /// Health views published since start (each change of any member's observations or of an override).
+    public var healthGeneration: Int
     public var startedAt: Double
     public var now: Double
     public var zonesDirectory: String
@@ -139,68 +157,17 @@ public struct ServerStatus: Sendable, Codable {
     public var overrides: [OverrideInfo]
 }
 
-/// Turns each group view into the health of a new snapshot: expired overrides left out,
-/// member transitions recorded, the override registers kept for the API, and this
-/// instance's overruled state-file lines handed to `onRegisters` (off this thread).
-final class HealthPublisher: Sendable {
-    let box: SnapshotBox
-    let lock: NIOLock
-    let latest: NIOLockedValueBox<HealthSnapshot>
-    let watch: MemberWatch
-    let clock: @Sendable () -> Double
-    private let lastView = NIOLockedValueBox<GroupView?>(nil)
-    let onRegisters = NIOLockedValueBox<(@Sendable ([String: Ledger.OverrideEntry]) -> Void)?>(nil)
-    private let queue = DispatchQueue(label: "meridian.state-file")
-
-    init(box: SnapshotBox, lock: NIOLock, latest: NIOLockedValueBox<HealthSnapshot>, watch: MemberWatch, clock: @escaping @Sendable () -> Double) {
-        self.box = box
-        self.lock = lock
-        self.latest = latest
-        self.watch = watch
-        self.clock = clock
-    }
-
-    func publish(_ view: GroupView) {
-        lastView.withLockedValue { $0 = view }
-        let now = clock()
-        lock.withLock {
-            let current = box.load()
-            let health = HealthSnapshot(
-                version: current.pools.health.version + 1, overrides: view.overrides.filter { $0.isLive(at: now) },
-                observations: view.observations, policy: view.policy)
-            latest.withLockedValue { $0 = health }
-            let next = SnapshotBuilder.rebuildHealth(of: current, health: health, generation: current.generation + 1)
-            box.publish(next)
-            watch.observe(next)
-        }
-        if let adopt = onRegisters.withLockedValue({ $0 }) {
-            let registers = view.registers
-            queue.async { adopt(registers) }
-        }
-    }
-
-    /// Publishes the last view again when an override in force has expired since.
-    func expireOverrides() {
-        let now = clock()
-        guard latest.withLockedValue({ $0.overrides.contains { !$0.isLive(at: now) } }), let view = lastView.withLockedValue({ $0 }) else { return }
-        publish(view)
-    }
-
-    func registers() -> [String: Ledger.OverrideEntry] { lastView.withLockedValue { $0?.registers ?? [:] } }
-}
-
 extension DNSServer {
     /// Everything `/status` shows, from the snapshot in force and the group's view.
     public func status() async -> ServerStatus {
         let snapshot = box.load()
         let health = snapshot.pools.health
-        let all = targets.withLockedValue { $0.all }
-        let digest = Self.digest(snapshot.pools.pools, all)
+        let digest = Self.digest(snapshot.pools.pools, MonitorTarget.targets(for: snapshot.pools.pools))
         let peerList = (try? await peers.peerList().get()) ?? []
         let files = ((try? FileManager.default.contentsOfDirectory(atPath: config.zonesDirectory)) ?? [])
             .filter { !$0.hasPrefix(".") }.sorted().map { (config.zonesDirectory as NSString).appendingPathComponent($0) }
         return ServerStatus(
-            instance: peers.nodeName, generation: snapshot.generation, startedAt: startedAt, now: clock(),
+            instance: peers.nodeName, generation: snapshot.configGeneration, healthGeneration: health.version, startedAt: startedAt, now: clock(),
             zonesDirectory: config.zonesDirectory, files: files, statePath: config.statePath, verdictPolicy: "\(health.policy)",
             zones: snapshot.zones.zones.map { .init(name: Name.text($0.origin), file: $0.file, records: $0.recordCount, serial: $0.serial, keys: keyInfo($0.origin, snapshot)) },
             peers: peerList.map { .init(name: $0.name, address: $0.address, state: $0.state.rawValue, incarnation: $0.incarnation, sameConfiguration: $0.digest == digest) },
@@ -241,6 +208,6 @@ extension DNSServer {
             effectiveWeight: rt.effectiveWeight[m], decidedBy: rt.status[m].source, probers: obs?.probers ?? [],
             checks: (obs?.checks ?? []).map { .init(observer: $0.observer, check: $0.check, up: $0.up, reason: $0.reason, at: $0.at, initial: $0.provisional) },
             agents: (obs?.agents ?? []).map { .init(observer: $0.observer, detail: $0.detail, at: $0.at) },
-            transitions: memberWatch.transitions(of: member.id))
+            transitions: transitions.transitions(of: member.id))
     }
 }

@@ -37,11 +37,13 @@ public struct ClusterConfig: Sendable, Equatable {
 
     /// Reads `path`; nil with no diagnostics when the file does not exist (a lone instance).
     public static func load(path: String) -> (config: ClusterConfig?, diagnostics: [Diagnostic]) {
-        guard FileManager.default.fileExists(atPath: path) else { return (nil, []) }
-        guard let data = FileManager.default.contents(atPath: path), data.count <= 1 << 20, let text = String(data: data, encoding: .utf8) else {
-            return (nil, [Diagnostic(file: path, line: 0, "cannot read the cluster file (or it is over 1 MiB)")])
+        do throws(OperatorFile.Failure) {
+            return parse(try OperatorFile.text(path, maxBytes: OperatorFile.Limit.clusterFile), file: path)
+        } catch .missing {
+            return (nil, [])
+        } catch {
+            return (nil, [Diagnostic(file: path, line: 0, "the cluster file: \(error)")])
         }
-        return parse(text, file: path)
     }
 
     public static func parse(_ text: String, file: String) -> (config: ClusterConfig?, diagnostics: [Diagnostic]) {

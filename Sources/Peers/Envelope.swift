@@ -1,3 +1,4 @@
+import Diagnostics
 import Crypto
 import Foundation
 
@@ -40,10 +41,7 @@ public struct GossipKeys: Sendable {
     /// Reads a key file: one or two keys, base64, one per line, at least 16 octets each;
     /// `#` starts a comment. The first key signs.
     public static func load(path: String) throws(LoadError) -> GossipKeys {
-        var st = stat()
-        guard stat(path, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG, st.st_size <= 65536,
-              let data = FileManager.default.contents(atPath: path), let text = String(data: data, encoding: .utf8)
-        else { throw .unreadable(path: path) }
+        guard let text = try? OperatorFile.text(path, maxBytes: OperatorFile.Limit.secret) else { throw .unreadable(path: path) }
         var keys: [[UInt8]] = []
         for (i, raw) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
             let line = (raw.split(separator: "#", maxSplits: 1, omittingEmptySubsequences: false).first ?? "").trimmingCharacters(in: .whitespaces)

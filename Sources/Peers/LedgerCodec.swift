@@ -9,12 +9,17 @@ public enum LedgerCodec {
         var w = ByteWriter(capacity: 96)
         switch entry {
         case .check(let e):
-            w.u8(1); w.str8(e.observer); w.str16(e.member); w.str8(e.check)
+            // Types 6 and 7 add the observer's boot (its life) to types 1 and 2 (still read, from older peers).
+            w.u8(6); w.str8(e.observer); w.str16(e.member); w.str8(e.check)
             w.u8((e.up ? 1 : 0) | (e.withdrawn ? 2 : 0) | (e.provisional ? 4 : 0)); w.str8(e.reason); w.u64(e.definition); w.u64(e.version.raw)
+            w.u64(e.boot)
         case .agent(let e):
-            w.u8(2); w.str8(e.observer); w.str16(e.member)
+            w.u8(7); w.str8(e.observer); w.str16(e.member)
             w.u8(UInt8(states.firstIndex(of: e.state) ?? 0)); w.u16(weight(e.weightFactor))
             w.u8(e.withdrawn ? 2 : 0); w.str8(e.detail); w.u64(e.definition); w.u64(e.version.raw)
+            w.u64(e.boot)
+        case .life(let e):
+            w.u8(5); w.str8(e.observer); w.u64(e.boot); w.u64(e.version.raw)
         case .override(let e):
             // Type 4 adds the reason and the expiry to type 3 (still read, from older peers).
             w.u8(4); w.str16(e.pattern); w.u8(UInt8(healthStates.firstIndex(of: e.state) ?? 0)); w.u16(weight(e.weightFactor))
@@ -27,8 +32,9 @@ public enum LedgerCodec {
     public static func decode(_ bytes: [UInt8]) throws(DecodeError) -> Ledger.Entry {
         var r = ByteReader(bytes)
         let entry: Ledger.Entry
-        switch try r.u8("entry type") {
-        case 1:
+        let type = try r.u8("entry type")
+        switch type {
+        case 1, 6:
             let observer = try r.str8("observer", max: Limits.name)
             let member = try r.str16("member", max: 1024)
             let check = try r.str8("check")
@@ -36,8 +42,9 @@ public enum LedgerCodec {
             guard flags <= 7 else { throw .badValue(what: "check flags") }
             entry = .check(Ledger.CheckEntry(
                 observer: observer, member: member, check: check, up: flags & 1 != 0, reason: try r.str8("reason"),
-                definition: try r.u64("definition"), version: HLC(raw: try r.u64("version")), withdrawn: flags & 2 != 0, provisional: flags & 4 != 0))
-        case 2:
+                definition: try r.u64("definition"), version: HLC(raw: try r.u64("version")), withdrawn: flags & 2 != 0, provisional: flags & 4 != 0,
+                boot: type == 6 ? try r.u64("boot") : 0))
+        case 2, 7:
             let observer = try r.str8("observer", max: Limits.name)
             let member = try r.str16("member", max: 1024)
             let s = Int(try r.u8("agent state"))
@@ -47,9 +54,11 @@ public enum LedgerCodec {
             guard flags == 0 || flags == 2 else { throw .badValue(what: "agent flags") }
             entry = .agent(Ledger.AgentEntry(
                 observer: observer, member: member, state: states[s], weightFactor: wf, detail: try r.str8("detail"),
-                definition: try r.u64("definition"), version: HLC(raw: try r.u64("version")), withdrawn: flags == 2))
+                definition: try r.u64("definition"), version: HLC(raw: try r.u64("version")), withdrawn: flags == 2,
+                boot: type == 7 ? try r.u64("boot") : 0))
+        case 5:
+            entry = .life(Ledger.LifeEntry(observer: try r.str8("observer", max: Limits.name), boot: try r.u64("boot"), version: HLC(raw: try r.u64("version"))))
         case 3, 4:
-            let type = bytes.first ?? 3
             let pattern = try r.str16("pattern", max: 1024)
             let s = Int(try r.u8("state"))
             guard s < healthStates.count else { throw .badValue(what: "override state") }

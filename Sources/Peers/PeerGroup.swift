@@ -9,14 +9,8 @@ import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
 
-/// What the group hands the server: the inputs of its health snapshot, and who is who.
-public struct GroupView: Sendable {
-    public var observations: [String: MemberObservations]
-    public var overrides: [AdminOverride]
-    public var policy: VerdictPolicy
-    /// Every override register, removed ones included: who wrote each pattern last.
-    public var registers: [String: Ledger.OverrideEntry] = [:]
-}
+/// What the group hands the server: the inputs of its health fold (`HealthFold.snapshot`).
+public typealias GroupView = HealthInputs
 
 /// How this instance takes part in a group.
 public struct GroupSettings: Sendable {
@@ -86,6 +80,9 @@ public final class PeerGroup: @unchecked Sendable {
     let loop: any EventLoop
     let logger: Logger
     public let nodeName: String
+    /// This life's boot id (its start time in milliseconds): results written under an earlier
+    /// one never count once the group has heard of this one.
+    public let boot: UInt64
     let publish: @Sendable (GroupView) -> Void
     let assign: @Sendable (Set<String>) -> Void
     private var settings: GroupSettings
@@ -120,6 +117,8 @@ public final class PeerGroup: @unchecked Sendable {
     private var blockedAddresses = Set<String>()
     private var ticks = 0
     private let dropCounters = DropCounters()
+    private let socketErrors = SocketErrorCounters()
+    private let rebindCounter = Counter(label: "meridian_gossip_socket_rebinds_total")
     /// Open until shutdown: work handed in from other threads after that is dropped, never
     /// scheduled on a loop that is shutting down.
     private let open = NIOLockedValueBox(true)
@@ -142,6 +141,7 @@ public final class PeerGroup: @unchecked Sendable {
         group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         loop = group.next()
         seq = UInt64(Date().timeIntervalSince1970 * 1_000_000)
+        boot = Self.wallMillis
     }
 
     static var monotonic: Double { Double(NIODeadline.now().uptimeNanoseconds) / 1e9 }
@@ -165,6 +165,8 @@ public final class PeerGroup: @unchecked Sendable {
         try await loop.submit { [self] in
             self.definitions = definitions
             self.digest = digest
+            // Before any exchange: the join's push-pull carries the new life to every peer.
+            _ = ledger.recordLife(observer: nodeName, boot: boot, clock: &clock, wallMillis: Self.wallMillis)
             if let cluster = settings.cluster, let listen = gossipAddress {
                 swim = SWIM(
                     name: nodeName, address: listen.description, incarnation: UInt64(Date().timeIntervalSince1970), digest: digest,
@@ -218,7 +220,8 @@ public final class PeerGroup: @unchecked Sendable {
     /// This instance's own check and agent results.
     public func recordLocal(_ observations: [String: MemberObservations]) {
         execute { [self] in
-            let entries = ledger.recordLocal(observer: nodeName, observations: observations, definitions: definitions, clock: &clock, wallMillis: Self.wallMillis)
+            let entries = ledger.recordLocal(
+                observer: nodeName, boot: boot, observations: observations, definitions: definitions, clock: &clock, wallMillis: Self.wallMillis)
             spread(entries)
         }
     }
@@ -409,22 +412,20 @@ public final class PeerGroup: @unchecked Sendable {
     /// Which members this instance probes: those whose rendezvous probers include it, plus
     /// those it probed until now whose new probers have not reported yet (no gap).
     private func reassign() {
-        let live = swim?.live ?? [nodeName]
-        let count = settings.cluster?.probers
+        let alive = swim?.alive ?? [nodeName]
         var mine = Set<String>()
         var map: [String: [String]] = [:]
-        let reporters = settings.cluster == nil ? [:] : ledger.reporters()
-        for member in definitions.keys {
-            guard settings.cluster != nil else {
-                mine.insert(member)
-                continue
-            }
-            let chosen = Rendezvous.choose(member: member, from: live, count: count)
-            map[member] = chosen
-            if chosen.contains(nodeName) {
-                mine.insert(member)
-            } else if probing.contains(member), !(reporters[member] ?? []).contains(where: { chosen.contains($0) }) {
-                mine.insert(member)
+        if settings.cluster == nil {
+            mine = Set(definitions.keys)
+        } else {
+            map = HealthFold.probers(members: definitions.keys, alive: alive, count: settings.cluster?.probers)
+            let reporters = ledger.reporters()
+            for (member, chosen) in map {
+                if chosen.contains(nodeName) {
+                    mine.insert(member)
+                } else if probing.contains(member), !(reporters[member] ?? []).contains(where: { chosen.contains($0) }) {
+                    mine.insert(member)
+                }
             }
         }
         if map != probers {
@@ -456,10 +457,9 @@ public final class PeerGroup: @unchecked Sendable {
     }
 
     private func makeView() -> GroupView {
-        let live = Set(swim?.live ?? [nodeName])
-        return GroupView(
-            observations: ledger.view(live: live, probers: probers, definitions: definitions), overrides: ledger.adminOverrides(),
-            policy: settings.cluster?.verdict ?? .majority, registers: ledger.overrides)
+        HealthFold.inputs(
+            ledger: ledger, alive: Set(swim?.alive ?? [nodeName]), probers: probers, definitions: definitions,
+            policy: settings.cluster?.verdict ?? .majority)
     }
 
     // MARK: UDP
@@ -467,11 +467,7 @@ public final class PeerGroup: @unchecked Sendable {
     private func bind(_ listen: GossipAddress) async throws {
         let owner = self
         do {
-            udp = try await DatagramBootstrap(group: loop)
-                .channelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)
-                .channelOption(ChannelOptions.recvAllocator, value: FixedSizeRecvByteBufferAllocator(capacity: 2048))
-                .channelInitializer { ch in ch.eventLoop.makeCompletedFuture { try ch.pipeline.syncOperations.addHandler(DatagramHandler(owner: owner)) } }
-                .bind(host: listen.host, port: listen.port).get()
+            udp = try await bindUDP(listen).get()
             tcp = try await ServerBootstrap(group: loop)
                 .serverChannelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)
                 .childChannelInitializer { ch in
@@ -489,6 +485,67 @@ public final class PeerGroup: @unchecked Sendable {
         } catch {
             try? await udp?.close()
             throw GroupError.bind(address: listen.description, reason: "\(error)")
+        }
+    }
+
+    /// The gossip datagram socket. SwiftNIO closes a datagram channel on most send and receive
+    /// errors (EPERM from a host firewall, ENOBUFS, ...): when that happens while the group
+    /// runs, the socket is bound again (after `rebindDelay`, doubling up to 5 s while binding
+    /// fails), so one dropped datagram never ends this instance's gossip.
+    private func bindUDP(_ listen: GossipAddress) -> EventLoopFuture<any Channel> {
+        let owner = self
+        return DatagramBootstrap(group: loop)
+            .channelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)
+            .channelOption(ChannelOptions.recvAllocator, value: FixedSizeRecvByteBufferAllocator(capacity: 2048))
+            .channelInitializer { ch in ch.eventLoop.makeCompletedFuture { try ch.pipeline.syncOperations.addHandler(DatagramHandler(owner: owner)) } }
+            .bind(host: listen.host, port: listen.port)
+            .map { ch in
+                ch.closeFuture.whenComplete { _ in owner.udpClosed(ch, listen: listen, delay: .milliseconds(100)) }
+                return ch
+            }
+    }
+
+    private func udpClosed(_ ch: any Channel, listen: GossipAddress, delay: TimeAmount) {
+        guard !stopped, udp === ch || udp == nil else { return }
+        udp = nil
+        socketErrors.count("closed", logger: logger, what: "the gossip UDP socket was closed (by the error before it); binding it again")
+        loop.scheduleTask(in: delay) { [self] in
+            guard !stopped else { return }
+            bindUDP(listen).whenComplete { [self] r in
+                switch r {
+                case .success(let ch):
+                    if stopped { ch.close(promise: nil) } else {
+                        udp = ch
+                        rebindCounter.increment()
+                        logger.notice("gossip: UDP socket on \(listen) bound again")
+                    }
+                case .failure(let e):
+                    socketErrors.count("bind", logger: logger, what: "cannot bind the gossip UDP socket again: \(e)")
+                    udpClosed(ch, listen: listen, delay: min(delay * 2, .seconds(5)))
+                }
+            }
+        }
+    }
+
+    /// A gossip socket error (a send that failed, a receive error): counted by kind and logged
+    /// once per kind; the socket goes on (or is bound again when NIO closed it).
+    func socketError(_ error: any Error, sending: Bool) {
+        let kind = (error as? IOError).map { "\(sending ? "send" : "receive") \(Self.errnoName($0.errnoCode))" } ?? (sending ? "send" : "receive")
+        socketErrors.count(kind, logger: logger, what: "\(kind): \(error)")
+    }
+
+    static func errnoName(_ code: Int32) -> String {
+        switch code {
+        case EPERM: return "EPERM"
+        case ENOBUFS: return "ENOBUFS"
+        case EAGAIN: return "EAGAIN"
+        case ECONNREFUSED: return "ECONNREFUSED"
+        case EHOSTUNREACH: return "EHOSTUNREACH"
+        case ENETUNREACH: return "ENETUNREACH"
+        case EMSGSIZE: return "EMSGSIZE"
+        case ENOMEM: return "ENOMEM"
+        case EACCES: return "EACCES"
+        default: return "errno \(code)"
         }
     }
 
@@ -527,7 +584,9 @@ public final class PeerGroup: @unchecked Sendable {
             }
             stats.updatesOut[kind, default: 0] += 1
         }
-        udp.writeAndFlush(AddressedEnvelope(remoteAddress: address, data: udp.allocator.buffer(bytes: bytes)), promise: nil)
+        let sent = loop.makePromise(of: Void.self)
+        sent.futureResult.whenFailure { [self] e in socketError(e, sending: true) }
+        udp.writeAndFlush(AddressedEnvelope(remoteAddress: address, data: udp.allocator.buffer(bytes: bytes)), promise: sent)
     }
 
     /// One datagram from the gossip socket (on `loop`).
@@ -761,6 +820,22 @@ final class DropCounters: @unchecked Sendable {
     }
 }
 
+/// Gossip socket errors by kind (`meridian_gossip_socket_errors_total{kind}`), each kind
+/// logged once.
+final class SocketErrorCounters: @unchecked Sendable {
+    // @unchecked: used only on the group's event loop.
+    private var counters: [String: Counter] = [:]
+
+    func count(_ kind: String, logger: Logger, what: String) {
+        if let c = counters[kind] { return c.increment() }
+        guard counters.count < 64 else { return }
+        let c = Counter(label: "meridian_gossip_socket_errors_total", dimensions: [("kind", kind)])
+        counters[kind] = c
+        c.increment()
+        logger.warning("gossip: \(what) (logged once per kind; counted in meridian_gossip_socket_errors_total)")
+    }
+}
+
 // MARK: - Channel handlers
 
 final class DatagramHandler: ChannelInboundHandler {
@@ -768,6 +843,8 @@ final class DatagramHandler: ChannelInboundHandler {
     let owner: PeerGroup
 
     init(owner: PeerGroup) { self.owner = owner }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) { owner.socketError(error, sending: false) }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let envelope = unwrapInboundIn(data)

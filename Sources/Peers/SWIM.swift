@@ -157,8 +157,15 @@ public struct SWIM: Sendable {
     // MARK: Views
 
     /// The live members, this instance included, sorted by name.
+    /// This instance and the peers not known dead or gone, suspected ones included, sorted.
     public var live: [String] {
         ([name] + peers.values.filter { $0.state.isLive }.map(\.name)).sorted()
+    }
+
+    /// This instance and the peers held alive (not suspected), sorted: the instances whose
+    /// observations count first and who probe.
+    public var alive: [String] {
+        ([name] + peers.values.filter { $0.state == .alive }.map(\.name)).sorted()
     }
 
     /// Every peer's state as updates, this instance first: what a push-pull sends.

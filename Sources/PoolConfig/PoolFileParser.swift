@@ -3,7 +3,6 @@ import DNSWire
 import Foundation
 import GeoTopology
 import Yams
-import ZoneStore
 
 /// Reads pool files (YAML) into a validated `PoolSet`, reporting every problem as
 /// `file:line: message`. The format is documented in `Zones/README.md`.
@@ -30,11 +29,10 @@ public enum PoolFileParser {
         var files: [(String, String)] = []
         var diags: [Diagnostic] = []
         for path in poolFiles(in: directory) {
-            guard let data = FileManager.default.contents(atPath: path), let text = String(data: data, encoding: .utf8) else {
-                diags.append(Diagnostic(file: path, line: 0, "cannot read file"))
-                continue
+            switch OperatorFile.read(path, maxBytes: OperatorFile.Limit.poolFile) {
+            case .success(let text): files.append((path, text))
+            case .failure(let d): diags.append(d)
             }
-            files.append((path, text))
         }
         let r = parsePartial(files: files)
         return (r.partial, diags + r.diagnostics)
@@ -513,8 +511,10 @@ struct Parser {
             if let s = q.scalar, s.hasSuffix("."), let w = Name.parse(s) { c.queryName = w } else { error(q, "name must be an absolute name ending in '.'") }
         }
         if let t = f["qtype"] {
-            let types: [String: UInt16] = ["A": 1, "NS": 2, "CNAME": 5, "SOA": 6, "MX": 15, "TXT": 16, "AAAA": 28, "SRV": 33]
-            if let v = t.scalar.flatMap({ types[$0.uppercased()] }) { c.queryType = v } else { error(t, "qtype must be one of \(types.keys.sorted().joined(separator: ", "))") }
+            // DNSWire's one table of mnemonics; a check asks for data, not a transfer or OPT.
+            if let v = t.scalar.flatMap(RRType.value), ![RRType.opt, RRType.ixfr, RRType.axfr, 0].contains(v) { c.queryType = v } else {
+                error(t, "qtype must be a record type (A, AAAA, CAA, SOA, TXT, TYPE65400, ...)")
+            }
         }
         if let r = f["expect_rcode"] {
             let codes = ["NOERROR": 0, "FORMERR": 1, "SERVFAIL": 2, "NXDOMAIN": 3, "NOTIMP": 4, "REFUSED": 5]

@@ -1,3 +1,4 @@
+import Diagnostics
 import Foundation
 import DNSWire
 import GeoTopology
@@ -58,9 +59,7 @@ public enum CookieSecretFile {
     }
 
     public static func load(path: String) throws(LoadError) -> CookieConfig {
-        guard let data = FileManager.default.contents(atPath: path), data.count < 4096, let text = String(data: data, encoding: .utf8) else {
-            throw .unreadable(path)
-        }
+        guard let text = try? OperatorFile.text(path, maxBytes: 4095) else { throw .unreadable(path) }
         return try parse(text, file: path)
     }
 

@@ -46,7 +46,11 @@ public enum ExplainError: Error, Sendable, Equatable, CustomStringConvertible {
 
 public enum Explainer {
     /// Explains `name`/`type` asked by `client` (optionally with ECS `ecs`) against `snapshot`.
-    public static func explain(snapshot: Snapshot, name: String, type: String, client: String, ecs: String? = nil) throws(ExplainError) -> Explanation {
+    /// The trace and the answer use one random seed, so "this answer's draw puts X first"
+    /// names the address the answer shown puts first.
+    public static func explain(
+        snapshot: Snapshot, name: String, type: String, client: String, ecs: String? = nil, seed: UInt64 = UInt64.random(in: 1...UInt64.max)
+    ) throws(ExplainError) -> Explanation {
         guard let source = IPAddress(client) else { throw .badClient(client) }
         let qname = name.hasSuffix(".") ? name : name + "."
         guard let wireName = Name.parse(qname) else { throw .badName(name) }
@@ -59,13 +63,13 @@ public enum Explainer {
         var e = Explanation(
             query: qname, qtype: RRType.name(qtype), client: source.description, ecs: subnet?.description, pool: nil, binding: nil,
             selectingFor: nil, trace: [], rcode: "", authoritative: false, answer: [], authority: [], ecsScope: nil)
-        trace(snapshot, wireName, qtype, source, subnet, into: &e)
-        answer(snapshot, wireName, qtype, source, subnet, into: &e)
+        trace(snapshot, wireName, qtype, source, subnet, seed: seed, into: &e)
+        answer(snapshot, wireName, qtype, source, subnet, seed: seed, into: &e)
         return e
     }
 
     /// The selection trace for a bound name.
-    static func trace(_ snapshot: Snapshot, _ wireName: [UInt8], _ qtype: UInt16, _ source: IPAddress, _ subnet: CIDR?, into e: inout Explanation) {
+    static func trace(_ snapshot: Snapshot, _ wireName: [UInt8], _ qtype: UInt16, _ source: IPAddress, _ subnet: CIDR?, seed: UInt64, into e: inout Explanation) {
         let key = Name.lowercased(wireName)
         guard let binding = snapshot.pools.pools.bindings.first(where: { Name.lowercased($0.name) == key }) else { return }
         let pool = snapshot.pools.pools.pools[binding.pool]
@@ -75,19 +79,19 @@ public enum Explainer {
         e.selectingFor = selectionClient.description
         let (_, lines) = Selector.explain(
             pools: snapshot.pools, pool: binding.pool, qtype: qtype == RRType.aaaa ? RRType.aaaa : RRType.a,
-            client: selectionClient, buffer: MessageBuffer())
+            client: selectionClient, buffer: MessageBuffer(seed: seed))
         e.trace = lines
     }
 
     /// The real answer path on a real query (over "TCP", so nothing is truncated).
-    static func answer(_ snapshot: Snapshot, _ wireName: [UInt8], _ qtype: UInt16, _ source: IPAddress, _ subnet: CIDR?, into e: inout Explanation) {
+    static func answer(_ snapshot: Snapshot, _ wireName: [UInt8], _ qtype: UInt16, _ source: IPAddress, _ subnet: CIDR?, seed: UInt64, into e: inout Explanation) {
         var query: [UInt8] = [0x4D, 0x45, 0x00, 0x00, 0, 1, 0, 0, 0, 0, 0, subnet == nil ? 0 : 1] + wireName + [UInt8(qtype >> 8), UInt8(qtype & 0xFF), 0, 1]
         if let subnet {
             let octets = Array(subnet.address.octets.prefix((subnet.prefix + 7) / 8))
             let option: [UInt8] = [0, subnet.address.family == .v4 ? 1 : 2, UInt8(subnet.prefix), 0] + octets
             query += [0, 0, 41, 0x04, 0xD0, 0, 0, 0, 0, 0, UInt8(option.count + 4), 0, 8, 0, UInt8(option.count)] + option
         }
-        let buffer = MessageBuffer()
+        let buffer = MessageBuffer(seed: seed)
         let result = query.withUnsafeBytes {
             QueryProcessor.respond(to: $0, transport: .tcp, snapshot: snapshot, buffer: buffer, client: source)
         }
@@ -104,17 +108,8 @@ public enum Explainer {
         }
     }
 
-    static let types: [String: UInt16] = [
-        "A": RRType.a, "AAAA": RRType.aaaa, "ANY": RRType.any, "NS": RRType.ns, "CNAME": RRType.cname, "SOA": RRType.soa,
-        "MX": RRType.mx, "TXT": RRType.txt, "SRV": RRType.srv, "PTR": RRType.ptr, "CAA": RRType.caa, "DS": RRType.ds,
-        "NAPTR": RRType.naptr,
-    ]
-
-    /// A type mnemonic or `TYPEnnn` (RFC 3597 5).
-    public static func qtypeValue(_ text: String) -> UInt16? {
-        let t = text.uppercased()
-        return types[t] ?? (t.hasPrefix("TYPE") ? UInt16(t.dropFirst(4)) : nil)
-    }
+    /// A type mnemonic or `TYPEnnn` (RFC 3597 5): DNSWire's one table.
+    public static func qtypeValue(_ text: String) -> UInt16? { RRType.value(text) }
 
     /// One record in presentation form (addresses and names decoded, other RDATA by size).
     public static func text(_ r: DecodedMessage.Record) -> String {

@@ -52,8 +52,12 @@ public final class Snapshot: Sendable {
     /// Pools combined with the current health view.
     public let pools: PoolsRuntime
     public let config: EngineConfig
-    /// Increases with each published snapshot.
+    /// Increases with each published snapshot (a configuration, a health view, a key event):
+    /// what readers compare to see that something changed.
     public let generation: Int
+    /// Increases with each configuration loaded (start, reload); a health view or a key event
+    /// keeps it.
+    public let configGeneration: Int
     /// Per zone (as `zones.zones`), its signer when it has active keys.
     public let signers: [ZoneSigner?]
     /// Every key loaded, and the signing policy: a key's timing event rebuilds `signers`.
@@ -61,7 +65,9 @@ public final class Snapshot: Sendable {
     public let signing: SigningPolicy
 
     public init(zones: ZoneSet, pools: PoolsRuntime = .empty, config: EngineConfig = EngineConfig(), generation: Int = 0,
-                keys: [ZoneKey] = [], signing: SigningPolicy = SigningPolicy(), now: UInt32 = 0, signers: [ZoneSigner?]? = nil) {
+                keys: [ZoneKey] = [], signing: SigningPolicy = SigningPolicy(), now: UInt32 = 0, signers: [ZoneSigner?]? = nil,
+                configGeneration: Int? = nil) {
+        self.configGeneration = configGeneration ?? max(1, generation)
         self.zones = zones
         self.pools = pools
         self.config = config
@@ -71,15 +77,18 @@ public final class Snapshot: Sendable {
         self.signers = signers ?? zones.zones.map { keys.isEmpty ? nil : ZoneSigner(apex: $0.origin, keys: keys, now: now, policy: signing) }
     }
 
-    /// The same zones and configuration with new pool runtime (a health change).
-    public func with(pools: PoolsRuntime, generation: Int) -> Snapshot {
-        Snapshot(zones: zones, pools: pools, config: config, generation: generation, keys: keys, signing: signing, signers: signers)
+    /// The same zones and configuration with new pool runtime (a health change), published as
+    /// `generation`; `configGeneration` replaces the configuration's number when given.
+    public func with(pools: PoolsRuntime, generation: Int, configGeneration: Int? = nil) -> Snapshot {
+        Snapshot(
+            zones: zones, pools: pools, config: config, generation: generation, keys: keys, signing: signing, signers: signers,
+            configGeneration: configGeneration ?? self.configGeneration)
     }
 
     /// The same data with the signers as the keys' timing has them at `now` (a key was
     /// published, activated, retired or deleted).
     public func resigned(at now: UInt32, generation: Int) -> Snapshot {
-        Snapshot(zones: zones, pools: pools, config: config, generation: generation, keys: keys, signing: signing, now: now)
+        Snapshot(zones: zones, pools: pools, config: config, generation: generation, keys: keys, signing: signing, now: now, configGeneration: configGeneration)
     }
 
     /// Whether the keys' state at `now` differs from the state these signers were built for.

@@ -19,6 +19,18 @@ import Foundation
 public enum RecordParser {
     /// The most nested `$INCLUDE`s followed.
     static let maxIncludeDepth = 8
+    /// The most files one zone may include in all (every `$INCLUDE` followed counts, however
+    /// deep), and the most octets they may hold together: a few lines that include each other
+    /// k times per level must not cost k^depth opens.
+    static let maxIncludes = 256
+    static let maxIncludedBytes: Int64 = 1 << 30
+
+    /// What a zone's `$INCLUDE`s have used so far (shared by every file of one zone).
+    final class IncludeBudget {
+        var files = 0
+        var bytes: Int64 = 0
+        var exhausted = false
+    }
     /// The most of an entry's text quoted in a diagnostic.
     static let quotedTextLimit = 120
 
@@ -49,6 +61,8 @@ public enum RecordParser {
         var previous = OwnedName(nil)
         /// Where records go; shared with the states of `$INCLUDE`d files.
         let sink: ZoneAccumulator
+        /// Shared with the states of `$INCLUDE`d files too.
+        let budget = IncludeBudget()
         var diagnostics: [Diagnostic] = []
 
         init(origin: String, sink: ZoneAccumulator) {
@@ -76,6 +90,12 @@ public enum RecordParser {
         var info = stat()
         guard fstat(fd, &info) == 0 else { return cannot(" (\(String(cString: strerror(errno))))") }
         guard info.st_mode & S_IFMT == S_IFREG else { return cannot(": not a regular file") }
+        if includedFrom != nil {
+            state.budget.bytes += Int64(info.st_size)
+            guard state.budget.bytes <= maxIncludedBytes else {
+                return includeLimit(&state, file: f, line: l, "the files $INCLUDEd by this zone hold more than \(maxIncludedBytes) octets in all")
+            }
+        }
         let stream = UnsafeMutablePointer<meridian_zone_stream>.allocate(capacity: 1)
         defer { stream.deallocate() }
         guard let fp = meridian_zone_stream_open_fd(stream, fd) else { return cannot(" (\(String(cString: strerror(errno))))") }
@@ -147,6 +167,11 @@ public enum RecordParser {
         func err(_ m: String) { state.diagnostics.append(Diagnostic(file: file, line: line, m)) }
         guard f.count == 2 || f.count == 3 else { return err("$INCLUDE needs a file name and an optional origin") }
         guard depth < maxIncludeDepth else { return err("$INCLUDE nested more than \(maxIncludeDepth) deep") }
+        guard !state.budget.exhausted else { return }
+        state.budget.files += 1
+        guard state.budget.files <= maxIncludes else {
+            return includeLimit(&state, file: file, line: line, "more than \(maxIncludes) $INCLUDEs followed for this zone (each counts, however deep)")
+        }
         let target = f[1].hasPrefix("/") ? f[1] : (directory as NSString).appendingPathComponent(f[1])
         var inner = state.forInclude()
         if f.count == 3 {
@@ -158,6 +183,13 @@ public enum RecordParser {
         }
         parseFile(path: target, state: &inner, depth: depth + 1, includedFrom: (file, line))
         state.diagnostics = inner.diagnostics
+    }
+
+    /// Reports the include budget's end once, and stops following includes.
+    static func includeLimit(_ state: inout State, file: String, line: Int, _ message: String) {
+        guard !state.budget.exhausted else { return }
+        state.budget.exhausted = true
+        state.diagnostics.append(Diagnostic(file: file, line: line, message))
     }
 
     static func absolute(_ name: String, origin: String) -> String? {

@@ -1,3 +1,4 @@
+import AdminAPI
 import ArgumentParser
 import CCurl
 import ClusterState
@@ -28,10 +29,8 @@ struct CtlOptions: ParsableArguments {
 
     func token() throws -> String? {
         if let tokenFile {
-            guard let text = try? String(contentsOfFile: tokenFile, encoding: .utf8) else { throw ValidationError("cannot read \(tokenFile)") }
-            return text.split(separator: "\n").map {
-                $0.split(separator: "#", maxSplits: 1, omittingEmptySubsequences: false).first.map(String.init)?.trimmingCharacters(in: .whitespaces) ?? ""
-            }.first { !$0.isEmpty }
+            // The server's own parser: the same file, the same rules (the first token is sent).
+            do { return try AdminTokenFile.load(path: tokenFile).first } catch { throw ValidationError(error.description) }
         }
         return ProcessInfo.processInfo.environment["MERIDIAN_ADMIN_TOKEN"].flatMap { $0.isEmpty ? nil : $0 }
     }
@@ -118,7 +117,7 @@ struct CtlStatus: ParsableCommand {
         let data = try api.call("GET", "/status")
         if api.json { return api.printJSON(data) }
         let s = try api.decode(ServerStatus.self, data)
-        print("\(s.instance): generation \(s.generation), verdict policy \(s.verdictPolicy), \(s.zones.count) zone(s), \(s.pools.count) pool(s)")
+        print("\(s.instance): configuration generation \(s.generation), health generation \(s.healthGeneration), verdict policy \(s.verdictPolicy), \(s.zones.count) zone(s), \(s.pools.count) pool(s)")
         for p in s.peers { print("peer \(p.name) \(p.address) \(p.state)\(p.sameConfiguration ? "" : " (DIFFERENT pool configuration)")") }
         var rows: [[String]] = [["MEMBER", "ADDRESS", "STATE", "WEIGHT", "DECIDED BY"]]
         for pool in s.pools {
@@ -235,7 +234,7 @@ struct CtlReload: ParsableCommand {
         }
         if !api.json {
             for d in r["diagnostics"] as? [String] ?? [] { print(d) }
-            print((r["ok"] as? Bool) == true ? "reloaded: generation \(r["generation"] ?? "?")" : "reload failed: the old configuration keeps serving")
+            print((r["ok"] as? Bool) == true ? "reloaded: configuration generation \(r["generation"] ?? "?")" : "reload failed: the old configuration keeps serving")
         }
         if (r["ok"] as? Bool) != true { throw ExitCode(1) }
     }

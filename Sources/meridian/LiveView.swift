@@ -23,16 +23,15 @@ enum LiveView {
         for raw in state.entries { if let e = try? LedgerCodec.decode(raw) { _ = try? ledger.merge(e, nowMillis: now) } }
         let targets = MonitorTarget.targets(for: snapshot.pools.pools)
         let digest = DNSServer.digest(snapshot.pools.pools, targets)
-        var live: [String] = []
+        var alive: [String] = []
         print("peers, as \(sender) sees them:")
         for u in state.members {
             switch u {
             case let .alive(n, a, i, d):
-                live.append(n)
+                alive.append(n)
                 print("  \(n) \(a) alive (incarnation \(i))\(n == sender ? " (answering)" : "")\(d == digest ? "" : ", DIFFERENT pool configuration from this directory")")
             case let .suspect(n, i, _):
-                live.append(n)
-                print("  \(n) suspect (incarnation \(i))")
+                print("  \(n) suspect (incarnation \(i)): neither probes nor counts first")
             case let .dead(n, i, _, left):
                 print("  \(n) \(left ? "left" : "dead") (incarnation \(i))")
             case .data:
@@ -40,12 +39,10 @@ enum LiveView {
             }
         }
         let definitions = DNSServer.definitions(targets)
-        var probers: [String: [String]] = [:]
-        if let cluster {
-            for m in definitions.keys { probers[m] = Rendezvous.choose(member: m, from: live.sorted(), count: cluster.probers) }
-        }
-        let view = ledger.view(live: Set(live), probers: probers, definitions: definitions)
-        let health = HealthSnapshot(version: 1, overrides: ledger.adminOverrides(), observations: view, policy: cluster?.verdict ?? .majority)
+        let probers = cluster.map { HealthFold.probers(members: definitions.keys, alive: alive, count: $0.probers) } ?? [:]
+        // The server's own fold, at this moment: expired overrides are gone here as they are there.
+        let inputs = HealthFold.inputs(ledger: ledger, alive: Set(alive), probers: probers, definitions: definitions, policy: cluster?.verdict ?? .majority)
+        let health = HealthFold.snapshot(inputs, nowMillis: now, version: 1)
         return snapshot.with(pools: snapshot.pools.with(health: health), generation: snapshot.generation + 1)
     }
 

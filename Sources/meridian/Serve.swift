@@ -114,6 +114,11 @@ struct Serve: AsyncParsableCommand {
     @Option(name: .long, help: "What answers UDP: batch (a thread per socket, recvmmsg/sendmmsg) or nio (SwiftNIO channels).")
     var udpEngine = "batch"
 
+    @Option(name: .long, help: ArgumentHelp(
+        "An address health checks and agent polls leave from (once per family); default: this instance's gossip or first listen address.",
+        valueName: "IP"))
+    var checkSource: [String] = []
+
     @Flag(name: .long, help: "Reload when files in the zones directory change (debounced; a bad file keeps the old data serving).")
     var watch = false
 
@@ -173,6 +178,8 @@ struct Serve: AsyncParsableCommand {
         try check(ListenAddress(adminListen) != nil, "bad --admin-listen \(adminListen): use HOST:PORT or [V6]:PORT")
         try check((adminTlsCert == nil) == (adminTlsKey == nil), "--admin-tls-cert and --admin-tls-key go together")
         if let user { try check(!user.isEmpty && user.utf8.count <= 64, "--user must name a user") }
+        for s in checkSource { try check(IPAddress(s) != nil, "--check-source \(s) is not an IP address") }
+        try check(Set(checkSource.compactMap { IPAddress($0)?.family }).count == checkSource.count, "--check-source: give at most one address per family")
         try check((3_600...(366 * 86_400)).contains(signatureValidity), "--signature-validity must be from 3600 s to 366 days, not \(signatureValidity)")
         try check(signatureInceptionOffset <= 86_400, "--signature-inception-offset must be at most 86400 s, not \(signatureInceptionOffset)")
         try check(signatureRefresh < signatureValidity / 2 + 1, "--signature-refresh must be at most half of --signature-validity")
@@ -235,7 +242,8 @@ struct Serve: AsyncParsableCommand {
             rateLimit: RateLimitConfig(responsesPerSecond: rrlRate, slip: rrlSlip, ipv4Prefix: rrlIpv4Prefix, ipv6Prefix: rrlIpv6Prefix, tableSize: rrlTableSize),
             watchZones: watch, udpEngine: UDPEngine(rawValue: udpEngine) ?? .batch, keysDirectory: keys,
             signing: SigningPolicy(validity: signatureValidity, inceptionOffset: signatureInceptionOffset, refresh: signatureRefresh,
-                                   dnskeyTTL: dnskeyTtl, cacheEntries: signatureCacheSize))
+                                   dnskeyTTL: dnskeyTtl, cacheEntries: signatureCacheSize),
+            checkSource: checkSource)
         let server: DNSServer
         do { server = try DNSServer(config: config, logger: logger) } catch {
             FileHandle.standardError.write(Data("\(error)\n".utf8))

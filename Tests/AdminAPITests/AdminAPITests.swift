@@ -37,7 +37,7 @@ struct AdminAPITests {
 
     @Test func statusPageShowsMembersWithTheirStateAndEscapesText() throws {
         let json = """
-            {"instance":"ns1","generation":7,"startedAt":1796000000,"now":1796000100,"zonesDirectory":"Zones","files":[],
+            {"instance":"ns1","generation":7,"healthGeneration":42,"startedAt":1796000000,"now":1796000100,"zonesDirectory":"Zones","files":[],
              "verdictPolicy":"majority","zones":[],"peers":[],"overrides":[],
              "pools":[{"name":"www","mode":"multi-site","names":["www.example."],"ttl":30,"degraded":true,"sites":[
                {"name":"fra","backup":false,"usable":false,"healthy":0,"members":[
@@ -50,5 +50,6 @@ struct AdminAPITests {
         #expect(html.contains(#"data-member="www/fra/a" data-state="down""#))
         #expect(html.contains("&lt;script&gt;") && !html.contains("<script>"))
         #expect(html.contains("up → down") && html.contains("http-equiv=\"refresh\""))
+        #expect(html.contains("configuration generation 7") && html.contains("health generation 42"))
     }
 }

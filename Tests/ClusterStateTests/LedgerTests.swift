@@ -168,16 +168,16 @@ struct LedgerTests {
         var cb = HybridClock()
         let set = a.recordOverrides(origin: "ns1", overrides: [AdminOverride(pattern: "www/*", state: .down, file: "/x/state.txt", line: 1)], clock: &ca, wallMillis: 100)
         for e in set { try b.merge(e, nowMillis: 200) }
-        #expect(b.adminOverrides().map(\.pattern) == ["www/*"])
+        #expect(b.adminOverrides(nowMillis: 0).map(\.pattern) == ["www/*"])
         // ns2 sets the same pattern later: it wins everywhere.
         let later = b.recordOverrides(origin: "ns2", overrides: [AdminOverride(pattern: "www/*", state: .drain, file: "/y/s", line: 4)], clock: &cb, wallMillis: 150)
         for e in later { try a.merge(e, nowMillis: 200) }
-        #expect(a.adminOverrides().first?.state == .drain && b.adminOverrides().first?.state == .drain)
+        #expect(a.adminOverrides(nowMillis: 0).first?.state == .drain && b.adminOverrides(nowMillis: 0).first?.state == .drain)
         // ns2 removes it: a tombstone, which an older write arriving late cannot undo.
         let removed = b.recordOverrides(origin: "ns2", overrides: [], clock: &cb, wallMillis: 160)
         #expect(removed.count == 1)
         for e in removed + set { try a.merge(e, nowMillis: 200) }
-        #expect(a.adminOverrides().isEmpty && b.adminOverrides().isEmpty)
+        #expect(a.adminOverrides(nowMillis: 0).isEmpty && b.adminOverrides(nowMillis: 0).isEmpty)
     }
 
     /// A state-file line that says when it was set keeps that time as its version: after a
@@ -198,7 +198,7 @@ struct LedgerTests {
         var cr = HybridClock()
         _ = restarted.recordOverrides(origin: "ns1", overrides: [line], clock: &cr, wallMillis: 300_000)
         try restarted.merge(tomb, nowMillis: 300_000)
-        #expect(restarted.adminOverrides().isEmpty && restarted.overrides["app/*"]?.origin == "ns2")
+        #expect(restarted.adminOverrides(nowMillis: 0).isEmpty && restarted.overrides["app/*"]?.origin == "ns2")
         // Reading the same file again does not write a new version over the removal.
         #expect(restarted.recordOverrides(origin: "ns1", overrides: [line], clock: &cr, wallMillis: 301_000).isEmpty)
         #expect(other.removeOverride(pattern: "nothing", origin: "ns2", clock: &cx, wallMillis: 1) == nil)
@@ -210,7 +210,7 @@ struct LedgerTests {
         _ = l.recordOverrides(origin: "ns1", overrides: [
             AdminOverride(pattern: "www/*", state: .down, file: "s", line: 1), AdminOverride(pattern: "www/fra/a", state: .up, file: "s", line: 2),
         ], clock: &c, wallMillis: 100)
-        let h = HealthSnapshot(overrides: l.adminOverrides())
+        let h = HealthSnapshot(overrides: l.adminOverrides(nowMillis: 0))
         #expect(h.status(of: "www/fra/a").state == .up && h.status(of: "www/iad/b").state == .down)
     }
 
@@ -236,5 +236,99 @@ struct LedgerTests {
         _ = l.recordOverrides(origin: "a", overrides: [AdminOverride(pattern: "x", state: .down, file: "s", line: 1)], clock: &c, wallMillis: 5)
         #expect(l.forget(observer: "a") == 1)
         #expect(l.entryCount == 1 && l.observers.isEmpty)
+    }
+}
+
+/// The control plane's findings, each reproduced on the pure values first.
+@Suite("Health fold")
+struct HealthFoldTests {
+    func check(_ observer: String, up: Bool, v: UInt64, boot: UInt64) -> Ledger.Entry {
+        .check(Ledger.CheckEntry(observer: observer, member: "m", check: "tcp:80", up: up, reason: up ? "ok" : "refused", definition: 1,
+                                 version: HLC(millis: v), boot: boot))
+    }
+
+    /// Issue 17, finding 2: a prober killed while its member was up, restarted after the
+    /// member died, must not vote "up" with what it saw before the crash.
+    @Test func aRestartedProbersEarlierLifeNoLongerCounts() throws {
+        var l = Ledger()
+        var c = HybridClock()
+        let defs = ["m": UInt64(1)]
+        try l.merge(.life(Ledger.LifeEntry(observer: "a", boot: 1_000, version: HLC(millis: 1_000))), nowMillis: 50_000)
+        try l.merge(check("a", up: true, v: 2_000, boot: 1_000), nowMillis: 50_000)   // a's last word before its crash
+        try l.merge(check("b", up: false, v: 30_000, boot: 500), nowMillis: 50_000)   // b saw the member die
+        let probers = ["m": ["a", "b"]]
+        // Before a is back it is not alive: b's result is the only one from an alive prober.
+        #expect(Verdict.fold(l.view(live: ["b"], probers: probers, definitions: defs)["m"]!, policy: .majority).state == .down)
+        // a restarts: its new life arrives first (the join), before any result of the new life.
+        _ = l.recordLife(observer: "a", boot: 40_000, clock: &c, wallMillis: 40_000)
+        let view = try #require(l.view(live: ["a", "b"], probers: probers, definitions: defs)["m"])
+        #expect(view.observers == ["b"])
+        #expect(Verdict.fold(view, policy: .majority).state == .down)
+        // An entry of the old life arriving late (gossip still carrying it) changes nothing.
+        try l.merge(check("a", up: true, v: 39_000, boot: 1_000), nowMillis: 50_000)
+        #expect(l.view(live: ["a", "b"], probers: probers, definitions: defs)["m"]?.observers == ["b"])
+        // A result of the new life counts again.
+        try l.merge(check("a", up: false, v: 41_000, boot: 40_000), nowMillis: 50_000)
+        #expect(l.view(live: ["a", "b"], probers: probers, definitions: defs)["m"]?.observers == ["a", "b"])
+        // An older life never replaces a newer one, whatever its version.
+        try l.merge(.life(Ledger.LifeEntry(observer: "a", boot: 1_000, version: HLC(millis: 45_000))), nowMillis: 50_000)
+        #expect(l.lives["a"]?.boot == 40_000)
+    }
+
+    /// The restarted instance's own results from before the crash come back to it in the
+    /// first exchange; its first new round must write them again under the new life.
+    @Test func recordLocalRewritesResultsOfAnEarlierLife() throws {
+        var l = Ledger()
+        var c = HybridClock()
+        try l.merge(check("a", up: true, v: 100, boot: 1), nowMillis: 1_000)
+        let obs = ["m": MemberObservations(checks: [CheckObservation(check: "tcp:80", up: true, reason: "ok", observer: "a", version: 1, at: 0)], agent: nil)]
+        let out = l.recordLocal(observer: "a", boot: 2, observations: obs, definitions: ["m": 1], clock: &c, wallMillis: 1_000)
+        guard case .check(let e)? = out.first else { Issue.record("not rewritten"); return }
+        #expect(e.boot == 2)
+    }
+
+    /// Issue 17, finding 5: an expired override is gone from the fold, whoever folds.
+    @Test func anExpiredOverrideIsGoneFromTheFold() throws {
+        var l = Ledger()
+        var c = HybridClock()
+        _ = l.recordOverrides(origin: "e1", overrides: [AdminOverride(pattern: "www/*", state: .drain, expires: 100, setAt: 10, file: "s", line: 1)],
+                              clock: &c, wallMillis: 10_000)
+        let inputs = HealthFold.inputs(ledger: l, alive: ["e2"], probers: [:], definitions: [:], policy: .majority)
+        #expect(HealthFold.snapshot(inputs, nowMillis: 99_999, version: 1).status(of: "www/fra/x").state == .drain)
+        #expect(HealthFold.snapshot(inputs, nowMillis: 100_000, version: 1).status(of: "www/fra/x").state == .up)
+        #expect(l.adminOverrides(nowMillis: 100_000).isEmpty)
+        #expect(HealthFold.nextExpiry(inputs.registers, nowMillis: 50_000) == 100_000)
+        #expect(HealthFold.nextExpiry(inputs.registers, nowMillis: 100_000) == nil)
+        // The state file's rule is the same rule.
+        let o = AdminOverride(pattern: "x", state: .down, expires: 100, file: "s", line: 1)
+        #expect(o.isLive(at: 99.999) && !o.isLive(at: 100))
+    }
+
+    /// Issue 17, finding 7: a suspected peer neither probes nor counts first.
+    @Test func suspectedPeersDoNotProbe() {
+        let members = (0..<50).map { "p/s/m\($0)" }
+        let all = HealthFold.probers(members: members, alive: ["a", "b", "c", "d", "e"], count: 2)
+        let lone = HealthFold.probers(members: members, alive: ["a"], count: 2)
+        #expect(all.values.contains { !$0.contains("a") })
+        #expect(lone.values.allSatisfy { $0 == ["a"] })
+    }
+
+    /// Issue 17, finding 8: an agent wandering by a point or two writes nothing new.
+    @Test func agentWeightsInsideTheDeadBandAreNotNews() {
+        var l = Ledger()
+        var c = HybridClock()
+        func report(_ state: AgentReply.State?, _ w: Double?, at t: UInt64) -> Int {
+            let obs = ["m": MemberObservations(checks: [], agent: AgentObservation(state: state, weightFactor: w, detail: "\(w ?? -1)", observer: "a", at: 0))]
+            return l.recordLocal(observer: "a", observations: obs, definitions: ["m": 1], clock: &c, wallMillis: t).count
+        }
+        #expect(report(nil, 0.50, at: 1) == 1)
+        #expect(report(nil, 0.52, at: 2) == 0)
+        #expect(report(nil, 0.46, at: 3) == 0)
+        #expect(report(nil, 0.56, at: 4) == 1)   // 6 points from what the group holds
+        #expect(report(nil, 0.03, at: 5) == 1)
+        #expect(report(nil, 0.0, at: 6) == 1)    // reaching 0 is always news
+        #expect(report(.drain, 0.0, at: 7) == 1) // so is a state word
+        #expect(report(.drain, 0.02, at: 8) == 1)
+        #expect(report(.drain, 0.04, at: 9) == 0)
     }
 }

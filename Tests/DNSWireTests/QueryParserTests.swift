@@ -96,3 +96,13 @@ struct QueryParserTests {
         #expect(throws: WireError.self) { try parse(queryWithOPT("a.test.", options: [(8, o), (8, o)])) }
     }
 }
+
+@Suite("Type mnemonics")
+struct MnemonicTests {
+    /// One table: every mnemonic `name` prints, `value` reads (CAA, 257, was missing).
+    @Test func everyNameReadsBack() {
+        for t in RRType.mnemonics.keys { #expect(RRType.value(RRType.name(t)) == t) }
+        #expect(RRType.value("caa") == RRType.caa && RRType.value("TYPE65400") == 65400 && RRType.value("NOPE") == nil)
+        #expect(RRType.name(65400) == "TYPE65400")
+    }
+}

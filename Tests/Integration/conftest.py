@@ -3,6 +3,7 @@
 The binary comes from $MERIDIAN_BIN (default .build/debug/meridian). Every wait is bounded.
 """
 import os
+import random
 import shutil
 import signal
 import socket
@@ -19,18 +20,27 @@ BIN = os.environ.get("MERIDIAN_BIN", os.path.join(ROOT, ".build", "debug", "meri
 FIXTURE_ZONES = os.path.join(ROOT, "Tests", "Fixtures", "zones")
 
 
+_rng = random.Random()
+_issued = set()
+
+
 def free_port():
-    """A port free for both UDP and TCP on 127.0.0.1 and ::1."""
-    for _ in range(50):
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
-            u.bind(("127.0.0.1", 0))
-            port = u.getsockname()[1]
+    """A port free for both UDP and TCP on 127.0.0.1 and ::1, chosen below the kernel's
+    ephemeral range (32768-60999): a port the kernel hands out for an outgoing connection (a
+    health check leaving from an instance's own address) can never be one a test reserved for a
+    listener that starts later."""
+    for _ in range(200):
+        port = _rng.randrange(20000, 32000)
+        if port in _issued:
+            continue  # handed out already: its listener may not have started yet
         try:
-            for fam, typ, host in ((socket.AF_INET, socket.SOCK_STREAM, "127.0.0.1"),
+            for fam, typ, host in ((socket.AF_INET, socket.SOCK_DGRAM, "127.0.0.1"),
+                                   (socket.AF_INET, socket.SOCK_STREAM, "127.0.0.1"),
                                    (socket.AF_INET6, socket.SOCK_DGRAM, "::1"),
                                    (socket.AF_INET6, socket.SOCK_STREAM, "::1")):
                 with socket.socket(fam, typ) as s:
                     s.bind((host, port))
+            _issued.add(port)
             return port
         except OSError:
             continue
@@ -70,6 +80,23 @@ class Server:
 
     def alive(self):
         return self.proc.poll() is None
+
+    def log_text(self):
+        """What the server logged so far ('' when its log goes nowhere)."""
+        try:
+            with open(self.log.name) as f:
+                return f.read()
+        except (OSError, ValueError):
+            return ""
+
+    def wait_log(self, text, count=1, timeout=10.0):
+        """Waits until `text` was logged `count` times (bounded); raises on a timeout."""
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if self.log_text().count(text) >= count:
+                return
+            time.sleep(0.05)
+        raise AssertionError(f"timed out after {timeout} s waiting for {count} x {text!r} in the log")
 
     def stop(self):
         if self.proc.poll() is None:

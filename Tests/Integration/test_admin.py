@@ -223,10 +223,7 @@ def test_overrides_apply_within_a_second_survive_a_restart_and_expire(binary, tm
 
 
 def test_override_set_on_one_instance_reaches_every_peer_and_removal_from_another(binary, tmp_path):
-    g = Group(tmp_path, 2)
-    for i, inst in enumerate(g.instances):
-        (tmp_path / f"state-{i}.txt").write_text("")
-        inst.extra = ["--state", str(tmp_path / f"state-{i}.txt")]
+    g = Group(tmp_path, 2, state_files=True)
     try:
         g.start()
         apis = [Api(i.admin, token="", host=i.ip) for i in g.instances]
@@ -259,7 +256,9 @@ def test_metrics_move_with_queries_reloads_and_checks(binary, tmp_path):
         answers(srv.port, "lb.example.test.", tcp=True)
         q = dns.message.make_query("nope.example.test.", "AAAA")
         assert dns.query.udp(q, "127.0.0.1", port=srv.port, timeout=2).rcode() == dns.rcode.NXDOMAIN
-        time.sleep(1.3)  # counters are handed over once a second
+        # Counters are handed over once a second: wait for them, not for a second.
+        wait_for(lambda: metric(api.metrics(), "meridian_queries_total", rcode="NXDOMAIN", qtype="AAAA") >= 1
+                 and metric(api.metrics(), "meridian_queries_total", transport="tcp", qtype="A") >= 1, 5, "query counters handed over")
         m = api.metrics()
         assert metric(m, "meridian_queries_total", transport="udp", rcode="NOERROR", qtype="A") >= metric(before, "meridian_queries_total", transport="udp", rcode="NOERROR", qtype="A") + 5
         assert metric(m, "meridian_queries_total", transport="tcp", qtype="A") >= 1
@@ -284,7 +283,8 @@ def test_metrics_move_with_queries_reloads_and_checks(binary, tmp_path):
         assert metric(m, "meridian_reloads_total", result="ok") >= 1 and metric(m, "meridian_reloads_total", result="failed") >= 1
         assert answers(srv.port, "lb.example.test.") == ["192.0.2.1", "192.0.2.2"]
         out = subprocess.run([BIN, "ctl", "reload", "--server", api.base, "--token-file", str(tmp_path / "token")], capture_output=True, text=True, timeout=20)
-        assert out.returncode == 0 and "reloaded: generation" in out.stdout, out.stdout + out.stderr
+        # Three configurations: the start, the good reload and this one (the failed one is none).
+        assert out.returncode == 0 and "reloaded: configuration generation 3" in out.stdout, out.stdout + out.stderr
     finally:
         srv.stop()
 

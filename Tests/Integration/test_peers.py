@@ -145,7 +145,7 @@ FAST_TIMINGS = "{probe_interval: 0.5, probe_timeout: 0.2, gossip_interval: 0.1, 
 
 
 class Group:
-    def __init__(self, tmp_path, n, probers="2", pools=None, timings=FAST_TIMINGS, backends=BACKENDS):
+    def __init__(self, tmp_path, n, probers="2", pools=None, timings=FAST_TIMINGS, backends=BACKENDS, state_files=False):
         self.port = free_port()
         self.backends = {ip: Backend(ip, self.port) for ip in backends}
         self.dir = tmp_path
@@ -167,6 +167,9 @@ class Group:
             fault = tmp_path / f"fault-ns{i}"
             fault.write_text("")
             self.instances.append(Instance(f"ns{i}", f"127.0.1.{i}", peers[f"ns{i}"], str(z), self.key_file, str(fault), str(tmp_path)))
+            if state_files:
+                (tmp_path / f"state-{i - 1}.txt").write_text("")
+                self.instances[-1].extra = ["--state", str(tmp_path / f"state-{i - 1}.txt")]
 
     def start(self):
         for inst in self.instances:

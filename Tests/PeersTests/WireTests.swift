@@ -33,6 +33,17 @@ struct WireTests {
                 expiresMillis: 1_796_100_000_000)),
         ]
         for e in entries { #expect(try LedgerCodec.decode(LedgerCodec.encode(e)) == e) }
+        // Lives, and results that carry the life they were written in.
+        let lived: [Ledger.Entry] = [
+            .life(Ledger.LifeEntry(observer: "ns1", boot: 1_796_000_000_123, version: HLC(millis: 13))),
+            .check(Ledger.CheckEntry(observer: "ns1", member: "m", check: "tcp:80", up: true, reason: "ok", definition: 1, version: HLC(millis: 14), boot: 77)),
+            .agent(Ledger.AgentEntry(observer: "ns1", member: "m", state: .up, weightFactor: 0.5, detail: "50%", definition: 1, version: HLC(millis: 15), boot: 77)),
+        ]
+        for e in lived { #expect(try LedgerCodec.decode(LedgerCodec.encode(e)) == e) }
+        // A check from a peer that predates lives (type 1) reads with boot 0.
+        var v1 = ByteWriter()
+        v1.u8(1); v1.str8("ns9"); v1.str16("m"); v1.str8("c"); v1.u8(1); v1.str8("ok"); v1.u64(1); v1.u64(HLC(millis: 5).raw)
+        #expect(try LedgerCodec.decode(v1.bytes) == .check(Ledger.CheckEntry(observer: "ns9", member: "m", check: "c", up: true, reason: "ok", definition: 1, version: HLC(millis: 5))))
         // An older peer's override (type 3: no reason, no expiry) still reads.
         var old = ByteWriter()
         old.u8(3); old.str16("www/*"); old.u8(1); old.u16(0xFFFF); old.u8(0); old.str8("ns9"); old.str8("s:1"); old.u64(HLC(millis: 5).raw)

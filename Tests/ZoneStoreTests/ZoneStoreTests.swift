@@ -231,6 +231,25 @@ struct HostileZoneTests {
         #expect(d.contains { $0.line == 5 && $0.message.contains("not a regular file") }, "\(d)")
     }
 
+    /// Issue 17, finding 1: k `$INCLUDE`s per file nested a few deep cost k^depth opens (k=5,
+    /// depth 8: 390,625 files); the zone's include budget stops it at the first file over it.
+    @Test func includeFanOutIsBounded() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("meridian-fanout-\(UUID())").path
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        for level in 0..<8 {
+            let body = String(repeating: "$INCLUDE \(dir)/l\(level + 1).inc\n", count: 5)
+            try body.write(toFile: "\(dir)/l\(level).inc", atomically: true, encoding: .utf8)
+        }
+        try "x TXT leaf\n".write(toFile: "\(dir)/l8.inc", atomically: true, encoding: .utf8)
+        let (z, d) = zone(head + "$INCLUDE \(dir)/l0.inc\n")
+        #expect(z == nil)
+        #expect(d.filter { $0.message.contains("$INCLUDEs followed") }.count == 1, "\(d.prefix(3))")
+        // Within the budget, includes work as before.
+        let (ok, d2) = zone(head + String(repeating: "$INCLUDE \(dir)/l8.inc\n", count: 3))
+        #expect(ok != nil, "\(d2)")
+    }
+
     @Test func wellFormedGenericRdataStillLoads() {
         let (z, d) = zone(head + "x CNAME \\# 5 03777777 00\nt TYPE65400 \\# 0\n")
         #expect(z != nil, "\(d)")

@@ -40,4 +40,7 @@ int meridian_tcp_prober_submit(meridian_tcp_prober *p, const meridian_tcp_reques
 /// batch of results. Requests still running at the stop are reported with ECANCELED.
 void meridian_tcp_prober_run(meridian_tcp_prober *p, meridian_tcp_done done, void *context);
 void meridian_tcp_prober_stop(meridian_tcp_prober *p);
+/// Checks of `family` (4 or 6) leave from `address` (bound before connecting, port chosen at
+/// connect time); call before the first submit. Returns 0, or -1 for a bad family.
+int meridian_tcp_prober_set_source(meridian_tcp_prober *p, int family, const unsigned char address[16]);
 #endif
