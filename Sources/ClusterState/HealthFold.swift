@@ -17,7 +17,7 @@ public enum Expiry {
 /// What the group knows, ready to fold: per member the observations that count (from
 /// `Ledger.view`), every override register, and the verdict policy. The gossip shell makes it;
 /// the supervisor folds it (`HealthFold.snapshot`) into the health selection reads.
-public struct HealthInputs: Sendable {
+public struct HealthInputs: Sendable, Equatable {
     public var observations: [String: MemberObservations]
     /// Every override register, removed ones included: who wrote each pattern last.
     public var registers: [String: Ledger.OverrideEntry]

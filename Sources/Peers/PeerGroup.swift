@@ -68,11 +68,11 @@ public enum GroupError: Error, Sendable, CustomStringConvertible {
     }
 }
 
-/// The shell around the pure cores: one event loop owns the SWIM state, the health ledger and
-/// the clock; it runs the UDP gossip socket and the TCP push-pull listener, signs and checks
-/// every message, ticks the protocol, decides which members this instance probes, and
-/// publishes the merged view (coalesced) to the server. A lone instance (no cluster file) runs
-/// the same ledger and fold with no sockets.
+/// The shell around `GroupCore`: one event loop owns the core, the sockets (the UDP gossip
+/// socket and the TCP exchange listener), the envelope keys and the replay guard. It seals and
+/// opens every message, hands decoded events to the core, and carries out the core's effects
+/// (sends, exchanges, publications, assignments, log lines, counters). Policy lives in the core.
+/// A lone instance (no cluster file) runs the same core with no sockets.
 public final class PeerGroup: @unchecked Sendable {
     // @unchecked: every mutable property is read and written only on `loop` (each public entry
     // point hops there); the rest is immutable or thread-safe (Logger, the callbacks).
@@ -85,27 +85,15 @@ public final class PeerGroup: @unchecked Sendable {
     public let boot: UInt64
     let publish: @Sendable (GroupView) -> Void
     let assign: @Sendable (Set<String>) -> Void
-    private var settings: GroupSettings
-    private var swim: SWIM?
-    private var ledger = Ledger()
-    private var clock = HybridClock()
+    private let settings: GroupSettings
+    private var core: GroupCore
     private var replay = ReplayGuard()
     private var seq: UInt64
-    private var definitions: [String: UInt64] = [:]
-    private var digest: UInt64 = 0
     private var udp: (any Channel)?
     private var tcp: (any Channel)?
     private var tasks: [RepeatedTask] = []
-    private var probing: Set<String> = []
-    private var probers: [String: [String]] = [:]
-    private var dirty = false
-    private var publishPending = false
+    private var flushPending = false
     private var loggedDrops = Set<String>()
-    private var loggedDigests = Set<String>()
-    private var forgotten = Set<String>()
-    private var inFlight = Set<String>()
-    /// Writers whose entries are to be pushed to a peer once its exchange in flight is done.
-    private var pendingPush: [String: Set<String>] = [:]
     private var tcpClients = 0
     private var addresses: [String: SocketAddress] = [:]
     private var stats = GroupStats()
@@ -142,10 +130,16 @@ public final class PeerGroup: @unchecked Sendable {
         loop = group.next()
         seq = UInt64(Date().timeIntervalSince1970 * 1_000_000)
         boot = Self.wallMillis
+        let address = settings.cluster == nil ? nil : (settings.listen ?? settings.cluster?.peers[settings.nodeName].flatMap(GossipAddress.init))
+        core = GroupCore(
+            name: settings.nodeName, boot: boot, cluster: settings.cluster, address: address?.description,
+            incarnation: UInt64(Date().timeIntervalSince1970), seed: UInt64.random(in: 1...UInt64.max), forgetAfter: settings.forgetAfter,
+            now: Self.now)
     }
 
     static var monotonic: Double { Double(NIODeadline.now().uptimeNanoseconds) / 1e9 }
     static var wallMillis: UInt64 { UInt64(max(0, Date().timeIntervalSince1970 * 1000)) }
+    static var now: GroupTime { GroupTime(monotonic: monotonic, wallMillis: wallMillis) }
 
     /// The gossip address this instance listens on, or nil for a lone instance.
     public var gossipAddress: GossipAddress? {
@@ -163,21 +157,11 @@ public final class PeerGroup: @unchecked Sendable {
             try await bind(listen)
         }
         try await loop.submit { [self] in
-            self.definitions = definitions
-            self.digest = digest
-            // Before any exchange: the join's push-pull carries the new life to every peer.
-            _ = ledger.recordLife(observer: nodeName, boot: boot, clock: &clock, wallMillis: Self.wallMillis)
-            if let cluster = settings.cluster, let listen = gossipAddress {
-                swim = SWIM(
-                    name: nodeName, address: listen.description, incarnation: UInt64(Date().timeIntervalSince1970), digest: digest,
-                    seeds: cluster.peers, settings: cluster.settings, seed: UInt64.random(in: 1...UInt64.max), now: Self.monotonic)
-                tasks.append(loop.scheduleRepeatedTask(initialDelay: .milliseconds(20), delay: .milliseconds(20)) { _ in self.tick() })
-                tasks.append(loop.scheduleRepeatedTask(initialDelay: .seconds(1), delay: .seconds(1)) { _ in self.housekeeping() })
-                lastReport = (stats, Self.monotonic)
-                tasks.append(loop.scheduleRepeatedTask(initialDelay: .seconds(30), delay: .seconds(30)) { _ in self.report() })
-            }
-            reassign()
-            markDirty()
+            run(core.start(definitions: definitions, digest: digest, now: Self.now))
+            guard settings.cluster != nil else { return }
+            tasks.append(loop.scheduleRepeatedTask(initialDelay: .milliseconds(20), delay: .milliseconds(20)) { _ in self.tick() })
+            lastReport = (stats, Self.monotonic)
+            tasks.append(loop.scheduleRepeatedTask(initialDelay: .seconds(30), delay: .seconds(30)) { _ in self.report() })
         }.get()
     }
 
@@ -185,9 +169,7 @@ public final class PeerGroup: @unchecked Sendable {
     /// answered or failed, or `timeout` passed. Returns how many answered.
     public func join(timeout: Double) async -> Int {
         guard settings.cluster != nil else { return 0 }
-        let futures: [EventLoopFuture<Bool>] = (try? await loop.submit { [self] in
-            (swim?.seeds ?? [:]).sorted { $0.key < $1.key }.map { pushPull(peer: $0.key, address: $0.value) }
-        }.get()) ?? []
+        let futures: [EventLoopFuture<Bool>] = (try? await loop.submit { [self] in run(core.join(now: Self.now)) }.get()) ?? []
         let done = loop.makePromise(of: [Result<Bool, any Error>].self)
         EventLoopFuture.whenAllComplete(futures, on: loop).cascade(to: done)
         let deadline = loop.scheduleTask(in: .milliseconds(Int64(timeout * 1000))) { done.succeed([]) }
@@ -199,10 +181,8 @@ public final class PeerGroup: @unchecked Sendable {
     /// Leaves the group (peers hear it at once instead of suspecting) and closes the sockets.
     public func shutdown() async {
         try? await loop.submit { [self] in
-            if var s = swim {
-                let d = s.leave(now: Self.monotonic)
-                swim = s
-                handle(d)
+            if core.swim != nil {
+                run(core.leave(now: Self.now))
                 logger.info("gossip: \(stats.packetsOut) packets (\(stats.bytesOut) octets) sent, \(stats.packetsIn) received, \(stats.pushPulls) push-pulls (\(stats.pushPullFailures) failed), dropped \(stats.dropped.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", "))")
             }
             stopped = true
@@ -219,43 +199,27 @@ public final class PeerGroup: @unchecked Sendable {
 
     /// This instance's own check and agent results.
     public func recordLocal(_ observations: [String: MemberObservations]) {
-        execute { [self] in
-            let entries = ledger.recordLocal(
-                observer: nodeName, boot: boot, observations: observations, definitions: definitions, clock: &clock, wallMillis: Self.wallMillis)
-            spread(entries)
-        }
+        execute { [self] in run(core.recordLocal(observations, now: Self.now)) }
     }
 
     /// This instance's admin state file, as last-writer-wins registers for the whole group.
     public func recordOverrides(_ overrides: [AdminOverride]) {
-        execute { [self] in
-            spread(ledger.recordOverrides(origin: nodeName, overrides: overrides, clock: &clock, wallMillis: Self.wallMillis))
-        }
+        execute { [self] in run(core.recordOverrides(overrides, now: Self.now)) }
     }
 
     /// Removes the group's override for `pattern`, whichever instance set it (a tombstone
     /// this instance writes). The future says whether there was one.
     public func removeOverride(pattern: String) -> EventLoopFuture<Bool> {
         loop.submit { [self] in
-            guard let e = ledger.removeOverride(pattern: pattern, origin: nodeName, clock: &clock, wallMillis: Self.wallMillis) else { return false }
-            spread([e])
-            return true
+            let (removed, effects) = core.removeOverride(pattern: pattern, now: Self.now)
+            run(effects)
+            return removed
         }
     }
 
     /// A reload: new members, digest, or peer list.
     public func update(definitions: [String: UInt64], digest: UInt64, cluster: ClusterConfig?) {
-        execute { [self] in
-            self.definitions = definitions
-            self.digest = digest
-            if let cluster, settings.cluster != nil {
-                settings.cluster = cluster
-                swim?.setSeeds(cluster.peers, now: Self.monotonic)
-            }
-            swim?.setDigest(digest)
-            reassign()
-            markDirty()
-        }
+        execute { [self] in run(core.configure(definitions: definitions, digest: digest, cluster: cluster, now: Self.now)) }
     }
 
     private func execute(_ body: @escaping @Sendable () -> Void) {
@@ -263,95 +227,53 @@ public final class PeerGroup: @unchecked Sendable {
     }
 
     /// The current view (what was last published, computed now).
-    public func view() -> EventLoopFuture<GroupView> { loop.submit { self.makeView() } }
+    public func view() -> EventLoopFuture<GroupView> { loop.submit { self.core.inputs } }
 
     /// Every peer this instance knows (not itself), sorted by name; empty for a lone instance.
-    public func peerList() -> EventLoopFuture<[Peer]> {
-        loop.submit { (self.swim?.peers.values).map { $0.sorted { $0.name < $1.name } } ?? [] }
-    }
+    public func peerList() -> EventLoopFuture<[Peer]> { loop.submit { self.core.peers } }
 
     public func currentStats() -> EventLoopFuture<GroupStats> { loop.submit { self.stats } }
 
-    // MARK: The protocol
+    // MARK: Effects
+
+    /// Carries out the core's effects; returns the futures of the exchanges it started (each
+    /// says whether the peer answered).
+    @discardableResult
+    private func run(_ effects: [GroupEffect]) -> [EventLoopFuture<Bool>] {
+        var exchanges: [EventLoopFuture<Bool>] = []
+        for e in effects {
+            switch e {
+            case let .send(p, to): send(p, to: to)
+            case let .exchange(peer, address, request): exchanges.append(exchange(peer: peer, address: address, request: request))
+            case .publish(let inputs): publish(inputs)
+            case .assign(let mine): assign(mine)
+            case .log(let line):
+                switch line.level {
+                case .info: logger.info("\(line.message)")
+                case .notice: logger.notice("\(line.message)")
+                case .warning: logger.warning("\(line.message)")
+                }
+            case let .dropped(reason, from, detail): drop(reason, from: from, detail: detail)
+            case .forgot(let peer): replay.forget(peer)
+            case .live(let n): membersGauge.record(n)
+            }
+        }
+        if core.dirty && !flushPending && !stopped {
+            // One publication for a burst of changes: 20 ms after the first.
+            flushPending = true
+            loop.scheduleTask(in: .milliseconds(20)) { [self] in
+                flushPending = false
+                run(core.flush(now: Self.now))
+            }
+        }
+        return exchanges
+    }
 
     private func tick() {
         ticks &+= 1
         if settings.faultFile != nil, ticks % 5 == 0 { readFaultFile() }
-        guard !stopped, var s = swim else { return }
-        let d = s.tick(now: Self.monotonic)
-        swim = s
-        handle(d)
-    }
-
-    private func handle(_ directives: [Directive]) {
-        var membership = false
-        for d in directives {
-            switch d {
-            case let .send(p, to):
-                send(p, to: to)
-            case let .pushPull(peer, address):
-                _ = pushPull(peer: peer, address: address)
-            case .changed(let p):
-                membership = true
-                noteChange(p)
-            case .data(let bytes):
-                mergeData(bytes)
-            case .refuted(let i):
-                logger.notice("gossip: refuted a suspicion of this instance (incarnation \(i))")
-            }
-        }
-        if membership {
-            membersGauge.record(swim?.live.count ?? 1)
-            reassign()
-            markDirty()
-        }
-    }
-
-    private func noteChange(_ p: Peer) {
-        switch p.state {
-        case .alive:
-            forgotten.remove(p.name)
-            logger.notice("gossip: peer \(p.name) is alive (\(p.address), incarnation \(p.incarnation))")
-            if p.digest != digest, loggedDigests.insert("\(p.name)/\(p.digest)").inserted {
-                logger.warning("gossip: peer \(p.name) has a different pool configuration: its observations count only for members defined the same way")
-            }
-        case .suspect: logger.warning("gossip: peer \(p.name) is suspected (no answer to direct or indirect probes)")
-        case .dead: logger.warning("gossip: peer \(p.name) is dead")
-        case .left: logger.notice("gossip: peer \(p.name) left the group")
-        }
-    }
-
-    /// More new local entries than this at once (a first round of checks, a hand-over) go to
-    /// every live peer over TCP instead of the gossip queue: gossip would send each of them to
-    /// 3 peers for 4 x log10(n+1) ticks, about 11 to a packet, and take minutes to drain.
-    static let bulkEntries = 32
-
-    private func spread(_ entries: [Ledger.Entry]) {
-        guard !entries.isEmpty else { return }
-        if let s = swim {
-            if entries.count > Self.bulkEntries {
-                for p in s.peers.values where p.state.isLive { pushPull(peer: p.name, address: p.address, push: [nodeName]) }
-            } else {
-                for e in entries { swim?.broadcast(data: e.key, bytes: LedgerCodec.encode(e)) }
-            }
-        }
-        markDirty()
-    }
-
-    private func mergeData(_ bytes: [UInt8]) {
-        do {
-            let e = try LedgerCodec.decode(bytes)
-            if try ledger.merge(e, nowMillis: Self.wallMillis) {
-                clock.observe(e.version)
-                // Epidemic spread: what was news here is news to others.
-                swim?.broadcast(data: e.key, bytes: bytes)
-                markDirty()
-            }
-        } catch let e as DecodeError {
-            drop("malformed entry", from: "gossip", detail: "\(e)")
-        } catch {
-            drop("rejected entry", from: "gossip", detail: "\(error)")
-        }
+        guard !stopped else { return }
+        run(core.tick(now: Self.now))
     }
 
     /// A line every 30 s: what gossip cost since the last one (for operators without a
@@ -362,23 +284,8 @@ public final class PeerGroup: @unchecked Sendable {
         let secs = max(now - last.at, 0.001)
         let out = stats.bytesOut - last.stats.bytesOut
         let inn = stats.bytesIn - last.stats.bytesIn
-        logger.info("gossip: \(Int(secs)) s: \(stats.packetsOut - last.stats.packetsOut) packets and \(stats.pushPulls - last.stats.pushPulls) push-pulls, \(out) octets out (\(Int(Double(out) / secs)) B/s), \(inn) in (\(Int(Double(inn) / secs)) B/s), \(swim?.live.count ?? 1) live, \(ledger.entryCount) entries, updates sent: \(stats.updatesOut.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value - (last.stats.updatesOut[$0.key] ?? 0))" }.joined(separator: " "))")
+        logger.info("gossip: \(Int(secs)) s: \(stats.packetsOut - last.stats.packetsOut) packets and \(stats.pushPulls - last.stats.pushPulls) push-pulls, \(out) octets out (\(Int(Double(out) / secs)) B/s), \(inn) in (\(Int(Double(inn) / secs)) B/s), \(core.live.count) live, \(core.ledger.entryCount) entries, updates sent: \(stats.updatesOut.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value - (last.stats.updatesOut[$0.key] ?? 0))" }.joined(separator: " "))")
         lastReport = (stats, now)
-    }
-
-    private func housekeeping() {
-        guard let s = swim else { return }
-        let now = Self.monotonic
-        for p in s.peers.values where !p.state.isLive && p.incarnation > 0 && now - p.since > settings.forgetAfter && !forgotten.contains(p.name) {
-            forgotten.insert(p.name)
-            let n = ledger.forget(observer: p.name)
-            replay.forget(p.name)
-            if n > 0 {
-                logger.notice("gossip: forgot \(n) observations of \(p.name), \(p.state.rawValue) for \(Int(now - p.since)) s")
-                markDirty()
-            }
-        }
-        reassign()
     }
 
     /// The fault file's (mtime, size): it is read again only when they change.
@@ -403,66 +310,11 @@ public final class PeerGroup: @unchecked Sendable {
         let names = Set(text.split(whereSeparator: \.isNewline).map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty })
         guard names != blocked else { return }
         blocked = names
-        blockedAddresses = Set(names.compactMap { swim?.peers[$0]?.address ?? settings.cluster?.peers[$0] })
+        blockedAddresses = Set(names.compactMap { core.swim?.peers[$0]?.address ?? settings.cluster?.peers[$0] })
         logger.warning("gossip: fault injection: traffic with \(names.isEmpty ? "nobody" : names.sorted().joined(separator: ", ")) is dropped")
     }
 
-    // MARK: Sharding
-
-    /// Which members this instance probes: those whose rendezvous probers include it, plus
-    /// those it probed until now whose new probers have not reported yet (no gap).
-    private func reassign() {
-        let alive = swim?.alive ?? [nodeName]
-        var mine = Set<String>()
-        var map: [String: [String]] = [:]
-        if settings.cluster == nil {
-            mine = Set(definitions.keys)
-        } else {
-            map = HealthFold.probers(members: definitions.keys, alive: alive, count: settings.cluster?.probers)
-            let reporters = ledger.reporters()
-            for (member, chosen) in map {
-                if chosen.contains(nodeName) {
-                    mine.insert(member)
-                } else if probing.contains(member), !(reporters[member] ?? []).contains(where: { chosen.contains($0) }) {
-                    mine.insert(member)
-                }
-            }
-        }
-        if map != probers {
-            probers = map
-            markDirty()
-        }
-        if mine != probing {
-            let gained = mine.subtracting(probing).count
-            let lost = probing.subtracting(mine).count
-            probing = mine
-            if settings.cluster != nil { logger.info("gossip: this instance probes \(mine.count) of \(definitions.count) members (+\(gained) -\(lost))") }
-            assign(mine)
-        }
-    }
-
-    // MARK: Publication
-
-    private func markDirty() {
-        dirty = true
-        guard !publishPending, !stopped else { return }
-        publishPending = true
-        loop.scheduleTask(in: .milliseconds(20)) { [self] in
-            publishPending = false
-            guard dirty, !stopped else { return }
-            dirty = false
-            reassign()
-            publish(makeView())
-        }
-    }
-
-    private func makeView() -> GroupView {
-        HealthFold.inputs(
-            ledger: ledger, alive: Set(swim?.alive ?? [nodeName]), probers: probers, definitions: definitions,
-            policy: settings.cluster?.verdict ?? .majority)
-    }
-
-    // MARK: UDP
+// MARK: UDP
 
     private func bind(_ listen: GossipAddress) async throws {
         let owner = self
@@ -591,7 +443,7 @@ public final class PeerGroup: @unchecked Sendable {
 
     /// One datagram from the gossip socket (on `loop`).
     func received(datagram bytes: [UInt8], from source: SocketAddress) {
-        guard !stopped, var s = swim else { return }
+        guard !stopped, core.swim != nil else { return }
         let origin = source.ipAddress ?? "?"
         stats.packetsIn += 1
         packetsInCounter.increment()
@@ -608,9 +460,7 @@ public final class PeerGroup: @unchecked Sendable {
         }
         let from = source.port.map { GossipAddressText.format(origin, $0) } ?? origin
         if blocked.contains(env.sender) || blockedAddresses.contains(from) { return }
-        let d = s.receive(packet, sender: env.sender, from: from, now: Self.monotonic)
-        swim = s
-        handle(d)
+        run(core.received(packet, sender: env.sender, from: from, now: Self.now))
     }
 
     /// Checks a message's MAC, kind, sender, age and sequence number; counts and logs (once
@@ -648,29 +498,17 @@ public final class PeerGroup: @unchecked Sendable {
         }
     }
 
-    // MARK: TCP push-pull
+    // MARK: TCP exchanges
 
-    /// This instance's state for the other side of an exchange: members, the ledger summary,
-    /// and the entries of `writers` (nil: every entry, for a query).
-    private func localState(writers: Set<String>?) -> [UInt8] {
-        let entries = writers.map { ledger.entries(writtenBy: $0) } ?? ledger.entries()
-        return FullState(members: swim?.fullState() ?? [], entries: entries.map(LedgerCodec.encode), summaries: ledger.summaries()).encode()
-    }
-
-    /// Starts a state exchange with a peer (anti-entropy): this side sends its members and
-    /// ledger summary (plus, in a follow-up, the entries of `push`); the peer answers with its
-    /// members, its summary and its entries of every writer whose summary differs; when this
-    /// side then still holds entries the peer lacks, it pushes them in one follow-up. The
-    /// future says whether the peer answered.
-    @discardableResult
-    private func pushPull(peer: String, address: String, push: Set<String> = []) -> EventLoopFuture<Bool> {
-        if inFlight.contains(peer) && !push.isEmpty { pendingPush[peer, default: []].formUnion(push) }
-        guard !stopped, !inFlight.contains(peer), !blocked.contains(peer), !blockedAddresses.contains(address), let target = socketAddress(address) else {
+    /// Carries out an exchange the core asked for (anti-entropy): the request goes over TCP,
+    /// the reply (or the failure) back to the core. The future says whether the peer answered.
+    private func exchange(peer: String, address: String, request: FullState) -> EventLoopFuture<Bool> {
+        guard !stopped, !blocked.contains(peer), !blockedAddresses.contains(address), let target = socketAddress(address) else {
+            run(core.exchanged(peer: peer, address: address, reply: nil, sender: nil, now: Self.now))
             return loop.makeSucceededFuture(false)
         }
-        inFlight.insert(peer)
-        let request = seal(.stateRequest, localState(writers: push))
-        countOut(request.count + 4)
+        let bytes = seal(.stateRequest, request.encode())
+        countOut(bytes.count + 4)
         let promise = loop.makePromise(of: [UInt8].self)
         let timeout = TimeAmount.milliseconds(Int64(settings.pushPullTimeout * 1000))
         ClientBootstrap(group: loop)
@@ -678,7 +516,7 @@ public final class PeerGroup: @unchecked Sendable {
             .channelInitializer { ch in
                 ch.eventLoop.makeCompletedFuture {
                     try ch.pipeline.syncOperations.addHandler(ByteToMessageHandler(FrameDecoder(), maximumBufferSize: Limits.state + 4096))
-                    try ch.pipeline.syncOperations.addHandler(StateClientHandler(request: request, promise: promise))
+                    try ch.pipeline.syncOperations.addHandler(StateClientHandler(request: bytes, promise: promise))
                 }
             }
             .connect(to: target)
@@ -691,42 +529,48 @@ public final class PeerGroup: @unchecked Sendable {
                     promise.fail(e)
                 }
             }
-        return promise.futureResult.map { [self] bytes -> Bool in
-            inFlight.remove(peer)
-            countIn(bytes.count + 4)
-            guard let env = open(bytes, kinds: [.stateResponse], origin: address), let state = merge(state: env.body, sender: env.sender, address: address) else {
+        return promise.futureResult.map { [self] reply -> Bool in
+            countIn(reply.count + 4)
+            guard let env = open(reply, kinds: [.stateResponse], origin: address), let state = decodeState(env.body, from: env.sender) else {
+                failed(peer: peer, address: address)
                 return false
             }
             stats.pushPulls += 1
             pushPullCounter.increment()
-            var missing = push.isEmpty ? ledger.differing(from: state.summaries) : []
-            missing.formUnion(pendingPush.removeValue(forKey: peer) ?? [])
-            if !missing.isEmpty { pushPull(peer: peer, address: address, push: missing) }
+            run(core.exchanged(peer: peer, address: address, reply: state, sender: env.sender, now: Self.now))
             return true
         }.recover { [self] _ in
-            inFlight.remove(peer)
-            pendingPush[peer] = nil
-            stats.pushPullFailures += 1
-            pushPullFailCounter.increment()
+            failed(peer: peer, address: address)
             return false
         }
     }
 
-    /// A push-pull request or an explain query arrived over TCP; returns the reply frame.
+    private func failed(peer: String, address: String) {
+        stats.pushPullFailures += 1
+        pushPullFailCounter.increment()
+        run(core.exchanged(peer: peer, address: address, reply: nil, sender: nil, now: Self.now))
+    }
+
+    private func decodeState(_ body: [UInt8], from sender: String) -> FullState? {
+        do { return try FullState.decode(body) } catch {
+            drop("malformed state", from: sender, detail: "\(error)")
+            return nil
+        }
+    }
+
+    /// An exchange request or an explain query arrived over TCP; returns the reply frame.
     func serve(frame bytes: [UInt8], origin: String) -> [UInt8]? {
-        guard !stopped, swim != nil else { return nil }
+        guard !stopped, core.swim != nil else { return nil }
         countIn(bytes.count + 4)
         guard let env = open(bytes, kinds: [.stateRequest, .stateQuery], origin: origin), !blocked.contains(env.sender) else { return nil }
-        var writers: Set<String>?
+        var request: FullState?
         if env.kind == .stateRequest {
-            let address = (try? FullState.decode(env.body))?.members.lazy.compactMap { u -> String? in
-                if case let .alive(n, a, _, _) = u, n == env.sender { return a }
-                return nil
-            }.first
-            guard let state = merge(state: env.body, sender: env.sender, address: address ?? origin) else { return nil }
-            writers = ledger.differing(from: state.summaries)
+            guard let state = decodeState(env.body, from: env.sender) else { return nil }
+            request = state
         }
-        let reply = seal(.stateResponse, localState(writers: writers))
+        let (state, effects) = core.serve(request: request, sender: env.sender, origin: origin, now: Self.now)
+        run(effects)
+        let reply = seal(.stateResponse, state.encode())
         countOut(reply.count + 4)
         return reply
     }
@@ -739,39 +583,6 @@ public final class PeerGroup: @unchecked Sendable {
     private func countIn(_ n: Int) {
         stats.bytesIn += n
         bytesIn.increment(by: n)
-    }
-
-    /// Merges a peer's members and entries; returns the decoded state, or nil when malformed.
-    @discardableResult
-    private func merge(state body: [UInt8], sender: String, address: String) -> FullState? {
-        let state: FullState
-        do { state = try FullState.decode(body) } catch {
-            drop("malformed state", from: sender, detail: "\(error)")
-            return nil
-        }
-        guard var s = swim else { return nil }
-        let d = s.merge(state: state.members, from: sender, address: address, now: Self.monotonic)
-        swim = s
-        var changed = false
-        var rejected = 0
-        for raw in state.entries {
-            guard let e = try? LedgerCodec.decode(raw) else {
-                rejected += 1
-                continue
-            }
-            do {
-                if try ledger.merge(e, nowMillis: Self.wallMillis) {
-                    clock.observe(e.version)
-                    changed = true
-                }
-            } catch {
-                rejected += 1
-            }
-        }
-        if rejected > 0 { drop("rejected entries", from: sender, detail: "\(rejected) in a state of \(state.entries.count)") }
-        handle(d)
-        if changed { markDirty() }
-        return state
     }
 
     // MARK: Explain
