@@ -7,7 +7,8 @@
 //   GeoTopology <- PoolConfig <- Selection          (addresses and GeoIP, pool files, per-query selection)
 //   ClusterState <- Selection, HealthCheck, Peers   (health as pure values: ledger, the one health fold, verdicts)
 //   Selection, ZoneStore, DNSSEC <- QueryEngine     (the answer: a pure function of query, client and snapshot)
-//   QueryEngine, HealthCheck, Peers <- MeridianServer <- AdminAPI <- meridian
+//   QueryEngine, Peers <- ConfigurationFiles         (the configuration directory: one entry point, ConfigDirectory.load)
+//   ConfigurationFiles, HealthCheck <- MeridianServer <- AdminAPI <- meridian
 // MeridianServer's Supervisor is the only writer of the snapshot the answer path reads.
 // System libraries are wrapped at the edge: CLDNS by ZoneStore, CMaxMindDB by GeoTopology,
 // CCurl by HealthCheck and by the CLI's admin client (meridian ctl).
@@ -37,6 +38,7 @@ let package = Package(
         .package(url: "https://github.com/hummingbird-project/swift-mustache.git", from: "2.1.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.0"),
         .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.0"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
     ],
     targets: [
         // System libraries.
@@ -106,12 +108,17 @@ let package = Package(
             ],
             exclude: ["README.md"],
             swiftSettings: strict),
+        // The configuration directory: one entry point (ConfigDirectory.load) for serve, reload,
+        // check and explain: zones, pools, the state file, keys and the cluster file.
+        .target(
+            name: "ConfigurationFiles", dependencies: ["Diagnostics", "QueryEngine", "Peers", "PoolConfig", "ClusterState", "DNSSEC"],
+            exclude: ["README.md"], swiftSettings: strict),
         // Sockets (SwiftNIO UDP/TCP), snapshot publication, reloads, metrics.
         .target(
             name: "MeridianServer",
             dependencies: [
                 "Diagnostics", "QueryEngine", "ZoneStore", "DNSWire", "GeoTopology", "HealthCheck", "ClusterState", "PoolConfig", "Peers",
-                "CBatchIO", "CPrivileges", "Selection", "DNSSEC",
+                "CBatchIO", "CPrivileges", "Selection", "DNSSEC", "ConfigurationFiles",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -119,6 +126,8 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Atomics", package: "swift-atomics"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
             ],
             exclude: ["README.md"],
             swiftSettings: strict
@@ -146,7 +155,7 @@ let package = Package(
             name: "meridian",
             dependencies: [
                 "MeridianServer", "ZoneStore", "QueryEngine", "Selection", "GeoTopology", "ClusterState", "DNSWire", "Diagnostics", "Peers",
-                "HealthCheck", "PoolConfig", "AdminAPI", "CCurl", "CPrivileges", "DNSSEC",
+                "HealthCheck", "PoolConfig", "AdminAPI", "CCurl", "CPrivileges", "DNSSEC", "ConfigurationFiles",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "Metrics", package: "swift-metrics"),

@@ -11,7 +11,9 @@ bounded; every process it starts is stopped by PID).
    `majority` with 2 probers, the later of the two) until every instance agrees.
 2. Simulated (the SWIM core under the test suite's simulated network, virtual time): 100
    members, SIM_SEEDS runs: from one member's observation until all 100 hold it.
-3. Steady state: MEMBERS checked members (TCP, 1 s interval) on 3 instances with the default
+3. Steady state: MEMBERS checked members (TCP, 1 s interval; with AGENTS=1, the default, also a
+   feedback agent polled every 2 s whose spare capacity wanders 50% +- 2 points from reply to
+   reply, as loaded nodes report) on 3 instances with the default
    protocol timings: gossip octets per second per instance, UDP and push-pull TCP both, from the
    instances' own 30 s report lines, and CPU per instance, over STEADY seconds after a WARMUP
    (default 200 s: the start-up burst, every instance's first results gossiped 4 x log10(n+1)
@@ -39,6 +41,14 @@ MEMBERS = int(os.environ.get("MEMBERS", "1000"))
 STEADY = int(os.environ.get("STEADY", "60"))
 PARTS = os.environ.get("PARTS", "agree,sim,steady").split(",")
 WARMUP = int(os.environ.get("WARMUP", "200"))
+AGENTS = os.environ.get("AGENTS", "1") == "1"
+
+
+def wandering_agent(port):
+    """A feedback agent for every member on one port: each reply is 48% to 52% (a steady node)."""
+    import random
+    rng = random.Random(1)
+    return Backend("0.0.0.0", port, reply=lambda: f"{50 + rng.randint(-2, 2)}%\n".encode())
 
 
 def utc_seconds_of_day(text):
@@ -107,10 +117,14 @@ def steady_state():
     addresses = [f"127.0.{3 + i // 256}.{i % 256}" for i in range(MEMBERS)]
     from conftest import free_port
     port = free_port()
+    agent_port = free_port()
     pools = ("pools:\n  big:\n    names: [big.peers.test.]\n    mode: direct\n    max_answers: 2\n"
              f"    members: [{', '.join(addresses)}]\n    checks:\n"
              f"      - {{{{type: tcp, port: {port}, interval: 1, timeout: 500ms, rise: 2, fall: 2}}}}\n")
+    if AGENTS:
+        pools += f"    agent: {{{{port: {agent_port}, interval: 2, timeout: 1, max_age: 30}}}}\n"
     listener = Backend("0.0.0.0", port)
+    agent = wandering_agent(agent_port) if AGENTS else None
     g = Group(work, 3, pools=pools, timings=None, backends=[])
     try:
         g.start()
@@ -134,6 +148,9 @@ def steady_state():
     finally:
         g.stop()
         listener.kill()
+        if agent:
+            print(f"agent replies: {agent.accepted}")
+            agent.kill()
 
 
 def cpu_seconds(pid):
@@ -162,7 +179,7 @@ def main():
         return
     rates, cpu = steady_state()
     for i, ((rate, entries, burst), c) in enumerate(zip(rates, cpu), 1):
-        print(f"steady state, {MEMBERS} checked members, 3 instances, default timings: ns{i}: {rate:.0f} B/s gossip out "
+        print(f"steady state, {MEMBERS} checked members{' with agents' if AGENTS else ''}, 3 instances, default timings: ns{i}: {rate:.0f} B/s gossip out "
               f"({entries} ledger entries), CPU {c * 100:.1f}% of a core (checks included); start-up, B/s per 30 s: {burst}")
 
 

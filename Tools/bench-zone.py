@@ -10,8 +10,10 @@ glue) in a temporary directory (never committed), computes the size of its recor
      the peak is the difference;
   2. `meridian serve` with the zone: resident memory once it answers;
   3. RELOADS SIGHUP reloads RELOAD_GAP s apart while dnsperf offers QPS queries a second for
-     names of the zone: queries lost, average and slowest latency, and resident memory after
-     each reload (a reload builds one new copy beside the serving one).
+     names of the zone over UDP and a client asks one query at a time over TCP: UDP queries lost,
+     average and slowest UDP latency, the slowest TCP answer, resident memory at its peak during
+     the reloads (sampled every 20 ms) and after each (a reload builds one new copy beside the
+     serving one).
 Every process started here is stopped by PID; every phase is bounded in time.
 
 Environment: RECORDS (1000000), ROUNDS (3), RELOADS (3), RELOAD_GAP (5), QPS (50000),
@@ -20,10 +22,13 @@ MERIDIAN_BIN (.build/release/meridian).
 import os
 import shutil
 import signal
+import socket
 import statistics
+import struct
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 sys.path.insert(0, os.path.dirname(__file__))
@@ -106,6 +111,43 @@ def load_times(work, zone_file, tiny):
     return {k: (statistics.median(s for s, _ in r), statistics.median(m for _, m in r)) for k, (_, r) in rows.items()}
 
 
+def tcp_prober(port, stop, out):
+    """One TCP connection, one query at a time, until `stop`: the slowest answer and the count."""
+    query = b"\x12\x34\x00\x00\x00\x01\x00\x00\x00\x00\x00\x00" + b"\x02h1\x03big\x04test\x00" + b"\x00\x01\x00\x01"
+    frame = struct.pack("!H", len(query)) + query
+    sock = None
+    while not stop.is_set():
+        try:
+            if sock is None:
+                sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+            t0 = time.monotonic()
+            sock.sendall(frame)
+            need, got = 2, b""
+            while len(got) < need:
+                chunk = sock.recv(65535)
+                if not chunk:
+                    raise ConnectionError("closed")
+                got += chunk
+                if len(got) >= 2:
+                    need = 2 + struct.unpack("!H", got[:2])[0]
+            out["worst"] = max(out["worst"], time.monotonic() - t0)
+            out["n"] += 1
+        except OSError:
+            out["errors"] += 1
+            if sock:
+                sock.close()
+            sock = None
+
+
+def rss_sampler(pid, stop, out):
+    while not stop.is_set():
+        try:
+            out["peak"] = max(out["peak"], rss_kb(pid))
+        except (OSError, ValueError):
+            pass
+        time.sleep(0.02)
+
+
 def serve_and_reload(work, port):
     proc = subprocess.Popen([BIN, "serve", "--zones", work, "--listen", f"127.0.0.1:{port}", "--no-admin", "--log-level", "warning"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -122,18 +164,28 @@ def serve_and_reload(work, port):
         perf = subprocess.Popen(["dnsperf", "-s", "127.0.0.1", "-p", str(port), "-d", qfile, "-l", str(bench.DURATION), "-Q", str(QPS), "-v"],
                                 stdout=log, stderr=subprocess.DEVNULL, text=True)
         after = []
+        stop = threading.Event()
+        tcp = {"worst": 0.0, "n": 0, "errors": 0}
+        mem = {"peak": 0}
+        threads = [threading.Thread(target=tcp_prober, args=(port, stop, tcp), daemon=True),
+                   threading.Thread(target=rss_sampler, args=(proc.pid, stop, mem), daemon=True)]
+        for t in threads:
+            t.start()
         for _ in range(RELOADS):
             time.sleep(RELOAD_GAP)
             os.kill(proc.pid, signal.SIGHUP)
             time.sleep(RELOAD_GAP * 0.8)
             after.append(rss_kb(proc.pid))
         perf.wait(timeout=bench.DURATION + 60)
+        stop.set()
+        for t in threads:
+            t.join(timeout=15)
         log.seek(0)
         out = log.read()
         latencies = [float(l.rsplit(" ", 1)[1]) * 1000 for l in out.splitlines()
                      if l.startswith("> ") and l.rsplit(" ", 1)[1].replace(".", "", 1).isdigit()]
         qps, completed, lost, avg = bench.dnsperf_summary(out)
-        return serving, after, completed, lost, avg, max(latencies) if latencies else float("nan")
+        return serving, after, completed, lost, avg, max(latencies) if latencies else float("nan"), tcp, mem["peak"]
     finally:
         proc.terminate()
         try:
@@ -160,10 +212,11 @@ def main():
             print(f"{name:34} {secs:9.2f} {kb / 1024:9.1f}")
         peak = results["meridian check"][1]
         print(f"meridian's zone share of the peak: {(peak - floor) / 1024:.1f} MB = {(peak - floor) * 1024 / wire:.2f}x the wire form")
-        serving, after, completed, lost, avg, worst = serve_and_reload(work, 20000 + os.getpid() % 20000)
+        serving, after, completed, lost, avg, worst, tcp, peak = serve_and_reload(work, 20000 + os.getpid() % 20000)
         print(f"\nserve: {serving / 1024:.1f} MB resident once answering ({(serving - floor) * 1024 / wire:.2f}x the wire form above the floor)")
         print(f"{RELOADS} reloads under {QPS} q/s: {completed} answered, {lost} lost, average {avg:.2f} ms, slowest {worst:.1f} ms")
-        print("resident after each reload (MB): " + ", ".join(f"{kb / 1024:.0f}" for kb in after))
+        print(f"TCP, one query at a time throughout: {tcp['n']} answered, slowest {tcp['worst'] * 1000:.1f} ms, {tcp['errors']} errors")
+        print(f"resident at the peak during the reloads: {peak / 1024:.0f} MB; after each reload (MB): " + ", ".join(f"{kb / 1024:.0f}" for kb in after))
     finally:
         shutil.rmtree(work, ignore_errors=True)
         shutil.rmtree(tiny, ignore_errors=True)

@@ -95,15 +95,11 @@ public final class HealthMonitor: @unchecked Sendable {
     /// How often observations are handed over at most.
     let coalesce: TimeAmount
 
-    struct CheckRun {
-        let spec: CheckSpec
-        var machine: RiseFall
-        var reason = "not checked yet"
-        var version: UInt64 = 0
-        var changedAt: Double
+    /// What a check's probe needs, worked out once per configuration rather than per check
+    /// (the policy side of the check is in `book`).
+    struct CheckProbe {
         let regex: NSRegularExpression?
-        /// What the probe needs, worked out once per configuration rather than per check.
-        var prepared: PreparedProbe
+        let prepared: PreparedProbe
     }
 
     /// A check's target in the form its probe uses.
@@ -137,24 +133,11 @@ public final class HealthMonitor: @unchecked Sendable {
         }
     }
 
-    struct AgentRun {
-        let spec: AgentSpec
-        var target: SocketAddress?
-        var state: AgentReply.State?
-        var percent: Double?
-        var lastGood: Double?
-        var lastError: String?
-        var observed = false
-        var published: AgentObservation?
-    }
-
-    struct MemberRun {
-        let target: MonitorTarget
-        var checks: [CheckRun]
-        var agent: AgentRun?
-    }
-
-    private var members: [MemberRun] = []
+    /// The policy: rise/fall, reasons, agent replies and their age, the observations.
+    private var book: MonitorBook
+    /// Per member and check (as `book.members`), how to probe it; per member, its agent's address.
+    private var probes: [[CheckProbe]] = []
+    private var agentTargets: [SocketAddress?] = []
     /// When each check and agent poll runs next, and the one timer armed for the first of them.
     private var due = DueQueue()
     private var armed: (at: UInt64, task: Scheduled<Void>)?
@@ -211,6 +194,7 @@ public final class HealthMonitor: @unchecked Sendable {
         curl = CurlRunner { batch in gate.execute { for (done, result) in batch { done(result) } } }
         tcpEngine = TCPCheckEngine(source: source) { batch in gate.execute { for (done, result) in batch { done(result) } } }
         self.observer = observer
+        book = MonitorBook(observer: observer)
         self.logger = logger
         self.coalesce = coalesce
         self.publish = publish
@@ -251,7 +235,7 @@ public final class HealthMonitor: @unchecked Sendable {
     public func shutdown() async {
         let started = self.started
         try? await loop.submit {
-            if !self.members.isEmpty {
+            if !self.book.members.isEmpty {
                 let seconds = self.clock.wall() - started
                 self.logger.info("health checks: \(self.stats.checksRun) run in \(Int(seconds)) s (\(Int(Double(self.stats.checksRun) / max(seconds, 1)))/s), \(self.stats.missedDeadlines) missed deadlines, \(self.stats.inconclusive) inconclusive (monitor stalled), \(self.stats.transitions) transitions")
             }
@@ -270,32 +254,22 @@ public final class HealthMonitor: @unchecked Sendable {
 
     private func apply(_ targets: [MonitorTarget]) {
         generation += 1
-        var old: [String: MemberRun] = [:]
-        for m in members { old[m.target.memberID] = m }
-        members = targets.map { t in
-            let previous = old[t.memberID]
-            let checks = t.checks.map { spec -> CheckRun in
-                if let p = previous?.checks.first(where: { $0.spec == spec }), previous?.target.address == t.address {
-                    return p
-                }
-                return CheckRun(
-                    spec: spec, machine: RiseFall(rise: spec.rise, fall: spec.fall, initialUp: spec.initialUp), changedAt: clock.wall(),
-                    regex: spec.bodyRegex.flatMap { try? NSRegularExpression(pattern: $0) },
-                    prepared: PreparedProbe(spec, address: t.address, source: source))
+        book.configure(targets, wallNow: clock.wall())
+        probes = targets.map { t in
+            t.checks.map { spec in
+                CheckProbe(regex: spec.bodyRegex.flatMap { try? NSRegularExpression(pattern: $0) }, prepared: PreparedProbe(spec, address: t.address, source: source))
             }
-            var agent = t.agent.map { AgentRun(spec: $0, target: try? socketAddress(t.address, $0.port)) }
-            if let a = t.agent, let p = previous?.agent, p.spec == a, previous?.target.address == t.address { agent = p }
-            return MemberRun(target: t, checks: checks, agent: agent)
         }
+        agentTargets = targets.map { t in t.agent.flatMap { try? socketAddress(t.address, $0.port) } }
         due.removeAll()
         let now = NIODeadline.now().uptimeNanoseconds
-        for i in members.indices {
-            for j in members[i].checks.indices {
+        for i in book.members.indices {
+            for j in book.members[i].checks.indices {
                 // The first round runs within the first quarter second (or interval), spread out.
-                let spread = min(members[i].checks[j].spec.interval, 0.25)
+                let spread = min(book.members[i].checks[j].spec.interval, 0.25)
                 due.insert(.init(at: now + UInt64(random.uniform(0, spread) * 1e9), member: Int32(i), check: Int32(j)))
             }
-            if let spec = members[i].agent?.spec {
+            if let spec = book.members[i].agent?.spec {
                 due.insert(.init(at: now + UInt64(random.uniform(0, min(spec.interval, 0.25)) * 1e9), member: Int32(i), check: DueQueue.agent))
             }
         }
@@ -345,41 +319,23 @@ public final class HealthMonitor: @unchecked Sendable {
 
     private func run(_ i: Int, _ j: Int, due dueAt: UInt64) {
         let gen = generation
-        let spec = members[i].checks[j].spec
+        let spec = book.members[i].checks[j].spec
         let started = NIODeadline.now().uptimeNanoseconds
         if started > dueAt, started - dueAt > UInt64(max(0.05, spec.interval * 0.1) * 1e9) { stats.missedDeadlines += 1 }
         stats.checksRun += 1
-        probe(members[i].checks[j]) { [self] result in
+        probe(spec, probes[i][j]) { [self] result in
             guard gen == generation, !stopped else { return }
-            // A failure that completes long after its timeout means this loop was stalled (an
-            // overloaded machine): the timeout may have fired before a completed connection
-            // was even looked at. Such a result says nothing about the member; it is not
-            // counted toward `fall`.
             let began = max(started, result.startedAt ?? started)
             let elapsed = Double(NIODeadline.now().uptimeNanoseconds - began) / 1e9
             countCheck(spec.kind, ok: result.ok, seconds: elapsed)
-            if !result.ok, result.local {
-                // This host ran short (descriptors, buffers, ports): the member is not to blame.
-                stats.inconclusive += 1
-                stats.localShortages += 1
-                localShortageCounter.increment()
-                if !loggedShortage {
-                    loggedShortage = true
-                    logger.error("health checks failing for lack of local resources (\(result.reason)): not counted against members; raise RLIMIT_NOFILE or lower the check load (logged once)")
-                }
-            } else if !result.ok, elapsed > spec.timeout + max(0.1, spec.timeout * 0.5) {
-                stats.inconclusive += 1
-            } else {
-                record(i, j, result)
-            }
+            record(i, j, book.checkDone(member: i, check: j, result: result, elapsed: elapsed, wallNow: clock.wall()), result)
             reschedule(i, Int32(j), previous: dueAt, interval: spec.interval)
         }
     }
 
     /// Runs one probe; `done` is called on `loop`.
-    private func probe(_ run: CheckRun, _ done: @escaping @Sendable (ProbeResult) -> Void) {
+    private func probe(_ spec: CheckSpec, _ run: CheckProbe, _ done: @escaping @Sendable (ProbeResult) -> Void) {
         let loop = self.loop
-        let spec = run.spec
         switch run.prepared {
         case .invalid(let reason):
             done(.failure(reason))
@@ -442,45 +398,52 @@ public final class HealthMonitor: @unchecked Sendable {
         return .success("HTTP \(r.status)")
     }
 
-    private func record(_ i: Int, _ j: Int, _ result: ProbeResult) {
-        var run = members[i].checks[j]
-        let firstResult = !run.machine.observed
-        let transition = run.machine.record(success: result.ok)
-        if !result.ok || transition != nil { run.reason = result.reason }
-        if transition != nil || firstResult {
-            run.version += 1
-            run.changedAt = clock.wall()
-            if !result.ok || transition != nil { run.reason = result.reason } else { run.reason = "ok" }
+    /// Logs and counts what the book made of a result.
+    private func record(_ i: Int, _ j: Int, _ outcome: MonitorBook.Outcome, _ result: ProbeResult) {
+        let id = book.members[i].target.memberID
+        let check = book.members[i].checks[j]
+        switch outcome {
+        case .localShortage:
+            // This host ran short (descriptors, buffers, ports): the member is not to blame.
+            stats.inconclusive += 1
+            stats.localShortages += 1
+            localShortageCounter.increment()
+            if !loggedShortage {
+                loggedShortage = true
+                logger.error("health checks failing for lack of local resources (\(result.reason)): not counted against members; raise RLIMIT_NOFILE or lower the check load (logged once)")
+            }
+            return
+        case .late:
+            // The timeout may have fired before a completed connection was even looked at:
+            // this loop was stalled (an overloaded machine); the result says nothing.
+            stats.inconclusive += 1
+            return
+        case let .recorded(transition, first):
+            switch transition {
+            case .wentDown?:
+                stats.transitions += 1
+                logger.warning("\(id) down: \(check.spec.label) \(result.reason) after \(first ? "the first check" : "\(check.machine.failures) failures")")
+                downCounter.increment()
+            case .wentUp?:
+                stats.transitions += 1
+                logger.notice("\(id) up: \(check.spec.label) \(result.reason) after \(first ? "the first check" : "\(check.machine.successes) successes")")
+                upCounter.increment()
+            case nil:
+                break
+            }
+            if transition != nil || first { markDirty() }
+            resolveFirstRound()
         }
-        members[i].checks[j] = run
-        let id = members[i].target.memberID
-        switch transition {
-        case .wentDown?:
-            stats.transitions += 1
-            let n = firstResult ? "the first check" : "\(run.machine.failures) failures"
-            logger.warning("\(id) down: \(run.spec.label) \(result.reason) after \(n)")
-            downCounter.increment()
-        case .wentUp?:
-            stats.transitions += 1
-            let n = firstResult ? "the first check" : "\(run.machine.successes) successes"
-            logger.notice("\(id) up: \(run.spec.label) \(result.reason) after \(n)")
-            upCounter.increment()
-        case nil:
-            break
-        }
-        if transition != nil || firstResult { markDirty() }
-        resolveFirstRound()
     }
 
     // MARK: Agents
 
     private func pollAgent(_ i: Int, due dueAt: UInt64) {
         let gen = generation
-        guard let a = members[i].agent else { return }
-        let spec = a.spec
+        guard let spec = book.members[i].agent?.spec else { return }
         stats.checksRun += 1
-        guard let target = a.target else {
-            agentError(i, "bad address \(members[i].target.address)")
+        guard let target = agentTargets[i] else {
+            agentError(i, "bad address \(book.members[i].target.address)")
             reschedule(i, DueQueue.agent, previous: dueAt, interval: spec.interval)
             return
         }
@@ -502,56 +465,30 @@ public final class HealthMonitor: @unchecked Sendable {
     }
 
     private func agentReply(_ i: Int, _ reply: AgentReply) {
-        guard var a = members[i].agent else { return }
-        if a.lastError != nil { logger.notice("\(members[i].target.memberID) agent answers again") }
-        a.lastError = nil
-        if let s = reply.state { a.state = s }
-        if let p = reply.percent { a.percent = p }
-        a.lastGood = clock.wall()
-        a.observed = true
-        members[i].agent = a
-        updateAgentObservation(i)
+        let change = book.agentReplied(member: i, reply, wallNow: clock.wall())
+        if change.recovered { logger.notice("\(book.members[i].target.memberID) agent answers again") }
+        agentChanged(i, change)
     }
 
     private func agentError(_ i: Int, _ message: String) {
-        guard var a = members[i].agent else { return }
-        if a.lastError != message {
-            logger.warning("\(members[i].target.memberID) agent: \(message); keeping the last good reply for up to \(Int(a.spec.maxAge)) s")
+        let change = book.agentFailed(member: i, message, wallNow: clock.wall())
+        if change.newError, let a = book.members[i].agent {
+            logger.warning("\(book.members[i].target.memberID) agent: \(message); keeping the last good reply for up to \(Int(a.spec.maxAge)) s")
         }
-        a.lastError = message
-        a.observed = true
-        members[i].agent = a
-        updateAgentObservation(i)
+        agentChanged(i, change)
     }
 
-    private func updateAgentObservation(_ i: Int) {
-        guard var a = members[i].agent else { return }
-        let now = clock.wall()
-        var obs: AgentObservation?
-        if let good = a.lastGood, now - good <= a.spec.maxAge {
-            let detail = [a.percent.map { "\(Int($0))%" }, a.state.map(\.rawValue), a.lastError.map { "last reply failed: \($0)" }]
-                .compactMap { $0 }.joined(separator: " ")
-            obs = AgentObservation(state: a.state, weightFactor: a.percent.map { $0 / 100 }, detail: detail, observer: observer, at: good)
-        } else if a.lastError != nil {
-            // Stale or never good: the static weight applies.
-            obs = nil
+    private func agentChanged(_ i: Int, _ change: MonitorBook.AgentChange) {
+        if change.wentStale, let a = book.members[i].agent {
+            logger.warning("\(book.members[i].target.memberID) agent: no good reply for \(Int(a.spec.maxAge)) s, static weight applies")
         }
-        if obs != a.published {
-            if a.published != nil && obs == nil { logger.warning("\(members[i].target.memberID) agent: no good reply for \(Int(a.spec.maxAge)) s, static weight applies") }
-            a.published = obs
-            members[i].agent = a
-            markDirty()
-        } else {
-            members[i].agent = a
-        }
+        if change.published { markDirty() }
         resolveFirstRound()
     }
 
     // MARK: Publication
 
-    private func allObserved() -> Bool {
-        members.allSatisfy { m in m.checks.allSatisfy(\.machine.observed) && (m.agent?.observed ?? true) }
-    }
+    private func allObserved() -> Bool { book.allObserved }
 
     private func resolveFirstRound() {
         guard !firstRoundWaiters.isEmpty, allObserved() else { return }
@@ -572,19 +509,7 @@ public final class HealthMonitor: @unchecked Sendable {
         }
     }
 
-    private func snapshot() -> [String: MemberObservations] {
-        var out: [String: MemberObservations] = [:]
-        for m in members {
-            let checks = m.checks.map { c in
-                CheckObservation(
-                    check: c.spec.label, up: c.machine.isUp,
-                    reason: c.machine.observed ? c.reason : "initial state \(c.spec.initialUp ? "up" : "down") (not checked yet)",
-                    observer: observer, version: c.version, at: c.changedAt, provisional: !c.machine.observed)
-            }
-            out[m.target.memberID] = MemberObservations(checks: checks, agent: m.agent?.published)
-        }
-        return out
-    }
+    private func snapshot() -> [String: MemberObservations] { book.observations() }
 }
 
 /// Carries a compiled regular expression into curl's completion.

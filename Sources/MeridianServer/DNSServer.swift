@@ -1,6 +1,7 @@
 import DNSSEC
 import Diagnostics
 import Atomics
+import ConfigurationFiles
 import ClusterState
 import CPrivileges
 import DNSWire
@@ -84,18 +85,20 @@ public final class DNSServer: Sendable {
         self.logger = logger
         self.clock = clock
         startedAt = clock()
-        // Every check of the configuration before anything with a thread of its own is made.
-        let settings = try Self.groupSettings(config)
         let files = FileLimits.raise()
         tcpCap = FileLimits.connectionCap(configured: config.tcpMaxConnections, limit: files)
         if tcpCap < config.tcpMaxConnections {
             logger.warning("--tcp-max-connections lowered from \(config.tcpMaxConnections) to \(tcpCap): the file descriptor limit is \(files), and \(FileLimits.reserve(for: files)) are kept for probes, gossip and files")
         }
         clientLimiter = ClientLimiter(limit: config.tcpMaxPerClient)
-        let outcome = SnapshotBuilder.build(directory: config.zonesDirectory, statePath: config.statePath, config: config.engine,
-                                            keysDirectory: config.keysDirectory, signing: config.signing, now: UInt32(clamping: Int64(clock())))
+        let outcome = ConfigDirectory.load(
+            directory: config.zonesDirectory, statePath: config.statePath, engine: config.engine, keysDirectory: config.keysDirectory,
+            signing: config.signing, now: UInt32(clamping: Int64(clock())))
         for d in outcome.diagnostics where d.severity == .warning { logger.warning("\(d)") }
-        guard let snapshot = outcome.snapshot else { throw ServerError.config(outcome.diagnostics) }
+        guard let loaded = outcome.configuration else { throw ServerError.config(outcome.diagnostics) }
+        let snapshot = loaded.snapshot
+        // Every check of the configuration before anything with a thread of its own is made.
+        let settings = try Self.groupSettings(config, cluster: loaded.cluster)
         let box = SnapshotBox(snapshot)
         self.box = box
         let zones = snapshot.zones
@@ -149,15 +152,11 @@ public final class DNSServer: Sendable {
     /// configuration directory read and checked, nothing published.
     static func loader(config: ServerConfig, logger: Logger, clock: @escaping @Sendable () -> Double) -> @Sendable (HealthSnapshot) -> LoadOutcome {
         { health in
-            let outcome = SnapshotBuilder.build(
-                directory: config.zonesDirectory, config: config.engine, health: health,
-                keysDirectory: config.keysDirectory, signing: config.signing, now: UInt32(clamping: Int64(clock())))
-            let clusterPath = (config.zonesDirectory as NSString).appendingPathComponent(PoolFileParser.clusterFileName)
-            let (cluster, clusterDiags) = ClusterConfig.load(path: clusterPath)
-            let diags = outcome.diagnostics + clusterDiags
-            for d in diags { d.severity == .error ? logger.error("\(d)") : logger.warning("\(d)") }
-            guard !clusterDiags.contains(where: { $0.severity == .error }) else { return LoadOutcome(snapshot: nil, cluster: nil, diagnostics: diags) }
-            return LoadOutcome(snapshot: outcome.snapshot, cluster: cluster, diagnostics: diags)
+            let outcome = ConfigDirectory.load(
+                directory: config.zonesDirectory, engine: config.engine, keysDirectory: config.keysDirectory, signing: config.signing,
+                health: health, now: UInt32(clamping: Int64(clock())))
+            for d in outcome.diagnostics { d.severity == .error ? logger.error("\(d)") : logger.warning("\(d)") }
+            return LoadOutcome(snapshot: outcome.configuration?.snapshot, cluster: outcome.configuration?.cluster, diagnostics: outcome.diagnostics)
         }
     }
 
@@ -185,10 +184,8 @@ public final class DNSServer: Sendable {
     }
 
     /// The group settings from the cluster file (if any) and the gossip options.
-    static func groupSettings(_ config: ServerConfig) throws -> GroupSettings {
-        let path = (config.zonesDirectory as NSString).appendingPathComponent(PoolFileParser.clusterFileName)
-        let (cluster, diags) = ClusterConfig.load(path: path)
-        if diags.contains(where: { $0.severity == .error }) { throw ServerError.config(diags) }
+    static func groupSettings(_ config: ServerConfig, cluster: ClusterConfig?) throws -> GroupSettings {
+        let path = (config.zonesDirectory as NSString).appendingPathComponent(ConfigDirectory.clusterFile)
         guard let cluster else { return GroupSettings(nodeName: config.instanceName, cluster: nil) }
         guard ClusterConfig.isValidName(config.instanceName) else {
             throw ServerError.gossip("node name '\(config.instanceName)' must be 1-64 letters, digits, '.', '-' or '_' (--node-name)")
@@ -208,7 +205,7 @@ public final class DNSServer: Sendable {
         } else {
             throw ServerError.gossip("\(path) makes this instance gossip: give --gossip-key-file (or --gossip-insecure to run unauthenticated)")
         }
-        return GroupSettings(nodeName: config.instanceName, cluster: cluster, listen: listen, keys: keys, faultFile: config.gossipFaultFile)
+        return GroupSettings(nodeName: config.instanceName, cluster: cluster, listen: listen, keys: keys)
     }
 
     func scratch(for loop: any EventLoop) -> LoopScratch {
@@ -491,32 +488,6 @@ public final class DNSServer: Sendable {
         try? await group.shutdownGracefully()
     }
 
-    /// Serves until SIGINT or SIGTERM; SIGHUP reloads the zones.
-    public func runUntilSignalled() async {
-        let signals = DispatchQueue(label: "meridian.signals")
-        for s in [SIGHUP, SIGINT, SIGTERM] { signal(s, SIG_IGN) }
-        let stop = AsyncStream<Int32>.makeStream()
-        var sources: [any DispatchSourceSignal] = []
-        for s in [SIGHUP, SIGINT, SIGTERM] {
-            let source = DispatchSource.makeSignalSource(signal: s, queue: signals)
-            source.setEventHandler { [self] in
-                if s == SIGHUP {
-                    logger.info("SIGHUP: reloading zones")
-                    requestReload()
-                } else {
-                    stop.continuation.yield(s)
-                }
-            }
-            source.resume()
-            sources.append(source)
-        }
-        for await s in stop.stream {
-            logger.info("signal \(s): shutting down")
-            break
-        }
-        for s in sources { s.cancel() }
-        await shutdown()
-    }
 }
 
 

@@ -64,8 +64,6 @@ public struct ServerConfig: Sendable {
     public var gossipListen: String?
     public var gossipKeyFile: String?
     public var gossipInsecure: Bool
-    /// Test hook: peers whose gossip is dropped (a fault-injecting transport for partitions).
-    public var gossipFaultFile: String?
     /// Reload when files in the zones directory change (`--watch`), once they have been
     /// unchanged for `watchSettleMilliseconds`.
     public var watchZones: Bool
@@ -85,7 +83,7 @@ public struct ServerConfig: Sendable {
         instanceName: String = ProcessInfo.processInfo.hostName,
         listen: [ListenAddress], threads: Int = System.coreCount, tcpIdleTimeout: Int64 = 10,
         tcpMaxConnections: Int = 1024, tcpMaxPerClient: Int = 64, tcpMaxBufferedBytes: Int = 256 * 1024, engine: EngineConfig = EngineConfig(),
-        gossipListen: String? = nil, gossipKeyFile: String? = nil, gossipInsecure: Bool = false, gossipFaultFile: String? = nil,
+        gossipListen: String? = nil, gossipKeyFile: String? = nil, gossipInsecure: Bool = false,
         rateLimit: RateLimitConfig = RateLimitConfig(), watchZones: Bool = false, watchSettleMilliseconds: Int = 500,
         udpEngine: UDPEngine = .batch, keysDirectory: String? = nil, signing: SigningPolicy = SigningPolicy(), checkSource: [String] = []
     ) {
@@ -96,7 +94,6 @@ public struct ServerConfig: Sendable {
         self.watchZones = watchZones
         self.watchSettleMilliseconds = max(0, watchSettleMilliseconds)
         self.rateLimit = rateLimit
-        self.gossipFaultFile = gossipFaultFile
         self.gossipListen = gossipListen
         self.gossipKeyFile = gossipKeyFile
         self.gossipInsecure = gossipInsecure

@@ -24,15 +24,11 @@ public struct GroupSettings: Sendable {
     public var forgetAfter: Double
     /// How long a push-pull connection may take.
     public var pushPullTimeout: Double
-    /// For partition tests: a file of peer names (one per line) whose gossip is dropped in
-    /// both directions, re-read every 100 ms. A fault-injecting transport, nothing more.
-    public var faultFile: String?
 
     public init(
         nodeName: String, cluster: ClusterConfig?, listen: GossipAddress? = nil, keys: GossipKeys = .insecureKey, forgetAfter: Double = 60,
-        pushPullTimeout: Double = 3, faultFile: String? = nil
+        pushPullTimeout: Double = 3
     ) {
-        self.faultFile = faultFile
         self.nodeName = nodeName
         self.cluster = cluster
         self.listen = listen
@@ -100,10 +96,6 @@ public final class PeerGroup: @unchecked Sendable {
     /// The stats at the last periodic log line, and when it was written.
     private var lastReport: (stats: GroupStats, at: Double)?
     private var stopped = false
-    /// Peers cut off by the fault file, and their addresses.
-    private var blocked = Set<String>()
-    private var blockedAddresses = Set<String>()
-    private var ticks = 0
     private let dropCounters = DropCounters()
     private let socketErrors = SocketErrorCounters()
     private let rebindCounter = Counter(label: "meridian_gossip_socket_rebinds_total")
@@ -270,8 +262,6 @@ public final class PeerGroup: @unchecked Sendable {
     }
 
     private func tick() {
-        ticks &+= 1
-        if settings.faultFile != nil, ticks % 5 == 0 { readFaultFile() }
         guard !stopped else { return }
         run(core.tick(now: Self.now))
     }
@@ -288,33 +278,7 @@ public final class PeerGroup: @unchecked Sendable {
         lastReport = (stats, now)
     }
 
-    /// The fault file's (mtime, size): it is read again only when they change.
-    private var faultSignature: [Int] = [-1]
-
-    private func readFaultFile() {
-        guard let path = settings.faultFile else { return }
-        var st = stat()
-        let signature = stat(path, &st) == 0 ? [Int(st.st_mtim.tv_sec), Int(st.st_mtim.tv_nsec), Int(st.st_size)] : []
-        guard signature != faultSignature else { return }
-        faultSignature = signature
-        // Plain read(2): Foundation's String(contentsOfFile:) leaked memory on every call here
-        // (found by the soak benchmark: 2.3 MiB a minute at ten reads a second).
-        var bytes = [UInt8](repeating: 0, count: 4096)
-        let fd = Glibc.open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC)
-        var n = 0
-        if fd >= 0 {
-            n = bytes.withUnsafeMutableBytes { b in b.baseAddress.map { Glibc.read(fd, $0, b.count) } ?? 0 }
-            Glibc.close(fd)
-        }
-        let text = String(decoding: bytes.prefix(max(0, n)), as: UTF8.self)
-        let names = Set(text.split(whereSeparator: \.isNewline).map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty })
-        guard names != blocked else { return }
-        blocked = names
-        blockedAddresses = Set(names.compactMap { core.swim?.peers[$0]?.address ?? settings.cluster?.peers[$0] })
-        logger.warning("gossip: fault injection: traffic with \(names.isEmpty ? "nobody" : names.sorted().joined(separator: ", ")) is dropped")
-    }
-
-// MARK: UDP
+    // MARK: UDP
 
     private func bind(_ listen: GossipAddress) async throws {
         let owner = self
@@ -419,7 +383,7 @@ public final class PeerGroup: @unchecked Sendable {
     }
 
     private func send(_ p: Packet, to: String) {
-        guard let udp, !blockedAddresses.contains(to), let address = socketAddress(to) else { return }
+        guard let udp, let address = socketAddress(to) else { return }
         var w = ByteWriter(capacity: 512)
         p.encodeBody(&w)
         let bytes = seal(.packet, w.bytes)
@@ -459,7 +423,6 @@ public final class PeerGroup: @unchecked Sendable {
             return drop("malformed", from: env.sender, detail: "\(error)")
         }
         let from = source.port.map { GossipAddressText.format(origin, $0) } ?? origin
-        if blocked.contains(env.sender) || blockedAddresses.contains(from) { return }
         run(core.received(packet, sender: env.sender, from: from, now: Self.now))
     }
 
@@ -503,7 +466,7 @@ public final class PeerGroup: @unchecked Sendable {
     /// Carries out an exchange the core asked for (anti-entropy): the request goes over TCP,
     /// the reply (or the failure) back to the core. The future says whether the peer answered.
     private func exchange(peer: String, address: String, request: FullState) -> EventLoopFuture<Bool> {
-        guard !stopped, !blocked.contains(peer), !blockedAddresses.contains(address), let target = socketAddress(address) else {
+        guard !stopped, let target = socketAddress(address) else {
             run(core.exchanged(peer: peer, address: address, reply: nil, sender: nil, now: Self.now))
             return loop.makeSucceededFuture(false)
         }
@@ -562,7 +525,7 @@ public final class PeerGroup: @unchecked Sendable {
     func serve(frame bytes: [UInt8], origin: String) -> [UInt8]? {
         guard !stopped, core.swim != nil else { return nil }
         countIn(bytes.count + 4)
-        guard let env = open(bytes, kinds: [.stateRequest, .stateQuery], origin: origin), !blocked.contains(env.sender) else { return nil }
+        guard let env = open(bytes, kinds: [.stateRequest, .stateQuery], origin: origin) else { return nil }
         var request: FullState?
         if env.kind == .stateRequest {
             guard let state = decodeState(env.body, from: env.sender) else { return nil }

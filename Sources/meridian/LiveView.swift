@@ -10,14 +10,13 @@ import QueryEngine
 /// `explain --peer`: a running instance's merged state, folded here with the same pure
 /// functions the server uses, so explain shows what that instance answers and why.
 enum LiveView {
-    static func apply(peer: String, keyFile: String?, insecure: Bool, zones: String, to snapshot: Snapshot) async throws -> Snapshot {
+    static func apply(peer: String, keyFile: String?, insecure: Bool, cluster: ClusterConfig?, to snapshot: Snapshot) async throws -> Snapshot {
         guard let address = GossipAddress(peer) else { throw ValidationError("bad --peer \(peer): use IP:PORT") }
         let keys: GossipKeys
         if let keyFile { keys = try GossipKeys.load(path: keyFile) } else if insecure { keys = .insecureKey } else {
             throw ValidationError("--peer needs --gossip-key-file (or --gossip-insecure)")
         }
         let (sender, state) = try await PeerGroup.query(address: address, keys: keys)
-        let (cluster, _) = ClusterConfig.load(path: (zones as NSString).appendingPathComponent(PoolFileParser.clusterFileName))
         var ledger = Ledger()
         let now = UInt64(Date().timeIntervalSince1970 * 1000)
         for raw in state.entries { if let e = try? LedgerCodec.decode(raw) { _ = try? ledger.merge(e, nowMillis: now) } }

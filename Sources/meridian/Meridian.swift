@@ -1,5 +1,6 @@
 import DNSSEC
 import ArgumentParser
+import ConfigurationFiles
 import ClusterState
 import DNSWire
 import Foundation
@@ -39,9 +40,8 @@ struct Check: ParsableCommand {
     var keys: String?
 
     func run() throws {
-        let outcome = SnapshotBuilder.build(directory: path, statePath: state, keysDirectory: keys, now: UInt32(Date().timeIntervalSince1970))
-        let (cluster, clusterDiags) = ClusterConfig.load(path: (path as NSString).appendingPathComponent(PoolFileParser.clusterFileName))
-        let diagnostics = outcome.diagnostics + clusterDiags
+        let outcome = ConfigDirectory.load(directory: path, statePath: state, keysDirectory: keys, now: UInt32(Date().timeIntervalSince1970))
+        let diagnostics = outcome.diagnostics
         for d in diagnostics { print(d) }
         let errors = diagnostics.filter { $0.severity == .error }
         let failed = !errors.isEmpty || (strict && !diagnostics.isEmpty)
@@ -50,8 +50,9 @@ struct Check: ParsableCommand {
             print("\(path): \(n) problem\(n == 1 ? "" : "s") found")
             throw ExitCode(1)
         }
-        if let s = outcome.snapshot {
-            let group = cluster.map { ", a group of \($0.peers.count) (\($0.peers.keys.sorted().joined(separator: ", ")))" } ?? ""
+        if let c = outcome.configuration {
+            let s = c.snapshot
+            let group = c.cluster.map { ", a group of \($0.peers.count) (\($0.peers.keys.sorted().joined(separator: ", ")))" } ?? ""
             print("\(path): \(s.zones.zones.count) zones, \(s.zones.recordCount) records, \(s.pools.runtimes.count) pools\(group) OK")
         }
     }
@@ -178,13 +179,15 @@ struct Explain: AsyncParsableCommand {
     @OptionGroup var key: GossipKeyOptions
 
     func run() async throws {
-        let outcome = SnapshotBuilder.build(directory: zones, statePath: state)
-        guard var snapshot = outcome.snapshot else {
+        let outcome = ConfigDirectory.load(directory: zones, statePath: state, now: UInt32(Date().timeIntervalSince1970))
+        guard let configuration = outcome.configuration else {
             for d in outcome.errors { print(d) }
             throw ExitCode(1)
         }
+        var snapshot = configuration.snapshot
         if let peer {
-            snapshot = try await LiveView.apply(peer: peer, keyFile: key.gossipKeyFile, insecure: key.gossipInsecure, zones: zones, to: snapshot)
+            snapshot = try await LiveView.apply(
+                peer: peer, keyFile: key.gossipKeyFile, insecure: key.gossipInsecure, cluster: configuration.cluster, to: snapshot)
         }
         let e: Explanation
         do { e = try Explainer.explain(snapshot: snapshot, name: name, type: type, client: client, ecs: ecs) } catch {

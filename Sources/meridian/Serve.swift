@@ -33,9 +33,6 @@ struct Serve: AsyncParsableCommand {
 
     @OptionGroup var key: GossipKeyOptions
 
-    @Option(name: .long, help: .hidden)
-    var gossipFaultFile: String?
-
     @Option(name: .long, help: "Address to listen on, HOST:PORT or [V6]:PORT; repeat for several.")
     var listen: [String] = ["127.0.0.1:5300", "[::1]:5300"]
 
@@ -238,7 +235,7 @@ struct Serve: AsyncParsableCommand {
             zonesDirectory: zones, statePath: state, startupCheckTimeout: startupTimeout,
             instanceName: nodeName ?? ProcessInfo.processInfo.hostName, listen: addresses, threads: threads, tcpIdleTimeout: tcpIdleTimeout,
             tcpMaxConnections: tcpMaxConnections, tcpMaxPerClient: tcpMaxPerClient, tcpMaxBufferedBytes: tcpMaxBuffer, engine: engine,
-            gossipListen: gossipListen, gossipKeyFile: key.gossipKeyFile, gossipInsecure: key.gossipInsecure, gossipFaultFile: gossipFaultFile,
+            gossipListen: gossipListen, gossipKeyFile: key.gossipKeyFile, gossipInsecure: key.gossipInsecure,
             rateLimit: RateLimitConfig(responsesPerSecond: rrlRate, slip: rrlSlip, ipv4Prefix: rrlIpv4Prefix, ipv6Prefix: rrlIpv6Prefix, tableSize: rrlTableSize),
             watchZones: watch, udpEngine: UDPEngine(rawValue: udpEngine) ?? .batch, keysDirectory: keys,
             signing: SigningPolicy(validity: signatureValidity, inceptionOffset: signatureInceptionOffset, refresh: signatureRefresh,
@@ -266,8 +263,8 @@ struct Serve: AsyncParsableCommand {
             await server.shutdown()
             throw ExitCode(1)
         }
-        await server.runUntilSignalled()
-        await adminServer?.shutdown()
+        // SIGTERM/SIGINT: the admin API stops first, then the DNS server; SIGHUP reloads.
+        await server.runUntilSignalled(alongside: adminServer.map { a in [StoppableService { await a.shutdown() }] } ?? [])
     }
 }
 
