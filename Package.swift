@@ -5,13 +5,13 @@
 //   Diagnostics (a leaf: file:line diagnostics and the one bounded operator-file reader) under every file reader
 //   DNSWire <- ZoneStore, DNSSEC                    (wire format, zone files, online signing)
 //   GeoTopology <- PoolConfig <- Selection          (addresses and GeoIP, pool files, per-query selection)
-//   ClusterState <- Selection, HealthCheck, Peers   (health as pure values: ledger, the one health fold, verdicts)
+//   Health <- Selection, HealthCheck, Peers   (health as pure values: ledger, the one health fold, verdicts)
 //   Selection, ZoneStore, DNSSEC <- QueryEngine     (the answer: a pure function of query, client and snapshot)
 //   QueryEngine, Peers <- ConfigurationFiles         (the configuration directory: one entry point, ConfigDirectory.load)
 //   ConfigurationFiles, HealthCheck <- MeridianServer <- AdminAPI <- meridian
 // MeridianServer's Supervisor is the only writer of the snapshot the answer path reads.
 // System libraries are wrapped at the edge: CLDNS by ZoneStore, CMaxMindDB by GeoTopology,
-// CCurl by HealthCheck and by the CLI's admin client (meridian ctl).
+// CCurl by HealthCheck (the checks, and the one-shot requests of the CLI's admin client).
 import PackageDescription
 
 let strict: [SwiftSetting] = [
@@ -73,14 +73,14 @@ let package = Package(
         .target(name: "PoolConfig", dependencies: ["Diagnostics", "DNSWire", "GeoTopology", "Yams"], exclude: ["README.md"], swiftSettings: strict),
         // Health of members: observations per observer, the ledger that merges them, the verdict
         // fold, admin overrides; immutable snapshots for selection. Pure values, no I/O.
-        .target(name: "ClusterState", dependencies: ["Diagnostics"], exclude: ["README.md"], swiftSettings: strict),
+        .target(name: "Health", dependencies: ["Diagnostics"], exclude: ["README.md"], swiftSettings: strict),
         // Pool selection: a pure function of (query type, client, pool config, health) writing the answer.
-        .target(name: "Selection", dependencies: ["DNSWire", "GeoTopology", "PoolConfig", "ClusterState"], exclude: ["README.md"], swiftSettings: strict),
-        // Health checks (TCP, HTTP(S) via libcurl multi, DNS, exec) and feedback agents feeding ClusterState.
+        .target(name: "Selection", dependencies: ["DNSWire", "GeoTopology", "PoolConfig", "Health"], exclude: ["README.md"], swiftSettings: strict),
+        // Health checks (TCP, HTTP(S) via libcurl multi, DNS, exec) and feedback agents feeding Health.
         .target(
             name: "HealthCheck",
             dependencies: [
-                "CCurl", "CTCPProbe", "ClusterState", "PoolConfig", "GeoTopology", "DNSWire",
+                "CCurl", "CTCPProbe", "Health", "PoolConfig", "GeoTopology", "DNSWire",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
@@ -91,14 +91,14 @@ let package = Package(
             swiftSettings: strict),
         // The answer logic: query bytes + snapshot -> response bytes. Pure, no sockets.
         .target(
-            name: "QueryEngine", dependencies: ["Diagnostics", "DNSWire", "DNSSEC", "ZoneStore", "GeoTopology", "PoolConfig", "ClusterState", "Selection"],
+            name: "QueryEngine", dependencies: ["Diagnostics", "DNSWire", "DNSSEC", "ZoneStore", "GeoTopology", "PoolConfig", "Health", "Selection"],
             exclude: ["README.md"], swiftSettings: strict),
         // Peers: the cluster file, SWIM membership (a pure core), signed gossip of the health
         // ledger over UDP, push-pull over TCP, check sharding.
         .target(
             name: "Peers",
             dependencies: [
-                "Diagnostics", "ClusterState", "Yams",
+                "Diagnostics", "Health", "Yams",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
@@ -111,13 +111,13 @@ let package = Package(
         // The configuration directory: one entry point (ConfigDirectory.load) for serve, reload,
         // check and explain: zones, pools, the state file, keys and the cluster file.
         .target(
-            name: "ConfigurationFiles", dependencies: ["Diagnostics", "QueryEngine", "Peers", "PoolConfig", "ClusterState", "DNSSEC"],
+            name: "ConfigurationFiles", dependencies: ["Diagnostics", "QueryEngine", "Peers", "PoolConfig", "Health", "DNSSEC"],
             exclude: ["README.md"], swiftSettings: strict),
         // Sockets (SwiftNIO UDP/TCP), snapshot publication, reloads, metrics.
         .target(
             name: "MeridianServer",
             dependencies: [
-                "Diagnostics", "QueryEngine", "ZoneStore", "DNSWire", "GeoTopology", "HealthCheck", "ClusterState", "PoolConfig", "Peers",
+                "Diagnostics", "QueryEngine", "ZoneStore", "DNSWire", "GeoTopology", "HealthCheck", "Health", "PoolConfig", "Peers",
                 "CBatchIO", "CPrivileges", "Selection", "DNSSEC", "ConfigurationFiles",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
@@ -137,7 +137,7 @@ let package = Package(
         .target(
             name: "AdminAPI",
             dependencies: [
-                "MeridianServer", "QueryEngine", "ClusterState", "Diagnostics",
+                "MeridianServer", "QueryEngine", "Health", "Diagnostics",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "HummingbirdTLS", package: "hummingbird"),
@@ -154,8 +154,8 @@ let package = Package(
         .executableTarget(
             name: "meridian",
             dependencies: [
-                "MeridianServer", "ZoneStore", "QueryEngine", "Selection", "GeoTopology", "ClusterState", "DNSWire", "Diagnostics", "Peers",
-                "HealthCheck", "PoolConfig", "AdminAPI", "CCurl", "CPrivileges", "DNSSEC", "ConfigurationFiles",
+                "MeridianServer", "ZoneStore", "QueryEngine", "Selection", "GeoTopology", "Health", "DNSWire", "Diagnostics", "Peers",
+                "HealthCheck", "PoolConfig", "AdminAPI", "CPrivileges", "DNSSEC", "ConfigurationFiles",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "Metrics", package: "swift-metrics"),
@@ -181,7 +181,7 @@ let package = Package(
         // -D FUZZING); an ordinary build replays corpus files through the same decoders.
         .executableTarget(
             name: "meridian-fuzz",
-            dependencies: ["DNSWire", "DNSSEC", "ZoneStore", "PoolConfig", "ClusterState", "GeoTopology", "Peers", "QueryEngine"],
+            dependencies: ["DNSWire", "DNSSEC", "ZoneStore", "PoolConfig", "Health", "GeoTopology", "Peers", "QueryEngine"],
             path: "Tools/Fuzz",
             exclude: ["corpus"],
             swiftSettings: strict
@@ -211,15 +211,15 @@ let package = Package(
         .testTarget(name: "DNSWireTests", dependencies: ["DNSWire"]),
         .testTarget(name: "DNSSECTests", dependencies: ["DNSSEC", "DNSWire", "CLDNS"]),
         .testTarget(name: "ZoneStoreTests", dependencies: ["ZoneStore", "DNSWire", "Diagnostics"]),
-        .testTarget(name: "QueryEngineTests", dependencies: ["QueryEngine", "ZoneStore", "DNSWire", "CLDNS", "GeoTopology", "ClusterState"]),
+        .testTarget(name: "QueryEngineTests", dependencies: ["QueryEngine", "ZoneStore", "DNSWire", "CLDNS", "GeoTopology", "Health"]),
         .testTarget(name: "GeoTopologyTests", dependencies: ["GeoTopology"]),
         .testTarget(name: "PoolConfigTests", dependencies: ["PoolConfig", "ZoneStore", "DNSWire", "Diagnostics"]),
-        .testTarget(name: "PeersTests", dependencies: ["Peers", "ClusterState", "Diagnostics"]),
-        .testTarget(name: "ClusterStateTests", dependencies: ["ClusterState"]),
+        .testTarget(name: "PeersTests", dependencies: ["Peers", "Health", "Diagnostics"]),
+        .testTarget(name: "HealthTests", dependencies: ["Health"]),
         .testTarget(
             name: "HealthCheckTests",
             dependencies: [
-                "HealthCheck", "ClusterState", "PoolConfig",
+                "HealthCheck", "Health", "PoolConfig",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -228,12 +228,12 @@ let package = Package(
         .testTarget(
             name: "AdminAPITests",
             dependencies: ["AdminAPI", "MeridianServer", .product(name: "Hummingbird", package: "hummingbird")]),
-        .testTarget(name: "SelectionTests", dependencies: ["Selection", "PoolConfig", "ClusterState", "GeoTopology", "DNSWire"]),
+        .testTarget(name: "SelectionTests", dependencies: ["Selection", "PoolConfig", "Health", "GeoTopology", "DNSWire"]),
         .testTarget(name: "SystemLibraryTests", dependencies: ["CLDNS", "CMaxMindDB", "CCurl"]),
         .testTarget(
             name: "MeridianServerTests",
             dependencies: [
-                "MeridianServer", "QueryEngine", "ZoneStore", "DNSWire", "GeoTopology", "Selection", "ClusterState",
+                "MeridianServer", "QueryEngine", "ZoneStore", "DNSWire", "GeoTopology", "Selection", "Health",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),

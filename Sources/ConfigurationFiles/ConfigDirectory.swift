@@ -1,4 +1,4 @@
-import ClusterState
+import Health
 import DNSSEC
 import Diagnostics
 import Foundation

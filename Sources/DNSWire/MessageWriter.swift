@@ -26,9 +26,6 @@ public final class MessageBuffer {
     public var nowSeconds: UInt32 = 0
     let entries: UnsafeMutablePointer<UInt16>
     let entryCapacity = 128
-    /// The answer path's signature cache for this thread (QueryEngine's `SignatureCache`), made
-    /// on first use: a buffer belongs to one thread, so the cache needs no lock.
-    public var signatureCache: AnyObject?
 
     public init(seed: UInt64 = 0) {
         picks = .allocate(capacity: 64)

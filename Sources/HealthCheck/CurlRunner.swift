@@ -207,3 +207,74 @@ func setString(_ easy: UnsafeMutableRawPointer, _ option: CURLoption, _ value: S
     _ = value.withCString { meridian_curl_easy_setopt_ptr(easy, option, UnsafeMutableRawPointer(mutating: $0)) }
 }
 
+
+/// A one-shot, blocking request on libcurl's easy interface with the same option helpers as
+/// the checks: the command line's admin client (`meridian ctl`). The project's one libcurl
+/// wrapper is this file.
+public enum CurlRequest {
+    public struct Reply: Sendable {
+        public var status: Int
+        public var body: [UInt8]
+    }
+
+    /// Why a request got no HTTP reply.
+    public enum Failure: Error, Sendable, CustomStringConvertible {
+        case start
+        case transfer(url: String, reason: String)
+
+        public var description: String {
+            switch self {
+            case .start: return "libcurl failed to start"
+            case let .transfer(url, reason): return "cannot reach \(url): \(reason)"
+            }
+        }
+    }
+
+    /// Sends `method url` with `headers` (`Name: value`) and `body`; `cacert` verifies an HTTPS
+    /// server against that CA file. The reply body is kept up to `maxBody` octets.
+    public static func perform(
+        method: String, url: String, headers: [String] = [], body: [UInt8]? = nil, cacert: String? = nil, timeout: Int = 15,
+        maxBody: Int = 64 << 20
+    ) throws(Failure) -> Reply {
+        guard let h = curl_easy_init() else { throw .start }
+        defer { curl_easy_cleanup(h) }
+        var list: UnsafeMutablePointer<curl_slist>?
+        defer { curl_slist_free_all(list) }
+        for header in headers { list = curl_slist_append(list, header) }
+        let sink = Sink(limit: maxBody)
+        setString(h, CURLOPT_URL, url)
+        setString(h, CURLOPT_CUSTOMREQUEST, method)
+        setString(h, CURLOPT_PROTOCOLS_STR, "http,https")
+        setString(h, CURLOPT_USERAGENT, CurlRunner.userAgent)
+        if let cacert { setString(h, CURLOPT_CAINFO, cacert) }
+        _ = meridian_curl_easy_setopt_long(h, CURLOPT_TIMEOUT, timeout)
+        _ = meridian_curl_easy_setopt_long(h, CURLOPT_NOSIGNAL, 1)
+        _ = meridian_curl_easy_setopt_ptr(h, CURLOPT_HTTPHEADER, UnsafeRawPointer(list))
+        _ = meridian_curl_easy_setopt_write_cb(h, CURLOPT_WRITEFUNCTION) { ptr, size, count, user in
+            let sink = Unmanaged<Sink>.fromOpaque(user!).takeUnretainedValue()
+            let n = size * count
+            let room = sink.limit - sink.body.count
+            if room > 0, let ptr { sink.body.append(contentsOf: UnsafeRawBufferPointer(start: ptr, count: min(n, room))) }
+            return n
+        }
+        _ = meridian_curl_easy_setopt_ptr(h, CURLOPT_WRITEDATA, Unmanaged.passUnretained(sink).toOpaque())
+        let payload = body ?? []
+        let code: CURLcode = payload.withUnsafeBytes { p in
+            if body != nil {
+                _ = meridian_curl_easy_setopt_ptr(h, CURLOPT_POSTFIELDS, p.baseAddress)
+                _ = meridian_curl_easy_setopt_long(h, CURLOPT_POSTFIELDSIZE, p.count)
+            }
+            return curl_easy_perform(h)
+        }
+        guard code == CURLE_OK else { throw .transfer(url: url, reason: String(cString: curl_easy_strerror(code))) }
+        var status = 0
+        meridian_curl_easy_getinfo_long(h, CURLINFO_RESPONSE_CODE, &status)
+        return Reply(status: status, body: sink.body)
+    }
+
+    final class Sink {
+        var body: [UInt8] = []
+        let limit: Int
+        init(limit: Int) { self.limit = limit }
+    }
+}

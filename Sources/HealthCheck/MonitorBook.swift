@@ -1,4 +1,4 @@
-import ClusterState
+import Health
 import PoolConfig
 
 /// The health monitor's policy as one value: per member its checks' rise/fall machines and

@@ -2,7 +2,7 @@ import DNSSEC
 import Diagnostics
 import Atomics
 import ConfigurationFiles
-import ClusterState
+import Health
 import CPrivileges
 import DNSWire
 import Dispatch

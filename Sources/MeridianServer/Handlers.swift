@@ -13,7 +13,8 @@ struct LoopScratch: @unchecked Sendable {
     // @unchecked: each instance is handed only to handlers of one event loop and to a flush
     // task scheduled on that same loop, so it is only ever touched from that loop's thread
     // (see `DNSServer.scratch(for:)`).
-    let buffer = MessageBuffer()
+    let scratch = QueryScratch()
+    var buffer: MessageBuffer { scratch.buffer }
     let udpMetrics = QueryMetrics(transport: "udp")
     let tcpMetrics = QueryMetrics(transport: "tcp")
     /// This loop's response rate limiter (UDP): each loop limits the queries it receives.
@@ -43,12 +44,14 @@ final class LimiterBox {
 /// count the outcome. The response is `buffer.storage[0..<outcome.length]` unless dropped.
 struct QueryAnswerer {
     private var reader: SnapshotReader
+    let scratch: QueryScratch
     let buffer: MessageBuffer
     private let metrics: QueryMetrics
     private let transport: Transport
 
     init(box: SnapshotBox, scratch: LoopScratch, transport: Transport) {
         reader = SnapshotReader(box)
+        self.scratch = scratch.scratch
         buffer = scratch.buffer
         metrics = transport == .udp ? scratch.udpMetrics : scratch.tcpMetrics
         self.transport = transport
@@ -57,8 +60,8 @@ struct QueryAnswerer {
     @inline(__always)
     mutating func answer(_ query: ByteBuffer, from source: IPAddress) -> QueryOutcome {
         let snapshot = reader.refresh()
-        let outcome = query.withUnsafeReadableBytes { [buffer, transport] in
-            QueryProcessor.respond(to: $0, transport: transport, snapshot: snapshot, buffer: buffer, client: source)
+        let outcome = query.withUnsafeReadableBytes { [scratch, transport] in
+            QueryProcessor.respond(to: $0, transport: transport, snapshot: snapshot, scratch: scratch, client: source)
         }
         metrics.record(outcome, snapshot: snapshot)
         return outcome

@@ -1,4 +1,4 @@
-import ClusterState
+import Health
 import Diagnostics
 import Foundation
 import NIOConcurrencyHelpers

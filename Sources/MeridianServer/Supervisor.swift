@@ -1,5 +1,5 @@
 import Atomics
-import ClusterState
+import Health
 import DNSSEC
 import DNSWire
 import Diagnostics

@@ -109,7 +109,7 @@ final class BatchUDPPlane: @unchecked Sendable {
                 guard let query = meridian_udp_batch_in(batch, i, &length, &truncated), truncated == 0 else { continue }
                 let source = Self.peer(batch, i)
                 let outcome = QueryProcessor.respond(
-                    to: UnsafeRawBufferPointer(start: query, count: length), transport: .udp, snapshot: snapshot, buffer: scratch.buffer, client: source)
+                    to: UnsafeRawBufferPointer(start: query, count: length), transport: .udp, snapshot: snapshot, scratch: scratch.scratch, client: source)
                 metrics.record(outcome, snapshot: snapshot)
                 guard !outcome.dropped,
                       let response = scratch.limiter.apply(outcome: outcome, buffer: scratch.buffer, source: source, metrics: metrics),

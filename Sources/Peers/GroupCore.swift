@@ -1,4 +1,4 @@
-import ClusterState
+import Health
 
 /// A moment as the core sees it: monotonic seconds (SWIM's timers) and wall milliseconds
 /// (ledger versions). The shell reads both clocks; a simulator makes both up.

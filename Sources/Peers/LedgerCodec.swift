@@ -1,4 +1,4 @@
-import ClusterState
+import Health
 
 /// The wire form of ledger entries (the `data` updates of gossip and the push-pull state).
 public enum LedgerCodec {

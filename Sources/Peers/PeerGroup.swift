@@ -1,4 +1,4 @@
-import ClusterState
+import Health
 import Foundation
 #if canImport(Glibc)
 import Glibc
@@ -374,6 +374,9 @@ public final class PeerGroup: @unchecked Sendable {
         Envelope(kind: kind, sender: nodeName, timeMillis: Self.wallMillis, seq: nextSeq(), body: body).seal(with: settings.keys)
     }
 
+    /// The gossip host with port 0: where exchanges are connected from.
+    private lazy var localAddress: SocketAddress? = gossipAddress.flatMap { try? SocketAddress(ipAddress: $0.host, port: 0) }
+
     private func socketAddress(_ text: String) -> SocketAddress? {
         if let a = addresses[text] { return a }
         guard let g = GossipAddress(text), let a = try? SocketAddress(ipAddress: g.host, port: g.port) else { return nil }
@@ -474,8 +477,11 @@ public final class PeerGroup: @unchecked Sendable {
         countOut(bytes.count + 4)
         let promise = loop.makePromise(of: [UInt8].self)
         let timeout = TimeAmount.milliseconds(Int64(settings.pushPullTimeout * 1000))
-        ClientBootstrap(group: loop)
-            .connectTimeout(timeout)
+        var bootstrap = ClientBootstrap(group: loop).connectTimeout(timeout)
+        // Exchanges leave from this instance's gossip address, as its datagrams do: a peer's
+        // firewall (and the partition tests) can tell instances apart by source address.
+        if let local = localAddress { bootstrap = bootstrap.bind(to: local) }
+        bootstrap
             .channelInitializer { ch in
                 ch.eventLoop.makeCompletedFuture {
                     try ch.pipeline.syncOperations.addHandler(ByteToMessageHandler(FrameDecoder(), maximumBufferSize: Limits.state + 4096))

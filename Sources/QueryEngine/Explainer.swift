@@ -91,9 +91,10 @@ public enum Explainer {
             let option: [UInt8] = [0, subnet.address.family == .v4 ? 1 : 2, UInt8(subnet.prefix), 0] + octets
             query += [0, 0, 41, 0x04, 0xD0, 0, 0, 0, 0, 0, UInt8(option.count + 4), 0, 8, 0, UInt8(option.count)] + option
         }
-        let buffer = MessageBuffer(seed: seed)
+        let scratch = QueryScratch(seed: seed)
+        let buffer = scratch.buffer
         let result = query.withUnsafeBytes {
-            QueryProcessor.respond(to: $0, transport: .tcp, snapshot: snapshot, buffer: buffer, client: source)
+            QueryProcessor.respond(to: $0, transport: .tcp, snapshot: snapshot, scratch: scratch, client: source)
         }
         guard !result.dropped, let response = try? DecodedMessage.decode(Array(UnsafeRawBufferPointer(rebasing: buffer.storage[0..<result.length]))) else {
             e.rcode = "no response"

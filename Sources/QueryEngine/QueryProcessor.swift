@@ -15,14 +15,14 @@ public enum QueryProcessor {
     /// - Parameter client: the packet's source address; pools use it unless the query carries
     ///   an EDNS Client Subnet option with a source prefix above 0 (RFC 7871 7.1.2).
     public static func respond(
-        to query: UnsafeRawBufferPointer, transport: Transport, snapshot: Snapshot, buffer: MessageBuffer,
+        to query: UnsafeRawBufferPointer, transport: Transport, snapshot: Snapshot, scratch: QueryScratch,
         client: IPAddress = QueryProcessor.unknownClient
     ) -> QueryOutcome {
         // RFC 1035 4.1.1: no header, nothing to answer; a response is never answered (loops).
         guard query.count >= WireLimits.headerLength else { return .drop }
         let flags = Header.flags(query)
         guard flags & Header.qr == 0 else { return .drop }
-        var r = Responder(query: query, transport: transport, snapshot: snapshot, buffer: buffer, client: client)
+        var r = Responder(query: query, transport: transport, snapshot: snapshot, scratch: scratch, client: client)
         return r.run()
     }
 
@@ -39,6 +39,9 @@ struct Responder {
     let query: UnsafeRawBufferPointer
     let transport: Transport
     let snapshot: Snapshot
+    /// Not retained: a `Responder` lives inside one `respond` call, whose caller holds the
+    /// scratch for all of it (a retain and release per query cost 48 instructions, 1.3%).
+    unowned(unsafe) let scratch: QueryScratch
     let buffer: MessageBuffer
     var w: MessageWriter
     var question = Question(end: 0, nameLength: 0, type: 0, qclass: 0)
@@ -66,11 +69,12 @@ struct Responder {
     var signaturesMade = 0
     var signatureHits = 0
 
-    init(query: UnsafeRawBufferPointer, transport: Transport, snapshot: Snapshot, buffer: MessageBuffer, client: IPAddress) {
+    init(query: UnsafeRawBufferPointer, transport: Transport, snapshot: Snapshot, scratch: QueryScratch, client: IPAddress) {
         self.query = query
         self.transport = transport
         self.snapshot = snapshot
-        self.buffer = buffer
+        self.scratch = scratch
+        buffer = scratch.buffer
         source = client
         self.client = client
         w = MessageWriter(buffer: buffer, limit: WireLimits.minUDPPayload)

@@ -122,9 +122,9 @@ final class SignatureCache {
 extension Responder {
     /// The thread's signature cache, made on first use.
     func signatureCache(_ signer: ZoneSigner) -> SignatureCache {
-        if let c = buffer.signatureCache as? SignatureCache { return c }
+        if let c = scratch.signatureCache { return c }
         let c = SignatureCache(capacity: signer.policy.cacheEntries)
-        buffer.signatureCache = c
+        scratch.signatureCache = c
         return c
     }
 

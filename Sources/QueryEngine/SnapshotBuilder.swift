@@ -1,7 +1,7 @@
 import DNSSEC
 import DNSWire
 import Diagnostics
-import ClusterState
+import Health
 import Foundation
 import PoolConfig
 import Selection

@@ -1,4 +1,4 @@
-import ClusterState
+import Health
 import DNSWire
 import GeoTopology
 import PoolConfig

@@ -1,7 +1,7 @@
 import AdminAPI
 import ArgumentParser
-import CCurl
-import ClusterState
+import HealthCheck
+import Health
 import Foundation
 import MeridianServer
 import QueryEngine
@@ -57,55 +57,23 @@ struct CtlOptions: ParsableArguments {
     }
 }
 
-/// A blocking HTTP client on libcurl's easy interface (the command line only).
+/// The admin API client: HealthCheck's libcurl wrapper (`CurlRequest`), one request at a time.
 enum AdminHTTP {
     struct Reply {
         var status: Int
         var body: Data
     }
 
-    final class Sink {
-        var data = Data()
-    }
-
     static func request(method: String, url: String, token: String?, body: Data?, cacert: String?, timeout: Int = 15) throws -> Reply {
-        guard let h = curl_easy_init() else { throw ValidationError("libcurl failed to start") }
-        defer { curl_easy_cleanup(h) }
-        var headers: UnsafeMutablePointer<curl_slist>?
-        defer { curl_slist_free_all(headers) }
-        if let token { headers = curl_slist_append(headers, "Authorization: Bearer \(token)") }
-        if body != nil { headers = curl_slist_append(headers, "Content-Type: application/json") }
-        let sink = Sink()
-        let payload = body ?? Data()
-        let code: CURLcode = url.withCString { u in
-            method.withCString { m in
-                payload.withUnsafeBytes { p in
-                    (cacert ?? "").withCString { ca in
-                        meridian_curl_easy_setopt_ptr(h, CURLOPT_URL, u)
-                        meridian_curl_easy_setopt_ptr(h, CURLOPT_CUSTOMREQUEST, m)
-                        meridian_curl_easy_setopt_long(h, CURLOPT_TIMEOUT, timeout)
-                        meridian_curl_easy_setopt_long(h, CURLOPT_NOSIGNAL, 1)
-                        meridian_curl_easy_setopt_ptr(h, CURLOPT_HTTPHEADER, headers)
-                        if cacert != nil { meridian_curl_easy_setopt_ptr(h, CURLOPT_CAINFO, ca) }
-                        if body != nil {
-                            meridian_curl_easy_setopt_ptr(h, CURLOPT_POSTFIELDS, p.baseAddress)
-                            meridian_curl_easy_setopt_long(h, CURLOPT_POSTFIELDSIZE, p.count)
-                        }
-                        meridian_curl_easy_setopt_write_cb(h, CURLOPT_WRITEFUNCTION) { ptr, size, n, user in
-                            guard let ptr, let user else { return 0 }
-                            Unmanaged<Sink>.fromOpaque(user).takeUnretainedValue().data.append(UnsafeRawPointer(ptr).assumingMemoryBound(to: UInt8.self), count: size * n)
-                            return size * n
-                        }
-                        meridian_curl_easy_setopt_ptr(h, CURLOPT_WRITEDATA, Unmanaged.passUnretained(sink).toOpaque())
-                        return curl_easy_perform(h)
-                    }
-                }
-            }
+        var headers: [String] = []
+        if let token { headers.append("Authorization: Bearer \(token)") }
+        if body != nil { headers.append("Content-Type: application/json") }
+        do {
+            let r = try CurlRequest.perform(method: method, url: url, headers: headers, body: body.map { [UInt8]($0) }, cacert: cacert, timeout: timeout)
+            return Reply(status: r.status, body: Data(r.body))
+        } catch {
+            throw ValidationError(error.description)
         }
-        guard code == CURLE_OK else { throw ValidationError("cannot reach \(url): \(String(cString: curl_easy_strerror(code)))") }
-        var status = 0
-        meridian_curl_easy_getinfo_long(h, CURLINFO_RESPONSE_CODE, &status)
-        return Reply(status: status, body: sink.data)
     }
 }
 

@@ -1,5 +1,5 @@
 import ArgumentParser
-import ClusterState
+import Health
 import Foundation
 import HealthCheck
 import MeridianServer

@@ -1,7 +1,7 @@
 import DNSSEC
 import ArgumentParser
 import ConfigurationFiles
-import ClusterState
+import Health
 import DNSWire
 import Foundation
 import GeoTopology

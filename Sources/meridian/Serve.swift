@@ -1,6 +1,6 @@
 import AdminAPI
 import ArgumentParser
-import ClusterState
+import Health
 import DNSWire
 import Foundation
 import GeoTopology

@@ -1,4 +1,4 @@
-import ClusterState
+import Health
 import Foundation
 import Logging
 import NIOCore

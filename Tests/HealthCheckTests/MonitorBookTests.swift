@@ -1,4 +1,4 @@
-import ClusterState
+import Health
 import GeoTopology
 import PoolConfig
 import Testing

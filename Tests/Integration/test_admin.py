@@ -241,7 +241,8 @@ def test_override_set_on_one_instance_reaches_every_peer_and_removal_from_anothe
         # ns1 restarts: the override does not come back.
         g.instances[0].stop()
         g.instances[0].start()
-        time.sleep(1)
+        # It answers only after its first merged view: wait for the line that says so, then check.
+        wait_for(lambda: g.instances[0].text().count("health view:") >= 2, 10, "ns1's first view after the restart")
         assert all(i.answer("www.peers.test")[0] in ("127.0.2.1", "127.0.2.2") for i in g.instances)
     finally:
         g.stop()

@@ -1,4 +1,4 @@
-import ClusterState
+import Health
 import Testing
 @testable import Peers
 

@@ -1,4 +1,4 @@
-import ClusterState
+import Health
 @testable import Peers
 
 /// A whole group of `GroupCore`s under virtual time, with what their shells and supervisors do

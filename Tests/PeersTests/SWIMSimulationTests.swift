@@ -1,5 +1,5 @@
 import Foundation
-import ClusterState
+import Health
 import Testing
 @testable import Peers
 

@@ -1,4 +1,4 @@
-import ClusterState
+import Health
 @testable import Peers
 
 /// A simulated network of SWIM cores with a virtual clock: every timer runs from `now`, every

@@ -1,5 +1,5 @@
 import Foundation
-import ClusterState
+import Health
 import Diagnostics
 import Testing
 @testable import Peers

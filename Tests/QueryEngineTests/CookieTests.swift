@@ -50,9 +50,10 @@ struct CookieTests {
     func run(_ cookie: [UInt8], now: UInt32, enabled: Bool = true) throws -> (DecodedMessage, QueryOutcome) {
         let snap = Snapshot(zones: fixtureZones, config: EngineConfig(cookies: CookieConfig(secrets: enabled ? [secret] : [])))
         let q = makeQuery("www.example.test.", RRType.a, opt: OPTSpec(options: [(EDNSOptionCode.cookie, cookie)]))
-        let buffer = MessageBuffer()
+        let scratch = QueryScratch()
+        let buffer = scratch.buffer
         buffer.nowSeconds = now
-        let outcome = q.withUnsafeBytes { QueryProcessor.respond(to: $0, transport: .udp, snapshot: snap, buffer: buffer, client: resolver) }
+        let outcome = q.withUnsafeBytes { QueryProcessor.respond(to: $0, transport: .udp, snapshot: snap, scratch: scratch, client: resolver) }
         let r = try DecodedMessage.decode(Array(UnsafeRawBufferPointer(rebasing: buffer.storage[0..<outcome.length])))
         return (r, outcome)
     }
@@ -102,9 +103,10 @@ struct CookieTests {
         let snap = Snapshot(zones: fixtureZones, config: EngineConfig(maxUDPPayload: 4096, cookies: config))
         func ask(_ options: [(UInt16, [UInt8])]) throws -> DecodedMessage {
             let q = makeQuery("big.example.test.", RRType.txt, opt: OPTSpec(payload: 4096, options: options))
-            let buffer = MessageBuffer()
+            let scratch = QueryScratch()
+            let buffer = scratch.buffer
             buffer.nowSeconds = when
-            let outcome = q.withUnsafeBytes { QueryProcessor.respond(to: $0, transport: .udp, snapshot: snap, buffer: buffer, client: resolver) }
+            let outcome = q.withUnsafeBytes { QueryProcessor.respond(to: $0, transport: .udp, snapshot: snap, scratch: scratch, client: resolver) }
             return try DecodedMessage.decode(Array(UnsafeRawBufferPointer(rebasing: buffer.storage[0..<outcome.length])))
         }
         let noCookie = try ask([])

@@ -1,4 +1,4 @@
-import ClusterState
+import Health
 import DNSWire
 import Foundation
 import QueryEngine
@@ -22,9 +22,10 @@ func ecsOption(_ a: [UInt8], _ prefix: UInt8, family: UInt16 = 1) -> (UInt16, [U
 /// Asks with a packet source address.
 func askFrom(_ source: String, _ name: String, _ type: UInt16, opt: OPTSpec? = nil, snapshot: Snapshot) throws -> DecodedMessage {
     let q = makeQuery(name, type, opt: opt)
-    let buffer = MessageBuffer()
+    let scratch = QueryScratch()
+    let buffer = scratch.buffer
     let outcome = q.withUnsafeBytes {
-        QueryProcessor.respond(to: $0, transport: .udp, snapshot: snapshot, buffer: buffer, client: IPAddressFrom(source))
+        QueryProcessor.respond(to: $0, transport: .udp, snapshot: snapshot, scratch: scratch, client: IPAddressFrom(source))
     }
     let r = Array(UnsafeRawBufferPointer(rebasing: buffer.storage[0..<outcome.length]))
     let decoded = try DecodedMessage.decode(r)

@@ -194,7 +194,7 @@ struct FuzzTests {
     /// and it still answers a normal query afterwards.
     @Test func randomAndMutatedPackets() throws {
         var rng = Rng(state: 42)
-        let buffer = MessageBuffer()
+        let scratch = QueryScratch()
         let seeds: [[UInt8]] = [
             makeQuery("www.example.test.", RRType.a),
             makeQuery("alias.example.test.", RRType.a, opt: OPTSpec(options: [(8, [0, 1, 24, 0, 10, 2, 0]), (3, [])])),
@@ -218,14 +218,14 @@ struct FuzzTests {
                     if packet.isEmpty { break }
                 }
             }
-            if let r = respond(packet, transport: i % 2 == 0 ? .udp : .tcp, buffer: buffer) {
+            if let r = respond(packet, transport: i % 2 == 0 ? .udp : .tcp, scratch: scratch) {
                 answered += 1
                 #expect(r.count <= (i % 2 == 0 ? 4096 : 65535))
                 #expect((try? DecodedMessage.decode(r)) != nil, "undecodable response to \(packet)")
             }
         }
         #expect(answered > 100_000)
-        let r = try #require(respond(makeQuery("www.example.test.", RRType.a), buffer: buffer))
+        let r = try #require(respond(makeQuery("www.example.test.", RRType.a), scratch: scratch))
         #expect(try DecodedMessage.decode(r).answer.count == 2)
     }
 }

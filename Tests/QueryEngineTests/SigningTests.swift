@@ -74,10 +74,11 @@ struct SigningTests {
 
     /// Asks with DO=1 at `now` and returns the response octets and the outcome.
     func signedAsk(_ name: String, _ type: UInt16, snapshot s: Snapshot, do dnssec: Bool = true, transport: Transport = .udp,
-                   payload: UInt16 = 4096, buffer: MessageBuffer = MessageBuffer(), now: UInt32 = SigningTests.now) throws -> ([UInt8], DecodedMessage, QueryOutcome) {
+                   payload: UInt16 = 4096, scratch: QueryScratch = QueryScratch(), now: UInt32 = SigningTests.now) throws -> ([UInt8], DecodedMessage, QueryOutcome) {
         let q = makeQuery(name, type, opt: OPTSpec(payload: payload, dnssecOK: dnssec))
+        let buffer = scratch.buffer
         buffer.nowSeconds = now
-        let o = q.withUnsafeBytes { QueryProcessor.respond(to: $0, transport: transport, snapshot: s, buffer: buffer) }
+        let o = q.withUnsafeBytes { QueryProcessor.respond(to: $0, transport: transport, snapshot: s, scratch: scratch) }
         let r = Array(UnsafeRawBufferPointer(rebasing: buffer.storage[0..<o.length]))
         let d = try DecodedMessage.decode(r)
         try crossCheck(r, d)
@@ -172,30 +173,30 @@ struct SigningTests {
         let base = try #require(o.snapshot)
         let key = ZoneKey(zone: Name.parse("gslb.test.")!, flags: 257, key: .generate(.ecdsaP256SHA256))
         let s = Snapshot(zones: base.zones, pools: base.pools, keys: [key], now: Self.now)
-        let buffer = MessageBuffer(seed: 3)
-        let (r, _, first) = try signedAsk("www.gslb.test.", RRType.a, snapshot: s, buffer: buffer)
+        let scratch = QueryScratch(seed: 3)
+        let (r, _, first) = try signedAsk("www.gslb.test.", RRType.a, snapshot: s, scratch: scratch)
         #expect(first.signaturesMade == 1 && first.signatureHits == 0)
         #expect(ldnsVerify(r, keys: [key], at: Self.now) == (1, []))
         for _ in 0..<20 {
-            let (r2, _, again) = try signedAsk("www.gslb.test.", RRType.a, snapshot: s, buffer: buffer)
+            let (r2, _, again) = try signedAsk("www.gslb.test.", RRType.a, snapshot: s, scratch: scratch)
             #expect(again.signaturesMade == 0 && again.signatureHits == 1)
             #expect(ldnsVerify(r2, keys: [key], at: Self.now).verified == 1)
         }
         // A pool CNAME and the answer it leads to are both signed.
-        let (r3, d3, _) = try signedAsk("cdn.gslb.test.", RRType.a, snapshot: s, buffer: buffer)
+        let (r3, d3, _) = try signedAsk("cdn.gslb.test.", RRType.a, snapshot: s, scratch: scratch)
         #expect(d3.answer.contains { $0.type == RRType.cname })
         #expect(ldnsVerify(r3, keys: [key], at: Self.now).unsigned.isEmpty)
     }
 
     @Test func signaturesAreMadeAgainBeforeTheyExpire() throws {
         let s = snapshot()
-        let buffer = MessageBuffer()
-        _ = try signedAsk("www.example.test.", RRType.a, snapshot: s, buffer: buffer)
-        let (_, _, soon) = try signedAsk("www.example.test.", RRType.a, snapshot: s, buffer: buffer, now: Self.now + 10 * 86_400)
+        let scratch = QueryScratch()
+        _ = try signedAsk("www.example.test.", RRType.a, snapshot: s, scratch: scratch)
+        let (_, _, soon) = try signedAsk("www.example.test.", RRType.a, snapshot: s, scratch: scratch, now: Self.now + 10 * 86_400)
         #expect(soon.signatureHits == 1)
         // Less than `refresh` (3 days) of the 14-day validity left: signed anew, valid from then.
         let later = Self.now + 12 * 86_400
-        let (r, d, after) = try signedAsk("www.example.test.", RRType.a, snapshot: s, buffer: buffer, now: later)
+        let (r, d, after) = try signedAsk("www.example.test.", RRType.a, snapshot: s, scratch: scratch, now: later)
         #expect(after.signaturesMade == 1)
         let sig = try #require(d.answer.first { $0.type == RRType.rrsig })
         let inception = UInt32(sig.rdata[12]) << 24 | UInt32(sig.rdata[13]) << 16 | UInt32(sig.rdata[14]) << 8 | UInt32(sig.rdata[15])

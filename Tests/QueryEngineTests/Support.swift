@@ -40,9 +40,10 @@ func makeQuery(
 }
 
 /// Runs the engine on raw octets; nil when it drops the packet.
-func respond(_ query: [UInt8], transport: Transport = .udp, snapshot: Snapshot? = nil, buffer: MessageBuffer = MessageBuffer()) -> [UInt8]? {
+func respond(_ query: [UInt8], transport: Transport = .udp, snapshot: Snapshot? = nil, scratch: QueryScratch = QueryScratch()) -> [UInt8]? {
+    let buffer = scratch.buffer
     let snap = snapshot ?? Snapshot(zones: fixtureZones)
-    let outcome = query.withUnsafeBytes { QueryProcessor.respond(to: $0, transport: transport, snapshot: snap, buffer: buffer) }
+    let outcome = query.withUnsafeBytes { QueryProcessor.respond(to: $0, transport: transport, snapshot: snap, scratch: scratch) }
     if outcome.dropped { return nil }
     return Array(UnsafeRawBufferPointer(rebasing: buffer.storage[0..<outcome.length]))
 }

@@ -37,13 +37,14 @@ guard queries.count == args.count - 3 else {
     FileHandle.standardError.write("a query is not \"name type [prefix]\"\n".data(using: .utf8)!)
     exit(2)
 }
-let buffer = MessageBuffer(seed: 1)
+let scratch = QueryScratch(seed: 1)
+let buffer = scratch.buffer
 let client = IPAddress("127.0.0.1")!
 var answered = 0
 let start = DispatchTime.now().uptimeNanoseconds
 for _ in 0..<n {
     for q in queries {
-        let r = q.withUnsafeBytes { QueryProcessor.respond(to: $0, transport: .udp, snapshot: snapshot, buffer: buffer, client: client) }
+        let r = q.withUnsafeBytes { QueryProcessor.respond(to: $0, transport: .udp, snapshot: snapshot, scratch: scratch, client: client) }
         if !r.dropped && r.length > 12 { answered += 1 }
     }
 }

@@ -8,7 +8,7 @@
 //   agent   a feedback agent's reply
 //   gossip  an envelope, a SWIM packet, a ledger entry and a push-pull state
 // Every input must come back as a value or an error: a trap is a finding.
-import ClusterState
+import Health
 import DNSSEC
 import DNSWire
 import Foundation
@@ -21,7 +21,7 @@ import ZoneStore
 enum Fuzz {
     static let mode = ProcessInfo.processInfo.environment["MERIDIAN_FUZZ"] ?? "packet"
     /// libFuzzer calls from one thread; the replay runner too.
-    nonisolated(unsafe) static let buffer = MessageBuffer(seed: 1)
+    nonisolated(unsafe) static let scratch = QueryScratch(seed: 1)
     static let keys = GossipKeys(keys: [[UInt8](repeating: 7, count: 32)])
 
     /// Zones and pools from Tests/Fixtures and Zones (found from this file's place in the repo).
@@ -42,9 +42,9 @@ enum Fuzz {
         let text = String(decoding: bytes, as: UTF8.self)
         switch mode {
         case "packet":
-            buffer.nowSeconds = 1_700_000_000
+            scratch.buffer.nowSeconds = 1_700_000_000
             for transport in [Transport.udp, .tcp] {
-                _ = QueryProcessor.respond(to: data, transport: transport, snapshot: snapshot, buffer: buffer, client: IPAddress("192.0.2.1")!)
+                _ = QueryProcessor.respond(to: data, transport: transport, snapshot: snapshot, scratch: scratch, client: IPAddress("192.0.2.1")!)
             }
             _ = try? DecodedMessage.decode(bytes)
         case "zone":

@@ -1,5 +1,5 @@
 import Testing
-@testable import ClusterState
+@testable import Health
 
 @Suite("Hybrid logical clock")
 struct HLCTests {

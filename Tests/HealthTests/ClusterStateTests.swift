@@ -1,6 +1,6 @@
 import Foundation
 import Testing
-@testable import ClusterState
+@testable import Health
 
 @Suite("Admin state file")
 struct AdminStateTests {
