@@ -60,15 +60,15 @@ public final class CurlRunner: @unchecked Sendable {
     private var idle: [UnsafeMutableRawPointer] = []
 
 
-    final class Transfer {
+    final class Transfer: BodySink {
         let easy: UnsafeMutableRawPointer
-        var body: [UInt8] = []
         let completion: @Sendable (HTTPCheckResult) -> Void
         var headers: UnsafeMutablePointer<curl_slist>?
         var resolve: UnsafeMutablePointer<curl_slist>?
         init(easy: UnsafeMutableRawPointer, completion: @escaping @Sendable (HTTPCheckResult) -> Void) {
             self.easy = easy
             self.completion = completion
+            super.init(limit: CurlRunner.maxBody)
         }
 
         deinit {
@@ -187,14 +187,7 @@ public final class CurlRunner: @unchecked Sendable {
             t.headers = curl_slist_append(nil, "Host: \(host)")
             _ = meridian_curl_easy_setopt_ptr(easy, CURLOPT_HTTPHEADER, UnsafeRawPointer(t.headers))
         }
-        _ = meridian_curl_easy_setopt_write_cb(easy, CURLOPT_WRITEFUNCTION) { ptr, size, count, user in
-            let t = Unmanaged<Transfer>.fromOpaque(user!).takeUnretainedValue()
-            let n = size * count
-            let room = CurlRunner.maxBody - t.body.count
-            if room > 0, let ptr { t.body.append(contentsOf: UnsafeRawBufferPointer(start: ptr, count: min(n, room))) }
-            return n
-        }
-        _ = meridian_curl_easy_setopt_ptr(easy, CURLOPT_WRITEDATA, Unmanaged.passUnretained(t).toOpaque())
+        t.attach(to: easy)
         running[easy] = t
         curl_multi_add_handle(multi, easy)
     }
@@ -241,7 +234,7 @@ public enum CurlRequest {
         var list: UnsafeMutablePointer<curl_slist>?
         defer { curl_slist_free_all(list) }
         for header in headers { list = curl_slist_append(list, header) }
-        let sink = Sink(limit: maxBody)
+        let sink = BodySink(limit: maxBody)
         setString(h, CURLOPT_URL, url)
         setString(h, CURLOPT_CUSTOMREQUEST, method)
         setString(h, CURLOPT_PROTOCOLS_STR, "http,https")
@@ -250,14 +243,7 @@ public enum CurlRequest {
         _ = meridian_curl_easy_setopt_long(h, CURLOPT_TIMEOUT, timeout)
         _ = meridian_curl_easy_setopt_long(h, CURLOPT_NOSIGNAL, 1)
         _ = meridian_curl_easy_setopt_ptr(h, CURLOPT_HTTPHEADER, UnsafeRawPointer(list))
-        _ = meridian_curl_easy_setopt_write_cb(h, CURLOPT_WRITEFUNCTION) { ptr, size, count, user in
-            let sink = Unmanaged<Sink>.fromOpaque(user!).takeUnretainedValue()
-            let n = size * count
-            let room = sink.limit - sink.body.count
-            if room > 0, let ptr { sink.body.append(contentsOf: UnsafeRawBufferPointer(start: ptr, count: min(n, room))) }
-            return n
-        }
-        _ = meridian_curl_easy_setopt_ptr(h, CURLOPT_WRITEDATA, Unmanaged.passUnretained(sink).toOpaque())
+        sink.attach(to: h)
         let payload = body ?? []
         let code: CURLcode = payload.withUnsafeBytes { p in
             if body != nil {
@@ -272,9 +258,25 @@ public enum CurlRequest {
         return Reply(status: status, body: sink.body)
     }
 
-    final class Sink {
-        var body: [UInt8] = []
-        let limit: Int
-        init(limit: Int) { self.limit = limit }
+}
+
+/// A transfer's body, kept up to `limit` octets: libcurl's write callback for the checks and
+/// the one-shot requests alike. The handle must not outlive the sink (both callers keep it
+/// for the transfer).
+class BodySink {
+    var body: [UInt8] = []
+    let limit: Int
+
+    init(limit: Int) { self.limit = limit }
+
+    func attach(to easy: UnsafeMutableRawPointer) {
+        _ = meridian_curl_easy_setopt_write_cb(easy, CURLOPT_WRITEFUNCTION) { ptr, size, count, user in
+            let sink = Unmanaged<BodySink>.fromOpaque(user!).takeUnretainedValue()
+            let n = size * count
+            let room = sink.limit - sink.body.count
+            if room > 0, let ptr { sink.body.append(contentsOf: UnsafeRawBufferPointer(start: ptr, count: min(n, room))) }
+            return n
+        }
+        _ = meridian_curl_easy_setopt_ptr(easy, CURLOPT_WRITEDATA, Unmanaged.passUnretained(self).toOpaque())
     }
 }
