@@ -5,11 +5,15 @@
 //   Diagnostics (a leaf: file:line diagnostics and the one bounded operator-file reader) under every file reader
 //   DNSWire <- ZoneStore, DNSSEC                    (wire format, zone files, online signing)
 //   GeoTopology <- PoolConfig <- Selection          (addresses and GeoIP, pool files, per-query selection)
-//   Health <- Selection, HealthCheck, Peers   (health as pure values: ledger, the one health fold, verdicts)
+//   Health <- Selection, Gossip                     (health as pure values: ledger, the one health fold, verdicts)
+//   Health, Gossip, PoolConfig <- Control           (the control core, pure: MonitorBook, GroupCore, ControlCore)
+//   Control <- HealthCheck, GossipTransport         (the shells' I/O: probe executors; gossip sockets)
 //   Selection, ZoneStore, DNSSEC <- QueryEngine     (the answer: a pure function of query, client and snapshot)
-//   QueryEngine, Peers <- ConfigurationFiles         (the configuration directory: one entry point, ConfigDirectory.load)
-//   ConfigurationFiles, HealthCheck <- MeridianServer <- AdminAPI <- meridian
-// MeridianServer's Supervisor is the only writer of the snapshot the answer path reads.
+//   QueryEngine <- Frontend                         (listeners, the UDP planes, TCP guards, the snapshot box)
+//   QueryEngine, Gossip <- ConfigurationFiles       (the configuration directory: one entry point, ConfigDirectory.load)
+//   ConfigurationFiles, Frontend, HealthCheck, GossipTransport, Control <- MeridianServer <- AdminAPI <- meridian
+// MeridianServer's Supervisor runs the ControlCore on one loop and is the only writer of the
+// snapshot the answer path reads.
 // System libraries are wrapped at the edge: CLDNS by ZoneStore, CMaxMindDB by GeoTopology,
 // CCurl by HealthCheck (the checks, and the one-shot requests of the CLI's admin client).
 import PackageDescription
@@ -76,11 +80,16 @@ let package = Package(
         .target(name: "Health", dependencies: ["Diagnostics"], exclude: ["README.md"], swiftSettings: strict),
         // Pool selection: a pure function of (query type, client, pool config, health) writing the answer.
         .target(name: "Selection", dependencies: ["DNSWire", "GeoTopology", "PoolConfig", "Health"], exclude: ["README.md"], swiftSettings: strict),
-        // Health checks (TCP, HTTP(S) via libcurl multi, DNS, exec) and feedback agents feeding Health.
+        // The control core as pure values: the monitor book (rise/fall, the inconclusive rules,
+        // agent max_age), the group core (SWIM, ledger, probe planning) and the ControlCore that
+        // holds both and folds health in one place. Events in, directives out; no I/O.
+        .target(name: "Control", dependencies: ["Health", "Gossip", "PoolConfig", "GeoTopology"], exclude: ["README.md"], swiftSettings: strict),
+        // The probe executors: TCP (epoll), HTTP(S) via libcurl multi, DNS, exec and feedback agents;
+        // they run what the control core asks and hand results back.
         .target(
             name: "HealthCheck",
             dependencies: [
-                "CCurl", "CTCPProbe", "Health", "PoolConfig", "GeoTopology", "DNSWire",
+                "CCurl", "CTCPProbe", "Control", "Health", "PoolConfig", "GeoTopology", "DNSWire",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
@@ -93,32 +102,51 @@ let package = Package(
         .target(
             name: "QueryEngine", dependencies: ["Diagnostics", "DNSWire", "DNSSEC", "ZoneStore", "GeoTopology", "PoolConfig", "Health", "Selection"],
             exclude: ["README.md"], swiftSettings: strict),
-        // Peers: the cluster file, SWIM membership (a pure core), signed gossip of the health
-        // ledger over UDP, push-pull over TCP, check sharding.
+        // Gossip as pure values: the cluster file, SWIM membership, the wire format of messages
+        // and ledger entries, the signed envelope and its replay guard.
         .target(
-            name: "Peers",
+            name: "Gossip",
+            dependencies: ["Diagnostics", "Health", "Yams", .product(name: "Crypto", package: "swift-crypto")],
+            exclude: ["README.md"], swiftSettings: strict),
+        // The gossip sockets (SwiftNIO): UDP datagrams and TCP exchanges, sealed and opened.
+        .target(
+            name: "GossipTransport",
             dependencies: [
-                "Diagnostics", "Health", "Yams",
-                .product(name: "Crypto", package: "swift-crypto"),
+                "Gossip", "Control", "Health",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
             ],
-            exclude: ["README.md"],
-            swiftSettings: strict),
+            exclude: ["README.md"], swiftSettings: strict),
         // The configuration directory: one entry point (ConfigDirectory.load) for serve, reload,
         // check and explain: zones, pools, the state file, keys and the cluster file.
         .target(
-            name: "ConfigurationFiles", dependencies: ["Diagnostics", "QueryEngine", "Peers", "PoolConfig", "Health", "DNSSEC"],
+            name: "ConfigurationFiles", dependencies: ["Diagnostics", "QueryEngine", "Gossip", "PoolConfig", "Health", "DNSSEC"],
             exclude: ["README.md"], swiftSettings: strict),
-        // Sockets (SwiftNIO UDP/TCP), snapshot publication, reloads, metrics.
+        // The front end: DNS listeners' handlers (SwiftNIO) and the batch UDP plane, TCP guards,
+        // query metrics, and the snapshot box the answer path reads.
+        .target(
+            name: "Frontend",
+            dependencies: [
+                "QueryEngine", "DNSWire", "GeoTopology", "CBatchIO", "CPrivileges", "Selection",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOExtras", package: "swift-nio-extras"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Atomics", package: "swift-atomics"),
+            ],
+            exclude: ["README.md"], swiftSettings: strict),
+        // The server: the supervisor (the only writer of the snapshot, running the control core),
+        // reloads, the state file, status, lifecycle; it composes the front end and the shells.
         .target(
             name: "MeridianServer",
             dependencies: [
-                "Diagnostics", "QueryEngine", "ZoneStore", "DNSWire", "GeoTopology", "HealthCheck", "Health", "PoolConfig", "Peers",
-                "CBatchIO", "CPrivileges", "Selection", "DNSSEC", "ConfigurationFiles",
+                "Diagnostics", "QueryEngine", "ZoneStore", "DNSWire", "GeoTopology", "HealthCheck", "Health", "PoolConfig", "Gossip",
+                "GossipTransport", "Control", "Frontend", "CBatchIO", "CPrivileges", "Selection", "DNSSEC", "ConfigurationFiles",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -154,8 +182,8 @@ let package = Package(
         .executableTarget(
             name: "meridian",
             dependencies: [
-                "MeridianServer", "ZoneStore", "QueryEngine", "Selection", "GeoTopology", "Health", "DNSWire", "Diagnostics", "Peers",
-                "HealthCheck", "PoolConfig", "AdminAPI", "CPrivileges", "DNSSEC", "ConfigurationFiles",
+                "MeridianServer", "ZoneStore", "QueryEngine", "Selection", "GeoTopology", "Health", "DNSWire", "Diagnostics", "Gossip",
+                "GossipTransport", "Control", "Frontend", "HealthCheck", "PoolConfig", "AdminAPI", "CPrivileges", "DNSSEC", "ConfigurationFiles",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "Metrics", package: "swift-metrics"),
@@ -181,7 +209,7 @@ let package = Package(
         // -D FUZZING); an ordinary build replays corpus files through the same decoders.
         .executableTarget(
             name: "meridian-fuzz",
-            dependencies: ["DNSWire", "DNSSEC", "ZoneStore", "PoolConfig", "Health", "GeoTopology", "Peers", "QueryEngine"],
+            dependencies: ["DNSWire", "DNSSEC", "ZoneStore", "PoolConfig", "Health", "GeoTopology", "Gossip", "QueryEngine"],
             path: "Tools/Fuzz",
             exclude: ["corpus"],
             swiftSettings: strict
@@ -214,12 +242,21 @@ let package = Package(
         .testTarget(name: "QueryEngineTests", dependencies: ["QueryEngine", "ZoneStore", "DNSWire", "CLDNS", "GeoTopology", "Health"]),
         .testTarget(name: "GeoTopologyTests", dependencies: ["GeoTopology"]),
         .testTarget(name: "PoolConfigTests", dependencies: ["PoolConfig", "ZoneStore", "DNSWire", "Diagnostics"]),
-        .testTarget(name: "PeersTests", dependencies: ["Peers", "Health", "Diagnostics"]),
+        .testTarget(name: "GossipTests", dependencies: ["Gossip", "Health", "Diagnostics"]),
+        .testTarget(name: "ControlTests", dependencies: ["Control", "Gossip", "Health", "PoolConfig", "GeoTopology", "Diagnostics"]),
         .testTarget(name: "HealthTests", dependencies: ["Health"]),
+        .testTarget(
+            name: "GossipTransportTests",
+            dependencies: [
+                "GossipTransport", "Gossip",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]),
         .testTarget(
             name: "HealthCheckTests",
             dependencies: [
-                "HealthCheck", "Health", "PoolConfig",
+                "HealthCheck", "Control", "Health", "PoolConfig",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -233,7 +270,7 @@ let package = Package(
         .testTarget(
             name: "MeridianServerTests",
             dependencies: [
-                "MeridianServer", "QueryEngine", "ZoneStore", "DNSWire", "GeoTopology", "Selection", "Health",
+                "MeridianServer", "Frontend", "QueryEngine", "ZoneStore", "DNSWire", "GeoTopology", "Selection", "Health",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),

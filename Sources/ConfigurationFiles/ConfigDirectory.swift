@@ -2,7 +2,7 @@ import Health
 import DNSSEC
 import Diagnostics
 import Foundation
-import Peers
+import Gossip
 import PoolConfig
 import QueryEngine
 

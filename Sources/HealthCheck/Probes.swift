@@ -1,3 +1,4 @@
+import Control
 import DNSWire
 import Foundation
 import GeoTopology
@@ -8,20 +9,7 @@ import NIOPosix
 import Glibc
 #endif
 
-/// The outcome of one probe: success, or failure with a short reason.
-public struct ProbeResult: Sendable, Equatable {
-    public var ok: Bool
-    public var reason: String
-    /// The probe failed for a shortage on this host (no file descriptors, buffers, memory or
-    /// ephemeral ports): it says nothing about the member and is never counted against it.
-    public var local = false
-    public static func success(_ r: String = "ok") -> ProbeResult { ProbeResult(ok: true, reason: r) }
-    public static func failure(_ r: String) -> ProbeResult { ProbeResult(ok: false, reason: r) }
-    public static func localFailure(_ r: String) -> ProbeResult { ProbeResult(ok: false, reason: r, local: true) }
-    /// When the probe really began (uptime nanoseconds), if later than when it was due: an
-    /// exec check that waited for a free slot is timed from its start, not from its turn.
-    public var startedAt: UInt64?
-
+extension ProbeResult {
     /// A failure from an error: local when the error is a resource shortage of this host.
     static func failure(_ prefix: String, _ error: any Error) -> ProbeResult {
         let r = "\(prefix)\(describe(error))"

@@ -1,3 +1,4 @@
+import Control
 import CTCPProbe
 import Foundation
 import GeoTopology

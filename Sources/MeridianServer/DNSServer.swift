@@ -1,3 +1,4 @@
+import Frontend
 import DNSSEC
 import Diagnostics
 import Atomics
@@ -16,7 +17,9 @@ import Metrics
 import NIOCore
 import NIOExtras
 import NIOPosix
-import Peers
+import Gossip
+import GossipTransport
+import Control
 import QueryEngine
 import ZoneStore
 
@@ -27,13 +30,13 @@ import Glibc
 /// Why the server could not start.
 public enum ServerError: Error, CustomStringConvertible {
     case config([Diagnostic])
-    case bind(address: ListenAddress, transport: String, reason: String)
+    case bind(BindError)
     case gossip(String)
 
     public var description: String {
         switch self {
         case let .config(d): return d.filter { $0.severity == .error }.map(\.description).joined(separator: "\n")
-        case let .bind(a, t, r): return "cannot listen on \(a) (\(t)): \(r)"
+        case let .bind(e): return e.description
         case let .gossip(m): return m
         }
     }
@@ -44,31 +47,13 @@ public enum ServerError: Error, CustomStringConvertible {
 public final class DNSServer: Sendable {
     public let config: ServerConfig
     public let box: SnapshotBox
-    let group: MultiThreadedEventLoopGroup
     let logger: Logger
-    let scratch: [ObjectIdentifier: LoopScratch]
-    let tcpConnections = ManagedAtomic<Int>(0)
-    /// The TCP connection cap in force: `--tcp-max-connections`, lowered to fit the file
-    /// descriptor limit.
-    let tcpCap: Int
-    let clientLimiter: ClientLimiter
-    let channels: NIOLockedValueBox<[any Channel]> = NIOLockedValueBox([])
-    /// The batched UDP data planes (`--udp-engine batch`), one per listen address.
-    let planes = NIOLockedValueBox<[BatchUDPPlane]>([])
-    /// The only writer of `box`: health views, configurations, key events, override expiry.
+    /// The listeners and their event loops (the front end).
+    let listeners: Listeners
+    /// The only writer of `box`, running the control core (health checks, the group, overrides,
+    /// reloads, key events) on a loop of its own.
     let supervisor: Supervisor
     let stateWatcher: NIOLockedValueBox<TimerHandle?> = NIOLockedValueBox(nil)
-    /// Runs this instance's share of the health checks and agent polls.
-    let monitor: HealthMonitor
-    /// The peer group (or, with no cluster file, this instance alone): merges observations and
-    /// admin overrides, folds them into the health view, and says which members to probe.
-    let peers: PeerGroup
-    /// Every checked member of the current configuration, and the ones this instance probes
-    /// (nil until the group has said); read and written only on the supervisor's queue.
-    let targets: TargetBook
-    /// How the monitor reaches the group; emptied at shutdown, which breaks the cycle monitor
-    /// -> group -> monitor their callbacks make.
-    let groupBox: NIOLockedValueBox<PeerGroup?>
     let transitions: TransitionRecorder
     /// Serializes edits of the admin state file (API requests, dropped overruled lines).
     let stateFileLock = NIOLock()
@@ -85,12 +70,6 @@ public final class DNSServer: Sendable {
         self.logger = logger
         self.clock = clock
         startedAt = clock()
-        let files = FileLimits.raise()
-        tcpCap = FileLimits.connectionCap(configured: config.tcpMaxConnections, limit: files)
-        if tcpCap < config.tcpMaxConnections {
-            logger.warning("--tcp-max-connections lowered from \(config.tcpMaxConnections) to \(tcpCap): the file descriptor limit is \(files), and \(FileLimits.reserve(for: files)) are kept for probes, gossip and files")
-        }
-        clientLimiter = ClientLimiter(limit: config.tcpMaxPerClient)
         let outcome = ConfigDirectory.load(
             directory: config.zonesDirectory, statePath: config.statePath, engine: config.engine, keysDirectory: config.keysDirectory,
             signing: config.signing, now: UInt32(clamping: Int64(clock())))
@@ -102,48 +81,20 @@ public final class DNSServer: Sendable {
         let box = SnapshotBox(snapshot)
         self.box = box
         let zones = snapshot.zones
-        let targets = TargetBook(all: MonitorTarget.targets(for: snapshot.pools.pools))
-        self.targets = targets
-        // The monitor reports to the group, the group assigns the monitor its share: each is
-        // made before the other can be named, so the group is reached through a box.
-        let groupBox = NIOLockedValueBox<PeerGroup?>(nil)
-        self.groupBox = groupBox
         let source = try Self.checkSource(config, gossip: settings.listen ?? settings.cluster?.peers[config.instanceName].flatMap(GossipAddress.init))
         logger.info("health checks leave from \(source)")
-        let monitor = HealthMonitor(observer: config.instanceName, logger: logger, source: source) { observations in
-            groupBox.withLockedValue { $0 }?.recordLocal(observations)
-        }
-        self.monitor = monitor
         let transitions = TransitionRecorder(logger: logger, clock: clock)
         self.transitions = transitions
-        // The supervisor reaches the group through a reference set once (no lock); the group
-        // reaches the supervisor weakly, so neither keeps the other alive.
-        let peersRef = ManagedAtomicLazyReference<PeerGroup>()
-        let supervisor = Supervisor(
-            box: box, logger: logger, clock: clock, transitions: transitions, load: Self.loader(config: config, logger: logger, clock: clock),
-            loaded: { next, cluster in
-                let all = MonitorTarget.targets(for: next.pools.pools)
-                monitor.update(targets: targets.replace(all))
-                peersRef.load()?.update(definitions: Self.definitions(all), digest: Self.digest(next.pools.pools, all), cluster: cluster)
-            })
-        self.supervisor = supervisor
-        let peers = PeerGroup(
-            settings: settings, logger: logger,
-            publish: { [weak supervisor] view in supervisor?.publish(view) },
-            assign: { [weak supervisor] mine in
-                supervisor?.queue.async { monitor.update(targets: targets.assign(mine)) }
-            })
-        _ = peersRef.storeIfNilThenLoad(peers)
-        groupBox.withLockedValue { $0 = peers }
-        self.peers = peers
-        group = MultiThreadedEventLoopGroup(numberOfThreads: config.threads)
-        var scratch: [ObjectIdentifier: LoopScratch] = [:]
-        for loop in group.makeIterator() { scratch[ObjectIdentifier(loop)] = LoopScratch(rateLimit: config.rateLimit) }
-        self.scratch = scratch
-        if config.rateLimit.enabled {
-            let r = config.rateLimit
-            logger.info("response rate limiting: \(r.responsesPerSecond) responses/s per /\(r.ipv4Prefix) or /\(r.ipv6Prefix), kind and name; slip \(r.slip); \(r.tableSize) buckets per event loop")
-        }
+        supervisor = Supervisor(
+            box: box, settings: settings, source: source, logger: logger, clock: clock, transitions: transitions,
+            load: Self.loader(config: config, logger: logger, clock: clock))
+        listeners = Listeners(
+            box: box,
+            settings: FrontendSettings(
+                threads: config.threads, udpEngine: config.udpEngine, maxUDPPayload: config.engine.maxUDPPayload, rateLimit: config.rateLimit,
+                tcpIdleTimeout: config.tcpIdleTimeout, tcpMaxConnections: config.tcpMaxConnections, tcpMaxPerClient: config.tcpMaxPerClient,
+                tcpMaxBufferedBytes: config.tcpMaxBufferedBytes),
+            logger: logger)
         logger.info("loaded \(zones.zones.count) zones, \(zones.recordCount) records, \(snapshot.pools.runtimes.count) pools from \(config.zonesDirectory)")
         Self.releaseFreedMemory()
     }
@@ -208,15 +159,6 @@ public final class DNSServer: Sendable {
         return GroupSettings(nodeName: config.instanceName, cluster: cluster, listen: listen, keys: keys)
     }
 
-    func scratch(for loop: any EventLoop) -> LoopScratch {
-        scratch[ObjectIdentifier(loop)]!
-    }
-
-    /// Member id -> definition hash, for the group.
-    public static func definitions(_ targets: [MonitorTarget]) -> [String: UInt64] {
-        Dictionary(targets.map { ($0.memberID, $0.definitionHash) }, uniquingKeysWith: { a, _ in a })
-    }
-
     /// The pool configuration's digest that peers compare: every member and every check.
     public static func digest(_ pools: PoolSet, _ targets: [MonitorTarget]) -> UInt64 {
         let members = pools.pools.flatMap(\.members).map { "\($0.id)=\($0.address.map(\.description) ?? "-")" }.sorted()
@@ -229,141 +171,43 @@ public final class DNSServer: Sendable {
     /// runs one round, so it never answers from an empty view because it just started.
     @discardableResult
     public func start() async throws -> [ListenAddress] {
-        var bound: [ListenAddress] = []
         watchFiles()
         let snapshot = box.load()
-        let all = targets.all
+        let all = MonitorTarget.targets(for: snapshot.pools.pools)
+        var overrides: [AdminOverride]?
         if let path = config.statePath {
-            let (overrides, diags) = AdminStateFile.load(path: path)
+            let (loaded, diags) = AdminStateFile.load(path: path)
             if !diags.contains(where: { $0.severity == .error }) {
-                ownPatterns.withLockedValue { $0 = Set(overrides.map(\.pattern)) }
-                peers.recordOverrides(overrides)
+                ownPatterns.withLockedValue { $0 = Set(loaded.map(\.pattern)) }
+                overrides = loaded
             }
         }
-        supervisor.start(registers: { [weak self] registers in self?.adoptGroupOverrides(registers) })
         do {
-            try await peers.start(definitions: Self.definitions(all), digest: Self.digest(snapshot.pools.pools, all))
+            try await supervisor.start(
+                targets: all, digest: Self.digest(snapshot.pools.pools, all), overrides: overrides,
+                registers: { [weak self] registers in self?.adoptGroupOverrides(registers) })
         } catch {
             throw ServerError.gossip("\(error)")
         }
         let started = NIODeadline.now()
-        if let address = peers.gossipAddress {
-            let answered = await peers.join(timeout: config.startupCheckTimeout)
+        if let address = supervisor.gossipAddress {
+            let answered = await supervisor.join(timeout: config.startupCheckTimeout)
             let ms = (NIODeadline.now() - started).nanoseconds / 1_000_000
             logger.info("gossip: joined as \(config.instanceName) on \(address): \(answered) peers answered in \(ms) ms")
         }
         if !all.isEmpty {
-            try? await monitor.firstRound(timeout: config.startupCheckTimeout).get()
-            // Straight to the group, not after the monitor's coalescing delay.
-            if let observations = try? await monitor.observations().get() { peers.recordLocal(observations) }
-            let mine = targets.mineCount
+            let mine = await supervisor.firstRound(timeout: config.startupCheckTimeout)
             let ms = (NIODeadline.now() - started).nanoseconds / 1_000_000
             logger.info("first round of health checks: \(mine) of \(all.count) members checked here, ready in \(ms) ms")
         }
-        // The merged view now, not after the group's coalescing delay.
-        if let view = try? await peers.view().get() {
-            await supervisor.publishNow(view)
-            let down = all.filter { box.load().pools.health.status(of: $0.memberID).state == .down }.count
-            if !all.isEmpty { logger.info("health view: \(down) of \(all.count) checked members down") }
-        }
-        for loop in group.makeIterator() {
-            let s = scratch(for: loop)
-            _ = loop.scheduleRepeatedTask(initialDelay: .seconds(1), delay: .seconds(1)) { _ in
-                s.tick()
-                s.udpMetrics.flush()
-                s.tcpMetrics.flush()
-            }
-        }
-        for address in config.listen {
-            // TCP first: it has no SO_REUSEPORT, so a port another server holds fails here,
-            // before any UDP socket could share that port and take part of its traffic.
-            let tcp = try await bindTCP(address, port: address.port)
-            channels.withLockedValue { $0.append(tcp) }
-            let port = tcp.localAddress?.port ?? address.port
-            // UDP: one socket per thread or event loop, sharing the port through SO_REUSEPORT.
-            switch config.udpEngine {
-            case .batch:
-                let plane = BatchUDPPlane(
-                    address: address, box: box, maxUDPPayload: config.engine.maxUDPPayload, rateLimit: config.rateLimit, logger: logger)
-                try plane.start(port: port, count: config.threads)
-                planes.withLockedValue { $0.append(plane) }
-            case .nio:
-                for loop in group.makeIterator() {
-                    let udp = try await bindUDP(address, port: port, loop: loop)
-                    channels.withLockedValue { $0.append(udp) }
-                }
-            }
-            let actual = ListenAddress(host: address.host, port: port)
-            bound.append(actual)
-            logger.info("listening on \(actual) (udp x\(config.threads) \(config.udpEngine.rawValue), tcp)")
-        }
-        return bound
-    }
-
-    func bindUDP(_ address: ListenAddress, port: Int, loop: any EventLoop) async throws -> any Channel {
-        let box = self.box
-        let scratch = scratch(for: loop)
+        // The merged view now, not after the coalescing delay.
+        await supervisor.publishNow()
+        let down = all.filter { box.load().pools.health.status(of: $0.memberID).state == .down }.count
+        if !all.isEmpty { logger.info("health view: \(down) of \(all.count) checked members down") }
         do {
-            return try await DatagramBootstrap(group: loop)
-                .channelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)
-                .channelOption(ChannelOptions.socket(SocketOptionLevel(SOL_SOCKET), SocketOptionName(SO_REUSEPORT)), value: 1)
-                .channelOption(ChannelOptions.datagramVectorReadMessageCount, value: 16)
-                .channelOption(ChannelOptions.maxMessagesPerRead, value: 16)
-                .channelOption(ChannelOptions.recvAllocator, value: FixedSizeRecvByteBufferAllocator(capacity: 4096))
-                .channelInitializer { channel in
-                    channel.eventLoop.makeCompletedFuture {
-                        try channel.pipeline.syncOperations.addHandler(UDPQueryHandler(box: box, scratch: scratch))
-                    }
-                }
-                .bind(host: address.host, port: port).get()
+            return try await listeners.start(config.listen)
         } catch {
-            throw ServerError.bind(address: ListenAddress(host: address.host, port: port), transport: "udp", reason: "\(error)")
-        }
-    }
-
-    func bindTCP(_ address: ListenAddress, port: Int) async throws -> any Channel {
-        let box = self.box
-        let idle = TimeAmount.seconds(config.tcpIdleTimeout)
-        let maxBuffered = config.tcpMaxBufferedBytes
-        let maxConnections = tcpCap
-        let connections = tcpConnections
-        let perClient = clientLimiter
-        let refusedCounter = Counter(label: "meridian_tcp_refused_total", dimensions: [("reason", "per-client")])
-        let capCounter = Counter(label: "meridian_tcp_refused_total", dimensions: [("reason", "cap")])
-        let server = self
-        do {
-            return try await ServerBootstrap(group: group)
-                .serverChannelOption(ChannelOptions.backlog, value: 256)
-                .serverChannelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)
-                // TCP_NODELAY at IPPROTO_TCP (socketOption(.tcp_nodelay) would set SOL_SOCKET option 1,
-                // SO_DEBUG, which needs CAP_NET_ADMIN: found when --user dropped root).
-                .childChannelOption(ChannelOptions.tcpOption(.tcp_nodelay), value: 1)
-                .childChannelOption(ChannelOptions.writeBufferWaterMark, value: .init(low: maxBuffered / 2, high: maxBuffered))
-                .childChannelInitializer { channel in
-                    // The connection cap: count on accept, release on close.
-                    if connections.wrappingIncrementThenLoad(ordering: .relaxed) > maxConnections {
-                        connections.wrappingDecrement(ordering: .relaxed)
-                        capCounter.increment()
-                        return channel.close()
-                    }
-                    channel.closeFuture.whenComplete { _ in connections.wrappingDecrement(ordering: .relaxed) }
-                    // One client prefix may hold only so many of them.
-                    guard let key = perClient.admit(channel.remoteAddress?.ipAddress ?? QueryProcessor.unknownClient) else {
-                        refusedCounter.increment()
-                        return channel.close()
-                    }
-                    channel.closeFuture.whenComplete { _ in perClient.release(key) }
-                    return channel.eventLoop.makeCompletedFuture {
-                        let sync = channel.pipeline.syncOperations
-                        try sync.addHandler(ByteToMessageHandler(
-                            LengthFieldBasedFrameDecoder(lengthFieldBitLength: .twoBytes), maximumBufferSize: maxBuffered))
-                        try sync.addHandler(FrameDeadlineHandler(timeout: idle))
-                        try sync.addHandler(TCPQueryHandler(box: box, scratch: server.scratch(for: channel.eventLoop), maxWaitingBytes: 2 * maxBuffered + 262_144))
-                    }
-                }
-                .bind(host: address.host, port: port).get()
-        } catch {
-            throw ServerError.bind(address: ListenAddress(host: address.host, port: port), transport: "tcp", reason: "\(error)")
+            throw ServerError.bind(error)
         }
     }
 
@@ -398,7 +242,7 @@ public final class DNSServer: Sendable {
             return diags
         }
         ownPatterns.withLockedValue { $0 = Set(overrides.map(\.pattern)) }
-        peers.recordOverrides(overrides)
+        supervisor.recordOverrides(overrides)
         logger.info("state file \(path): \(overrides.count) overrides")
         return diags
     }
@@ -447,7 +291,7 @@ public final class DNSServer: Sendable {
                 return t
             }
             guard tick * interval % 1000 < interval else { return }
-            tcpOpenGauge.record(tcpConnections.load(ordering: .relaxed))
+            tcpOpenGauge.record(listeners.tcpConnections.load(ordering: .relaxed))
             guard let path = geoPath() else { return }
             let now = Self.signature(path)
             let changed = lastGeo.withLockedValue { old in
@@ -469,23 +313,8 @@ public final class DNSServer: Sendable {
             $0?.timer.cancel()
             $0 = nil
         }
-        let all = channels.withLockedValue { c in
-            defer { c = [] }
-            return c
-        }
-        for c in all { try? await c.close() }
-        let udpPlanes = planes.withLockedValue { p in
-            defer { p = [] }
-            return p
-        }
-        for p in udpPlanes { p.stop() }
-        // The monitor stops reporting to the group first (this also breaks the reference
-        // cycle their callbacks make), then each shuts down.
-        groupBox.withLockedValue { $0 = nil }
-        supervisor.stop()
-        await peers.shutdown()
-        await monitor.shutdown()
-        try? await group.shutdownGracefully()
+        await listeners.shutdown()
+        await supervisor.shutdown()
     }
 
 }

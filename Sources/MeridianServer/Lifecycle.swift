@@ -1,3 +1,4 @@
+import Frontend
 import Logging
 import ServiceLifecycle
 import UnixSignals

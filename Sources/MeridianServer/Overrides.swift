@@ -1,8 +1,11 @@
+import Frontend
 import Health
 import Diagnostics
 import Foundation
 import NIOConcurrencyHelpers
-import Peers
+import Gossip
+import GossipTransport
+import Control
 
 /// An admin override as the API shows it.
 public struct OverrideInfo: Sendable, Codable, Equatable {
@@ -150,7 +153,7 @@ extension DNSServer {
         reloadState()
         return OverrideInfo(
             Ledger.OverrideEntry(
-                pattern: o.pattern, state: o.state, weightFactor: o.weightFactor, origin: peers.nodeName, source: "api",
+                pattern: o.pattern, state: o.state, weightFactor: o.weightFactor, origin: supervisor.nodeName, source: "api",
                 version: HLC(millis: UInt64((now * 1000).rounded())), reason: o.reason, expiresMillis: o.expires.map { UInt64(($0 * 1000).rounded()) } ?? 0),
             matches: box.load().pools.pools.pools.flatMap(\.members).filter { o.matches($0.id) }.count)
     }
@@ -167,7 +170,7 @@ extension DNSServer {
             }
             if dropped > 0 { reloadState() }
         }
-        _ = try? await peers.removeOverride(pattern: info.member).get()
+        _ = await supervisor.removeOverride(pattern: info.member)
         return info
     }
 
@@ -195,7 +198,7 @@ extension DNSServer {
         let own = ownPatterns.withLockedValue { $0 }
         let stale = Set(own.compactMap { p -> String? in
             guard let r = registers[p] else { return nil }
-            return r.origin != peers.nodeName || !r.isLive(atMillis: now) ? p : nil
+            return r.origin != supervisor.nodeName || !r.isLive(atMillis: now) ? p : nil
         })
         guard !stale.isEmpty else { return }
         let dropped: Int? = try? editStateFile { () throws(OverrideError) -> Int in

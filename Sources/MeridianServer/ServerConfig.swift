@@ -1,34 +1,6 @@
+import Frontend
 import Foundation
 import QueryEngine
-
-/// A socket address to listen on: `127.0.0.1:5300`, `[::1]:5300`.
-public struct ListenAddress: Sendable, Equatable, CustomStringConvertible {
-    public var host: String
-    public var port: Int
-
-    public init(host: String, port: Int) {
-        self.host = host
-        self.port = port
-    }
-
-    /// Parses `HOST:PORT`, with IPv6 hosts in brackets.
-    public init?(_ text: String) {
-        if text.hasPrefix("["), let close = text.firstIndex(of: "]") {
-            host = String(text[text.index(after: text.startIndex)..<close])
-            let rest = text[text.index(after: close)...]
-            guard rest.hasPrefix(":"), let p = Int(rest.dropFirst()), (0...65535).contains(p) else { return nil }
-            port = p
-        } else {
-            guard let colon = text.lastIndex(of: ":"), let p = Int(text[text.index(after: colon)...]), (0...65535).contains(p) else { return nil }
-            host = String(text[..<colon])
-            port = p
-            guard !host.contains(":") else { return nil }
-        }
-        guard !host.isEmpty else { return nil }
-    }
-
-    public var description: String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }
-}
 
 /// Settings of the DNS front end.
 public struct ServerConfig: Sendable {

@@ -1,3 +1,4 @@
+import Frontend
 import Atomics
 import Health
 import HealthCheck
@@ -6,7 +7,9 @@ import Foundation
 import Logging
 import Metrics
 import NIOConcurrencyHelpers
-import Peers
+import Gossip
+import GossipTransport
+import Control
 import QueryEngine
 import Selection
 import DNSWire
@@ -127,11 +130,11 @@ extension DNSServer {
         let snapshot = box.load()
         let health = snapshot.pools.health
         let digest = Self.digest(snapshot.pools.pools, MonitorTarget.targets(for: snapshot.pools.pools))
-        let peerList = (try? await peers.peerList().get()) ?? []
+        let peerList = await supervisor.peerList()
         let files = ((try? FileManager.default.contentsOfDirectory(atPath: config.zonesDirectory)) ?? [])
             .filter { !$0.hasPrefix(".") }.sorted().map { (config.zonesDirectory as NSString).appendingPathComponent($0) }
         return ServerStatus(
-            instance: peers.nodeName, generation: snapshot.configGeneration, healthGeneration: health.version, startedAt: startedAt, now: clock(),
+            instance: supervisor.nodeName, generation: snapshot.configGeneration, healthGeneration: health.version, startedAt: startedAt, now: clock(),
             zonesDirectory: config.zonesDirectory, files: files, statePath: config.statePath, verdictPolicy: "\(health.policy)",
             zones: snapshot.zones.zones.map { .init(name: Name.text($0.origin), file: $0.file, records: $0.recordCount, serial: $0.serial, keys: keyInfo($0.origin, snapshot)) },
             peers: peerList.map { .init(name: $0.name, address: $0.address, state: $0.state.rawValue, incarnation: $0.incarnation, sameConfiguration: $0.digest == digest) },

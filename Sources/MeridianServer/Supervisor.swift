@@ -1,4 +1,4 @@
-import Atomics
+import Frontend
 import Health
 import DNSSEC
 import DNSWire
@@ -8,7 +8,11 @@ import Foundation
 import HealthCheck
 import Logging
 import Metrics
-import Peers
+import NIOCore
+import NIOPosix
+import Gossip
+import GossipTransport
+import Control
 import QueryEngine
 
 /// What a configuration load produced: a snapshot to publish (nil when a file was bad), the
@@ -19,17 +23,23 @@ struct LoadOutcome: Sendable {
     var diagnostics: [Diagnostic]
 }
 
-/// The only writer of the snapshot box. Everything that changes what the answer path reads
-/// arrives here as an event on one serial queue, off every event loop: a health view from the
-/// group, a configuration loaded (or rejected), a key's timing passing, an override expiring.
-/// Loading is done by the `loader` queue, so a reload of any size never delays a health
-/// publication, gossip, an answer, the admin API or shutdown; and no lock is shared with an
-/// event loop (the group's loop hands views over with one `async`).
+/// The only writer of the snapshot box, and the shell of the control core. One event loop of
+/// its own (never one that answers DNS) runs the `ControlCore` and its two I/O shells: the
+/// `ProbeExecutor` and the `GossipTransport` live on the same loop, so a probe result, a gossip
+/// packet, an exchange, an admin change, a configuration loaded, the 20 ms clock and a key's
+/// timing all reach the core as events in one order, and its directives (probe, send, publish,
+/// log, count) are carried out here. A reload's files are read on the `loader` queue and come
+/// back as one event, so a reload of any size never delays a health publication, gossip, an
+/// answer, the admin API or shutdown; no lock is shared with an event loop.
 final class Supervisor: @unchecked Sendable {
-    // @unchecked: every `var` below is read and written only on `queue`; the rest is
-    // immutable or thread-safe (the box, atomics, loggers, metrics).
+    // @unchecked: every `var` below is read and written only on `loop`; the rest is immutable
+    // or thread-safe (the box, the gate, loggers, metrics).
     let box: SnapshotBox
-    let queue = DispatchQueue(label: "meridian.supervisor")
+    let nodeName: String
+    private let loopGroup = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+    let loop: any EventLoop
+    /// Every hop onto `loop` from another thread; closed at shutdown, after which work is dropped.
+    private let gate: LoopGate
     private let loader = DispatchQueue(label: "meridian.loader")
     /// Where the registers handler runs (it may edit the state file), in order.
     private let stateFileQueue = DispatchQueue(label: "meridian.state-file")
@@ -37,110 +47,201 @@ final class Supervisor: @unchecked Sendable {
     private let clock: @Sendable () -> Double
     /// The slow part of a reload (files, zones, keys), run on `loader` with the health in force.
     private let load: @Sendable (HealthSnapshot) -> LoadOutcome
-    /// After a configuration was published (on `queue`): hand the new members to the monitor and the group.
-    private let loaded: @Sendable (Snapshot, ClusterConfig?) -> Void
-    /// After a health view was published: the registers, for the state-file adoption (off `queue`).
-    private var registersChanged: (@Sendable ([String: Ledger.OverrideEntry]) -> Void)?
     private let transitions: TransitionRecorder
-
-    private var inputs: HealthInputs?
-    private var nextExpiry: UInt64?
+    private var core: ControlCore
+    private var executor: ProbeExecutor?
+    private let transport: GossipTransport?
+    /// After a health view was published: the registers, for the state-file adoption (off `loop`).
+    private var registersChanged: (@Sendable ([String: Ledger.OverrideEntry]) -> Void)?
     private var reloading = false
     private var again = false
     private var waiting: [@Sendable ([Diagnostic]) -> Void] = []
     private var keyClock: UInt32
-    private var timer: (any DispatchSourceTimer)?
+    private var tasks: [RepeatedTask] = []
+    private var flushPending = false
     private var stopped = false
-    /// Views handed in; a view is published only if no newer one is queued behind it.
-    private let viewSeq = ManagedAtomic<Int>(0)
+    private var firstRoundWaiters: [EventLoopPromise<Void>] = []
+    /// Exchanges started by the directives being carried out (the join waits for them).
+    private var exchanges: [EventLoopFuture<Bool>] = []
+    private var inconclusive = 0
+    private var transitionCount = 0
+    private var loggedShortage = false
+    private var lastReport: (stats: GroupStats, at: Double)?
+    private let started: Double
 
     private let reloadsOK = Counter(label: "meridian_reloads_total", dimensions: [("result", "ok")])
     private let reloadsFailed = Counter(label: "meridian_reloads_total", dimensions: [("result", "failed")])
     private let configGauge = Gauge(label: "meridian_config_generation")
     private let healthGauge = Gauge(label: "meridian_health_generation")
+    private let downCounter = Counter(label: "meridian_health_transitions_total", dimensions: [("to", "down")])
+    private let upCounter = Counter(label: "meridian_health_transitions_total", dimensions: [("to", "up")])
+    private let localShortageCounter = Counter(label: "meridian_health_local_shortages_total")
+    private let membersGauge = Gauge(label: "meridian_gossip_live_members")
+
+    /// The clock the core sees: monotonic seconds and wall milliseconds.
+    private var now: GroupTime {
+        GroupTime(monotonic: Double(NIODeadline.now().uptimeNanoseconds) / 1e9, wallMillis: Expiry.millis(clock()))
+    }
 
     init(
-        box: SnapshotBox, logger: Logger, clock: @escaping @Sendable () -> Double, transitions: TransitionRecorder,
-        load: @escaping @Sendable (HealthSnapshot) -> LoadOutcome, loaded: @escaping @Sendable (Snapshot, ClusterConfig?) -> Void
+        box: SnapshotBox, settings: GroupSettings, source: CheckSource, logger: Logger, clock: @escaping @Sendable () -> Double,
+        transitions: TransitionRecorder, load: @escaping @Sendable (HealthSnapshot) -> LoadOutcome
     ) {
         self.box = box
         self.logger = logger
         self.clock = clock
         self.transitions = transitions
         self.load = load
-        self.loaded = loaded
+        nodeName = settings.nodeName
+        loop = loopGroup.next()
+        gate = LoopGate(loop)
+        started = clock()
         keyClock = UInt32(clamping: Int64(clock()))
         let s = box.load()
+        let wall = Expiry.millis(clock())
+        let listen = settings.cluster == nil ? nil : (settings.listen ?? settings.cluster?.peers[settings.nodeName].flatMap(GossipAddress.init))
+        let group = GroupCore(
+            name: settings.nodeName, boot: wall, cluster: settings.cluster, address: listen?.description,
+            incarnation: UInt64(clock()), seed: UInt64.random(in: 1...UInt64.max), forgetAfter: settings.forgetAfter,
+            now: GroupTime(monotonic: Double(NIODeadline.now().uptimeNanoseconds) / 1e9, wallMillis: wall))
+        core = ControlCore(group: group, healthVersion: s.pools.health.version)
+        let loop = self.loop
+        transport = listen.map {
+            GossipTransport(nodeName: settings.nodeName, listen: $0, keys: settings.keys, pushPullTimeout: settings.pushPullTimeout, loop: loop, logger: logger)
+        }
         configGauge.record(s.configGeneration)
         healthGauge.record(s.pools.health.version)
         transitions.observe(s)
+        executor = ProbeExecutor(logger: logger, loop: loop, source: source) { [weak self] event in self?.probed(event) }
     }
 
-    /// Starts the clock: key timing and override expiry, checked every `interval` milliseconds;
-    /// `registers` hears of every published view's override registers (off the queue).
-    func start(intervalMillis: Int = 250, registers: @escaping @Sendable ([String: Ledger.OverrideEntry]) -> Void) {
-        queue.async { [self] in
+    /// This life's boot id.
+    var boot: UInt64 { core.group.boot }
+    /// The gossip address, or nil for a lone instance.
+    var gossipAddress: GossipAddress? { transport?.listen }
+
+    // MARK: Start and stop
+
+    /// Starts the core with the configuration's checked members and
+    /// this instance's state-file overrides; `registers` hears of every published view's
+    /// override registers (off the loop); then binds the gossip sockets.
+    func start(
+        targets: [MonitorTarget], digest: UInt64, overrides: [AdminOverride]?, registers: @escaping @Sendable ([String: Ledger.OverrideEntry]) -> Void
+    ) async throws {
+        let handlers = GossipHandlers(
+            received: { [weak self] packet, sender, from in self?.received(packet, sender: sender, from: from) },
+            exchanged: { [weak self] peer, address, reply, sender in self?.exchanged(peer: peer, address: address, reply: reply, sender: sender) },
+            serve: { [weak self] request, sender, origin in self?.serve(request: request, sender: sender, origin: origin) })
+        try await loop.submit { [self] in
             registersChanged = registers
-            let t = DispatchSource.makeTimerSource(queue: queue)
-            t.schedule(deadline: .now() + .milliseconds(intervalMillis), repeating: .milliseconds(intervalMillis))
-            t.setEventHandler { [self] in tick() }
-            t.resume()
-            timer = t
-        }
+            transport?.attach(handlers)
+            if let overrides { run(core.recordOverrides(overrides, now: now)) }
+            run(core.start(targets: targets, digest: digest, now: now))
+            tasks.append(loop.scheduleRepeatedTask(initialDelay: .milliseconds(20), delay: .milliseconds(20)) { [weak self] _ in self?.tick() })
+            if let transport {
+                lastReport = (transport.stats, now.monotonic)
+                tasks.append(loop.scheduleRepeatedTask(initialDelay: .seconds(30), delay: .seconds(30)) { [weak self] _ in self?.report() })
+            }
+        }.get()
+        // Bound only once the core has started: its new life is in the ledger before any peer
+        // can exchange with it, so no peer ever sees it alive with its previous life's results.
+        try await transport?.start()
     }
 
-    /// Stops the clock; reload requests still waiting are answered.
-    func stop() {
-        queue.sync {
+    /// Cold start: an exchange with every configured peer, waiting until each answered or
+    /// failed, or `timeout` passed. Returns how many answered.
+    func join(timeout: Double) async -> Int {
+        guard transport != nil else { return 0 }
+        let futures: [EventLoopFuture<Bool>] = (try? await loop.submit { [self] () -> [EventLoopFuture<Bool>] in
+            exchanges = []
+            run(core.join(now: now))
+            defer { exchanges = [] }
+            return exchanges
+        }.get()) ?? []
+        let done = loop.makePromise(of: [Result<Bool, any Error>].self)
+        EventLoopFuture.whenAllComplete(futures, on: loop).cascade(to: done)
+        let deadline = loop.scheduleTask(in: .milliseconds(Int64(timeout * 1000))) { done.succeed([]) }
+        let results = (try? await done.futureResult.get()) ?? []
+        deadline.cancel()
+        return results.filter { (try? $0.get()) == true }.count
+    }
+
+    /// Completes when every check and agent of this instance's share has a first result, or
+    /// after `timeout`; returns the share's size.
+    func firstRound(timeout: Double) async -> Int {
+        let f: EventLoopFuture<Void>? = try? await loop.submit { [self] in
+            let p = loop.makePromise(of: Void.self)
+            if core.allObserved { p.succeed() } else {
+                firstRoundWaiters.append(p)
+                loop.scheduleTask(in: .milliseconds(Int64(timeout * 1000))) { p.succeed() }
+            }
+            return p.futureResult
+        }.get()
+        try? await f?.get()
+        return (try? await loop.submit { self.core.share.count }.get()) ?? 0
+    }
+
+    /// Publishes the merged view before returning (start-up: before the first answer).
+    func publishNow() async {
+        try? await loop.submit { [self] in run(core.publishNow(now: now)) }.get()
+    }
+
+    /// Leaves the group, stops the checks and the clock; reload requests still waiting are
+    /// answered.
+    func shutdown() async {
+        let stats = try? await executor?.currentStats().get()
+        try? await loop.submit { [self] in
             stopped = true
-            timer?.cancel()
-            timer = nil
+            for t in tasks { t.cancel() }
+            tasks = []
             let w = waiting
             waiting = []
             for reply in w { reply([Diagnostic(file: "-", line: 0, "the server is shutting down")]) }
-        }
-    }
-
-    // MARK: Events
-
-    /// A new group view (from the group's event loop): folded and published.
-    func publish(_ view: HealthInputs) {
-        let n = viewSeq.wrappingIncrementThenLoad(ordering: .relaxed)
-        queue.async { [self] in
-            guard n == viewSeq.load(ordering: .relaxed), !stopped else { return }
-            inputs = view
-            publishHealth()
-        }
-    }
-
-    /// Publishes a view before returning (start-up: the first merged view before the first answer).
-    func publishNow(_ view: HealthInputs) async {
-        viewSeq.wrappingIncrement(ordering: .relaxed)
-        await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
-            queue.async { [self] in
-                inputs = view
-                publishHealth()
-                c.resume()
+            if transport != nil { carryOut(core.leave(now: now)) }
+            if let stats, !core.targets.isEmpty {
+                let seconds = max(clock() - started, 1)
+                logger.info("health checks: \(stats.checksRun) run in \(Int(seconds)) s (\(Int(Double(stats.checksRun) / seconds))/s), \(stats.missedDeadlines) missed deadlines, \(inconclusive) inconclusive (monitor stalled or short of resources), \(transitionCount) transitions")
             }
-        }
+        }.get()
+        await transport?.shutdown()
+        await executor?.shutdown()
+        gate.close()
+        executor = nil
+        try? await loopGroup.shutdownGracefully()
     }
+
+    // MARK: Events from other threads
+
+    /// This instance's admin state file, as registers for the whole group.
+    func recordOverrides(_ overrides: [AdminOverride]) {
+        gate.execute { [self] in run(core.recordOverrides(overrides, now: now)) }
+    }
+
+    /// Removes the group's override for `pattern`, whichever instance set it.
+    func removeOverride(pattern: String) async -> Bool {
+        (try? await loop.submit { [self] in
+            let (removed, d) = core.removeOverride(pattern: pattern, now: now)
+            run(d)
+            return removed
+        }.get()) ?? false
+    }
+
+    /// Every peer this instance knows (not itself), sorted by name.
+    func peerList() async -> [Peer] { (try? await loop.submit { self.core.group.peers }.get()) ?? [] }
 
     /// Loads the configuration again (off every loop) and publishes it if every file is valid;
     /// `reply` gets the diagnostics. Requests made while a load runs are served by one more
     /// load after it, so a burst of them costs two loads, not one each.
     func requestReload(_ reply: (@Sendable ([Diagnostic]) -> Void)? = nil) {
-        queue.async { [self] in
+        let accepted = gate.submit { [self] in
             guard !stopped else {
                 reply?([Diagnostic(file: "-", line: 0, "the server is shutting down")])
                 return
             }
             if let reply { waiting.append(reply) }
-            if reloading {
-                again = true
-            } else {
-                startLoad()
-            }
+            if reloading { again = true } else { startLoad() }
         }
+        if !accepted { reply?([Diagnostic(file: "-", line: 0, "the server is shutting down")]) }
     }
 
     /// The same, awaited.
@@ -148,7 +249,118 @@ final class Supervisor: @unchecked Sendable {
         await withCheckedContinuation { c in requestReload { c.resume(returning: $0) } }
     }
 
-    // MARK: On `queue`
+    // MARK: On `loop`
+
+    private func probed(_ event: ProbeEvent) {
+        guard !stopped else { return }
+        switch event {
+        case let .checkDone(epoch, member, check, result, elapsed):
+            run(core.checkDone(epoch: epoch, member: member, check: check, result: result, elapsed: elapsed, now: now))
+        case let .agentReplied(epoch, member, reply): run(core.agentReplied(epoch: epoch, member: member, reply, now: now))
+        case let .agentFailed(epoch, member, message): run(core.agentFailed(epoch: epoch, member: member, message, now: now))
+        }
+        if !firstRoundWaiters.isEmpty, core.allObserved {
+            let w = firstRoundWaiters
+            firstRoundWaiters = []
+            for p in w { p.succeed() }
+        }
+    }
+
+    private func received(_ packet: Packet, sender: String, from: String) {
+        guard !stopped else { return }
+        run(core.received(packet, sender: sender, from: from, now: now))
+    }
+
+    private func exchanged(peer: String, address: String, reply: FullState?, sender: String?) {
+        guard !stopped else { return }
+        run(core.exchanged(peer: peer, address: address, reply: reply, sender: sender, now: now))
+    }
+
+    private func serve(request: FullState?, sender: String, origin: String) -> FullState? {
+        guard !stopped else { return nil }
+        let (reply, d) = core.serve(request: request, sender: sender, origin: origin, now: now)
+        run(d)
+        return reply
+    }
+
+    /// The 20 ms clock: the core's timers and expiry, and once a second the keys' timing.
+    private func tick() {
+        guard !stopped else { return }
+        run(core.tick(now: now))
+        let second = UInt32(clamping: Int64(clock()))
+        guard second != keyClock else { return }
+        let then = keyClock
+        keyClock = second
+        let current = box.load()
+        guard current.keyStateChanged(since: then, now: second) else { return }
+        let next = current.resigned(at: second, generation: current.generation + 1)
+        write(next)
+        let tags = next.signers.compactMap { $0 }.map { "\(Name.text($0.apex)) signing with \($0.dataSigners.map(\.tag)), DNSKEY \($0.dnskeys.map(KeyTag.of))" }
+        logger.info("key timing changed: \(tags.joined(separator: "; "))")
+    }
+
+    /// Carries out directives, then arms the one coalescing timer if the core waits for a flush.
+    private func run(_ directives: [ControlDirective]) {
+        carryOut(directives)
+        guard core.needsFlush, !flushPending, !stopped else { return }
+        // One publication for a burst of changes: 20 ms after the first.
+        flushPending = true
+        loop.scheduleTask(in: .milliseconds(20)) { [self] in
+            flushPending = false
+            guard !stopped else { return }
+            run(core.flush(now: now))
+        }
+    }
+
+    private func carryOut(_ directives: [ControlDirective]) {
+        for d in directives {
+            switch d {
+            case let .send(p, to): transport?.send(p, to: to)
+            case let .exchange(peer, address, request):
+                if let transport { exchanges.append(transport.exchange(peer: peer, address: address, request: request)) }
+            case let .probe(targets, epoch): executor?.run(targets, epoch: epoch)
+            case let .publish(health, registers): publish(health, registers: registers)
+            case .log(let line):
+                switch line.level {
+                case .info: logger.info("\(line.message)")
+                case .notice: logger.notice("\(line.message)")
+                case .warning: logger.warning("\(line.message)")
+                }
+            case .count(let c): count(c)
+            case let .dropped(reason, from, detail): transport?.drop(reason, from: from, detail: detail)
+            case .forgot(let peer): transport?.forget(peer)
+            case .live(let n): membersGauge.record(n)
+            }
+        }
+    }
+
+    private func count(_ c: ControlCount) {
+        switch c {
+        case .wentDown:
+            transitionCount += 1
+            downCounter.increment()
+        case .wentUp:
+            transitionCount += 1
+            upCounter.increment()
+        case .late:
+            inconclusive += 1
+        case .localShortage(let reason):
+            // This host ran short (descriptors, buffers, ports): the member is not to blame.
+            inconclusive += 1
+            localShortageCounter.increment()
+            if !loggedShortage {
+                loggedShortage = true
+                logger.error("health checks failing for lack of local resources (\(reason)): not counted against members; raise RLIMIT_NOFILE or lower the check load (logged once)")
+            }
+        }
+    }
+
+    private func publish(_ health: HealthSnapshot, registers: [String: Ledger.OverrideEntry]) {
+        let current = box.load()
+        write(current.with(pools: current.pools.with(health: health), generation: current.generation + 1))
+        // Off the loop: the handler may edit the state file.
+        if let handler = registersChanged { stateFileQueue.async { handler(registers) } }
+    }
 
     private func startLoad() {
         reloading = true
@@ -158,7 +370,8 @@ final class Supervisor: @unchecked Sendable {
         let health = box.load().pools.health
         loader.async { [self, load] in
             let outcome = load(health)
-            queue.async { [self] in finish(outcome, replies: replies) }
+            let accepted = gate.submit { [self] in finish(outcome, replies: replies) }
+            if !accepted { for reply in replies { reply(outcome.diagnostics) } }
         }
     }
 
@@ -170,12 +383,12 @@ final class Supervisor: @unchecked Sendable {
         }
         if let next = outcome.snapshot {
             let current = box.load()
-            let health = inputs.map { HealthFold.snapshot($0, nowMillis: Expiry.millis(clock()), version: current.pools.health.version + 1) }
-                ?? current.pools.health
+            let health = core.fold(now: now) ?? current.pools.health
             let published = next.with(pools: next.pools.with(health: health), generation: current.generation + 1, configGeneration: current.configGeneration + 1)
             write(published)
             reloadsOK.increment()
-            loaded(published, outcome.cluster)
+            let targets = MonitorTarget.targets(for: published.pools.pools)
+            run(core.configure(targets: targets, digest: DNSServer.digest(published.pools.pools, targets), cluster: outcome.cluster, now: now))
             logger.info("reloaded \(published.zones.zones.count) zones, \(published.zones.recordCount) records, \(published.pools.runtimes.count) pools (configuration generation \(published.configGeneration))")
         } else {
             reloadsFailed.increment()
@@ -185,33 +398,17 @@ final class Supervisor: @unchecked Sendable {
         if again || !waiting.isEmpty { startLoad() }
     }
 
-    private func publishHealth() {
-        guard let inputs else { return }
-        let now = Expiry.millis(clock())
-        let current = box.load()
-        let health = HealthFold.snapshot(inputs, nowMillis: now, version: current.pools.health.version + 1)
-        nextExpiry = HealthFold.nextExpiry(inputs.registers, nowMillis: now)
-        write(current.with(pools: current.pools.with(health: health), generation: current.generation + 1))
-        // Off the queue: the handler may edit the state file.
-        if let handler = registersChanged {
-            let registers = inputs.registers
-            stateFileQueue.async { handler(registers) }
-        }
-    }
-
-    private func tick() {
-        guard !stopped else { return }
-        if let e = nextExpiry, Expiry.millis(clock()) >= e { publishHealth() }
-        let now = UInt32(clamping: Int64(clock()))
-        guard now != keyClock else { return }
-        let then = keyClock
-        keyClock = now
-        let current = box.load()
-        guard current.keyStateChanged(since: then, now: now) else { return }
-        let next = current.resigned(at: now, generation: current.generation + 1)
-        write(next)
-        let tags = next.signers.compactMap { $0 }.map { "\(Name.text($0.apex)) signing with \($0.dataSigners.map(\.tag)), DNSKEY \($0.dnskeys.map(KeyTag.of))" }
-        logger.info("key timing changed: \(tags.joined(separator: "; "))")
+    /// A line every 30 s: what gossip cost since the last one (for operators without a
+    /// metrics scraper, and the benchmark).
+    private func report() {
+        guard let transport, let last = lastReport else { return }
+        let stats = transport.stats
+        let t = now.monotonic
+        let secs = max(t - last.at, 0.001)
+        let out = stats.bytesOut - last.stats.bytesOut
+        let inn = stats.bytesIn - last.stats.bytesIn
+        logger.info("gossip: \(Int(secs)) s: \(stats.packetsOut - last.stats.packetsOut) packets and \(stats.pushPulls - last.stats.pushPulls) push-pulls, \(out) octets out (\(Int(Double(out) / secs)) B/s), \(inn) in (\(Int(Double(inn) / secs)) B/s), \(core.group.live.count) live, \(core.group.ledger.entryCount) entries, updates sent: \(stats.updatesOut.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value - (last.stats.updatesOut[$0.key] ?? 0))" }.joined(separator: " "))")
+        lastReport = (stats, t)
     }
 
     private func write(_ snapshot: Snapshot) {
@@ -219,41 +416,5 @@ final class Supervisor: @unchecked Sendable {
         transitions.observe(snapshot)
         configGauge.record(snapshot.configGeneration)
         healthGauge.record(snapshot.pools.health.version)
-    }
-}
-
-/// Every checked member of the configuration and the ones this instance probes: changed only
-/// on the supervisor's queue, read anywhere (an immutable value behind an atomic reference).
-final class TargetBook: Sendable {
-    final class Value: AtomicReference, Sendable {
-        let all: [MonitorTarget]
-        /// nil until the group has said (every member is probed here until then).
-        let mine: Set<String>?
-        init(all: [MonitorTarget], mine: Set<String>?) {
-            self.all = all
-            self.mine = mine
-        }
-        var share: [MonitorTarget] { mine.map { m in all.filter { m.contains($0.memberID) } } ?? all }
-    }
-
-    private let value: ManagedAtomic<Value>
-
-    init(all: [MonitorTarget]) { value = ManagedAtomic(Value(all: all, mine: nil)) }
-
-    var all: [MonitorTarget] { value.load(ordering: .acquiring).all }
-    var mineCount: Int { value.load(ordering: .acquiring).share.count }
-
-    /// The group's new assignment; returns this instance's share.
-    func assign(_ mine: Set<String>) -> [MonitorTarget] {
-        let v = Value(all: value.load(ordering: .acquiring).all, mine: mine)
-        value.store(v, ordering: .releasing)
-        return v.share
-    }
-
-    /// A new configuration's members; returns this instance's share of them.
-    func replace(_ all: [MonitorTarget]) -> [MonitorTarget] {
-        let v = Value(all: all, mine: value.load(ordering: .acquiring).mine)
-        value.store(v, ordering: .releasing)
-        return v.share
     }
 }

@@ -1,6 +1,7 @@
 import AdminAPI
 import ArgumentParser
 import HealthCheck
+import Control
 import Health
 import Foundation
 import MeridianServer

@@ -3,7 +3,9 @@ import Health
 import Foundation
 import HealthCheck
 import MeridianServer
-import Peers
+import Gossip
+import GossipTransport
+import Control
 import PoolConfig
 import QueryEngine
 
@@ -16,7 +18,7 @@ enum LiveView {
         if let keyFile { keys = try GossipKeys.load(path: keyFile) } else if insecure { keys = .insecureKey } else {
             throw ValidationError("--peer needs --gossip-key-file (or --gossip-insecure)")
         }
-        let (sender, state) = try await PeerGroup.query(address: address, keys: keys)
+        let (sender, state) = try await GossipTransport.query(address: address, keys: keys)
         var ledger = Ledger()
         let now = UInt64(Date().timeIntervalSince1970 * 1000)
         for raw in state.entries { if let e = try? LedgerCodec.decode(raw) { _ = try? ledger.merge(e, nowMillis: now) } }
@@ -37,7 +39,7 @@ enum LiveView {
                 break
             }
         }
-        let definitions = DNSServer.definitions(targets)
+        let definitions = ControlCore.definitions(targets)
         let probers = cluster.map { HealthFold.probers(members: definitions.keys, alive: alive, count: $0.probers) } ?? [:]
         // The server's own fold, at this moment: expired overrides are gone here as they are there.
         let inputs = HealthFold.inputs(ledger: ledger, alive: Set(alive), probers: probers, definitions: definitions, policy: cluster?.verdict ?? .majority)

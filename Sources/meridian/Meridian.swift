@@ -7,7 +7,9 @@ import Foundation
 import GeoTopology
 import Logging
 import MeridianServer
-import Peers
+import Gossip
+import GossipTransport
+import Control
 import PoolConfig
 import QueryEngine
 import Selection

@@ -1,3 +1,4 @@
+import Frontend
 import AdminAPI
 import ArgumentParser
 import Health
@@ -7,7 +8,9 @@ import GeoTopology
 import Logging
 import MeridianServer
 import Metrics
-import Peers
+import Gossip
+import GossipTransport
+import Control
 import PoolConfig
 import Prometheus
 import QueryEngine

@@ -7,19 +7,20 @@ import NIOEmbedded
 import PoolConfig
 import Testing
 @testable import HealthCheck
+import Control
 
 @Suite("HTTP result evaluation")
 struct EvaluateTests {
     @Test func statusBodyAndRegex() {
         let ok = HTTPCheckResult(status: 200, body: Array("service OK v2".utf8), error: nil)
-        #expect(HealthMonitor.evaluate(ok, expect: [200], body: nil, regex: nil).ok)
-        #expect(HealthMonitor.evaluate(ok, expect: [200], body: "OK", regex: nil).ok)
-        #expect(HealthMonitor.evaluate(ok, expect: [204], body: nil, regex: nil) == .failure("HTTP 200"))
-        #expect(!HealthMonitor.evaluate(ok, expect: [200], body: "FAIL", regex: nil).ok)
-        #expect(HealthMonitor.evaluate(ok, expect: [200], body: nil, regex: try! NSRegularExpression(pattern: "v[0-9]+$")).ok)
-        #expect(!HealthMonitor.evaluate(ok, expect: [200], body: nil, regex: try! NSRegularExpression(pattern: "^down")).ok)
+        #expect(ProbeExecutor.evaluate(ok, expect: [200], body: nil, regex: nil).ok)
+        #expect(ProbeExecutor.evaluate(ok, expect: [200], body: "OK", regex: nil).ok)
+        #expect(ProbeExecutor.evaluate(ok, expect: [204], body: nil, regex: nil) == .failure("HTTP 200"))
+        #expect(!ProbeExecutor.evaluate(ok, expect: [200], body: "FAIL", regex: nil).ok)
+        #expect(ProbeExecutor.evaluate(ok, expect: [200], body: nil, regex: try! NSRegularExpression(pattern: "v[0-9]+$")).ok)
+        #expect(!ProbeExecutor.evaluate(ok, expect: [200], body: nil, regex: try! NSRegularExpression(pattern: "^down")).ok)
         let err = HTTPCheckResult(status: 0, body: [], error: "Couldn't connect to server")
-        #expect(HealthMonitor.evaluate(err, expect: [200], body: nil, regex: nil) == .failure("Couldn't connect to server"))
+        #expect(ProbeExecutor.evaluate(err, expect: [200], body: nil, regex: nil) == .failure("Couldn't connect to server"))
     }
 }
 
@@ -118,13 +119,13 @@ struct MonitorTests {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         let (listener, port) = try await server(group, reply: Reply("60% drain\n"))
         let box = Box()
-        let monitor = HealthMonitor(observer: "test", logger: Logger(label: "test"), coalesce: .milliseconds(10)) { box.set($0) }
+        let monitor = TestMonitor() { box.set($0) }
         let agent = AgentSpec(port: port, send: nil, interval: 0.2, timeout: 0.5, maxAge: 0.6, line: 1)
         monitor.update(targets: [
             MonitorTarget(memberID: "p/s/live", address: .init("127.0.0.1")!, checks: [spec(.tcp, port: port)], agent: agent),
             MonitorTarget(memberID: "p/s/dead", address: .init("127.0.0.1")!, checks: [spec(.tcp, port: 1)], agent: nil),
         ])
-        try await monitor.firstRound(timeout: 3).get()
+        await monitor.firstRound(timeout: 3)
         #expect(try await waitFor(box) {
             $0["p/s/live"]?.checks.first?.up == true && $0["p/s/live"]?.agent?.state == .drain
                 && $0["p/s/dead"]?.checks.first?.reason.hasPrefix("initial") == false
@@ -136,7 +137,7 @@ struct MonitorTests {
         // The server goes away: the check goes down, and after max_age the agent's word lapses.
         try await listener.close()
         #expect(try await waitFor(box) { $0["p/s/live"]?.checks.first?.up == false && $0["p/s/live"]?.agent == nil })
-        let stats = try await monitor.currentStats().get()
+        let stats = await monitor.stats()
         #expect(stats.checksRun > 4 && stats.transitions >= 2)
         await monitor.shutdown()
         try await group.shutdownGracefully()
@@ -147,7 +148,7 @@ struct MonitorTests {
         let reply = Reply("40%\n")
         let (listener, port) = try await server(group, reply: reply)
         let box = Box()
-        let monitor = HealthMonitor(observer: "test", logger: Logger(label: "test"), coalesce: .milliseconds(10)) { box.set($0) }
+        let monitor = TestMonitor() { box.set($0) }
         let agent = AgentSpec(port: port, send: "ping", interval: 0.1, timeout: 0.3, maxAge: 5, line: 1)
         monitor.update(targets: [MonitorTarget(memberID: "p/s/a", address: .init("127.0.0.1")!, checks: [], agent: agent)])
         #expect(try await waitFor(box) { $0["p/s/a"]?.agent?.weightFactor == 0.4 })
@@ -178,7 +179,7 @@ struct MonitorTests {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         let (listener, port) = try await server(group, reply: Reply("30%\n"))
         let box = Box()
-        let monitor = HealthMonitor(observer: "test", logger: Logger(label: "test"), coalesce: .milliseconds(10), clock: MonitorClock { wall.get() }) { box.set($0) }
+        let monitor = TestMonitor(wall: { wall.get() }) { box.set($0) }
         let agent = AgentSpec(port: port, send: nil, interval: 0.1, timeout: 0.3, maxAge: 3600, line: 1)
         monitor.update(targets: [MonitorTarget(memberID: "p/s/a", address: .init("127.0.0.1")!, checks: [spec(.tcp, port: port)], agent: agent)])
         #expect(try await waitFor(box) { $0["p/s/a"]?.agent?.weightFactor == 0.3 })
@@ -199,7 +200,7 @@ struct MonitorTests {
     /// rest wait in turn, each is timed from its start, and the wait is reported.
     @Test func hungExecTargetsDoNotHideADeadMember() async throws {
         let box = Box()
-        let monitor = HealthMonitor(observer: "test", logger: Logger(label: "test"), coalesce: .milliseconds(10), maxExec: 3) { box.set($0) }
+        let monitor = TestMonitor(maxExec: 3) { box.set($0) }
         var hung = spec(.exec, port: 1)
         hung.command = ["/bin/sleep", "2"]
         hung.timeout = 2
@@ -218,7 +219,7 @@ struct MonitorTests {
         monitor.update(targets: targets)
         // The dead member's check waits behind three hung ones (about 2 s), then runs and fails.
         #expect(try await waitFor(box, timeout: 8) { $0["p/s/dead"]?.checks.first?.up == false && $0["p/s/dead"]?.checks.first?.provisional == false })
-        let stats = try await monitor.currentStats().get()
+        let stats = await monitor.stats()
         #expect(stats.execWaits > 0)
         #expect(stats.inconclusive == 0)
         await monitor.shutdown()
@@ -226,7 +227,7 @@ struct MonitorTests {
 
     @Test func execChecksUseArgvWithoutAShell() async throws {
         let box = Box()
-        let monitor = HealthMonitor(observer: "test", logger: Logger(label: "test"), coalesce: .milliseconds(10)) { box.set($0) }
+        let monitor = TestMonitor() { box.set($0) }
         var ok = spec(.exec, port: 1)
         ok.command = ["/bin/true"]
         var bad = spec(.exec, port: 1)
@@ -239,7 +240,7 @@ struct MonitorTests {
             MonitorTarget(memberID: "p/s/f", address: .init("127.0.0.1")!, checks: [bad], agent: nil),
             MonitorTarget(memberID: "p/s/q", address: .init("127.0.0.1")!, checks: [quoted], agent: nil),
         ])
-        try await monitor.firstRound(timeout: 3).get()
+        await monitor.firstRound(timeout: 3)
         #expect(try await waitFor(box) { $0.count == 3 && $0.values.allSatisfy { !($0.checks.first?.reason.hasPrefix("initial") ?? true) } })
         let o = box.get()
         #expect(o["p/s/t"]?.checks.first?.up == true)
@@ -355,6 +356,6 @@ struct LocalShortageTests {
         #expect(ProbeResult.failure("connect: ", IOError(errnoCode: EMFILE, reason: "socket")).local)
         #expect(!ProbeResult.failure("connect: ", IOError(errnoCode: ECONNREFUSED, reason: "connect")).local)
         let curl = HTTPCheckResult(status: 0, body: [], error: "Couldn't connect to server", local: true)
-        #expect(HealthMonitor.evaluate(curl, expect: [200], body: nil, regex: nil).local)
+        #expect(ProbeExecutor.evaluate(curl, expect: [200], body: nil, regex: nil).local)
     }
 }

@@ -282,9 +282,9 @@ def test_backend_death_every_instance_agrees(group3):
 
 def test_probe_load_is_shared(group3):
     g = group3.start()
-    time.sleep(1.0)
+    wait_for(lambda: all(b.accepted > 0 for b in g.backends.values()), 10, "every backend probed")
     counts = {ip: b.accepted for ip, b in g.backends.items()}
-    time.sleep(3.0)
+    time.sleep(3.0)  # the measurement window (a rate), not a wait for a condition
     rates = {ip: (b.accepted - counts[ip]) / 3.0 for ip, b in g.backends.items()}
     # Two probers at 5 checks a second each (interval 200 ms), not three; .1-.4 are members of
     # both pools (two members each), .5 and .6 of one.

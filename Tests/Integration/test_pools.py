@@ -249,7 +249,10 @@ def test_mmdb_replaced_in_place_does_not_crash_and_is_reloaded(binary, tmp_path)
                 f.write(original[: len(original) // (1 + i % 3)])
             time.sleep(0.02)
         mmdb.write_bytes(original)
-        time.sleep(1.5)
+        # Reloaded from the whole file again: wait (bounded) for its answer while the load runs.
+        deadline = time.time() + 10
+        while dig_answer(s, "www.gslb.example.com", "+subnet=10.2.0.0/24")[0] != ["198.51.100.21", "198.51.100.22"] and time.time() < deadline:
+            time.sleep(0.1)
     finally:
         stop.set()
         t.join(timeout=10)

@@ -2,6 +2,7 @@ import Health
 import Foundation
 import Testing
 @testable import MeridianServer
+@testable import Frontend
 
 @Suite("Member transitions")
 struct TransitionLogTests {

@@ -10,6 +10,7 @@ import Selection
 import Testing
 import ZoneStore
 @testable import MeridianServer
+@testable import Frontend
 
 let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
     .appendingPathComponent("Fixtures").path

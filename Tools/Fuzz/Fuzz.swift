@@ -13,7 +13,7 @@ import DNSSEC
 import DNSWire
 import Foundation
 import GeoTopology
-import Peers
+import Gossip
 import PoolConfig
 import QueryEngine
 import ZoneStore

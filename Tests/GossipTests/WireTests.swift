@@ -2,7 +2,7 @@ import Foundation
 import Health
 import Diagnostics
 import Testing
-@testable import Peers
+@testable import Gossip
 
 @Suite("Gossip wire format")
 struct WireTests {

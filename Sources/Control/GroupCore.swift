@@ -1,4 +1,5 @@
 import Health
+import Gossip
 
 /// A moment as the core sees it: monotonic seconds (SWIM's timers) and wall milliseconds
 /// (ledger versions). The shell reads both clocks; a simulator makes both up.
@@ -50,7 +51,7 @@ public struct GroupLog: Sendable, Equatable {
 /// anti-entropy bookkeeping (one exchange per peer at a time, pushes that wait for it), and
 /// when to publish the fold's inputs. Events in, effects out; time is passed in and the only
 /// randomness is SWIM's seeded generator, so a simulator drives a whole group of these with no
-/// sockets and no sleeps (`Tests/PeersTests/GroupSimulator.swift`). `PeerGroup` is its shell.
+/// sockets and no sleeps (`Tests/ControlTests/GroupSimulator.swift`). `ControlCore` holds it.
 public struct GroupCore: Sendable {
     public let name: String
     /// This life's boot id (its start time in milliseconds).
@@ -75,6 +76,13 @@ public struct GroupCore: Sendable {
     /// Writers whose entries go to a peer once its exchange under way is done.
     private var pendingPush: [String: Set<String>] = [:]
     private var lastHousekeeping = 0.0
+    /// Peers back alive (or first seen) whose state this instance has not had from them since:
+    /// peer -> when. Until an exchange with the peer (or its life entry) arrives they neither
+    /// probe nor count: gossip can say a restarted peer is alive before its new life is known
+    /// here, and its previous life's results would count again meanwhile.
+    private var confirming: [String: Double] = [:]
+    /// How long a peer waits for that at most (its exchanges may be blocked while gossip passes).
+    public static let confirmWithin = 10.0
     private var stopped = false
     /// How long a dead peer's observations are kept as a last resort.
     public let forgetAfter: Double
@@ -103,8 +111,11 @@ public struct GroupCore: Sendable {
         lastHousekeeping = now.monotonic
     }
 
-    /// This instance and the peers held alive.
-    public var alive: [String] { swim?.alive ?? [name] }
+    /// This instance and the peers held alive whose current state this instance has had.
+    public var alive: [String] {
+        guard let s = swim else { return [name] }
+        return confirming.isEmpty ? s.alive : s.alive.filter { confirming[$0] == nil }
+    }
     /// This instance and the peers not known dead (suspected ones included).
     public var live: [String] { swim?.live ?? [name] }
 
@@ -215,6 +226,7 @@ public struct GroupCore: Sendable {
         }
         var out: [GroupEffect] = []
         merge(reply, sender: sender, address: address, now: now, &out)
+        confirm(sender)
         var missing = push.isEmpty ? ledger.differing(from: reply.summaries) : []
         missing.formUnion(pendingPush.removeValue(forKey: peer) ?? [])
         if !missing.isEmpty { pushPull(peer: peer, address: address, push: missing, &out) }
@@ -231,6 +243,7 @@ public struct GroupCore: Sendable {
                 return nil
             }.first
             merge(request, sender: sender, address: address ?? origin, now: now, &out)
+            confirm(sender)
             writers = ledger.differing(from: request.summaries)
         }
         return (localState(writers: writers), out)
@@ -268,7 +281,7 @@ public struct GroupCore: Sendable {
             case let .pushPull(peer, address): pushPull(peer: peer, address: address, &out)
             case .changed(let p):
                 membership = true
-                noteChange(p, &out)
+                noteChange(p, now: now, &out)
             case .data(let bytes): mergeData(bytes, now: now, &out)
             case .refuted(let i): out.append(.log(GroupLog(.notice, "gossip: refuted a suspicion of this instance (incarnation \(i))")))
             }
@@ -280,11 +293,13 @@ public struct GroupCore: Sendable {
         }
     }
 
-    private mutating func noteChange(_ p: Peer, _ out: inout [GroupEffect]) {
+    private mutating func noteChange(_ p: Peer, now: GroupTime, _ out: inout [GroupEffect]) {
         let before = peerStates.updateValue(p.state, forKey: p.name)
+        if p.state != .alive { confirming[p.name] = nil }
         switch p.state {
         case .alive:
             forgotten.remove(p.name)
+            if before != .alive { confirming[p.name] = now.monotonic }
             // Back from a suspicion, a death or a partition (or first seen): what either side
             // wrote meanwhile, gossip may have dropped; one exchange of summaries mends it now
             // rather than at the next periodic exchange.
@@ -319,6 +334,7 @@ public struct GroupCore: Sendable {
             let e = try LedgerCodec.decode(bytes)
             if try ledger.merge(e, nowMillis: now.wallMillis) {
                 clock.observe(e.version)
+                if case .life(let l) = e { confirm(l.observer) }
                 // Epidemic spread: what was news here is news to others.
                 swim?.broadcast(data: e.key, bytes: bytes)
                 dirty = true
@@ -333,6 +349,7 @@ public struct GroupCore: Sendable {
     /// Forgets the observations of peers dead or gone for `forgetAfter`.
     private mutating func housekeeping(now: GroupTime, _ out: inout [GroupEffect]) {
         guard let s = swim else { return }
+        for (peer, since) in confirming where now.monotonic - since >= Self.confirmWithin { confirm(peer) }
         for p in s.peers.values.sorted(by: { $0.name < $1.name })
         where !p.state.isLive && p.incarnation > 0 && now.monotonic - p.since > forgetAfter && !forgotten.contains(p.name) {
             forgotten.insert(p.name)
@@ -344,6 +361,12 @@ public struct GroupCore: Sendable {
             }
         }
         reassign(&out)
+    }
+
+    /// `peer`'s current state arrived: it probes and counts again.
+    private mutating func confirm(_ peer: String) {
+        guard confirming.removeValue(forKey: peer) != nil else { return }
+        dirty = true
     }
 
     /// Which members this instance probes: those whose rendezvous probers (among the alive)
@@ -388,7 +411,11 @@ public struct GroupCore: Sendable {
     /// This instance's state for the other side of an exchange: members, the ledger summary,
     /// and the entries of `writers` (nil: every entry, for a query).
     private func localState(writers: Set<String>?) -> FullState {
-        let entries = writers.map { ledger.entries(writtenBy: $0) } ?? ledger.entries()
+        var entries = writers.map { ledger.entries(writtenBy: $0) } ?? ledger.entries()
+        // This instance's life always goes along (one small entry): the other side must learn
+        // of it in the same exchange that tells it this instance is alive, or it would count
+        // this instance's previous life's results until the next exchange.
+        if let life = ledger.lives[name], writers?.contains(name) == false { entries.append(.life(life)) }
         return FullState(members: swim?.fullState() ?? [], entries: entries.map(LedgerCodec.encode), summaries: ledger.summaries())
     }
 

@@ -1,7 +1,7 @@
 import Foundation
 import Health
 import Testing
-@testable import Peers
+@testable import Gossip
 
 /// The membership core under a simulated network (virtual time, seeded randomness). Each test
 /// asserts convergence and records how long it took in protocol periods (1 s each).

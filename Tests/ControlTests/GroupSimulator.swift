@@ -1,19 +1,29 @@
+import GeoTopology
 import Health
-@testable import Peers
+import PoolConfig
+@testable import Gossip
+@testable import Control
 
-/// A whole group of `GroupCore`s under virtual time, with what their shells and supervisors do
-/// modelled in a few lines: datagrams delayed 1-5 ms and dropped across a partition, exchanges
-/// done at once (TCP), a monitor per instance that checks the members it is assigned every
-/// `checkInterval` against the backends' true state (rise 1, fall 1), a flush 20 ms after a
-/// change, and each instance's published view folded with `HealthFold.snapshot`, as the
-/// supervisor folds it. No sockets, no sleeps, one seed: a run is the same every time.
+/// A whole group of `ControlCore`s under virtual time, with what their shells do modelled in a
+/// few lines: datagrams delayed 1-5 ms and dropped across a partition, exchanges done at once
+/// (TCP), a probe executor per instance that runs the checks of the core's probe list every
+/// `checkInterval` against the backends' true state and hands each result to the core (whose
+/// monitor book applies rise 1, fall 1), the 20 ms clock, a flush 20 ms after a change, and
+/// each instance's answers taken from the last view its core published (so override expiry is
+/// the core's). No sockets, no sleeps, one seed: a run is the same every time.
 struct GroupSimulator {
-    typealias InFlight = Simulator.InFlight
+    struct InFlight {
+        var at: Double
+        var from: String
+        var to: String
+        var packet: Packet
+    }
 
-    var cores: [String: GroupCore] = [:]
-    /// What each instance's supervisor last got from its group.
-    var inputs: [String: HealthInputs] = [:]
-    var assigned: [String: Set<String>] = [:]
+    var cores: [String: ControlCore] = [:]
+    /// The view each instance's core last published (what its answers use).
+    var views: [String: HealthSnapshot] = [:]
+    /// What each instance probes: its core's probe list.
+    var assigned: [String: Set<String>] { cores.mapValues { Set($0.share.map(\.memberID)) } }
     var definitions: [String: UInt64]
     /// Member id -> whether its backend answers.
     var backends: [String: Bool]
@@ -57,19 +67,19 @@ struct GroupSimulator {
     /// The running instances that answer: a starting instance answers only once it has
     /// published its first view (the server pulls the group's state and runs its first round
     /// of checks before it listens).
-    var serving: [String] { running.filter { inputs[$0] != nil } }
+    var serving: [String] { running.filter { views[$0] != nil } }
 
     /// Starts (or restarts, with a new life) instance `n` and joins it to the group.
     mutating func start(_ n: String) {
         lives += 1
         dead.remove(n)
-        var core = GroupCore(
+        let group = GroupCore(
             name: n, boot: time.wallMillis + UInt64(lives), cluster: cluster, address: addressOf[n]!, incarnation: 1000 + UInt64(now * 1000),
             seed: rng.next(), now: time)
-        let started = core.start(definitions: definitions, digest: 7, now: time)
+        var core = ControlCore(group: group, healthVersion: 0)
+        let started = core.start(targets: Self.targets(definitions), digest: 7, now: time)
         cores[n] = core
-        inputs[n] = nil
-        assigned[n] = []
+        views[n] = nil
         handle(n, started)
         handle(n, cores[n]!.join(now: time))
         lastCheck[n] = now - checkInterval
@@ -90,10 +100,16 @@ struct GroupSimulator {
 
     mutating func heal() { blocked.removeAll() }
 
-    /// The state instance `n`'s answers use for `member` now (its supervisor's fold).
+    /// The members of `definitions` as the configuration's checked members: one TCP check each.
+    static func targets(_ definitions: [String: UInt64]) -> [MonitorTarget] {
+        let check = CheckSpec(kind: .tcp, port: 80, interval: 0.2, timeout: 0.1, rise: 1, fall: 1, initialUp: true, line: 1)
+        return definitions.keys.sorted().map { MonitorTarget(memberID: $0, address: IPAddress("192.0.2.1")!, checks: [check], agent: nil) }
+    }
+
+    /// The state instance `n`'s answers use for `member` now (its last published view).
     func state(_ member: String, at n: String) -> HealthState {
-        guard let i = inputs[n] else { return .up }
-        return HealthFold.snapshot(i, nowMillis: time.wallMillis, version: 1).status(of: member).state
+        guard let v = views[n] else { return .up }
+        return v.status(of: member).state
     }
 
     /// Every running instance sees `member` in `state`.
@@ -127,14 +143,14 @@ struct GroupSimulator {
         return done == nil ? now - start : nil
     }
 
-    /// The monitor of instance `n`: one result per assigned member.
+    /// The probe executor of instance `n`: one result per member of its core's probe list.
     private mutating func check(_ n: String) {
-        var obs: [String: MemberObservations] = [:]
-        for m in assigned[n] ?? [] {
-            let up = backends[m] ?? false
-            obs[m] = MemberObservations(checks: [CheckObservation(check: "tcp:80", up: up, reason: up ? "connected" : "refused", observer: n, version: 0, at: now)], agent: nil)
+        let core = cores[n]!
+        for (i, t) in core.share.enumerated() {
+            let up = backends[t.memberID] ?? false
+            let result: ProbeResult = up ? .success("connected") : .failure("refused")
+            handle(n, cores[n]!.checkDone(epoch: core.epoch, member: i, check: 0, result: result, elapsed: 0.001, now: time))
         }
-        handle(n, cores[n]!.recordLocal(obs, now: time))
     }
 
     private mutating func deliver() {
@@ -145,7 +161,7 @@ struct GroupSimulator {
         }
     }
 
-    mutating func handle(_ n: String, _ effects: [GroupEffect]) {
+    mutating func handle(_ n: String, _ effects: [ControlDirective]) {
         guard !dead.contains(n) else { return }
         for e in effects {
             switch e {
@@ -160,13 +176,12 @@ struct GroupSimulator {
                 let (reply, served) = cores[peer]!.serve(request: request, sender: n, origin: addressOf[n]!, now: time)
                 handle(peer, served)
                 handle(n, cores[n]!.exchanged(peer: peer, address: address, reply: reply, sender: peer, now: time))
-            case .publish(let i): inputs[n] = i
-            case .assign(let mine): assigned[n] = mine
+            case .publish(let view, _): views[n] = view
             case .log(let line): logs[n, default: []].append(line.message)
-            case .dropped, .forgot, .live: break
+            case .probe, .count, .dropped, .forgot, .live: break
             }
         }
-        if cores[n]!.dirty && flushAt[n] == nil { flushAt[n] = now + 0.02 }
+        if cores[n]!.needsFlush && flushAt[n] == nil { flushAt[n] = now + 0.02 }
     }
 
     /// Sets an override at `n` as its state file would (`expires` in virtual seconds).
@@ -179,6 +194,6 @@ struct GroupSimulator {
     /// Every running instance reloads a configuration with `definitions`.
     mutating func reload(_ definitions: [String: UInt64], digest: UInt64) {
         self.definitions = definitions
-        for n in running { handle(n, cores[n]!.configure(definitions: definitions, digest: digest, cluster: cluster, now: time)) }
+        for n in running { handle(n, cores[n]!.configure(targets: Self.targets(definitions), digest: digest, cluster: cluster, now: time)) }
     }
 }

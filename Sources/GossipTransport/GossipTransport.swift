@@ -1,4 +1,4 @@
-import Health
+import Gossip
 import Foundation
 #if canImport(Glibc)
 import Glibc
@@ -8,9 +8,6 @@ import Metrics
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
-
-/// What the group hands the server: the inputs of its health fold (`HealthFold.snapshot`).
-public typealias GroupView = HealthInputs
 
 /// How this instance takes part in a group.
 public struct GroupSettings: Sendable {
@@ -46,6 +43,9 @@ public struct GroupStats: Sendable, Equatable {
     public var bytesIn = 0
     public var pushPulls = 0
     public var pushPullFailures = 0
+    public var rebinds = 0
+    /// Socket errors by kind (`send EPERM`, `send ENOBUFS`, `receive ...`, `closed`, `bind`).
+    public var socketErrors: [String: Int] = [:]
     /// Updates sent, by kind (alive, suspect, dead, data).
     public var updatesOut: [String: Int] = [:]
     public var dropped: [String: Int] = [:]
@@ -64,219 +64,97 @@ public enum GroupError: Error, Sendable, CustomStringConvertible {
     }
 }
 
-/// The shell around `GroupCore`: one event loop owns the core, the sockets (the UDP gossip
-/// socket and the TCP exchange listener), the envelope keys and the replay guard. It seals and
-/// opens every message, hands decoded events to the core, and carries out the core's effects
-/// (sends, exchanges, publications, assignments, log lines, counters). Policy lives in the core.
-/// A lone instance (no cluster file) runs the same core with no sockets.
-public final class PeerGroup: @unchecked Sendable {
-    // @unchecked: every mutable property is read and written only on `loop` (each public entry
-    // point hops there); the rest is immutable or thread-safe (Logger, the callbacks).
-    let group: MultiThreadedEventLoopGroup
+/// What the transport hands the control core (on the transport's loop).
+public struct GossipHandlers: Sendable {
+    /// A gossip packet from `sender` at gossip address `from`, opened and decoded.
+    public var received: @Sendable (_ packet: Packet, _ sender: String, _ from: String) -> Void
+    /// An exchange this instance started ended: the reply and who sent it, or nil when it failed.
+    public var exchanged: @Sendable (_ peer: String, _ address: String, _ reply: FullState?, _ sender: String?) -> Void
+    /// A peer's exchange request (or an explain query: nil): the state to reply with.
+    public var serve: @Sendable (_ request: FullState?, _ sender: String, _ origin: String) -> FullState?
+
+    public init(
+        received: @escaping @Sendable (Packet, String, String) -> Void, exchanged: @escaping @Sendable (String, String, FullState?, String?) -> Void,
+        serve: @escaping @Sendable (FullState?, String, String) -> FullState?
+    ) {
+        self.received = received
+        self.exchanged = exchanged
+        self.serve = serve
+    }
+}
+
+/// The gossip sockets: the UDP gossip socket and the TCP exchange listener, on one event loop
+/// (the supervisor's), with the envelope keys and the replay guard. It seals and opens every
+/// message, hands what it opened to `GossipHandlers`, sends and exchanges what the control
+/// core asks, and counts and logs (once per kind) what it refused and every socket error.
+/// Policy lives in the core.
+public final class GossipTransport: @unchecked Sendable {
+    // @unchecked: every mutable property is read and written only on `loop`: the public entry
+    // points are called there (by the supervisor) or hop there; the rest is immutable or
+    // thread-safe (Logger, the counters' backends).
     let loop: any EventLoop
     let logger: Logger
     public let nodeName: String
-    /// This life's boot id (its start time in milliseconds): results written under an earlier
-    /// one never count once the group has heard of this one.
-    public let boot: UInt64
-    let publish: @Sendable (GroupView) -> Void
-    let assign: @Sendable (Set<String>) -> Void
-    private let settings: GroupSettings
-    private var core: GroupCore
+    public let listen: GossipAddress
+    private let keys: GossipKeys
+    private let pushPullTimeout: Double
+    private var handlers: GossipHandlers?
     private var replay = ReplayGuard()
     private var seq: UInt64
     private var udp: (any Channel)?
     private var tcp: (any Channel)?
-    private var tasks: [RepeatedTask] = []
-    private var flushPending = false
     private var loggedDrops = Set<String>()
     private var tcpClients = 0
     private var addresses: [String: SocketAddress] = [:]
-    private var stats = GroupStats()
-    /// The stats at the last periodic log line, and when it was written.
-    private var lastReport: (stats: GroupStats, at: Double)?
+    public private(set) var stats = GroupStats()
     private var stopped = false
     private let dropCounters = DropCounters()
     private let socketErrors = SocketErrorCounters()
     private let rebindCounter = Counter(label: "meridian_gossip_socket_rebinds_total")
-    /// Open until shutdown: work handed in from other threads after that is dropped, never
-    /// scheduled on a loop that is shutting down.
-    private let open = NIOLockedValueBox(true)
     private let bytesOut = Counter(label: "meridian_gossip_bytes_total", dimensions: [("direction", "out")])
     private let bytesIn = Counter(label: "meridian_gossip_bytes_total", dimensions: [("direction", "in")])
     private let packetsOutCounter = Counter(label: "meridian_gossip_messages_total", dimensions: [("direction", "out")])
     private let packetsInCounter = Counter(label: "meridian_gossip_messages_total", dimensions: [("direction", "in")])
     private let pushPullCounter = Counter(label: "meridian_gossip_push_pulls_total", dimensions: [("result", "ok")])
     private let pushPullFailCounter = Counter(label: "meridian_gossip_push_pulls_total", dimensions: [("result", "failed")])
-    private let membersGauge = Gauge(label: "meridian_gossip_live_members")
 
-    public init(
-        settings: GroupSettings, logger: Logger, publish: @escaping @Sendable (GroupView) -> Void, assign: @escaping @Sendable (Set<String>) -> Void
-    ) {
-        self.settings = settings
+    public init(nodeName: String, listen: GossipAddress, keys: GossipKeys, pushPullTimeout: Double = 3, loop: any EventLoop, logger: Logger) {
+        self.nodeName = nodeName
+        self.listen = listen
+        self.keys = keys
+        self.pushPullTimeout = pushPullTimeout
+        self.loop = loop
         self.logger = logger
-        nodeName = settings.nodeName
-        self.publish = publish
-        self.assign = assign
-        group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-        loop = group.next()
         seq = UInt64(Date().timeIntervalSince1970 * 1_000_000)
-        boot = Self.wallMillis
-        let address = settings.cluster == nil ? nil : (settings.listen ?? settings.cluster?.peers[settings.nodeName].flatMap(GossipAddress.init))
-        core = GroupCore(
-            name: settings.nodeName, boot: boot, cluster: settings.cluster, address: address?.description,
-            incarnation: UInt64(Date().timeIntervalSince1970), seed: UInt64.random(in: 1...UInt64.max), forgetAfter: settings.forgetAfter,
-            now: Self.now)
     }
 
     static var monotonic: Double { Double(NIODeadline.now().uptimeNanoseconds) / 1e9 }
     static var wallMillis: UInt64 { UInt64(max(0, Date().timeIntervalSince1970 * 1000)) }
-    static var now: GroupTime { GroupTime(monotonic: monotonic, wallMillis: wallMillis) }
-
-    /// The gossip address this instance listens on, or nil for a lone instance.
-    public var gossipAddress: GossipAddress? {
-        if let l = settings.listen { return l }
-        return settings.cluster?.peers[nodeName].flatMap(GossipAddress.init)
-    }
 
     // MARK: Start and stop
 
-    /// Binds the gossip sockets (when in a group) and starts the protocol. `definitions` are
-    /// the checked members (id -> definition hash), `digest` the pool configuration's.
-    public func start(definitions: [String: UInt64], digest: UInt64) async throws {
-        if settings.cluster != nil {
-            guard let listen = gossipAddress else { throw GroupError.notInClusterFile(node: nodeName, file: settings.cluster?.file ?? "cluster.yaml") }
-            try await bind(listen)
-        }
-        try await loop.submit { [self] in
-            run(core.start(definitions: definitions, digest: digest, now: Self.now))
-            guard settings.cluster != nil else { return }
-            tasks.append(loop.scheduleRepeatedTask(initialDelay: .milliseconds(20), delay: .milliseconds(20)) { _ in self.tick() })
-            lastReport = (stats, Self.monotonic)
-            tasks.append(loop.scheduleRepeatedTask(initialDelay: .seconds(30), delay: .seconds(30)) { _ in self.report() })
-        }.get()
-    }
+    /// Where what arrives goes, and where exchanges end (on the loop, before `start`).
+    public func attach(_ handlers: GossipHandlers) { self.handlers = handlers }
 
-    /// Cold start: a full-state exchange with every configured peer, waiting until each has
-    /// answered or failed, or `timeout` passed. Returns how many answered.
-    public func join(timeout: Double) async -> Int {
-        guard settings.cluster != nil else { return 0 }
-        let futures: [EventLoopFuture<Bool>] = (try? await loop.submit { [self] in run(core.join(now: Self.now)) }.get()) ?? []
-        let done = loop.makePromise(of: [Result<Bool, any Error>].self)
-        EventLoopFuture.whenAllComplete(futures, on: loop).cascade(to: done)
-        let deadline = loop.scheduleTask(in: .milliseconds(Int64(timeout * 1000))) { done.succeed([]) }
-        let results = (try? await done.futureResult.get()) ?? []
-        deadline.cancel()
-        return results.filter { (try? $0.get()) == true }.count
-    }
+    /// Binds the sockets.
+    public func start() async throws { try await bind(listen) }
 
-    /// Leaves the group (peers hear it at once instead of suspecting) and closes the sockets.
+    /// Closes the sockets (after the core's leave was sent).
     public func shutdown() async {
         try? await loop.submit { [self] in
-            if core.swim != nil {
-                run(core.leave(now: Self.now))
-                logger.info("gossip: \(stats.packetsOut) packets (\(stats.bytesOut) octets) sent, \(stats.packetsIn) received, \(stats.pushPulls) push-pulls (\(stats.pushPullFailures) failed), dropped \(stats.dropped.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", "))")
-            }
             stopped = true
-            for t in tasks { t.cancel() }
-            tasks = []
+            handlers = nil
+            logger.info("gossip: \(stats.packetsOut) packets (\(stats.bytesOut) octets) sent, \(stats.packetsIn) received, \(stats.pushPulls) push-pulls (\(stats.pushPullFailures) failed), dropped \(stats.dropped.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", "))")
         }.get()
-        open.withLockedValue { $0 = false }
         try? await udp?.close()
         try? await tcp?.close()
-        try? await group.shutdownGracefully()
     }
 
-    // MARK: Inputs from the server
+    /// The UDP socket in force (tests decorate its pipeline to inject faults).
+    var udpChannel: (any Channel)? { udp }
 
-    /// This instance's own check and agent results.
-    public func recordLocal(_ observations: [String: MemberObservations]) {
-        execute { [self] in run(core.recordLocal(observations, now: Self.now)) }
-    }
-
-    /// This instance's admin state file, as last-writer-wins registers for the whole group.
-    public func recordOverrides(_ overrides: [AdminOverride]) {
-        execute { [self] in run(core.recordOverrides(overrides, now: Self.now)) }
-    }
-
-    /// Removes the group's override for `pattern`, whichever instance set it (a tombstone
-    /// this instance writes). The future says whether there was one.
-    public func removeOverride(pattern: String) -> EventLoopFuture<Bool> {
-        loop.submit { [self] in
-            let (removed, effects) = core.removeOverride(pattern: pattern, now: Self.now)
-            run(effects)
-            return removed
-        }
-    }
-
-    /// A reload: new members, digest, or peer list.
-    public func update(definitions: [String: UInt64], digest: UInt64, cluster: ClusterConfig?) {
-        execute { [self] in run(core.configure(definitions: definitions, digest: digest, cluster: cluster, now: Self.now)) }
-    }
-
-    private func execute(_ body: @escaping @Sendable () -> Void) {
-        open.withLockedValue { if $0 { loop.execute(body) } }
-    }
-
-    /// The current view (what was last published, computed now).
-    public func view() -> EventLoopFuture<GroupView> { loop.submit { self.core.inputs } }
-
-    /// Every peer this instance knows (not itself), sorted by name; empty for a lone instance.
-    public func peerList() -> EventLoopFuture<[Peer]> { loop.submit { self.core.peers } }
-
-    public func currentStats() -> EventLoopFuture<GroupStats> { loop.submit { self.stats } }
-
-    // MARK: Effects
-
-    /// Carries out the core's effects; returns the futures of the exchanges it started (each
-    /// says whether the peer answered).
-    @discardableResult
-    private func run(_ effects: [GroupEffect]) -> [EventLoopFuture<Bool>] {
-        var exchanges: [EventLoopFuture<Bool>] = []
-        for e in effects {
-            switch e {
-            case let .send(p, to): send(p, to: to)
-            case let .exchange(peer, address, request): exchanges.append(exchange(peer: peer, address: address, request: request))
-            case .publish(let inputs): publish(inputs)
-            case .assign(let mine): assign(mine)
-            case .log(let line):
-                switch line.level {
-                case .info: logger.info("\(line.message)")
-                case .notice: logger.notice("\(line.message)")
-                case .warning: logger.warning("\(line.message)")
-                }
-            case let .dropped(reason, from, detail): drop(reason, from: from, detail: detail)
-            case .forgot(let peer): replay.forget(peer)
-            case .live(let n): membersGauge.record(n)
-            }
-        }
-        if core.dirty && !flushPending && !stopped {
-            // One publication for a burst of changes: 20 ms after the first.
-            flushPending = true
-            loop.scheduleTask(in: .milliseconds(20)) { [self] in
-                flushPending = false
-                run(core.flush(now: Self.now))
-            }
-        }
-        return exchanges
-    }
-
-    private func tick() {
-        guard !stopped else { return }
-        run(core.tick(now: Self.now))
-    }
-
-    /// A line every 30 s: what gossip cost since the last one (for operators without a
-    /// metrics scraper, and the benchmark).
-    private func report() {
-        guard let last = lastReport else { return }
-        let now = Self.monotonic
-        let secs = max(now - last.at, 0.001)
-        let out = stats.bytesOut - last.stats.bytesOut
-        let inn = stats.bytesIn - last.stats.bytesIn
-        logger.info("gossip: \(Int(secs)) s: \(stats.packetsOut - last.stats.packetsOut) packets and \(stats.pushPulls - last.stats.pushPulls) push-pulls, \(out) octets out (\(Int(Double(out) / secs)) B/s), \(inn) in (\(Int(Double(inn) / secs)) B/s), \(core.live.count) live, \(core.ledger.entryCount) entries, updates sent: \(stats.updatesOut.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value - (last.stats.updatesOut[$0.key] ?? 0))" }.joined(separator: " "))")
-        lastReport = (stats, now)
-    }
+    /// A peer was forgotten: its replay window goes (on the loop).
+    public func forget(_ peer: String) { replay.forget(peer) }
 
     // MARK: UDP
 
@@ -297,7 +175,7 @@ public final class PeerGroup: @unchecked Sendable {
                     }
                 }
                 .bind(host: listen.host, port: listen.port).get()
-            logger.info("gossip: listening on \(listen) (udp, tcp) as \(nodeName)\(settings.keys.insecure ? ", INSECURE: messages are not authenticated" : "")")
+            logger.info("gossip: listening on \(listen) (udp, tcp) as \(nodeName)\(keys.insecure ? ", INSECURE: messages are not authenticated" : "")")
         } catch {
             try? await udp?.close()
             throw GroupError.bind(address: listen.description, reason: "\(error)")
@@ -324,7 +202,7 @@ public final class PeerGroup: @unchecked Sendable {
     private func udpClosed(_ ch: any Channel, listen: GossipAddress, delay: TimeAmount) {
         guard !stopped, udp === ch || udp == nil else { return }
         udp = nil
-        socketErrors.count("closed", logger: logger, what: "the gossip UDP socket was closed (by the error before it); binding it again")
+        socketError(kind: "closed", what: "the gossip UDP socket was closed (by the error before it); binding it again")
         loop.scheduleTask(in: delay) { [self] in
             guard !stopped else { return }
             bindUDP(listen).whenComplete { [self] r in
@@ -332,11 +210,12 @@ public final class PeerGroup: @unchecked Sendable {
                 case .success(let ch):
                     if stopped { ch.close(promise: nil) } else {
                         udp = ch
+                        stats.rebinds += 1
                         rebindCounter.increment()
                         logger.notice("gossip: UDP socket on \(listen) bound again")
                     }
                 case .failure(let e):
-                    socketErrors.count("bind", logger: logger, what: "cannot bind the gossip UDP socket again: \(e)")
+                    socketError(kind: "bind", what: "cannot bind the gossip UDP socket again: \(e)")
                     udpClosed(ch, listen: listen, delay: min(delay * 2, .seconds(5)))
                 }
             }
@@ -347,7 +226,12 @@ public final class PeerGroup: @unchecked Sendable {
     /// once per kind; the socket goes on (or is bound again when NIO closed it).
     func socketError(_ error: any Error, sending: Bool) {
         let kind = (error as? IOError).map { "\(sending ? "send" : "receive") \(Self.errnoName($0.errnoCode))" } ?? (sending ? "send" : "receive")
-        socketErrors.count(kind, logger: logger, what: "\(kind): \(error)")
+        socketError(kind: kind, what: "\(kind): \(error)")
+    }
+
+    private func socketError(kind: String, what: String) {
+        stats.socketErrors[kind, default: 0] += 1
+        socketErrors.count(kind, logger: logger, what: what)
     }
 
     static func errnoName(_ code: Int32) -> String {
@@ -371,11 +255,11 @@ public final class PeerGroup: @unchecked Sendable {
     }
 
     private func seal(_ kind: Envelope.Kind, _ body: [UInt8]) -> [UInt8] {
-        Envelope(kind: kind, sender: nodeName, timeMillis: Self.wallMillis, seq: nextSeq(), body: body).seal(with: settings.keys)
+        Envelope(kind: kind, sender: nodeName, timeMillis: Self.wallMillis, seq: nextSeq(), body: body).seal(with: keys)
     }
 
     /// The gossip host with port 0: where exchanges are connected from.
-    private lazy var localAddress: SocketAddress? = gossipAddress.flatMap { try? SocketAddress(ipAddress: $0.host, port: 0) }
+    private lazy var localAddress: SocketAddress? = try? SocketAddress(ipAddress: listen.host, port: 0)
 
     private func socketAddress(_ text: String) -> SocketAddress? {
         if let a = addresses[text] { return a }
@@ -385,11 +269,10 @@ public final class PeerGroup: @unchecked Sendable {
         return a
     }
 
-    private func send(_ p: Packet, to: String) {
+    /// Sends a gossip datagram (on the loop).
+    public func send(_ p: Packet, to: String) {
         guard let udp, let address = socketAddress(to) else { return }
-        var w = ByteWriter(capacity: 512)
-        p.encodeBody(&w)
-        let bytes = seal(.packet, w.bytes)
+        let bytes = seal(.packet, p.encode())
         stats.packetsOut += 1
         packetsOutCounter.increment()
         countOut(bytes.count)
@@ -410,23 +293,21 @@ public final class PeerGroup: @unchecked Sendable {
 
     /// One datagram from the gossip socket (on `loop`).
     func received(datagram bytes: [UInt8], from source: SocketAddress) {
-        guard !stopped, core.swim != nil else { return }
+        guard !stopped, let handlers else { return }
         let origin = source.ipAddress ?? "?"
         stats.packetsIn += 1
         packetsInCounter.increment()
         countIn(bytes.count)
         guard bytes.count <= Limits.packet else { return drop("oversized", from: origin) }
         guard let env = open(bytes, kinds: [.packet], origin: origin) else { return }
-        var r = ByteReader(env.body)
         let packet: Packet
         do {
-            packet = try Packet.decodeBody(&r)
-            guard r.remaining == 0 else { throw DecodeError.trailing(r.remaining) }
+            packet = try Packet.decode(env.body)
         } catch {
             return drop("malformed", from: env.sender, detail: "\(error)")
         }
         let from = source.port.map { GossipAddressText.format(origin, $0) } ?? origin
-        run(core.received(packet, sender: env.sender, from: from, now: Self.now))
+        handlers.received(packet, env.sender, from)
     }
 
     /// Checks a message's MAC, kind, sender, age and sequence number; counts and logs (once
@@ -434,7 +315,7 @@ public final class PeerGroup: @unchecked Sendable {
     private func open(_ bytes: [UInt8], kinds: Set<Envelope.Kind>, origin: String) -> Envelope? {
         let env: Envelope
         do {
-            env = try Envelope.open(bytes, keys: settings.keys)
+            env = try Envelope.open(bytes, keys: keys)
         } catch {
             drop(error.reason, from: origin)
             return nil
@@ -456,7 +337,8 @@ public final class PeerGroup: @unchecked Sendable {
         return env
     }
 
-    private func drop(_ reason: String, from: String, detail: String = "") {
+    /// Counts a refused message by reason and logs it once per peer and reason (on the loop).
+    public func drop(_ reason: String, from: String, detail: String = "") {
         stats.dropped[reason, default: 0] += 1
         dropCounters.increment(reason)
         if loggedDrops.count < 1024, loggedDrops.insert("\(from)|\(reason)").inserted {
@@ -468,15 +350,16 @@ public final class PeerGroup: @unchecked Sendable {
 
     /// Carries out an exchange the core asked for (anti-entropy): the request goes over TCP,
     /// the reply (or the failure) back to the core. The future says whether the peer answered.
-    private func exchange(peer: String, address: String, request: FullState) -> EventLoopFuture<Bool> {
+    @discardableResult
+    public func exchange(peer: String, address: String, request: FullState) -> EventLoopFuture<Bool> {
         guard !stopped, let target = socketAddress(address) else {
-            run(core.exchanged(peer: peer, address: address, reply: nil, sender: nil, now: Self.now))
+            handlers?.exchanged(peer, address, nil, nil)
             return loop.makeSucceededFuture(false)
         }
         let bytes = seal(.stateRequest, request.encode())
         countOut(bytes.count + 4)
         let promise = loop.makePromise(of: [UInt8].self)
-        let timeout = TimeAmount.milliseconds(Int64(settings.pushPullTimeout * 1000))
+        let timeout = TimeAmount.milliseconds(Int64(pushPullTimeout * 1000))
         var bootstrap = ClientBootstrap(group: loop).connectTimeout(timeout)
         // Exchanges leave from this instance's gossip address, as its datagrams do: a peer's
         // firewall (and the partition tests) can tell instances apart by source address.
@@ -506,7 +389,7 @@ public final class PeerGroup: @unchecked Sendable {
             }
             stats.pushPulls += 1
             pushPullCounter.increment()
-            run(core.exchanged(peer: peer, address: address, reply: state, sender: env.sender, now: Self.now))
+            handlers?.exchanged(peer, address, state, env.sender)
             return true
         }.recover { [self] _ in
             failed(peer: peer, address: address)
@@ -517,7 +400,7 @@ public final class PeerGroup: @unchecked Sendable {
     private func failed(peer: String, address: String) {
         stats.pushPullFailures += 1
         pushPullFailCounter.increment()
-        run(core.exchanged(peer: peer, address: address, reply: nil, sender: nil, now: Self.now))
+        handlers?.exchanged(peer, address, nil, nil)
     }
 
     private func decodeState(_ body: [UInt8], from sender: String) -> FullState? {
@@ -529,7 +412,7 @@ public final class PeerGroup: @unchecked Sendable {
 
     /// An exchange request or an explain query arrived over TCP; returns the reply frame.
     func serve(frame bytes: [UInt8], origin: String) -> [UInt8]? {
-        guard !stopped, core.swim != nil else { return nil }
+        guard !stopped, let handlers else { return nil }
         countIn(bytes.count + 4)
         guard let env = open(bytes, kinds: [.stateRequest, .stateQuery], origin: origin) else { return nil }
         var request: FullState?
@@ -537,8 +420,7 @@ public final class PeerGroup: @unchecked Sendable {
             guard let state = decodeState(env.body, from: env.sender) else { return nil }
             request = state
         }
-        let (state, effects) = core.serve(request: request, sender: env.sender, origin: origin, now: Self.now)
-        run(effects)
+        guard let state = handlers.serve(request, env.sender, origin) else { return nil }
         let reply = seal(.stateResponse, state.encode())
         countOut(reply.count + 4)
         return reply
@@ -620,9 +502,9 @@ final class SocketErrorCounters: @unchecked Sendable {
 
 final class DatagramHandler: ChannelInboundHandler {
     typealias InboundIn = AddressedEnvelope<ByteBuffer>
-    let owner: PeerGroup
+    let owner: GossipTransport
 
-    init(owner: PeerGroup) { self.owner = owner }
+    init(owner: GossipTransport) { self.owner = owner }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) { owner.socketError(error, sending: false) }
 
@@ -658,9 +540,9 @@ struct FrameDecoder: ByteToMessageDecoder {
 final class StateServerHandler: ChannelInboundHandler {
     typealias InboundIn = [UInt8]
     typealias OutboundOut = ByteBuffer
-    let owner: PeerGroup
+    let owner: GossipTransport
 
-    init(owner: PeerGroup) { self.owner = owner }
+    init(owner: GossipTransport) { self.owner = owner }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let origin = context.remoteAddress?.ipAddress ?? "?"

@@ -6,7 +6,7 @@ import PoolConfig
 /// reply into an observation: a failure of this host (a resource shortage) and a failure that
 /// completed long after its timeout (the monitor's own loop was stalled) are inconclusive and
 /// never count toward `fall`; an agent's reply counts for `max_age` after it arrived. Time is
-/// passed in; `HealthMonitor` is the shell that schedules probes and runs them.
+/// passed in; `ControlCore` holds it, and `ProbeExecutor` (HealthCheck) runs the probes.
 public struct MonitorBook: Sendable {
     public struct Check: Sendable, Equatable {
         public let spec: CheckSpec

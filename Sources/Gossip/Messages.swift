@@ -123,6 +123,21 @@ public struct Packet: Sendable, Equatable {
         for _ in 0..<n { updates.append(try Update.decode(&r)) }
         return Packet(message, updates: updates)
     }
+
+    /// The packet's body octets (what the envelope seals).
+    public func encode() -> [UInt8] {
+        var w = ByteWriter(capacity: 512)
+        encodeBody(&w)
+        return w.bytes
+    }
+
+    /// A packet from a body the envelope opened; trailing octets are an error.
+    public static func decode(_ bytes: [UInt8]) throws(DecodeError) -> Packet {
+        var r = ByteReader(bytes)
+        let p = try decodeBody(&r)
+        guard r.remaining == 0 else { throw .trailing(r.remaining) }
+        return p
+    }
 }
 
 /// The bounds every decoder enforces.

@@ -50,12 +50,12 @@ final class BatchUDPPlane: @unchecked Sendable {
     }
 
     /// Binds `count` sockets on `port` and starts a thread on each.
-    func start(port: Int, count: Int) throws(ServerError) {
+    func start(port: Int, count: Int) throws(BindError) {
         for _ in 0..<count {
             let fd = meridian_udp_socket(address.host, Int32(port), 200, 4 << 20)
             guard fd >= 0 else {
                 stop()
-                throw .bind(address: ListenAddress(host: address.host, port: port), transport: "udp", reason: String(cString: strerror(-fd)))
+                throw BindError(address: ListenAddress(host: address.host, port: port), transport: "udp", reason: String(cString: strerror(-fd)))
             }
             sockets.append(fd)
         }

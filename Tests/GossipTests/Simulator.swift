@@ -1,5 +1,5 @@
 import Health
-@testable import Peers
+@testable import Gossip
 
 /// A simulated network of SWIM cores with a virtual clock: every timer runs from `now`, every
 /// random choice from one seed, so a run is the same every time. Packets can be lost, delayed,

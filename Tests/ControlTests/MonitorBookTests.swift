@@ -2,7 +2,7 @@ import Health
 import GeoTopology
 import PoolConfig
 import Testing
-@testable import HealthCheck
+@testable import Control
 
 /// The monitor's policy on a manual clock: no sockets, no event loop, no waiting.
 @Suite("Monitor book")

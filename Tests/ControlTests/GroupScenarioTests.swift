@@ -1,8 +1,9 @@
 import Health
 import Testing
-@testable import Peers
+@testable import Gossip
+@testable import Control
 
-/// The whole group driven through `GroupCore` by `GroupSimulator`: no sockets, no sleeps, one
+/// The whole group driven through `ControlCore` by `GroupSimulator`: no sockets, no sleeps, one
 /// seed. Each step asserts every running instance's published view (issue 17).
 @Suite("A group of control cores under a simulated network")
 struct GroupScenarioTests {
@@ -11,7 +12,7 @@ struct GroupScenarioTests {
     @Test func partitionOverrideReloadRestartAndExpiry() throws {
         var sim = GroupSimulator(count: 5, members: Self.members, seed: 2026)
         // 1. The group forms; every instance sees every member up, each member probed by two.
-        #expect(sim.run(for: 5, until: { s in s.running.allSatisfy { s.cores[$0]!.live.count == 5 } && s.running.allSatisfy { s.inputs[$0] != nil } }) != nil)
+        #expect(sim.run(for: 5, until: { s in s.running.allSatisfy { s.cores[$0]!.group.live.count == 5 } && s.running.allSatisfy { s.views[$0] != nil } }) != nil)
         sim.run(for: 1)
         for m in Self.members {
             #expect(sim.all(m, .up), "\(m)")
@@ -58,9 +59,9 @@ struct GroupScenarioTests {
         sim.backends["www/b/m5"] = true
         sim.reload(defs, digest: 8)
         #expect(sim.run(for: 3, until: { s in s.running.contains { s.assigned[$0]?.contains("www/b/m5") == true }
-                && s.running.allSatisfy { s.inputs[$0]?.observations["www/b/m5"]?.checks.isEmpty == false } }) != nil)
+                && s.running.allSatisfy { s.views[$0]?.observations["www/b/m5"]?.checks.isEmpty == false } }) != nil)
         #expect(sim.all("www/b/m5", .up) && sim.all("www/a/m1", .down) && sim.all("www/a/m2", .down),
-                "\(sim.running.map { "\($0): m2 \(sim.state("www/a/m2", at: $0)) \(sim.inputs[$0]?.observations["www/a/m2"].map { "\($0)" } ?? "-")" })")
+                "\(sim.running.map { "\($0): m2 \(sim.state("www/a/m2", at: $0)) \(sim.views[$0]?.observations["www/a/m2"].map { "\($0)" } ?? "-")" })")
 
         // 7. A prober of m4 is killed, then m4 dies; the prober restarts long after. Nothing it
         //    saw before its crash counts again: no instance ever serves m4 (finding 2).
@@ -72,10 +73,10 @@ struct GroupScenarioTests {
         sim.start(prober)
         sim.run(for: 3, every: { s in
             for n in s.serving {
-                #expect(s.state("www/b/m4", at: n) == .down, "\(n) served the dead m4 at \(s.now): \(s.inputs[n]?.observations["www/b/m4"].map { "\($0)" } ?? "no observations"); prober \(prober); assigned \(s.running.filter { s.assigned[$0]?.contains("www/b/m4") == true }); probers at n \(s.cores[n]!.probers["www/b/m4"] ?? []); entries \(s.cores[n]!.ledger.entries().filter { if case .check(let c) = $0 { return c.member == "www/b/m4" } else { return false } }); lives \(s.cores[n]!.ledger.lives.mapValues(\.boot)); alive at n \(s.cores[n]!.alive)")
+                #expect(s.state("www/b/m4", at: n) == .down, "\(n) served the dead m4 at \(s.now): \(s.views[n]?.observations["www/b/m4"].map { "\($0)" } ?? "no observations"); prober \(prober); assigned \(s.running.filter { s.assigned[$0]?.contains("www/b/m4") == true }); probers at n \(s.cores[n]!.group.probers["www/b/m4"] ?? []); entries \(s.cores[n]!.group.ledger.entries().filter { if case .check(let c) = $0 { return c.member == "www/b/m4" } else { return false } }); lives \(s.cores[n]!.group.ledger.lives.mapValues(\.boot)); alive at n \(s.cores[n]!.group.alive)")
             }
         })
-        #expect(sim.serving.count == 4 && sim.serving.allSatisfy { sim.cores[$0]!.live.count == 4 })
+        #expect(sim.serving.count == 4 && sim.serving.allSatisfy { sim.cores[$0]!.group.live.count == 4 })
     }
 
     /// A burst of changes is one publication: the core publishes on `flush`, not per change.
@@ -94,5 +95,20 @@ struct GroupScenarioTests {
         let out = core.flush(now: GroupTime(monotonic: 0.02, wallMillis: 1_020))
         #expect(out.filter { if case .publish = $0 { return true } else { return false } }.count == 1)
         #expect(core.flush(now: GroupTime(monotonic: 0.04, wallMillis: 1_040)).isEmpty)
+    }
+
+    /// A restarted instance's join exchange carries its new life: the peer that serves it
+    /// learns that the instance is alive and which life is current in the same exchange. (The
+    /// join used to push no entries, so a survivor counted the restarted prober's result from
+    /// before its crash until the second exchange: seen by test_control.py 2 runs in 5.)
+    @Test func aJoinExchangeCarriesTheNewLife() throws {
+        let cluster = ClusterConfig(peers: ["n1": "10.0.0.1:7946", "n2": "10.0.0.2:7946"], verdict: .majority, probers: 2, settings: SWIMSettings())
+        let t = GroupTime(monotonic: 0, wallMillis: 1_800_000_000_000)
+        var core = GroupCore(name: "n1", boot: 42, cluster: cluster, address: "10.0.0.1:7946", incarnation: 7, seed: 1, now: t)
+        _ = core.start(definitions: ["p/s/a": 1], digest: 1, now: t)
+        let requests = core.join(now: t).compactMap { if case let .exchange(_, _, r) = $0 { return r } else { return nil } }
+        #expect(requests.count == 1)
+        let entries = try requests[0].entries.map { try LedgerCodec.decode($0) }
+        #expect(entries.contains { if case let .life(l) = $0 { return l.observer == "n1" && l.boot == 42 } else { return false } })
     }
 }
