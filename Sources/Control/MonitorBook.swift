@@ -24,8 +24,11 @@ public struct MonitorBook: Sendable {
         public var lastGood: Double?
         public var lastError: String?
         public var observed = false
-        /// What the group was last told.
+        /// The observation now (what `observations()` reports).
         public var published: AgentObservation?
+        /// The observation when a change was last reported as news (`AgentDeadBand`): wandering
+        /// within the dead band of it is not news, as the ledger does not take it either.
+        public var reported: AgentObservation?
     }
 
     public struct Member: Sendable, Equatable {
@@ -46,7 +49,7 @@ public struct MonitorBook: Sendable {
 
     /// What an agent event changed.
     public struct AgentChange: Sendable, Equatable {
-        /// The observation the group holds changed (publish).
+        /// The observation changed beyond the dead band, or its state did: record it.
         public var published = false
         /// The agent answers again after an error.
         public var recovered = false
@@ -136,8 +139,16 @@ public struct MonitorBook: Sendable {
         }
         if obs != a.published {
             change.wentStale = a.published != nil && obs == nil
-            change.published = true
             a.published = obs
+            let news = switch (a.reported, obs) {
+            case (nil, nil): false
+            case (nil, _), (_, nil): true
+            case let (old?, new?): AgentDeadBand.isNews(old: (old.state, old.weightFactor), new: (new.state, new.weightFactor))
+            }
+            if news {
+                change.published = true
+                a.reported = obs
+            }
         }
         members[i].agent = a
         return change

@@ -41,13 +41,29 @@ struct MonitorBookTests {
         var change = b.agentReplied(member: 0, try AgentReply.parse(Array("40%".utf8)), wallNow: 100)
         #expect(change.published && b.observations()["p/s/a"]!.agent?.weightFactor == 0.4)
         change = b.agentFailed(member: 0, "connection refused", wallNow: 110)
-        #expect(change.newError && change.published && !change.wentStale)  // the detail now says the last reply failed
+        // The detail now says the last reply failed, but state and weight hold: not news.
+        #expect(change.newError && !change.published && !change.wentStale)
         #expect(b.observations()["p/s/a"]!.agent?.weightFactor == 0.4)
+        #expect(b.observations()["p/s/a"]!.agent?.detail.contains("last reply failed") == true)
         #expect(!b.agentFailed(member: 0, "connection refused", wallNow: 120).newError)
         change = b.agentFailed(member: 0, "connection refused", wallNow: 130.5)
-        #expect(change.wentStale && b.observations()["p/s/a"]!.agent == nil)
+        #expect(change.wentStale && change.published && b.observations()["p/s/a"]!.agent == nil)
         change = b.agentReplied(member: 0, try AgentReply.parse(Array("90% drain".utf8)), wallNow: 131)
         #expect(change.recovered && change.published && b.observations()["p/s/a"]!.agent?.state == .drain)
+    }
+
+    /// An agent wandering inside the dead band is not news (the ledger would not take it, so
+    /// it must not cost a flush either); leaving it, or reaching 0, is.
+    @Test func agentWanderingInsideTheDeadBandIsNotNews() throws {
+        var b = book()
+        #expect(b.agentReplied(member: 0, try AgentReply.parse(Array("50%".utf8)), wallNow: 100).published)
+        for (i, p) in ["52%", "48%", "54%", "51%"].enumerated() {
+            let c = b.agentReplied(member: 0, try AgentReply.parse(Array(p.utf8)), wallNow: 101 + Double(i))
+            #expect(!c.published, "\(p)")
+        }
+        #expect(b.observations()["p/s/a"]!.agent?.weightFactor == 0.51)
+        #expect(b.agentReplied(member: 0, try AgentReply.parse(Array("56%".utf8)), wallNow: 110).published)
+        #expect(b.agentReplied(member: 0, try AgentReply.parse(Array("0%".utf8)), wallNow: 111).published)
     }
 
     /// A new configuration keeps the state of checks defined as before, and only those.
