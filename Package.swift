@@ -73,8 +73,11 @@ let package = Package(
             exclude: ["README.md"], swiftSettings: strict),
         // Client location: IP addresses, prefix tries (topology), MaxMind DB (GeoIP).
         .target(name: "GeoTopology", dependencies: ["CMaxMindDB"], exclude: ["README.md"], swiftSettings: strict),
+        // The one way operator YAML is composed: nesting depth scanned before Yams' recursive
+        // composer sees the text, and a node budget with aliases expanded.
+        .target(name: "BoundedYAML", dependencies: ["Diagnostics", "Yams"], exclude: ["README.md"], swiftSettings: strict),
         // Pool files (YAML): pools, sites, members, regions, order rules, validated with file:line.
-        .target(name: "PoolConfig", dependencies: ["Diagnostics", "DNSWire", "GeoTopology", "Yams"], exclude: ["README.md"], swiftSettings: strict),
+        .target(name: "PoolConfig", dependencies: ["Diagnostics", "DNSWire", "GeoTopology", "BoundedYAML", "Yams"], exclude: ["README.md"], swiftSettings: strict),
         // Health of members: observations per observer, the ledger that merges them, the verdict
         // fold, admin overrides; immutable snapshots for selection. Pure values, no I/O.
         .target(name: "Health", dependencies: ["Diagnostics"], exclude: ["README.md"], swiftSettings: strict),
@@ -106,7 +109,7 @@ let package = Package(
         // and ledger entries, the signed envelope and its replay guard.
         .target(
             name: "Gossip",
-            dependencies: ["Diagnostics", "Health", "Yams", .product(name: "Crypto", package: "swift-crypto")],
+            dependencies: ["Diagnostics", "Health", "BoundedYAML", "Yams", .product(name: "Crypto", package: "swift-crypto")],
             exclude: ["README.md"], swiftSettings: strict),
         // The gossip sockets (SwiftNIO): UDP datagrams and TCP exchanges, sealed and opened.
         .target(
@@ -236,6 +239,7 @@ let package = Package(
         ),
 
         .testTarget(name: "DiagnosticsTests", dependencies: ["Diagnostics"]),
+        .testTarget(name: "BoundedYAMLTests", dependencies: ["BoundedYAML", "Diagnostics", "Yams"]),
         .testTarget(name: "DNSWireTests", dependencies: ["DNSWire"]),
         .testTarget(name: "DNSSECTests", dependencies: ["DNSSEC", "DNSWire", "CLDNS"]),
         .testTarget(name: "ZoneStoreTests", dependencies: ["ZoneStore", "DNSWire", "Diagnostics"]),

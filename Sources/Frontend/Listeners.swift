@@ -229,8 +229,8 @@ public final class Listeners: Sendable {
                         let sync = channel.pipeline.syncOperations
                         try sync.addHandler(ByteToMessageHandler(
                             LengthFieldBasedFrameDecoder(lengthFieldBitLength: .twoBytes), maximumBufferSize: maxBuffered))
-                        try sync.addHandler(FrameDeadlineHandler(timeout: idle))
-                        try sync.addHandler(TCPQueryHandler(box: box, scratch: listeners.scratch(for: channel.eventLoop), maxWaitingBytes: 2 * maxBuffered + 262_144))
+                        try sync.addHandler(TCPQueryHandler(
+                            box: box, scratch: listeners.scratch(for: channel.eventLoop), maxWaitingBytes: 2 * maxBuffered + 262_144, idleTimeout: idle))
                     }
                 }
                 .bind(host: address.host, port: port).get()

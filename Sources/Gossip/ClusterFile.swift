@@ -1,6 +1,7 @@
 import Health
 import Diagnostics
 import Foundation
+import BoundedYAML
 import Yams
 
 /// The cluster file (`cluster.yaml` beside the pool files): who the peers are, how their
@@ -50,15 +51,9 @@ public struct ClusterConfig: Sendable, Equatable {
         var diags: [Diagnostic] = []
         func err(_ line: Int, _ m: String) { diags.append(Diagnostic(file: file, line: line, m)) }
         let root: Node?
-        do { root = try Yams.compose(yaml: text) } catch {
-            var line = 1
-            if let e = error as? YamlError {
-                switch e {
-                case let .scanner(_, _, mark, _), let .parser(_, _, mark, _), let .composer(_, _, mark, _): line = mark.line
-                default: break
-                }
-            }
-            return (nil, [Diagnostic(file: file, line: line, "YAML: \(error)")])
+        switch BoundedYAML.compose(text, file: file) {
+        case let .success(node): root = node
+        case let .failure(d): return (nil, [d])
         }
         guard let root, let top = root.mapping else { return (nil, [Diagnostic(file: file, line: 1, "the cluster file must be a mapping with 'peers'")]) }
         var config = ClusterConfig(peers: [:], file: file)

@@ -113,8 +113,9 @@ public enum AdminStateFile {
     public static func parse(_ text: String, file: String) -> (overrides: [AdminOverride], diagnostics: [Diagnostic]) {
         var out: [AdminOverride] = []
         var diags: [Diagnostic] = []
-        for (i, raw) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
-            switch parseLine(String(raw), file: file, line: i + 1) {
+        // Lines by octet: "\r\n" is one Character, and a split by Character would not see it.
+        for (i, raw) in text.utf8.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false).enumerated() {
+            switch parseLine(String(Substring(raw)), file: file, line: i + 1) {
             case .none: continue
             case .some(.success(let o)): out.append(o)
             case .some(.failure(let d)): diags.append(d)
@@ -130,20 +131,21 @@ public enum AdminStateFile {
         if f.isEmpty { return nil }
         guard f.count >= 2 else { return fail("expected 'PATTERN STATE [WEIGHT%] [until=TIME] [set=TIME] [reason=\"TEXT\"]', got \(f.count) field") }
         guard let state = HealthState(rawValue: f[1].lowercased()) else { return fail("state must be UP, DOWN or DRAIN, not '\(f[1])'") }
+        if let why = patternProblem(f[0]) { return fail(why) }
         var o = AdminOverride(pattern: f[0], state: state, file: file, line: line)
         for field in f.dropFirst(2) {
             if field.hasSuffix("%"), o.weightFactor == nil {
                 guard let p = Double(field.dropLast()), p >= 0, p <= 100 else { return fail("weight must be a percentage from 0% to 100%, not '\(field)'") }
                 o.weightFactor = p / 100
-            } else if field.hasPrefix("until="), o.expires == nil {
-                guard let t = parseTime(String(field.dropFirst(6))) else { return fail("until= needs an RFC 3339 UTC time such as 2026-12-01T06:00:00Z, not '\(field.dropFirst(6))'") }
+            } else if field.utf8.starts(with: "until=".utf8), o.expires == nil {
+                guard let t = parseTime(Self.after(6, field)) else { return fail("until= needs an RFC 3339 UTC time such as 2026-12-01T06:00:00Z, not '\(Self.after(6, field))'") }
                 o.expires = t
-            } else if field.hasPrefix("set="), o.setAt == nil {
-                guard let t = parseTime(String(field.dropFirst(4))) else { return fail("set= needs an RFC 3339 UTC time, not '\(field.dropFirst(4))'") }
+            } else if field.utf8.starts(with: "set=".utf8), o.setAt == nil {
+                guard let t = parseTime(Self.after(4, field)) else { return fail("set= needs an RFC 3339 UTC time, not '\(Self.after(4, field))'") }
                 o.setAt = t
-            } else if field.hasPrefix("reason="), o.reason.isEmpty {
-                let r = String(field.dropFirst(7))
-                guard r.utf8.count <= maxReason else { return fail("reason is longer than \(maxReason) octets") }
+            } else if field.utf8.starts(with: "reason=".utf8), o.reason.isEmpty {
+                let r = Self.after(7, field)
+                if let why = reasonProblem(r) { return fail(why) }
                 o.reason = r
             } else {
                 return fail("unexpected '\(field)': after the state come WEIGHT%, until=TIME, set=TIME and reason=\"TEXT\", each once")
@@ -153,42 +155,79 @@ public enum AdminStateFile {
     }
 
     /// Splits at white space outside quotes and drops a `#` comment (nil: a quote left open); `reason="a b"` is one
-    /// field `reason=a b` (quotes removed, `\"` and `\\` unescaped).
-    static func fields(_ line: String) -> [String]? {
+    /// field `reason=a b` (quotes removed, `\"` and `\\` unescaped). Read by octet, as `escape` writes: by
+    /// Character, a quote followed by a combining mark (or a space after U+0600) is one grapheme cluster and no
+    /// longer a quote or a separator, and the line the API wrote did not read back (issue 18, finding 5).
+    static func fields(_ line: Substring.UTF8View) -> [String]? {
         var out: [String] = []
-        var cur = ""
+        var cur: [UInt8] = []
         var inQuote = false
         var escaped = false
         var started = false
-        for ch in line {
+        for b in line {
             if escaped {
-                cur.append(ch)
+                cur.append(b)
                 escaped = false
-            } else if inQuote && ch == "\\" {
+            } else if inQuote && b == UInt8(ascii: "\\") {
                 escaped = true
-            } else if ch == "\"" {
+            } else if b == UInt8(ascii: "\"") {
                 inQuote.toggle()
                 started = true
-            } else if !inQuote && ch == "#" {
+            } else if !inQuote && b == UInt8(ascii: "#") {
                 break
-            } else if !inQuote && (ch == " " || ch == "\t" || ch == "\r") {
-                if started { out.append(cur) }
-                cur = ""
+            } else if !inQuote && (b == UInt8(ascii: " ") || b == UInt8(ascii: "\t") || b == UInt8(ascii: "\r")) {
+                if started { out.append(String(decoding: cur, as: UTF8.self)) }
+                cur.removeAll(keepingCapacity: true)
                 started = false
             } else {
-                cur.append(ch)
+                cur.append(b)
                 started = true
             }
         }
         if inQuote { return nil }
-        if started { out.append(cur) }
+        if started { out.append(String(decoding: cur, as: UTF8.self)) }
         return out
     }
 
+    static func fields(_ line: String) -> [String]? { fields(Substring(line).utf8) }
+
+    /// `s` for inside quotes: `\` and `"` escaped scalar by scalar (never by Character).
     static func escape(_ s: String) -> String {
-        s.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"")
-            .replacingOccurrences(of: "\n", with: " ")
+        var out = String.UnicodeScalarView()
+        for u in s.unicodeScalars {
+            if u == "\\" || u == "\"" { out.append("\\") }
+            out.append(u == "\n" ? " " : u)
+        }
+        return String(out)
     }
+
+    /// Why `pattern` cannot be a member glob (nil: it can), checked scalar by scalar as the
+    /// file is read octet by octet: 1 to 1024 octets, no white space, quotes, `#` or `=`, and no
+    /// control characters (fnmatch stops at a NUL, so `*\0www/fra/x` matched every member).
+    public static func patternProblem(_ pattern: String) -> String? {
+        guard !pattern.isEmpty, pattern.utf8.count <= 1024 else { return "member must be a member-id glob of 1 to 1024 octets" }
+        for u in pattern.unicodeScalars {
+            if isControl(u) { return "member must not contain control characters" }
+            if u.properties.isWhitespace || u == "\"" || u == "#" || u == "=" { return "member must not contain white space, quotes, '#' or '='" }
+        }
+        return nil
+    }
+
+    /// Why `reason` cannot be kept (nil: it can): at most `maxReason` octets of one line,
+    /// without control characters other than tab.
+    public static func reasonProblem(_ reason: String) -> String? {
+        guard reason.utf8.count <= maxReason else { return "reason must be at most \(maxReason) octets" }
+        for u in reason.unicodeScalars where u != "\t" && (isControl(u) || u.properties.isWhitespace && u.properties.generalCategory != .spaceSeparator) {
+            return "reason must be one line without control characters"
+        }
+        return nil
+    }
+
+    /// `field` after its first `n` octets (an ASCII keyword): by Character, `reason=` followed
+    /// by a combining mark is not a prefix at all.
+    static func after(_ n: Int, _ field: String) -> String { String(decoding: field.utf8.dropFirst(n), as: UTF8.self) }
+
+    static func isControl(_ u: Unicode.Scalar) -> Bool { u.value < 0x20 || (0x7F...0x9F).contains(u.value) }
 
     static func percent(_ w: Double) -> String {
         let p = (w * 100 * 100).rounded() / 100

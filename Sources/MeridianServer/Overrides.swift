@@ -113,14 +113,10 @@ public enum StateFileEdit {
 
     /// Checks an override request; the message names what is wrong.
     public static func validate(_ o: AdminOverride, now: Double) throws(OverrideError) {
-        guard !o.pattern.isEmpty, o.pattern.utf8.count <= 1024 else { throw .invalid("member must be a member-id glob of 1 to 1024 octets") }
-        guard !o.pattern.contains(where: { $0.isWhitespace || $0 == "\"" || $0 == "#" || $0 == "=" }) else {
-            throw .invalid("member must not contain white space, quotes, '#' or '='")
-        }
+        if let why = AdminStateFile.patternProblem(o.pattern) { throw .invalid(why) }
         if let w = o.weightFactor, !(w >= 0 && w <= 1) { throw .invalid("weight must be a percentage from 0 to 100") }
         if let e = o.expires, !(e > now && e < now + 10 * 365 * 86400) { throw .invalid("expires must be in the future (and within ten years)") }
-        guard o.reason.utf8.count <= AdminStateFile.maxReason else { throw .invalid("reason must be at most \(AdminStateFile.maxReason) octets") }
-        guard !o.reason.contains(where: { $0.isNewline }) else { throw .invalid("reason must be one line") }
+        if let why = AdminStateFile.reasonProblem(o.reason) { throw .invalid(why) }
     }
 }
 

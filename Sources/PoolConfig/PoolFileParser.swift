@@ -2,6 +2,7 @@ import Diagnostics
 import DNSWire
 import Foundation
 import GeoTopology
+import BoundedYAML
 import Yams
 
 /// Reads pool files (YAML) into a validated `PoolSet`, reporting every problem as
@@ -98,16 +99,10 @@ struct Parser {
 
     mutating func file(path: String, text: String) {
         let root: Node?
-        do { root = try Yams.compose(yaml: text) } catch let e as YamlError {
-            switch e {
-            case let .scanner(_, problem, mark, _), let .parser(_, problem, mark, _), let .composer(_, problem, mark, _):
-                error(path, mark.line, "YAML: \(problem)")
-            default:
-                error(path, 1, "YAML: \(e)")
-            }
-            return
-        } catch {
-            self.error(path, 1, "YAML: \(error)")
+        switch BoundedYAML.compose(text, file: path) {
+        case let .success(node): root = node
+        case let .failure(d):
+            diags.append(d)
             return
         }
         guard let root else { return }  // an empty file

@@ -70,6 +70,14 @@ pools:
 """
 
 
+def timeline():
+    """Absolute key times (YYYYMMDDHHMMSS, UTC) from one origin. "+8s" counts from each keygen
+    run, and on a slow machine the second run starts a second or more after the first, which
+    left a gap with no active key at all: answers between the two went unsigned."""
+    base = int(time.time())
+    return lambda seconds: time.strftime("%Y%m%d%H%M%S", time.gmtime(base + seconds))
+
+
 def keygen(keys, *args):
     out = subprocess.run([BIN, "keygen", "--zone", "gslb.test", "--dir", str(keys), *args], capture_output=True, text=True, timeout=30, check=True).stdout
     ds = [line for line in out.splitlines() if " IN DS " in line]
@@ -243,8 +251,9 @@ def test_zsk_rollover_with_a_resolver_watching(binary, tmp_path):
     zones.mkdir()
     (zones / "gslb.test.zone").write_text(ZONE)
     _, ds = keygen(keys, "--role", "ksk")
-    old, _ = keygen(keys, "--role", "zsk", "--inactive", "+8s", "--delete", "+16s")
-    new, _ = keygen(keys, "--role", "zsk", "--publish", "now", "--activate", "+8s")
+    at = timeline()
+    old, _ = keygen(keys, "--role", "zsk", "--inactive", at(8), "--delete", at(16))
+    new, _ = keygen(keys, "--role", "zsk", "--publish", "now", "--activate", at(8))
     srv = Server(str(zones), ["--keys", str(keys), "--dnskey-ttl", "2", "--no-admin", "--log-level", "info"], listen_v6=False, ready_name="gslb.test.")
     resolver = Unbound(str(tmp_path), ds, srv.port)
     try:
@@ -289,8 +298,9 @@ def test_ksk_rollover_with_both_ds_at_the_parent(binary, tmp_path):
     zones, keys = tmp_path / "zones", tmp_path / "keys"
     zones.mkdir()
     (zones / "gslb.test.zone").write_text(ZONE)
-    old, old_ds = keygen(keys, "--role", "ksk", "--inactive", "+8s", "--delete", "+14s")
-    new, new_ds = keygen(keys, "--role", "ksk", "--publish", "now", "--activate", "+8s")
+    at = timeline()
+    old, old_ds = keygen(keys, "--role", "ksk", "--inactive", at(8), "--delete", at(14))
+    new, new_ds = keygen(keys, "--role", "ksk", "--publish", "now", "--activate", at(8))
     keygen(keys, "--role", "zsk")
     srv = Server(str(zones), ["--keys", str(keys), "--dnskey-ttl", "2", "--no-admin"], listen_v6=False, ready_name="gslb.test.")
     resolver = Unbound(str(tmp_path), [old_ds, new_ds], srv.port)

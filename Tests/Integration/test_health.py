@@ -236,7 +236,10 @@ def test_http_and_kill_backend_end_to_end(env):
     env["backends"]["127.0.0.32"].status = 200
     assert eventually(lambda: addresses(srv, "web.hc.test.") == ["127.0.0.31", "127.0.0.32"], 0.6 + 1.0)
     log = open(env["log"]).read()
-    assert "web/default/127.0.0.32 down: http:" in log and "HTTP 503 after 2 failures" in log, log[-2000:]
+    # The line names the check that tipped the member over; on a loaded machine that one can be a
+    # timeout of the 250 ms budget rather than the 503, so the 503 is looked for in either line.
+    assert "web/default/127.0.0.32 down: http:" in log and "after 2 failures" in log, log[-2000:]
+    assert "HTTP 503" in log, log[-2000:]
     assert "web/default/127.0.0.32 up: http:" in log
     assert took < 1.6
 

@@ -1,0 +1,132 @@
+"""Hardening, round two (issue 18): what an attacker still got through, each finding first
+reproduced here against the real binary. Every wait is bounded."""
+import os
+import signal
+import socket
+import struct
+import subprocess
+import time
+
+import dns.message
+import pytest
+
+from helpers import ask, recv_frame
+
+
+def nested_pools(depth):
+    """A small pool file nested `depth` deep in flow sequences."""
+    return "pools:\n  x:\n    names: " + "[" * depth + "a.example.test." + "]" * depth + "\n"
+
+
+def nested_block(depth):
+    """The same in block style: a sequence of sequences, one level per line."""
+    lines = ["pools:", "  x:", "    names:"]
+    lines += [" " * (4 + i) + "-" for i in range(depth)]
+    lines[-1] += " a.example.test."
+    return "\n".join(lines) + "\n"
+
+
+def alias_bomb(levels=9):
+    """Each anchor is ten aliases of the one before: 10^levels nodes once expanded."""
+    out = ["a0: &a0 [x, x, x, x, x, x, x, x, x, x]"]
+    for i in range(1, levels + 1):
+        out.append(f"a{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * 10) + "]")
+    out.append(f"pools:\n  x:\n    names: *a{levels}")
+    return "\n".join(out) + "\n"
+
+
+@pytest.mark.parametrize("make", [lambda: nested_pools(5000), lambda: nested_block(3000), alias_bomb],
+                         ids=["flow", "block", "aliases"])
+def test_hostile_yaml_is_a_check_error_not_a_crash(binary, tmp_path, make):
+    """Finding 1: a pool file nested 5,000 deep overflowed the stack of Yams' recursive composer
+    (`meridian check` exit 139); an alias bomb would expand without bound."""
+    (tmp_path / "pools.yaml").write_text(make())
+    r = subprocess.run([binary, "check", str(tmp_path)], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 1, (r.returncode, r.stdout[-500:], r.stderr[-500:])
+    assert "pools.yaml:" in r.stdout and ("nested" in r.stdout or "nodes" in r.stdout), r.stdout[-500:]
+
+
+def test_hostile_cluster_file_is_a_check_error_not_a_crash(binary, tmp_path):
+    (tmp_path / "cluster.yaml").write_text("peers: " + "{a: " * 5000 + "b" + "}" * 5000 + "\n")
+    r = subprocess.run([binary, "check", str(tmp_path)], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 1, (r.returncode, r.stdout[-500:], r.stderr[-500:])
+    assert "cluster.yaml:1:" in r.stdout and "nested" in r.stdout, r.stdout[-500:]
+
+
+def test_hostile_yaml_on_reload_keeps_serving(fresh_server):
+    srv = fresh_server()
+    with open(os.path.join(srv.zones, "pools.yaml"), "w") as f:
+        f.write(nested_pools(5000))
+    srv.proc.send_signal(signal.SIGHUP)
+    srv.wait_log("reload failed with")
+    assert srv.alive()
+    assert ask(srv, "www.example.test.").answer
+
+
+def closed_within(s, seconds, keep_sending=None, every=0.5):
+    """Seconds until the server closes `s` (sending `keep_sending` every `every` s meanwhile),
+    or None if it is still open after `seconds`."""
+    start = time.time()
+    s.settimeout(every)
+    while time.time() - start < seconds:
+        try:
+            if keep_sending:
+                s.send(keep_sending)
+            if s.recv(1) == b"":
+                return time.time() - start
+        except socket.timeout:
+            continue
+        except (ConnectionResetError, BrokenPipeError):
+            return time.time() - start
+    return None
+
+
+@pytest.mark.parametrize("frame_bytes", [b"\x00\x00", b"\x00\x03abc"], ids=["empty", "malformed"])
+def test_frames_that_are_not_queries_keep_no_slot(fresh_server, frame_bytes):
+    """Finding 6: any frame re-armed the deadline, even an empty one, so a connection that sent
+    one now and then held its slot through four idle timeouts."""
+    srv = fresh_server("--tcp-idle-timeout", "2")
+    s = socket.create_connection(("127.0.0.1", srv.port), timeout=5)
+    took = closed_within(s, 10, keep_sending=frame_bytes)
+    assert took is not None and took < 4, took
+    s.close()
+
+
+def test_a_client_that_asks_keeps_its_connection(fresh_server):
+    """The other side of finding 6: real queries move the deadline."""
+    srv = fresh_server("--tcp-idle-timeout", "2")
+    s = socket.create_connection(("127.0.0.1", srv.port), timeout=5)
+    wire = dns.message.make_query("www.example.test.", "A").to_wire()
+    start = time.time()
+    while time.time() - start < 5:
+        s.sendall(struct.pack("!H", len(wire)) + wire)
+        assert dns.message.from_wire(recv_frame(s)).answer
+        time.sleep(0.5)  # the pacing of a client that asks now and then, not a wait
+    s.close()
+
+
+def test_every_override_the_api_accepts_survives_a_restart(binary, tmp_path):
+    """Finding 5: these were accepted with 201 and written as lines the reader no longer parsed
+    (that override and every later one silently not applied; `state:4: unterminated quote` at
+    restart). A NUL in a glob (finding 7) is refused."""
+    from conftest import Server
+    from test_admin import Api, start, zones_with_pools
+    state = tmp_path / "state.txt"
+    zones = zones_with_pools(tmp_path)
+    srv, api = start(tmp_path, "--state", str(state), zones=zones)
+    sent = [("lb/a/*", "\u0301combining first"), ("lb/b/*", "\ufe0f pasted emoji"), ("lb/*/x", "\u200dzwj"),
+            ("lb/a/y\u0600", "prepended mark"), ("lb/*/z", 'a "quoted\u0301" \\ reason')]
+    try:
+        for member, reason in sent:
+            status, o = api.json("POST", "/overrides", {"member": member, "state": "drain", "reason": reason})
+            assert status == 201, (member, o)
+        assert api.json("POST", "/overrides", {"member": "*\u0000lb/a/x", "state": "down"})[0] == 400
+    finally:
+        srv.stop()
+    srv2 = Server(zones, ["--state", str(state), "--admin-token-file", str(tmp_path / "token")])
+    try:
+        assert "state file" not in srv2.log_text() or "rejected" not in srv2.log_text(), srv2.log_text()[-1000:]
+        got = sorted((x["member"], x["reason"]) for x in Api(srv2.admin).json("GET", "/overrides")[1])
+        assert got == sorted(sent), got
+    finally:
+        srv2.stop()
