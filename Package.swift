@@ -3,6 +3,7 @@
 //
 // Dependency direction (nothing imports upward or sideways; each arrow points at what is imported):
 //   Diagnostics (a leaf: file:line diagnostics and the one bounded operator-file reader) under every file reader
+//   Diagnostics <- BoundedYAML <- PoolConfig, Gossip (the one bounded way YAML is composed)
 //   DNSWire <- ZoneStore, DNSSEC                    (wire format, zone files, online signing)
 //   GeoTopology <- PoolConfig <- Selection          (addresses and GeoIP, pool files, per-query selection)
 //   Health <- Selection, Gossip                     (health as pure values: ledger, the one health fold, verdicts)
