@@ -141,6 +141,10 @@ extension DNSServer {
         o.expires = o.expires.map { ($0 * 1000).rounded(.down) / 1000 }
         try StateFileEdit.validate(o, now: now)
         guard let path = config.statePath else { throw .noStateFile }
+        // A glob that matches nothing is a typo, not an override: it would linger, unseen, with
+        // no expiry (issue 18, finding 7: `ctl drain 'nosuch/*'` was accepted).
+        let matches = box.load().pools.pools.pools.flatMap(\.members).filter { o.matches($0.id) }.count
+        guard matches > 0 else { throw .invalid("member '\(o.pattern)' matches no member of the current configuration (member ids are POOL/SITE/NAME)") }
         o.setAt = now
         try editStateFile { () throws(OverrideError) in
             let text = try currentStateText(path)
@@ -151,7 +155,7 @@ extension DNSServer {
             Ledger.OverrideEntry(
                 pattern: o.pattern, state: o.state, weightFactor: o.weightFactor, origin: supervisor.nodeName, source: "api",
                 version: HLC(millis: UInt64((now * 1000).rounded())), reason: o.reason, expiresMillis: o.expires.map { UInt64(($0 * 1000).rounded()) } ?? 0),
-            matches: box.load().pools.pools.pools.flatMap(\.members).filter { o.matches($0.id) }.count)
+            matches: matches)
     }
 
     /// Removes the override with API id `id`, whichever instance set it: from this

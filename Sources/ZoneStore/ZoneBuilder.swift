@@ -170,8 +170,46 @@ struct ZoneAssembly {
             }
         }
         if anyCut { checkGlue(o, runs) }
+        checkTargets(runs)
         nodeSets.append((UInt32(sets.count), UInt16(clamping: runs.count)))
         for run in runs { emit(run, owner: o) }
+    }
+
+    /// The classic missing final dot: `www CNAME web.gslb.example.com` is
+    /// `web.gslb.example.com.gslb.example.com.`, legal and almost never meant. A target that
+    /// ends in the origin twice is a warning, as named-checkzone and kzonecheck users expect
+    /// (issue 18, finding 9).
+    mutating func checkTargets(_ runs: [(type: UInt16, range: Range<Int>)]) {
+        guard acc.origin.count > 1 else { return }
+        let doubled = Array(acc.origin.dropLast()) + acc.origin
+        for run in runs {
+            let at: Int
+            switch run.type {
+            case RRType.cname, RRType.ns, RRType.dname, RRType.ptr: at = 0
+            case RRType.mx: at = 2
+            case RRType.srv: at = 6
+            default: continue
+            }
+            for i in run.range {
+                let r = record(i)
+                let target = acc.withRData(r) { d in d.count > at ? Name.lowercased(Array(d[at...])) : [] }
+                guard Self.endsWith(target, doubled) else { continue }
+                diags.append(acc.diagnostic(r, severity: .warning,
+                    "\(RRType.name(run.type)) target \(Name.text(target)) repeats the origin \(Name.text(acc.origin)): is the final dot missing?"))
+                break
+            }
+        }
+    }
+
+    /// Whether wire name `name` ends, at a label boundary, with the wire name `suffix`.
+    static func endsWith(_ name: [UInt8], _ suffix: [UInt8]) -> Bool {
+        var i = 0
+        while i < name.count {
+            if name.count - i == suffix.count { return name[i...].elementsEqual(suffix) }
+            if name.count - i < suffix.count || name[i] == 0 { return false }
+            i += Int(name[i]) + 1
+        }
+        return false
     }
 
     /// Below (or at) a zone cut only glue may appear.

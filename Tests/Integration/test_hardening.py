@@ -114,13 +114,16 @@ def test_every_override_the_api_accepts_survives_a_restart(binary, tmp_path):
     state = tmp_path / "state.txt"
     zones = zones_with_pools(tmp_path)
     srv, api = start(tmp_path, "--state", str(state), zones=zones)
-    sent = [("lb/a/*", "\u0301combining first"), ("lb/b/*", "\ufe0f pasted emoji"), ("lb/*/x", "\u200dzwj"),
-            ("lb/a/y\u0600", "prepended mark"), ("lb/*/z", 'a "quoted\u0301" \\ reason')]
+    sent = [("lb/a/*", "\u0301combining first"), ("lb/b/*", "\ufe0f pasted emoji"), ("lb/*/192.0.2.1", "\u200dzwj"),
+            ("lb/*/192.0.2.[12\u0600]", "prepended mark \u0600"), ("lb/*", 'a "quoted\u0301" \\ reason')]
     try:
         for member, reason in sent:
             status, o = api.json("POST", "/overrides", {"member": member, "state": "drain", "reason": reason})
             assert status == 201, (member, o)
         assert api.json("POST", "/overrides", {"member": "*\u0000lb/a/x", "state": "down"})[0] == 400
+        # A glob that matches nothing is refused (finding 7), with the reason.
+        status, err = api.json("POST", "/overrides", {"member": "nosuch/*", "state": "drain"})
+        assert status == 400 and "matches no member" in str(err), err
     finally:
         srv.stop()
     srv2 = Server(zones, ["--state", str(state), "--admin-token-file", str(tmp_path / "token")])
@@ -130,3 +133,14 @@ def test_every_override_the_api_accepts_survives_a_restart(binary, tmp_path):
         assert got == sorted(sent), got
     finally:
         srv2.stop()
+
+
+def test_a_missing_final_dot_is_a_warning_and_fails_strict(binary, tmp_path):
+    """Finding 9: `www CNAME web.gslb.example.com` (no final dot) passed check, even --strict."""
+    (tmp_path / "gslb.example.com.zone").write_text(
+        "$TTL 300\n@ SOA ns1 hostmaster 1 3600 600 604800 60\n@ NS ns1\nns1 A 192.0.2.1\n"
+        "www CNAME web.gslb.example.com\nweb A 192.0.2.2\n")
+    plain = subprocess.run([binary, "check", str(tmp_path)], capture_output=True, text=True, timeout=60)
+    assert plain.returncode == 0 and "gslb.example.com.zone:5: warning: CNAME target web.gslb.example.com.gslb.example.com." in plain.stdout, plain.stdout
+    strict = subprocess.run([binary, "check", "--strict", str(tmp_path)], capture_output=True, text=True, timeout=60)
+    assert strict.returncode == 1, strict.stdout
