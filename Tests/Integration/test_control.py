@@ -109,9 +109,9 @@ def test_generations_count_configurations_and_health_views_apart(binary, tmp_pat
         api = ready(Api(srv.admin, token=""))
         s = api.json("GET", "/status")[1]
         assert s["generation"] == 1
-        for i in range(3):
+        for member in ["lb/a/192.0.2.1", "lb/a/192.0.2.2", "lb/b/192.0.2.3"]:
             seen = api.json("GET", "/status")[1]["healthGeneration"]
-            status, _ = api.json("POST", "/overrides", {"member": f"lb/a/192.0.2.{i + 1}", "state": "drain"})
+            status, _ = api.json("POST", "/overrides", {"member": member, "state": "drain"})
             assert status == 201
             wait_for(lambda: api.json("GET", "/status")[1]["healthGeneration"] > seen, 5, "a health view published")
         assert api.json("GET", "/status")[1]["generation"] == 1
