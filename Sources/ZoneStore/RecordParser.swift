@@ -38,6 +38,7 @@ public enum RecordParser {
     /// returns the syntax errors.
     static func parse(path: String, origin: String, into sink: ZoneAccumulator) -> [Diagnostic] {
         var state = State(origin: origin.hasSuffix(".") ? origin : origin + ".", sink: sink)
+        state.root = realPath((path as NSString).deletingLastPathComponent.isEmpty ? "." : (path as NSString).deletingLastPathComponent)
         parseFile(path: path, state: &state, depth: 0, includedFrom: nil)
         return state.diagnostics
     }
@@ -63,6 +64,9 @@ public enum RecordParser {
         let sink: ZoneAccumulator
         /// Shared with the states of `$INCLUDE`d files too.
         let budget = IncludeBudget()
+        /// The zones directory (symbolic links resolved): every `$INCLUDE` must stay inside it.
+        /// nil for text held in memory.
+        var root: String?
         var diagnostics: [Diagnostic] = []
 
         init(origin: String, sink: ZoneAccumulator) {
@@ -173,6 +177,14 @@ public enum RecordParser {
             return includeLimit(&state, file: file, line: line, "more than \(maxIncludes) $INCLUDEs followed for this zone (each counts, however deep)")
         }
         let target = f[1].hasPrefix("/") ? f[1] : (directory as NSString).appendingPathComponent(f[1])
+        // Confined to the zones directory, symbolic links resolved first: an absolute path or a
+        // link out of it was followed, and its text quoted in diagnostics (issue 18, finding 8).
+        if let root = state.root {
+            guard let real = realPath(target) else { return err("cannot read \(target) (\(String(cString: strerror(errno))))") }
+            guard real == root || real.hasPrefix(root.hasSuffix("/") ? root : root + "/") else {
+                return err("$INCLUDE \(f[1]) is outside the zones directory \(root)")
+            }
+        }
         var inner = state.forInclude()
         if f.count == 3 {
             guard let o = absolute(f[2], origin: state.origin), Name.parse(o) != nil, let rdf = ldns_dname_new_frm_str(o) else {
@@ -183,6 +195,13 @@ public enum RecordParser {
         }
         parseFile(path: target, state: &inner, depth: depth + 1, includedFrom: (file, line))
         state.diagnostics = inner.diagnostics
+    }
+
+    /// `path` with every symbolic link, `.` and `..` resolved; nil when it does not resolve.
+    static func realPath(_ path: String) -> String? {
+        guard let p = realpath(path, nil) else { return nil }
+        defer { free(p) }
+        return String(cString: p)
     }
 
     /// Reports the include budget's end once, and stops following includes.

@@ -129,7 +129,7 @@ def test_include_fan_out_is_bounded(binary, tmp_path):
     """Finding 1: k $INCLUDEs per file nested deep cost k^depth opens; now a file:line error."""
     zones = tmp_path / "zones"
     zones.mkdir()
-    inc = tmp_path / "inc"
+    inc = zones / "inc"  # inside the zones directory: $INCLUDE is confined to it (issue 18)
     inc.mkdir()
     for level in range(8):
         (inc / f"l{level}").write_text("".join(f"$INCLUDE {inc}/l{level + 1}\n" for _ in range(5)))

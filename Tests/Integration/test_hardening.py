@@ -144,3 +144,21 @@ def test_a_missing_final_dot_is_a_warning_and_fails_strict(binary, tmp_path):
     assert plain.returncode == 0 and "gslb.example.com.zone:5: warning: CNAME target web.gslb.example.com.gslb.example.com." in plain.stdout, plain.stdout
     strict = subprocess.run([binary, "check", "--strict", str(tmp_path)], capture_output=True, text=True, timeout=60)
     assert strict.returncode == 1, strict.stdout
+
+
+@pytest.mark.parametrize("how", ["absolute", "symlink", "dotdot"])
+def test_include_is_confined_to_the_zones_directory(binary, tmp_path, how):
+    """Finding 8: $INCLUDE followed absolute paths and symbolic links out of the zones
+    directory, and quoted the target's text in a diagnostic."""
+    zones = tmp_path / "zones"
+    zones.mkdir()
+    secret = tmp_path / "secret.txt"
+    secret.write_text("root:SECRET-HASH:19000:0:99999:7:::\n")
+    target = {"absolute": str(secret), "symlink": "link.inc", "dotdot": "../secret.txt"}[how]
+    if how == "symlink":
+        os.symlink(secret, zones / "link.inc")
+    (zones / "t.test.zone").write_text(f"$TTL 60\n@ SOA ns h 1 2 3 4 5\n@ NS ns\nns A 192.0.2.1\n$INCLUDE {target}\n")
+    r = subprocess.run([binary, "check", str(zones)], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 1, r.stdout
+    assert "t.test.zone:5: $INCLUDE" in r.stdout and "is outside the zones directory" in r.stdout, r.stdout
+    assert "SECRET" not in r.stdout + r.stderr
