@@ -38,16 +38,19 @@ public final class AdminServer: Sendable {
         router.add(middleware: AuthMiddleware(tokens: config.tokens))
         routes(router)
         let serverBuilder: HTTPServerBuilder
+        // An idle connection is closed after 10 s, and a request must arrive whole within 10 s.
+        let deadline = TimeAmount.seconds(10)
+        let http1 = HTTP1Channel.Configuration(additionalChannelHandlers: [RequestDeadline(limit: deadline)], idleTimeout: deadline)
         if let cert = config.tlsCertificate, let key = config.tlsKey {
             do {
                 let chain = try NIOSSLCertificate.fromPEMFile(cert).map { NIOSSLCertificateSource.certificate($0) }
                 let tls = TLSConfiguration.makeServerConfiguration(certificateChain: chain, privateKey: .privateKey(try NIOSSLPrivateKey(file: key, format: .pem)))
-                serverBuilder = try .tls(.http1(), tlsConfiguration: tls)
+                serverBuilder = try .tls(.http1(configuration: http1), tlsConfiguration: tls)
             } catch {
                 throw AdminConfigError.tls("cannot load the admin TLS certificate or key: \(error)")
             }
         } else {
-            serverBuilder = .http1()
+            serverBuilder = .http1(configuration: http1)
         }
         let bound = AsyncStream<Int>.makeStream()
         let app = Application(

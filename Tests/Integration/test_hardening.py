@@ -162,3 +162,35 @@ def test_include_is_confined_to_the_zones_directory(binary, tmp_path, how):
     assert r.returncode == 1, r.stdout
     assert "t.test.zone:5: $INCLUDE" in r.stdout and "is outside the zones directory" in r.stdout, r.stdout
     assert "SECRET" not in r.stdout + r.stderr
+
+
+def test_idle_and_trickling_admin_connections_keep_no_slot(fresh_server):
+    """Finding 3: 64 idle TCP connections took every slot of the admin server (no idle timeout,
+    no request deadline), locking /healthz, /metrics and every operator out, no token needed."""
+    import urllib.request
+    srv = fresh_server()
+    hogs = [socket.create_connection(("127.0.0.1", srv.admin), timeout=5) for _ in range(64)]
+    trickler = socket.create_connection(("127.0.0.1", srv.admin), timeout=5)
+
+    def healthz():
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{srv.admin}/healthz", timeout=2) as r:
+                return r.status == 200
+        except OSError:
+            return False
+    start = time.time()
+    ok = False
+    while time.time() - start < 25 and not ok:
+        try:
+            trickler.send(b"G")  # one header byte now and then: never a whole request
+        except OSError:
+            pass
+        ok = healthz()
+    assert ok, "the admin API stayed locked out"
+    print(f"/healthz answered {time.time() - start:.1f} s after 64 idle connections")
+    # The trickler is closed by the request deadline, however often it sends.
+    took = closed_within(trickler, 15, keep_sending=b"E", every=1.0)
+    assert took is not None, "a trickling client kept its admin connection"
+    for s in hogs:
+        s.close()
+    trickler.close()
