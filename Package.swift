@@ -13,6 +13,7 @@
 //   QueryEngine <- Frontend                         (listeners, the UDP planes, TCP guards, the snapshot box)
 //   QueryEngine, Gossip <- ConfigurationFiles       (the configuration directory: one entry point, ConfigDirectory.load)
 //   ConfigurationFiles, Frontend, HealthCheck, GossipTransport, Control <- MeridianServer <- AdminAPI <- meridian
+//   Frontend <- AdminAPI                            (the admin API shares the TCP guards' lock-free SourceSlots)
 // MeridianServer's Supervisor runs the ControlCore on one loop and is the only writer of the
 // snapshot the answer path reads.
 // System libraries are wrapped at the edge: CLDNS by ZoneStore, CMaxMindDB by GeoTopology,
@@ -169,7 +170,7 @@ let package = Package(
         .target(
             name: "AdminAPI",
             dependencies: [
-                "MeridianServer", "QueryEngine", "Health", "Diagnostics",
+                "MeridianServer", "Frontend", "QueryEngine", "Health", "Diagnostics",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "HummingbirdTLS", package: "hummingbird"),
@@ -179,6 +180,7 @@ let package = Package(
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "Mustache", package: "swift-mustache"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Logging", package: "swift-log"),
             ],
             exclude: ["README.md"],

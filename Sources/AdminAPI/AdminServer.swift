@@ -40,7 +40,9 @@ public final class AdminServer: Sendable {
         let serverBuilder: HTTPServerBuilder
         // An idle connection is closed after 10 s, and a request must arrive whole within 10 s.
         let deadline = TimeAmount.seconds(10)
-        let http1 = HTTP1Channel.Configuration(additionalChannelHandlers: [RequestDeadline(limit: deadline)], idleTimeout: deadline)
+        let slots = ConnectionShare.table(maxConnections: config.maxConnections)
+        let http1 = HTTP1Channel.Configuration(
+            additionalChannelHandlers: [ConnectionShare(slots: slots, refused: ConnectionShare.counters), RequestDeadline(limit: deadline)], idleTimeout: deadline)
         if let cert = config.tlsCertificate, let key = config.tlsKey {
             do {
                 let chain = try NIOSSLCertificate.fromPEMFile(cert).map { NIOSSLCertificateSource.certificate($0) }

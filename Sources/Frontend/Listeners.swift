@@ -1,4 +1,3 @@
-import Atomics
 import DNSWire
 import Foundation
 import GeoTopology
@@ -89,11 +88,11 @@ public final class Listeners: Sendable {
     let logger: Logger
     let group: MultiThreadedEventLoopGroup
     let scratch: [ObjectIdentifier: LoopScratch]
-    public let tcpConnections = ManagedAtomic<Int>(0)
     /// The TCP connection cap in force: `tcpMaxConnections`, lowered to fit the file
     /// descriptor limit.
     public let tcpCap: Int
-    let clientLimiter: ClientLimiter
+    /// TCP slots: the cap, per client prefix and per network.
+    public let tcpSlots: SourceSlots
     let channels = NIOLockedValueBox<[any Channel]>([])
     /// The batched UDP data planes (`--udp-engine batch`), one per listen address.
     let planes = NIOLockedValueBox<[BatchUDPPlane]>([])
@@ -107,7 +106,7 @@ public final class Listeners: Sendable {
         if tcpCap < settings.tcpMaxConnections {
             logger.warning("--tcp-max-connections lowered from \(settings.tcpMaxConnections) to \(tcpCap): the file descriptor limit is \(files), and \(FileLimits.reserve(for: files)) are kept for probes, gossip and files")
         }
-        clientLimiter = ClientLimiter(limit: settings.tcpMaxPerClient)
+        tcpSlots = SourceSlots(perPrefix: settings.tcpMaxPerClient, cap: tcpCap)
         group = MultiThreadedEventLoopGroup(numberOfThreads: settings.threads)
         var scratch: [ObjectIdentifier: LoopScratch] = [:]
         for loop in group.makeIterator() { scratch[ObjectIdentifier(loop)] = LoopScratch(rateLimit: settings.rateLimit) }
@@ -197,11 +196,12 @@ public final class Listeners: Sendable {
         let box = self.box
         let idle = TimeAmount.seconds(settings.tcpIdleTimeout)
         let maxBuffered = settings.tcpMaxBufferedBytes
-        let maxConnections = tcpCap
-        let connections = tcpConnections
-        let perClient = clientLimiter
-        let refusedCounter = Counter(label: "meridian_tcp_refused_total", dimensions: [("reason", "per-client")])
-        let capCounter = Counter(label: "meridian_tcp_refused_total", dimensions: [("reason", "cap")])
+        let slots = tcpSlots
+        let refused: [SourceSlots.Refusal: Counter] = [
+            .cap: Counter(label: "meridian_tcp_refused_total", dimensions: [("reason", "cap")]),
+            .perPrefix: Counter(label: "meridian_tcp_refused_total", dimensions: [("reason", "per-client")]),
+            .perNetwork: Counter(label: "meridian_tcp_refused_total", dimensions: [("reason", "per-network")]),
+        ]
         let listeners = self
         do {
             return try await ServerBootstrap(group: group)
@@ -212,19 +212,15 @@ public final class Listeners: Sendable {
                 .childChannelOption(ChannelOptions.tcpOption(.tcp_nodelay), value: 1)
                 .childChannelOption(ChannelOptions.writeBufferWaterMark, value: .init(low: maxBuffered / 2, high: maxBuffered))
                 .childChannelInitializer { channel in
-                    // The connection cap: count on accept, release on close.
-                    if connections.wrappingIncrementThenLoad(ordering: .relaxed) > maxConnections {
-                        connections.wrappingDecrement(ordering: .relaxed)
-                        capCounter.increment()
+                    // The cap, and the shares of one client prefix and one network: taken on
+                    // accept, given back on close.
+                    switch slots.admit(channel.remoteAddress?.ipAddress ?? QueryProcessor.unknownClient) {
+                    case .success(let held):
+                        channel.closeFuture.whenComplete { _ in slots.release(held) }
+                    case .failure(let why):
+                        refused[why]?.increment()
                         return channel.close()
                     }
-                    channel.closeFuture.whenComplete { _ in connections.wrappingDecrement(ordering: .relaxed) }
-                    // One client prefix may hold only so many of them.
-                    guard let key = perClient.admit(channel.remoteAddress?.ipAddress ?? QueryProcessor.unknownClient) else {
-                        refusedCounter.increment()
-                        return channel.close()
-                    }
-                    channel.closeFuture.whenComplete { _ in perClient.release(key) }
                     return channel.eventLoop.makeCompletedFuture {
                         let sync = channel.pipeline.syncOperations
                         try sync.addHandler(ByteToMessageHandler(

@@ -143,8 +143,8 @@ extension LimiterBox {
     @inline(__always)
     func apply(outcome: QueryOutcome, buffer: MessageBuffer, source: IPAddress, metrics: QueryMetrics) -> UnsafeRawBufferPointer? {
         let response = UnsafeRawBufferPointer(rebasing: buffer.storage[0..<outcome.length])
-        guard enabled, !outcome.cookieValid, let c = RateLimiter.classify(response) else { return response }
-        let key = limiter.key(client: source, kind: c.kind, nameHash: c.nameHash)
+        guard enabled, !outcome.cookieValid else { return response }
+        let key = limiter.key(client: source, rateClass: outcome.rateClass)
         switch limiter.decide(key: key, now: buffer.nowSeconds) {
         case .send:
             return response
@@ -153,7 +153,7 @@ extension LimiterBox {
             return nil
         case .slip:
             metrics.rateLimited(slipped: true)
-            return UDPQueryHandler.truncate(buffer, questionEnd: c.questionEnd)
+            return UDPQueryHandler.truncate(buffer, questionEnd: outcome.questionEnd)
         }
     }
 }

@@ -104,7 +104,8 @@ public final class GossipTransport: @unchecked Sendable {
     private var udp: (any Channel)?
     private var tcp: (any Channel)?
     private var loggedDrops = Set<String>()
-    private var tcpClients = 0
+    /// Who holds the exchange listener's connections (on the loop).
+    private var admission = ExchangeAdmission()
     private var addresses: [String: SocketAddress] = [:]
     public private(set) var stats = GroupStats()
     private var stopped = false
@@ -165,14 +166,7 @@ public final class GossipTransport: @unchecked Sendable {
             tcp = try await ServerBootstrap(group: loop)
                 .serverChannelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)
                 .childChannelInitializer { ch in
-                    ch.eventLoop.makeCompletedFuture {
-                        guard owner.tcpClients < 64 else { throw ChannelError.inputClosed }
-                        owner.tcpClients += 1
-                        ch.closeFuture.whenComplete { _ in owner.tcpClients -= 1 }
-                        ch.eventLoop.scheduleTask(in: .seconds(5)) { ch.close(promise: nil) }
-                        try ch.pipeline.syncOperations.addHandler(ByteToMessageHandler(FrameDecoder(), maximumBufferSize: Limits.state + 4096))
-                        try ch.pipeline.syncOperations.addHandler(StateServerHandler(owner: owner))
-                    }
+                    ch.eventLoop.makeCompletedFuture { try owner.accepted(ch) }
                 }
                 .bind(host: listen.host, port: listen.port).get()
             logger.info("gossip: listening on \(listen) (udp, tcp) as \(nodeName)\(keys.insecure ? ", INSECURE: messages are not authenticated" : "")")
@@ -180,6 +174,29 @@ public final class GossipTransport: @unchecked Sendable {
             try? await udp?.close()
             throw GroupError.bind(address: listen.description, reason: "\(error)")
         }
+    }
+
+    /// A connection to the exchange listener (on the loop): admitted within its source's share
+    /// (peers' hosts, or everyone else together), given its source's frame limit, and closed
+    /// when its exchange has not ended within the push-pull timeout.
+    private func accepted(_ ch: any Channel) throws {
+        let host = ch.remoteAddress?.ipAddress ?? "?"
+        guard let source = admission.admit(host) else {
+            drop("exchange connections of its source used up", from: host)
+            throw ChannelError.inputClosed
+        }
+        ch.closeFuture.whenComplete { [self] _ in admission.release(source) }
+        let deadline = TimeAmount.milliseconds(Int64(max(1, pushPullTimeout) * 1000))
+        ch.eventLoop.scheduleTask(in: deadline) { ch.close(promise: nil) }
+        let limit = ExchangeAdmission.frameLimit(source)
+        try ch.pipeline.syncOperations.addHandler(ByteToMessageHandler(FrameDecoder(limit: limit), maximumBufferSize: limit + 4))
+        try ch.pipeline.syncOperations.addHandler(StateServerHandler(owner: self))
+    }
+
+    /// The cluster file's peers (`HOST:PORT` by name): their hosts get a peer's share of the
+    /// exchange listener (on the loop).
+    public func trust(peers: [String: String]) {
+        admission.trust(Set(peers.values.compactMap { GossipAddress($0)?.host }))
     }
 
     /// The gossip datagram socket. SwiftNIO closes a datagram channel on most send and receive
@@ -518,10 +535,12 @@ final class DatagramHandler: ChannelInboundHandler {
 /// maximum buffer size).
 struct FrameDecoder: ByteToMessageDecoder {
     typealias InboundOut = [UInt8]
+    /// The longest frame taken; a longer length closes the connection before its body is read.
+    var limit = Limits.state + 4096
 
     mutating func decode(context: ChannelHandlerContext, buffer: inout ByteBuffer) throws -> DecodingState {
         guard let length = buffer.getInteger(at: buffer.readerIndex, as: UInt32.self) else { return .needMoreData }
-        guard length <= UInt32(Limits.state + 4096) else { throw DecodeError.tooLong(what: "frame", length: Int(length)) }
+        guard length <= UInt32(limit) else { throw DecodeError.tooLong(what: "frame", length: Int(length)) }
         guard buffer.readableBytes >= 4 + Int(length) else { return .needMoreData }
         buffer.moveReaderIndex(forwardBy: 4)
         guard let bytes = buffer.readBytes(length: Int(length)) else { return .needMoreData }
@@ -556,7 +575,10 @@ final class StateServerHandler: ChannelInboundHandler {
         }
     }
 
-    func errorCaught(context: ChannelHandlerContext, error: any Error) { context.close(promise: nil) }
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        owner.drop("bad exchange frame", from: context.remoteAddress?.ipAddress ?? "?", detail: "\(error)")
+        context.close(promise: nil)
+    }
 }
 
 final class StateClientHandler: ChannelInboundHandler {

@@ -291,7 +291,7 @@ public final class DNSServer: Sendable {
                 return t
             }
             guard tick * interval % 1000 < interval else { return }
-            tcpOpenGauge.record(listeners.tcpConnections.load(ordering: .relaxed))
+            tcpOpenGauge.record(listeners.tcpSlots.connections)
             guard let path = geoPath() else { return }
             let now = Self.signature(path)
             let changed = lastGeo.withLockedValue { old in

@@ -109,6 +109,7 @@ final class Supervisor: @unchecked Sendable {
         transport = listen.map {
             GossipTransport(nodeName: settings.nodeName, listen: $0, keys: settings.keys, pushPullTimeout: settings.pushPullTimeout, loop: loop, logger: logger)
         }
+        transport?.trust(peers: settings.cluster?.peers ?? [:])
         configGauge.record(s.configGeneration)
         healthGauge.record(s.pools.health.version)
         transitions.observe(s)
@@ -389,6 +390,7 @@ final class Supervisor: @unchecked Sendable {
             reloadsOK.increment()
             let targets = MonitorTarget.targets(for: published.pools.pools)
             run(core.configure(targets: targets, digest: DNSServer.digest(published.pools.pools, targets), cluster: outcome.cluster, now: now))
+            if let cluster = outcome.cluster { transport?.trust(peers: cluster.peers) }
             logger.info("reloaded \(published.zones.zones.count) zones, \(published.zones.recordCount) records, \(published.pools.runtimes.count) pools (configuration generation \(published.configGeneration))")
         } else {
             reloadsFailed.increment()

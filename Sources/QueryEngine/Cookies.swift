@@ -124,39 +124,75 @@ public enum SipHash {
 
     @inline(__always) static func rotl(_ x: UInt64, _ b: UInt64) -> UInt64 { (x << b) | (x >> (64 - b)) }
 
+    /// The four state words, with SipHash-2-4's two compression rounds per block and four
+    /// finalization rounds.
+    struct State {
+        var v0: UInt64, v1: UInt64, v2: UInt64, v3: UInt64
+
+        @inline(__always) init(k0: UInt64, k1: UInt64) {
+            v0 = 0x736f_6d65_7073_6575 ^ k0
+            v1 = 0x646f_7261_6e64_6f6d ^ k1
+            v2 = 0x6c79_6765_6e65_7261 ^ k0
+            v3 = 0x7465_6462_7974_6573 ^ k1
+        }
+
+        @inline(__always) mutating func round() {
+            v0 = v0 &+ v1; v1 = rotl(v1, 13); v1 ^= v0; v0 = rotl(v0, 32)
+            v2 = v2 &+ v3; v3 = rotl(v3, 16); v3 ^= v2
+            v0 = v0 &+ v3; v3 = rotl(v3, 21); v3 ^= v0
+            v2 = v2 &+ v1; v1 = rotl(v1, 17); v1 ^= v2; v2 = rotl(v2, 32)
+        }
+
+        @inline(__always) mutating func compress(_ m: UInt64) {
+            v3 ^= m
+            round(); round()
+            v0 ^= m
+        }
+
+        /// The last block (the length in its top octet) and the finalization.
+        @inline(__always) mutating func finish(_ last: UInt64) -> UInt64 {
+            compress(last)
+            v2 ^= 0xff
+            round(); round(); round(); round()
+            return v0 ^ v1 ^ v2 ^ v3
+        }
+    }
+
     public static func hash24(key: [UInt8], _ input: Input) -> UInt64 {
         func le(_ bytes: (Int) -> UInt8, _ at: Int) -> UInt64 {
             var v: UInt64 = 0
             for i in 0..<8 { v |= UInt64(bytes(at + i)) << (8 * UInt64(i)) }
             return v
         }
-        let k0 = le({ key.count > $0 ? key[$0] : 0 }, 0)
-        let k1 = le({ key.count > $0 ? key[$0] : 0 }, 8)
-        var v0: UInt64 = 0x736f_6d65_7073_6575 ^ k0
-        var v1: UInt64 = 0x646f_7261_6e64_6f6d ^ k1
-        var v2: UInt64 = 0x6c79_6765_6e65_7261 ^ k0
-        var v3: UInt64 = 0x7465_6462_7974_6573 ^ k1
-        @inline(__always) func round() {
-            v0 = v0 &+ v1; v1 = rotl(v1, 13); v1 ^= v0; v0 = rotl(v0, 32)
-            v2 = v2 &+ v3; v3 = rotl(v3, 16); v3 ^= v2
-            v0 = v0 &+ v3; v3 = rotl(v3, 21); v3 ^= v0
-            v2 = v2 &+ v1; v1 = rotl(v1, 17); v1 ^= v2; v2 = rotl(v2, 32)
-        }
+        var state = State(k0: le({ key.count > $0 ? key[$0] : 0 }, 0), k1: le({ key.count > $0 ? key[$0] : 0 }, 8))
         let n = input.count
         let blocks = n / 8
-        for b in 0..<blocks {
-            let m = le({ input.bytes[$0] }, b * 8)
-            v3 ^= m
-            round(); round()
-            v0 ^= m
-        }
+        for b in 0..<blocks { state.compress(le({ input.bytes[$0] }, b * 8)) }
         var last = UInt64(truncatingIfNeeded: n) << 56
         for i in 0..<(n % 8) { last |= UInt64(input.bytes[blocks * 8 + i]) << (8 * UInt64(i)) }
-        v3 ^= last
-        round(); round()
-        v0 ^= last
-        v2 ^= 0xff
-        round(); round(); round(); round()
-        return v0 ^ v1 ^ v2 ^ v3
+        return state.finish(last)
+    }
+
+    /// SipHash-2-4 of exactly three 64-bit words (24 octets, each word little-endian), for
+    /// keys made on the answer path: no buffer, no loop over octets.
+    @inline(__always)
+    public static func hash24(k0: UInt64, k1: UInt64, _ m0: UInt64, _ m1: UInt64, _ m2: UInt64) -> UInt64 {
+        var state = State(k0: k0, k1: k1)
+        state.compress(m0)
+        state.compress(m1)
+        state.compress(m2)
+        return state.finish(UInt64(24) << 56)
+    }
+
+    /// SipHash-2-4 of an address's 16 octets (two little-endian words) and a word that says
+    /// what is hashed: the keys of rate limiting and connection tables.
+    @inline(__always)
+    public static func hash24(k0: UInt64, k1: UInt64, octets p: SIMD16<UInt8>, _ tag: UInt64) -> UInt64 {
+        var m0: UInt64 = 0, m1: UInt64 = 0
+        for i in 0..<8 {
+            m0 |= UInt64(p[i]) << UInt64(8 * i)
+            m1 |= UInt64(p[i + 8]) << UInt64(8 * i)
+        }
+        return hash24(k0: k0, k1: k1, m0, m1, tag)
     }
 }

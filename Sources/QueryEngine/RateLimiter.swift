@@ -2,7 +2,7 @@ import DNSWire
 import GeoTopology
 
 /// Response rate limiting settings (as in Knot and NSD): UDP responses per second per
-/// (client prefix, response kind, name); limited responses are dropped, except every `slip`-th,
+/// (client prefix, response class, name); limited responses are dropped, except every `slip`-th,
 /// which goes out truncated (TC=1, no records) so a real client behind a spoofed flood retries
 /// over TCP, where spoofing is not possible.
 public struct RateLimitConfig: Sendable, Equatable {
@@ -13,7 +13,7 @@ public struct RateLimitConfig: Sendable, Equatable {
     /// Client prefixes that share a budget.
     public var ipv4Prefix: Int
     public var ipv6Prefix: Int
-    /// Buckets per event loop (a power of two); keys that collide share one.
+    /// Buckets per event loop (a power of two, in sets of `RateLimiter.ways`).
     public var tableSize: Int
 
     public init(responsesPerSecond: Int = 0, slip: Int = 2, ipv4Prefix: Int = 24, ipv6Prefix: Int = 56, tableSize: Int = 65536) {
@@ -29,14 +29,43 @@ public struct RateLimitConfig: Sendable, Equatable {
     public var enabled: Bool { responsesPerSecond > 0 }
 }
 
-/// What a response is, for rate limiting: answers are limited per name; NXDOMAIN and errors
-/// per client prefix alone, so random names (a random-subdomain flood) share one budget.
+/// What a response is, for rate limiting, and so which name shares its budget (as Knot's
+/// classes do): answers, NODATA at an existing name and referrals are limited per name (the
+/// name asked, or the zone cut); denials of existence (NXDOMAIN, and the NOERROR/NXNAME of
+/// compact denial, RFC 9824) per zone, and wildcard answers per wildcard owner, so random
+/// names under a zone or a wildcard share one budget; errors per client prefix alone.
 public enum ResponseKind: UInt8, Sendable {
-    case answer = 1, nodata, referral, nxdomain, error
+    case answer = 1, nodata, referral, nxdomain, error, wildcard
 }
 
-/// A token bucket per key in a fixed table: a pure value with time passed in (whole seconds),
-/// one per event loop, so the query path takes no lock and allocates nothing.
+/// The class of one response: its kind and an opaque number for the name that shares a budget
+/// (`RateClass.name(zone:node:)`; 0 for none).
+public struct RateClass: Sendable, Equatable {
+    public var kind: ResponseKind
+    public var name: UInt64
+
+    public init(kind: ResponseKind, name: UInt64) {
+        self.kind = kind
+        self.name = name
+    }
+
+    /// A zone's node (or the zone itself, `node` -1) as a class name.
+    @inline(__always)
+    public static func name(zone: Int, node: Int) -> UInt64 {
+        UInt64(UInt16(truncatingIfNeeded: zone + 1)) << 40 | UInt64(UInt32(truncatingIfNeeded: node + 1))
+    }
+
+    public static let error = RateClass(kind: .error, name: 0)
+}
+
+/// Token buckets in a fixed set-associative table: a pure value with time passed in (whole
+/// seconds), one per event loop, so the query path takes no lock and allocates nothing.
+///
+/// Keys are SipHash-2-4 of (client prefix, class) under a secret drawn when the limiter is made,
+/// so nobody can compute offline which keys share a set. A key that finds no bucket takes a
+/// free one or one not used this second (whose budget would have refilled anyway) at a full
+/// budget; when every bucket of its set was used this second it takes the one with the fewest
+/// tokens and inherits what is left of them, so alternating keys in one set never mints tokens.
 public struct RateLimiter: Sendable {
     public enum Decision: Sendable, Equatable {
         case send
@@ -45,50 +74,49 @@ public struct RateLimiter: Sendable {
         case slip
     }
 
+    /// Buckets per set.
+    public static let ways = 4
+
     public let config: RateLimitConfig
+    private let secret: (UInt64, UInt64)
+    /// 0 marks a free bucket; keys are never 0.
     private var keys: [UInt64]
     private var tokens: [Int32]
     private var seconds: [UInt32]
     private var limited: [UInt32]
-    private let mask: Int
+    private let setMask: Int
 
-    public init(config: RateLimitConfig) {
+    /// - Parameter secret: the hash key; random unless a test fixes it.
+    public init(config: RateLimitConfig, secret: (UInt64, UInt64)? = nil) {
         self.config = config
-        let n = config.enabled ? config.tableSize : 1
+        var g = SystemRandomNumberGenerator()
+        self.secret = secret ?? (g.next(), g.next())
+        let n = config.enabled ? config.tableSize : Self.ways
         keys = [UInt64](repeating: 0, count: n)
         tokens = [Int32](repeating: 0, count: n)
         seconds = [UInt32](repeating: 0, count: n)
         limited = [UInt32](repeating: 0, count: n)
-        mask = n - 1
+        setMask = n / Self.ways - 1
     }
 
-    /// The bucket key of a response: client prefix, kind and (for answers) the name's hash.
+    /// The bucket key of a response: the client's prefix, the class's kind and, except for
+    /// errors, its name.
     @inline(__always)
-    public func key(client: IPAddress, kind: ResponseKind, nameHash: UInt64) -> UInt64 {
-        let prefix = client.truncated(to: client.family == .v4 ? config.ipv4Prefix : config.ipv6Prefix).bytes
-        var h: UInt64 = 0xcbf2_9ce4_8422_2325
-        for i in 0..<16 { h = (h ^ UInt64(prefix[i])) &* 0x100_0000_01b3 }
-        h = (h ^ UInt64(kind.rawValue)) &* 0x100_0000_01b3
-        h ^= (kind == .answer || kind == .nodata || kind == .referral) ? nameHash : 0
-        // SplitMix64 finalizer; never 0 (the empty-bucket marker).
-        h = (h ^ (h >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        h = (h ^ (h >> 27)) &* 0x94D0_49BB_1331_11EB
-        return (h ^ (h >> 31)) | 1
+    public func key(client: IPAddress, rateClass c: RateClass) -> UInt64 {
+        let v4 = client.family == .v4
+        let prefix = client.truncated(to: v4 ? config.ipv4Prefix : config.ipv6Prefix).bytes
+        let name = c.kind == .error ? 0 : c.name & 0x00FF_FFFF_FFFF_FFFF
+        let h = SipHash.hash24(k0: secret.0, k1: secret.1, octets: prefix, name | UInt64(c.kind.rawValue | (v4 ? 0x80 : 0)) << 56)
+        return h == 0 ? 1 : h
     }
 
     /// Takes a token for `key` at time `now` (seconds), or says what to do without one.
     @inline(__always)
     public mutating func decide(key: UInt64, now: UInt32) -> Decision {
-        let rate = Int32(clamping: config.responsesPerSecond)
-        let i = Int(truncatingIfNeeded: key) & mask
-        if keys[i] != key {
-            keys[i] = key
-            tokens[i] = rate
-            seconds[i] = now
-            limited[i] = 0
-        } else if now != seconds[i] {
+        let i = bucket(for: key, now: now)
+        if seconds[i] != now {
             // A second passed: refill (at most one second's worth: no bursts saved up).
-            tokens[i] = rate
+            tokens[i] = Int32(clamping: config.responsesPerSecond)
             seconds[i] = now
         }
         if tokens[i] > 0 {
@@ -100,39 +128,28 @@ public struct RateLimiter: Sendable {
         return slip > 0 && limited[i] % slip == 0 ? .slip : .drop
     }
 
-    /// The kind and name hash of a response in wire form (header, then the question name
-    /// uncompressed at offset 12); nil when it cannot be read (then it is not limited).
-    public static func classify(_ r: UnsafeRawBufferPointer) -> (kind: ResponseKind, nameHash: UInt64, questionEnd: Int)? {
-        guard r.count >= 12 else { return nil }
-        var i = 12
-        var h: UInt64 = 0xcbf2_9ce4_8422_2325
-        if r[4] == 0 && r[5] == 0 {
-            i = 12
-        } else {
-            while true {
-                guard i < r.count else { return nil }
-                let n = Int(r[i])
-                guard n & 0xC0 == 0, i + n < r.count else { return nil }
-                for j in 0...n {
-                    var c = r[i + j]
-                    if j > 0, c >= 65, c <= 90 { c |= 0x20 }
-                    h = (h ^ UInt64(c)) &* 0x100_0000_01b3
-                }
-                i += n + 1
-                if n == 0 { break }
+    /// The bucket that holds `key`, taking one when none does.
+    @inline(__always)
+    private mutating func bucket(for key: UInt64, now: UInt32) -> Int {
+        let base = (Int(truncatingIfNeeded: key >> 32) & setMask) * Self.ways
+        for i in base..<(base + Self.ways) where keys[i] == key { return i }
+        var fewest = base
+        for i in base..<(base + Self.ways) {
+            if keys[i] == 0 || seconds[i] != now {
+                // Free, or idle this second: the newcomer starts afresh.
+                keys[i] = key
+                seconds[i] = now &- 1
+                limited[i] = 0
+                return i
             }
-            i += 4
-            guard i <= r.count else { return nil }
+            if tokens[i] < tokens[fewest] { fewest = i }
         }
-        let rcode = r[3] & 0x0F
-        let answers = Int(r[6]) << 8 | Int(r[7])
-        let authoritative = r[2] & 0x04 != 0
-        let kind: ResponseKind
-        switch rcode {
-        case 0: kind = answers > 0 ? .answer : (authoritative ? .nodata : .referral)
-        case 3: kind = .nxdomain
-        default: kind = .error
-        }
-        return (kind, h, i)
+        // Every bucket of the set is in use this second: the newcomer inherits the emptiest
+        // one's remaining tokens and count, never a fresh budget.
+        keys[fewest] = key
+        return fewest
     }
+
+    /// How many buckets hold a key (for tests).
+    var used: Int { keys.filter { $0 != 0 }.count }
 }

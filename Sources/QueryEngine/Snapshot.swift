@@ -121,6 +121,10 @@ public struct QueryOutcome: Sendable, Equatable {
     /// RRSIGs made for this answer (signature cache misses) and taken from the cache.
     public var signaturesMade = 0
     public var signatureHits = 0
+    /// The response's rate-limiting class (Knot's classes: by node, zone, wildcard or cut).
+    public var rateClass = RateClass.error
+    /// Where the question ends in the response (12 when it has none): a TC=1 slip keeps this.
+    public var questionEnd = 12
 
     public init(dropped: Bool, length: Int, rcode: UInt16, qtype: UInt16, truncated: Bool) {
         self.dropped = dropped

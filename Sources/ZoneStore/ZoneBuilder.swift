@@ -68,7 +68,9 @@ struct ZoneAssembly {
         let pools = bind(bindings)
         if diags.contains(where: { $0.severity == .error }) { return (nil, diags) }
         addEmptyNonTerminals()
-        return (finish(pools: pools), diags)
+        let zone = finish(pools: pools)
+        if let zone { checkDanglingTargets(zone) }
+        return (zone, diags)
     }
 
     /// Counting sort of the records by owner number; records keep file order within an owner.

@@ -79,11 +79,11 @@ public enum ZoneLoader {
     }
 
     /// Loads one zone from text, for tests and tools.
-    public static func load(text: String, origin: String, file: String = "<text>") -> (zone: Zone?, diagnostics: [Diagnostic]) {
+    public static func load(text: String, origin: String, file: String = "<text>", bindings: [NameBinding] = []) -> (zone: Zone?, diagnostics: [Diagnostic]) {
         let sink = ZoneAccumulator(origin: Name.parse(origin) ?? [0], expectedBytes: text.utf8.count)
         let parsed = RecordParser.parse(text: text, file: file, origin: origin, into: sink)
         guard !parsed.contains(where: { $0.severity == .error }) else { return (nil, parsed) }
-        let built = ZoneBuilder.build(sink, file: file, bindings: [])
+        let built = ZoneBuilder.build(sink, file: file, bindings: bindings)
         return (built.zone, parsed + built.diagnostics)
     }
 }

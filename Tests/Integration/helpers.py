@@ -1,4 +1,7 @@
+import os
 import socket
+import sys
+import time
 import struct
 import subprocess
 
@@ -75,3 +78,9 @@ def rrs(msg, section="answer"):
         for rd in rrset:
             out.append((rrset.name.to_text().lower(), dns.rdatatype.to_text(rrset.rdtype), rd.to_text()))
     return sorted(out)
+
+
+
+# The attack script's pieces, shared with the tests (Tools/attack.py).
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "Tools"))
+from attack import count_closed, http_get, mutate, seeds, udp_packet  # noqa: E402,F401

@@ -8,31 +8,7 @@ import time
 import dns.edns
 import dns.message
 
-from helpers import ask, frame
-
-
-def seeds():
-    out = []
-    for name, t, opts in [("www.example.test.", "A", None), ("alias.example.test.", "A", [dns.edns.ECSOption("10.2.0.0", 24)]),
-                          ("x.wild.example.test.", "ANY", []), ("deleg.example.test.", "DS", [dns.edns.GenericOption(3, b"")])]:
-        m = dns.message.make_query(name, t, use_edns=0 if opts is not None else None, options=opts)
-        out.append(m.to_wire())
-    return out
-
-
-def mutate(rng, data):
-    data = bytearray(data)
-    for _ in range(rng.randint(1, 4)):
-        op = rng.randrange(4)
-        if op == 0 and data:
-            data[rng.randrange(len(data))] = rng.randrange(256)
-        elif op == 1:
-            del data[rng.randrange(len(data) + 1):]
-        elif op == 2:
-            data.insert(rng.randrange(len(data) + 1), rng.randrange(256))
-        elif data:
-            data[rng.randrange(len(data))] = 0xC0
-    return bytes(data)
+from helpers import ask, frame, mutate, seeds
 
 
 def test_fuzz_udp_and_tcp(fresh_server):

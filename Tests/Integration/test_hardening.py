@@ -10,7 +10,7 @@ import time
 import dns.message
 import pytest
 
-from helpers import ask, recv_frame
+from helpers import ask, count_closed, http_get, recv_frame
 
 
 def nested_pools(depth):
@@ -194,3 +194,62 @@ def test_idle_and_trickling_admin_connections_keep_no_slot(fresh_server):
     for s in hogs:
         s.close()
     trickler.close()
+
+
+def connect_from(src, port, timeout=3):
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.bind((src, 0))
+    s.settimeout(timeout)
+    s.connect(("127.0.0.1", port))
+    return s
+
+
+@pytest.mark.parametrize("sources", [["127.0.0.1"], [f"127.0.0.{i}" for i in range(1, 33)]], ids=["one-host", "one-network"])
+def test_admin_connections_from_one_host_or_network_leave_slots_for_others(fresh_server, sources):
+    """Finding 3 (the per-source half): 64 idle connections from one host took every admin slot
+    until their idle timeout (10 s), with no token; now a host holds 8, and a /24 8 more once
+    half the slots are open, the rest closed at once."""
+    srv = fresh_server()
+    hogs = []
+    for i in range(64):
+        try:
+            hogs.append(connect_from(sources[i % len(sources)], srv.admin))
+        except OSError:
+            pass
+    try:
+        closed = count_closed(hogs, 1.0)
+        # One host keeps 8; a /24 keeps 32 (half the cap) before its share applies.
+        assert closed >= 64 - (8 if len(sources) == 1 else 32), closed
+        assert http_get(srv.admin, "/healthz", "127.0.1.1") is not None, "another network was locked out"
+        if len(sources) == 1:
+            assert http_get(srv.admin, "/healthz", "127.0.0.2") is not None, "another host was locked out"
+        metrics = http_get(srv.admin, "/metrics", "127.0.1.2") or ""
+        reason = "per-client" if len(sources) == 1 else "per-network"
+        assert f'meridian_admin_refused_total{{reason="{reason}"}}' in metrics, metrics[-2000:]
+    finally:
+        for s in hogs:
+            s.close()
+
+
+def test_dns_tcp_slots_when_low_are_shared_by_network(fresh_server):
+    """Finding 6 (second half): with slots running low, one /16 (/48 for IPv6) gets a share,
+    so many /24s of one network cannot take every slot."""
+    srv = fresh_server("--tcp-max-connections", "64", "--tcp-max-per-client", "4")
+    hogs = []
+    for i in range(64):
+        try:
+            hogs.append(connect_from(f"127.0.{i}.1", srv.port))  # 64 /24s of one /16
+        except OSError:
+            pass
+    try:
+        closed = count_closed(hogs, 1.0)
+        # The /16 fills half the slots; past that its share (8) is used up.
+        assert closed >= 32, closed
+        s = connect_from("127.200.0.1", srv.port)
+        q = dns.message.make_query("www.example.test.", "A").to_wire()
+        s.sendall(struct.pack("!H", len(q)) + q)
+        assert recv_frame(s), "another network got no slot"
+        s.close()
+    finally:
+        for s in hogs:
+            s.close()

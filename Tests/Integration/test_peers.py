@@ -21,6 +21,7 @@ import dns.query
 import pytest
 
 from conftest import BIN, free_port
+from helpers import count_closed
 
 ZONE = """$ORIGIN peers.test.
 $TTL 300
@@ -527,3 +528,53 @@ def test_mass_failure_spreads_in_bulk(binary, tmp_path):
         g.stop()
         if listener.running:
             listener.kill()
+
+
+def hold_exchange_connections(host, port, sources, per_source, declared=16 * 1024 * 1024):
+    """Opens `per_source` TCP connections to a gossip listener from each source address, each
+    sending a frame length of `declared` octets and a few octets of it, then holding: an
+    unauthenticated attacker. Returns the sockets."""
+    held = []
+    for src in sources:
+        for _ in range(per_source):
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            s.bind((src, 0))
+            s.settimeout(2)
+            try:
+                s.connect((host, port))
+                s.sendall(struct.pack(">I", declared) + b"\x00" * 64)
+            except OSError:
+                s.close()
+                continue
+            held.append(s)
+    return held
+
+
+def test_exchange_listener_floods_from_non_peers_do_not_lock_peers_out(binary, tmp_path):
+    """Issue 18, finding 4: 64 connections from anywhere took every slot of the exchange
+    listener for 5 s each, and each could declare a 16 MB frame."""
+    g = Group(tmp_path, 3)
+    try:
+        for i in g.instances[:2]:
+            i.start()
+        wait_for(lambda: all(i.text().count("is alive") >= 1 for i in g.instances[:2]), 10, "ns1 and ns2 formed")
+        sources = [f"127.0.0.{i}" for i in range(1, 33)]
+        held = []
+        for inst in g.instances[:2]:
+            host, port = inst.gossip.rsplit(":", 1)
+            held += hold_exchange_connections(host, int(port), sources, 2)
+        try:
+            # A non-peer's share is small and its frames are short: most are closed at once
+            # (a share used up, or a 16 MB length refused before its body).
+            closed = count_closed(held, 1.0)
+            assert closed >= len(held) - 2 * 8, (closed, len(held))
+            # The third instance's join exchange still reaches both peers.
+            ns3 = g.instances[2].start()
+            assert re.search(r"gossip: joined as ns3 .*: 2 peers answered", ns3.text()), ns3.text()[-2000:]
+        finally:
+            for s in held:
+                s.close()
+        ns1 = g.instances[0]
+        wait_for(lambda: "exchange connections of its source used up" in ns1.text() or "bad exchange frame" in ns1.text(), 5, "refusals logged")
+    finally:
+        g.stop()

@@ -238,21 +238,37 @@ final class TCPClient {
 
 @Suite("TCP guards (issue: hardening, finding 1)")
 struct TCPGuardTests {
-    @Test func perClientLimitCountsPrefixesNotAddresses() {
-        let l = ClientLimiter(limit: 2)
+    @Test func perClientLimitCountsPrefixesNotAddresses() throws {
+        let l = SourceSlots(perPrefix: 2)
         let a = IPAddress("192.0.2.1")!
         let b = IPAddress("192.0.2.200")!  // the same /24
         let c = IPAddress("198.51.100.1")!
-        let k1 = l.admit(a)
-        let k2 = l.admit(b)
-        #expect(k1 != nil && k2 != nil)
-        #expect(l.admit(a) == nil)
-        #expect(l.admit(c) != nil)
-        l.release(k1!)
-        #expect(l.admit(b) != nil)
+        let k1 = try l.admit(a).get()
+        _ = try l.admit(b).get()
+        #expect(l.admit(a) == .failure(.perPrefix))
+        #expect((try? l.admit(c).get()) != nil)
+        l.release(k1)
+        #expect((try? l.admit(b).get()) != nil)
         // IPv6: one /56.
-        #expect(l.admit(IPAddress("2001:db8:0:1::1")!) != nil && l.admit(IPAddress("2001:db8:0:ff::1")!) != nil)
-        #expect(l.admit(IPAddress("2001:db8:0:2::1")!) == nil)
+        #expect((try? l.admit(IPAddress("2001:db8:0:1::1")!).get()) != nil && (try? l.admit(IPAddress("2001:db8:0:ff::1")!).get()) != nil)
+        #expect(l.admit(IPAddress("2001:db8:0:2::1")!) == .failure(.perPrefix))
+    }
+
+    @Test func whenSlotsRunLowOneNetworkGetsItsShare() throws {
+        // A cap of 64: one /48 fills half with /56s of its own, and then no more (its share
+        // while slots run low is 8, and it holds 32).
+        let l = SourceSlots(perPrefix: 4, cap: 64)
+        var taken = 0
+        for i in 0..<256 {
+            if case .success = l.admit(IPAddress("2001:db8:0:\(String(i, radix: 16))00::1")!) { taken += 1 }
+        }
+        #expect(taken == 32)
+        #expect(l.admit(IPAddress("2001:db8:0:ff00::2")!) == .failure(.perNetwork))
+        #expect(l.connections == 32)
+        // Other networks still get in, up to the cap.
+        for i in 0..<32 { _ = try l.admit(IPAddress("10.\(i).0.1")!).get() }
+        #expect(l.connections == 64)
+        #expect(l.admit(IPAddress("10.200.0.1")!) == .failure(.cap))
     }
 
     @Test func connectionCapLeavesRoomForEverythingElse() {
