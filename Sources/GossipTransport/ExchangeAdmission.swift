@@ -14,6 +14,11 @@ public struct ExchangeAdmission: Sendable, Equatable {
     public enum Source: Sendable, Hashable {
         case peer(String)
         case other(String)
+
+        public var isPeer: Bool {
+            if case .peer = self { return true }
+            return false
+        }
     }
 
     /// Connections one peer host may hold at once.
@@ -63,8 +68,7 @@ public struct ExchangeAdmission: Sendable, Equatable {
 
     /// The largest frame `source` may send.
     public static func frameLimit(_ source: Source) -> Int {
-        if case .peer = source { return peerFrame }
-        return otherFrame
+        source.isPeer ? peerFrame : otherFrame
     }
 
     /// Connections held now (for tests and the status line).

@@ -186,7 +186,10 @@ public final class GossipTransport: @unchecked Sendable {
             throw ChannelError.inputClosed
         }
         ch.closeFuture.whenComplete { [self] _ in admission.release(source) }
-        let deadline = TimeAmount.milliseconds(Int64(max(1, pushPullTimeout) * 1000))
+        // A peer's exchange may take the push-pull timeout; anyone else's one small query
+        // must be in and answered within a second.
+        let seconds = source.isPeer ? max(1, pushPullTimeout) : min(1, pushPullTimeout)
+        let deadline = TimeAmount.milliseconds(Int64(seconds * 1000))
         ch.eventLoop.scheduleTask(in: deadline) { ch.close(promise: nil) }
         let limit = ExchangeAdmission.frameLimit(source)
         try ch.pipeline.syncOperations.addHandler(ByteToMessageHandler(FrameDecoder(limit: limit), maximumBufferSize: limit + 4))
