@@ -68,7 +68,7 @@ struct Responder {
     var signer: ZoneSigner?
     var signaturesMade = 0
     var signatureHits = 0
-    /// What the first name of the answer is, for rate limiting (`rateClass()`).
+    /// Where the first name of the answer was found, for rate limiting.
     var rateSource = RateSource.none
 
     init(query: UnsafeRawBufferPointer, transport: Transport, snapshot: Snapshot, scratch: QueryScratch, client: IPAddress) {
@@ -258,32 +258,10 @@ struct Responder {
         outcome.pool = poolAnswer
         outcome.signaturesMade = signaturesMade
         outcome.signatureHits = signatureHits
-        outcome.rateClass = rateClass()
+        outcome.rateSource = rateSource
+        outcome.answers = UInt16(truncatingIfNeeded: counts.an)
         outcome.questionEnd = questionCount == 1 ? question.end : WireLimits.headerLength
         return outcome
-    }
-
-    /// The rate-limiting class of this response (Knot's classes): NXDOMAIN and compact
-    /// denial by the zone, wildcard answers by the wildcard, referrals by the cut, answers and
-    /// NODATA by the node asked, errors by nothing.
-    func rateClass() -> RateClass {
-        switch (rcode, rateSource) {
-        case (RCode.nxDomain, .denied(let zone)), (RCode.noError, .denied(let zone)):
-            return RateClass(kind: .nxdomain, name: RateClass.name(zone: zone, node: -1))
-        case (RCode.nxDomain, .node(let zone, _)), (RCode.nxDomain, .wildcard(let zone, _)):
-            // A CNAME chain that ends in a name that does not exist: the zone of its first name.
-            return RateClass(kind: .nxdomain, name: RateClass.name(zone: zone, node: -1))
-        case (RCode.noError, .wildcard(let zone, let node)):
-            return RateClass(kind: .wildcard, name: RateClass.name(zone: zone, node: node))
-        case (RCode.noError, .cut(let zone, let node)):
-            return RateClass(kind: .referral, name: RateClass.name(zone: zone, node: node))
-        case (RCode.noError, .node(let zone, let node)):
-            return RateClass(kind: counts.an > 0 ? .answer : .nodata, name: RateClass.name(zone: zone, node: node))
-        case (RCode.noError, .none):
-            return RateClass(kind: counts.an > 0 ? .answer : .nodata, name: 0)
-        default:
-            return .error
-        }
     }
 
     // MARK: - Class CH: server identity
@@ -399,7 +377,7 @@ struct Responder {
             }
             if zone.nodes[idx].isDelegation && !(label == 0 && qtype == RRType.ds && chain == 0) {
                 if chain == 0 {
-                    rateSource = .cut(zoneIndex, idx)
+                    rateSource = RateSource(.cut, zone: zoneIndex, node: idx)
                     referral(zone: zone, cut: idx)
                 }
                 // A CNAME into a delegated name ends the chain; the resolver follows it.
@@ -409,18 +387,18 @@ struct Responder {
             label -= 1
         }
         if found {
-            if chain == 0 { rateSource = .node(zoneIndex, closest) }
+            if chain == 0 { rateSource = RateSource(.node, zone: zoneIndex, node: closest) }
             answer(node: closest, owner: owner, zone: zone, chain: chain)
             return
         }
         // RFC 4592 3.3.1: the source of synthesis is the wildcard child of the closest encloser.
         let wildcard = Int(zone.nodes[closest].wildcardChild)
         if wildcard >= 0 {
-            if chain == 0 { rateSource = .wildcard(zoneIndex, wildcard) }
+            if chain == 0 { rateSource = RateSource(.wildcard, zone: zoneIndex, node: wildcard) }
             answer(node: wildcard, owner: owner, zone: zone, chain: chain)
             return
         }
-        if chain == 0 { rateSource = .denied(zoneIndex) }
+        if chain == 0 { rateSource = RateSource(.denied, zone: zoneIndex, node: -1) }
         // RFC 6604 2.1: the RCODE describes the last name in the chain. Signed, the name is
         // denied compactly (RFC 9824 3.2): NOERROR and an NSEC listing NXNAME.
         rcode = signer == nil ? RCode.nxDomain : RCode.noError
@@ -689,12 +667,3 @@ import Glibc
 import Darwin
 #endif
 
-/// Where the first name of an answer was found, for its rate-limiting class: zone and node
-/// indexes of the snapshot being answered from.
-enum RateSource {
-    case none
-    case node(Int, Int)
-    case wildcard(Int, Int)
-    case cut(Int, Int)
-    case denied(Int)
-}

@@ -58,6 +58,54 @@ public struct RateClass: Sendable, Equatable {
     public static let error = RateClass(kind: .error, name: 0)
 }
 
+/// Where the first name of an answer was found (zone and node indexes of the snapshot it was
+/// answered from), as the responder saw it: a few stores per query, made into a `RateClass`
+/// only when rate limiting is on.
+public struct RateSource: Sendable, Equatable {
+    public enum Place: UInt8, Sendable {
+        case none, node, wildcard, cut, denied
+    }
+
+    public var place: Place
+    public var zone: Int32
+    public var node: Int32
+
+    @inline(__always)
+    public init(_ place: Place, zone: Int, node: Int) {
+        self.place = place
+        self.zone = Int32(truncatingIfNeeded: zone)
+        self.node = Int32(truncatingIfNeeded: node)
+    }
+
+    public static let none = RateSource(.none, zone: -1, node: -1)
+}
+
+extension QueryOutcome {
+    /// The response's rate-limiting class (Knot's classes): NXDOMAIN and compact denial by the
+    /// zone, wildcard answers by the wildcard, referrals by the cut, answers and NODATA by the
+    /// node asked, errors by nothing.
+    public var rateClass: RateClass {
+        let s = rateSource
+        let zone = RateClass.name(zone: Int(s.zone), node: -1)
+        let node = RateClass.name(zone: Int(s.zone), node: Int(s.node))
+        switch rcode {
+        case RCode.nxDomain:
+            // A CNAME chain may end in a name that does not exist: the zone of its first name.
+            return s.place == .none ? .error : RateClass(kind: .nxdomain, name: zone)
+        case RCode.noError:
+            switch s.place {
+            case .denied: return RateClass(kind: .nxdomain, name: zone)
+            case .wildcard: return RateClass(kind: .wildcard, name: node)
+            case .cut: return RateClass(kind: .referral, name: node)
+            case .node: return RateClass(kind: answers > 0 ? .answer : .nodata, name: node)
+            case .none: return RateClass(kind: answers > 0 ? .answer : .nodata, name: 0)
+            }
+        default:
+            return .error
+        }
+    }
+}
+
 /// Token buckets in a fixed set-associative table: a pure value with time passed in (whole
 /// seconds), one per event loop, so the query path takes no lock and allocates nothing.
 ///

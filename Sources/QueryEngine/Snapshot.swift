@@ -121,8 +121,10 @@ public struct QueryOutcome: Sendable, Equatable {
     /// RRSIGs made for this answer (signature cache misses) and taken from the cache.
     public var signaturesMade = 0
     public var signatureHits = 0
-    /// The response's rate-limiting class (Knot's classes: by node, zone, wildcard or cut).
-    public var rateClass = RateClass.error
+    /// Where the answer's first name was found, and how many answer records it has: what its
+    /// rate-limiting class (`rateClass`) is made of, only when limiting is on.
+    public var rateSource = RateSource.none
+    public var answers: UInt16 = 0
     /// Where the question ends in the response (12 when it has none): a TC=1 slip keeps this.
     public var questionEnd = 12
 
