@@ -182,6 +182,7 @@ let package = Package(
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "Atomics", package: "swift-atomics"),
             ],
             exclude: ["README.md"],
             swiftSettings: strict),
@@ -190,14 +191,18 @@ let package = Package(
             name: "meridian",
             dependencies: [
                 "MeridianServer", "ZoneStore", "QueryEngine", "Selection", "GeoTopology", "Health", "DNSWire", "Diagnostics", "Gossip",
-                "GossipTransport", "Control", "Frontend", "HealthCheck", "PoolConfig", "AdminAPI", "CPrivileges", "DNSSEC", "ConfigurationFiles",
+                "GossipTransport", "Control", "Frontend", "HealthCheck", "PoolConfig", "AdminAPI", "CPrivileges", "DNSSEC", "ConfigurationFiles", "BoundedYAML",
+                .product(name: "Yams", package: "Yams"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Logging", package: "swift-log"),
             ],
-            swiftSettings: strict
+            swiftSettings: strict,
+            plugins: ["BuildInfo"]
         ),
+        // The version and the git commit, for `meridian --version` and meridian_build_info.
+        .plugin(name: "BuildInfo", capability: .buildTool()),
 
         // The feedback agent for Linux nodes (Tools/FeedbackAgent).
         .executableTarget(

@@ -22,6 +22,7 @@ APT_PACKAGES=(
   openssl                          # self-signed certificates for the HTTPS check tests
   chromium                         # the status page test (headless)
   iptables                         # the gossip test drops a datagram at the OUTPUT hook (sendmsg fails with EPERM)
+  prometheus                       # promtool checks the /metrics exposition
 )
 
 missing=()

@@ -95,7 +95,9 @@ public final class AdminServer: Sendable {
             let s = server.box.load()
             return try JSONReply.encode(["status": "ok", "generation": "\(s.configGeneration)", "health_generation": "\(s.pools.health.version)"])
         }
+        let process = ProcessMetrics(registry: registry)
         router.get("/metrics") { _, _ in
+            process.update()
             var body: [UInt8] = []
             registry.emit(into: &body)
             return Response(

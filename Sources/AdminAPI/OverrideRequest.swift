@@ -1,3 +1,4 @@
+import Diagnostics
 import Health
 import Foundation
 import Hummingbird
@@ -5,14 +6,24 @@ import MeridianServer
 
 /// The body of `POST /overrides`:
 /// `{"member": "app/*/app-3", "state": "drain", "weight": 50, "reason": "kernel update",
-///   "expires": "2026-12-01T06:00:00Z"}` (or `"expires_in": 3600`, seconds).
+///   "expires": "2026-12-01T06:00:00Z"}` (or `"expires_in": 3600`, seconds, or a duration such
+///   as `"2h"`).
 struct OverrideRequest: Decodable {
     var member: String
     var state: String
     var weight: Double?
     var reason: String?
     var expires: String?
-    var expiresIn: Double?
+    var expiresIn: Seconds?
+
+    /// A number of seconds, or a duration in the one format (`DurationText`).
+    struct Seconds: Decodable {
+        var value: Double?
+        init(from decoder: any Decoder) throws {
+            let c = try decoder.singleValueContainer()
+            if let n = try? c.decode(Double.self) { value = n } else { value = DurationText.seconds(try c.decode(String.self)) }
+        }
+    }
 
     enum CodingKeys: String, CodingKey {
         case member, state, weight, reason, expires
@@ -30,9 +41,11 @@ struct OverrideRequest: Decodable {
             guard let t = AdminStateFile.parseTime(e) else { throw HTTPError(.badRequest, message: "expires must be an RFC 3339 UTC time such as 2026-12-01T06:00:00Z") }
             expires = t
         }
-        if let s = r.expiresIn {
+        if let given = r.expiresIn {
             guard expires == nil else { throw HTTPError(.badRequest, message: "give expires or expires_in, not both") }
-            guard s.isFinite, s > 0, s <= 10 * 365 * 86400 else { throw HTTPError(.badRequest, message: "expires_in must be a number of seconds, more than 0") }
+            guard let s = given.value, s.isFinite, s > 0, s <= 10 * 365 * 86400 else {
+                throw HTTPError(.badRequest, message: "expires_in must be more than 0 and at most 10 years: \(DurationText.forms)")
+            }
             expires = now + s
         }
         if let w = r.weight, !(w.isFinite && w >= 0 && w <= 100) { throw HTTPError(.badRequest, message: "weight must be a percentage from 0 to 100") }

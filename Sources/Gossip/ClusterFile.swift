@@ -109,8 +109,10 @@ public struct ClusterConfig: Sendable, Equatable {
                 diags.append(Diagnostic(file: file, line: line, "unknown timing '\(key.prefix(40))' (expected one of: \(bounds.keys.sorted().joined(separator: ", ")))"))
                 continue
             }
-            guard let x = v.scalar.flatMap({ Double($0.string) }), range.contains(x) else {
-                diags.append(Diagnostic(file: file, line: line, "\(key) must be a number of seconds from \(range.lowerBound) to \(range.upperBound)"))
+            let parsed = v.scalar.flatMap { key == "suspicion_mult" ? Double($0.string) : DurationText.seconds($0.string) }
+            guard let x = parsed, range.contains(x) else {
+                let what = key == "suspicion_mult" ? "a number" : "a duration (\(DurationText.forms))"
+                diags.append(Diagnostic(file: file, line: line, "\(key) must be \(what) from \(range.lowerBound) to \(range.upperBound)"))
                 continue
             }
             switch key {

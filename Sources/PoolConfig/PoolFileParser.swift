@@ -526,16 +526,14 @@ struct Parser {
         return diags.count == before ? c : nil
     }
 
-    /// Seconds as a number (`1.5`) or with a unit (`500ms`, `2s`).
+    /// A duration (`DurationText`: `1.5`, `500ms`, `30s`, `10m`, `2h`, `30d`).
     mutating func duration(_ n: YNode, _ what: String, range: ClosedRange<Double>) -> Double? {
         guard let s = n.scalar else {
-            error(n, "\(what) must be a duration (seconds, or 500ms / 2s)")
+            error(n, "\(what) must be a duration (\(DurationText.forms))")
             return nil
         }
-        var v: Double?
-        if s.hasSuffix("ms") { v = Double(s.dropLast(2)).map { $0 / 1000 } } else if s.hasSuffix("s") { v = Double(s.dropLast()) } else { v = Double(s) }
-        guard let value = v else {
-            error(n, "\(what) must be a duration (seconds, or 500ms / 2s), not '\(s)'")
+        guard let value = DurationText.seconds(s) else {
+            error(n, "\(what) must be a duration (\(DurationText.forms)), not '\(s.prefix(40))'")
             return nil
         }
         guard range.contains(value) else {

@@ -125,8 +125,8 @@ struct OverrideOptions: ParsableArguments {
     @Option(name: .long, help: "Why (shown in status and on the page).")
     var reason: String?
 
-    @Option(name: .customLong("for"), help: "Seconds until it lapses by itself.")
-    var duration: Double?
+    @Option(name: .customLong("for"), help: "How long until it lapses by itself (3600, 30m, 2h, 7d).")
+    var duration: Seconds?
 
     @Option(name: .long, help: "When it lapses: an RFC 3339 UTC time (2026-12-01T06:00:00Z).")
     var until: String?
@@ -134,7 +134,7 @@ struct OverrideOptions: ParsableArguments {
     func fields() -> [String: Any] {
         var f: [String: Any] = [:]
         if let reason { f["reason"] = reason }
-        if let duration { f["expires_in"] = duration }
+        if let duration { f["expires_in"] = duration.value }
         if let until { f["expires"] = until }
         return f
     }

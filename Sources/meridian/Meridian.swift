@@ -17,12 +17,37 @@ import ZoneStore
 
 @main
 struct Meridian: AsyncParsableCommand {
+    // No default subcommand: `meridian` alone prints this help, rather than serving ./Zones.
     static let configuration = CommandConfiguration(
         commandName: "meridian",
         abstract: "An authoritative GSLB DNS server.",
-        subcommands: [Serve.self, Check.self, Explain.self, Ctl.self, KeyGen.self],
-        defaultSubcommand: Serve.self
+        version: Version.text,
+        subcommands: [Serve.self, Check.self, Explain.self, Ctl.self, KeyGen.self, Version.self]
     )
+
+    /// ArgumentParser's main, after `serve --config FILE` is expanded into options.
+    static func main() async {
+        do {
+            let args = try ServeConfigFile.expand(Array(CommandLine.arguments.dropFirst()))
+            var command = try parseAsRoot(args)
+            if var a = command as? any AsyncParsableCommand {
+                try await a.run()
+            } else {
+                try command.run()
+            }
+        } catch {
+            exit(withError: error)
+        }
+    }
+}
+
+/// `meridian version` (and `meridian --version`): the version and the git commit built.
+struct Version: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Print the version and the git commit this binary was built from.")
+
+    static var text: String { "meridian \(BuildInfo.version) (commit \(BuildInfo.commit))" }
+
+    func run() { print(Self.text) }
 }
 
 struct Check: ParsableCommand {
@@ -41,7 +66,25 @@ struct Check: ParsableCommand {
     @Option(name: .long, help: "Also validate the DNSSEC key files in this directory against the zones.")
     var keys: String?
 
+    @Option(name: .long, help: "Validate this serve configuration file (every option, as serve would take it) and the zones, state and keys it names.")
+    var config: String?
+
     func run() throws {
+        var path = self.path, state = self.state, keys = self.keys
+        if let config {
+            // As serve reads it: the file's options, then serve's own checks of every value.
+            let serve: Serve
+            do {
+                serve = try Serve.parse(Array(try ServeConfigFile.expand(["serve", "--config", config]).dropFirst()))
+            } catch {
+                print(Serve.message(for: error))
+                print("\(config): configuration refused")
+                throw ExitCode(1)
+            }
+            path = serve.zones
+            state = state ?? serve.state
+            keys = keys ?? serve.keys
+        }
         let outcome = ConfigDirectory.load(directory: path, statePath: state, keysDirectory: keys, now: UInt32(Date().timeIntervalSince1970))
         let diagnostics = outcome.diagnostics
         for d in diagnostics { print(d) }

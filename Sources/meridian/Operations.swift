@@ -1,4 +1,6 @@
+import ArgumentParser
 import CPrivileges
+import Diagnostics
 import Foundation
 import Logging
 
@@ -82,4 +84,19 @@ enum Privileges {
         }
         logger.notice("running as \(name) (uid \(uid), gid \(gid))")
     }
+}
+
+/// A duration option (`--startup-timeout 5`, `--for 2h`): seconds, or a number with ms, s, m,
+/// h or d, the one format durations have everywhere (`DurationText`).
+struct Seconds: ExpressibleByArgument, Sendable, CustomStringConvertible {
+    var value: Double
+
+    init(_ value: Double) { self.value = value }
+
+    init?(argument: String) {
+        guard let v = DurationText.seconds(argument) else { return nil }
+        value = v
+    }
+
+    var description: String { value == value.rounded() && abs(value) < 1e15 ? "\(Int64(value))s" : "\(value)s" }
 }

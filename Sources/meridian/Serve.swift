@@ -19,14 +19,17 @@ struct Serve: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Serve the zones in a directory over UDP and TCP. SIGHUP reloads them; a bad file keeps the old data serving.")
 
+    @Option(name: .long, help: "A YAML file of serve options (`zones: /etc/meridian/zones`, `listen: [0.0.0.0:53]`, `rrl-rate: 50`); options on the command line override it.")
+    var config: String?
+
     @Option(name: .long, help: "Directory with the zone files (NAME.zone) and pool files (*.yaml).")
     var zones = "Zones"
 
     @Option(name: .long, help: "Admin state file: forced UP/DOWN/DRAIN per member, watched for changes.")
     var state: String?
 
-    @Option(name: .long, help: "Seconds the first round of health checks may take before answering anyway.")
-    var startupTimeout: Double = 5
+    @Option(name: .long, help: "How long the first round of health checks may take before answering anyway (5, 500ms, 30s, 2m).")
+    var startupTimeout = Seconds(5)
 
     @Option(name: [.customLong("node-name"), .customLong("instance-name")], help: "This instance's name in health observations and to its peers (default: the host name).")
     var nodeName: String?
@@ -45,8 +48,8 @@ struct Serve: AsyncParsableCommand {
     @Option(name: .long, help: "Largest UDP response in octets, whatever the client offers (512-65535).")
     var maxUdpSize = 1232
 
-    @Option(name: .long, help: "Seconds before an idle TCP connection is closed.")
-    var tcpIdleTimeout: Int64 = 10
+    @Option(name: .long, help: "How long an idle TCP connection is kept (10, 30s, 2m).")
+    var tcpIdleTimeout = Seconds(10)
 
     @Option(name: .long, help: "Most TCP connections open at once.")
     var tcpMaxConnections = 1024
@@ -128,17 +131,17 @@ struct Serve: AsyncParsableCommand {
     @Option(name: .long, help: "DNSSEC: directory of key files (K<zone>+<alg>+<tag>.key/.private, as `meridian keygen` writes them); zones with an active key are signed online.")
     var keys: String?
 
-    @Option(name: .long, help: "DNSSEC: how long each signature is valid, in seconds.")
-    var signatureValidity: UInt32 = 14 * 86_400
+    @Option(name: .long, help: "DNSSEC: how long each signature is valid (14d).")
+    var signatureValidity = Seconds(14 * 86_400)
 
-    @Option(name: .long, help: "DNSSEC: how far before now a signature's inception is set, in seconds (validators' clocks lag).")
-    var signatureInceptionOffset: UInt32 = 3_600
+    @Option(name: .long, help: "DNSSEC: how far before now a signature's inception is set (1h; validators' clocks lag).")
+    var signatureInceptionOffset = Seconds(3_600)
 
-    @Option(name: .long, help: "DNSSEC: a cached signature is made again when less than this is left of it, in seconds.")
-    var signatureRefresh: UInt32 = 3 * 86_400
+    @Option(name: .long, help: "DNSSEC: a cached signature is made again when less than this is left of it (3d).")
+    var signatureRefresh = Seconds(3 * 86_400)
 
-    @Option(name: .long, help: "DNSSEC: TTL of the DNSKEY, CDS and CDNSKEY sets, in seconds.")
-    var dnskeyTtl: UInt32 = 3_600
+    @Option(name: .long, help: "DNSSEC: TTL of the DNSKEY, CDS and CDNSKEY sets (1h).")
+    var dnskeyTtl = Seconds(3_600)
 
     @Option(name: .long, help: "DNSSEC: signatures cached per answering thread.")
     var signatureCacheSize = 20_000
@@ -154,7 +157,7 @@ struct Serve: AsyncParsableCommand {
         for l in listen { try check(ListenAddress(l) != nil, "bad --listen address \(l): use HOST:PORT or [V6]:PORT") }
         try check((1...256).contains(threads), "--threads must be from 1 to 256, not \(threads)")
         try check((512...65535).contains(maxUdpSize), "--max-udp-size must be from 512 to 65535, not \(maxUdpSize)")
-        try check((1...3600).contains(tcpIdleTimeout), "--tcp-idle-timeout must be from 1 to 3600 seconds, not \(tcpIdleTimeout)")
+        try check((1...3600).contains(tcpIdleTimeout.value) && tcpIdleTimeout.value.rounded() == tcpIdleTimeout.value, "--tcp-idle-timeout must be from 1 to 3600 whole seconds, not \(tcpIdleTimeout)")
         try check((1...1_000_000).contains(tcpMaxConnections), "--tcp-max-connections must be from 1 to 1000000, not \(tcpMaxConnections)")
         try check((0...1_000_000).contains(rrlRate), "--rrl-rate must be from 0 (off) to 1000000, not \(rrlRate)")
         try check((0...100).contains(rrlSlip), "--rrl-slip must be from 0 to 100, not \(rrlSlip)")
@@ -163,7 +166,7 @@ struct Serve: AsyncParsableCommand {
         try check((1024...(1 << 22)).contains(rrlTableSize) && rrlTableSize & (rrlTableSize - 1) == 0, "--rrl-table-size must be a power of two from 1024 to 4194304")
         try check((1...1_000_000).contains(tcpMaxPerClient), "--tcp-max-per-client must be from 1 to 1000000, not \(tcpMaxPerClient)")
         try check((65_537...67_108_864).contains(tcpMaxBuffer), "--tcp-max-buffer must be from 65537 to 67108864 octets, not \(tcpMaxBuffer)")
-        try check(startupTimeout.isFinite && (0...300).contains(startupTimeout), "--startup-timeout must be from 0 to 300 seconds, not \(startupTimeout)")
+        try check((0...300).contains(startupTimeout.value), "--startup-timeout must be from 0 to 300 seconds, not \(startupTimeout)")
         if let cookielessUdpMax {
             try check((512...65535).contains(cookielessUdpMax), "--cookieless-udp-max must be from 512 to 65535, not \(cookielessUdpMax)")
             try check(!noCookies, "--cookieless-udp-max needs cookies (drop --no-cookies)")
@@ -180,10 +183,10 @@ struct Serve: AsyncParsableCommand {
         if let user { try check(!user.isEmpty && user.utf8.count <= 64, "--user must name a user") }
         for s in checkSource { try check(IPAddress(s) != nil, "--check-source \(s) is not an IP address") }
         try check(Set(checkSource.compactMap { IPAddress($0)?.family }).count == checkSource.count, "--check-source: give at most one address per family")
-        try check((3_600...(366 * 86_400)).contains(signatureValidity), "--signature-validity must be from 3600 s to 366 days, not \(signatureValidity)")
-        try check(signatureInceptionOffset <= 86_400, "--signature-inception-offset must be at most 86400 s, not \(signatureInceptionOffset)")
-        try check(signatureRefresh < signatureValidity / 2 + 1, "--signature-refresh must be at most half of --signature-validity")
-        try check((1...604_800).contains(dnskeyTtl), "--dnskey-ttl must be from 1 to 604800 s, not \(dnskeyTtl)")
+        try check((3_600...(366 * 86_400)).contains(signatureValidity.value), "--signature-validity must be from 3600 s to 366 days, not \(signatureValidity)")
+        try check((0...86_400).contains(signatureInceptionOffset.value), "--signature-inception-offset must be at most 86400 s, not \(signatureInceptionOffset)")
+        try check((0...(signatureValidity.value / 2)).contains(signatureRefresh.value), "--signature-refresh must be at most half of --signature-validity")
+        try check((1...604_800).contains(dnskeyTtl.value), "--dnskey-ttl must be from 1 to 604800 s, not \(dnskeyTtl)")
         try check((16...10_000_000).contains(signatureCacheSize), "--signature-cache-size must be from 16 to 10000000, not \(signatureCacheSize)")
         if let keys {
             var isDir: ObjCBool = false
@@ -203,7 +206,8 @@ struct Serve: AsyncParsableCommand {
         let logger = Logger(label: "meridian")
         // Every metric is made after this, so all of them reach /metrics.
         let registry = PrometheusCollectorRegistry()
-        MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
+        MetricsSystem.bootstrap(DescribedMetricsFactory(registry: registry))
+        Gauge(label: "meridian_build_info", dimensions: [("version", BuildInfo.version), ("commit", BuildInfo.commit)]).record(1)
         var admin: AdminConfig?
         if !noAdmin, let a = ListenAddress(adminListen) {
             var c = AdminConfig(host: a.host, port: a.port, tlsCertificate: adminTlsCert, tlsKey: adminTlsKey)
@@ -235,14 +239,14 @@ struct Serve: AsyncParsableCommand {
             maxUDPPayload: maxUdpSize,
             identity: ServerIdentity(nsid: nsid.map { Array($0.utf8) }, identity: identity, version: versionString), cookies: cookies)
         let config = ServerConfig(
-            zonesDirectory: zones, statePath: state, startupCheckTimeout: startupTimeout,
-            instanceName: nodeName ?? ProcessInfo.processInfo.hostName, listen: addresses, threads: threads, tcpIdleTimeout: tcpIdleTimeout,
+            zonesDirectory: zones, statePath: state, startupCheckTimeout: startupTimeout.value,
+            instanceName: nodeName ?? ProcessInfo.processInfo.hostName, listen: addresses, threads: threads, tcpIdleTimeout: Int64(tcpIdleTimeout.value),
             tcpMaxConnections: tcpMaxConnections, tcpMaxPerClient: tcpMaxPerClient, tcpMaxBufferedBytes: tcpMaxBuffer, engine: engine,
             gossipListen: gossipListen, gossipKeyFile: key.gossipKeyFile, gossipInsecure: key.gossipInsecure,
             rateLimit: RateLimitConfig(responsesPerSecond: rrlRate, slip: rrlSlip, ipv4Prefix: rrlIpv4Prefix, ipv6Prefix: rrlIpv6Prefix, tableSize: rrlTableSize),
             watchZones: watch, udpEngine: UDPEngine(rawValue: udpEngine) ?? .batch, keysDirectory: keys,
-            signing: SigningPolicy(validity: signatureValidity, inceptionOffset: signatureInceptionOffset, refresh: signatureRefresh,
-                                   dnskeyTTL: dnskeyTtl, cacheEntries: signatureCacheSize),
+            signing: SigningPolicy(validity: UInt32(signatureValidity.value), inceptionOffset: UInt32(signatureInceptionOffset.value),
+                                   refresh: UInt32(signatureRefresh.value), dnskeyTTL: UInt32(dnskeyTtl.value), cacheEntries: signatureCacheSize),
             checkSource: checkSource)
         let server: DNSServer
         do { server = try DNSServer(config: config, logger: logger) } catch {

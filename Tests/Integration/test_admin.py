@@ -71,6 +71,11 @@ class Api:
         status, ctype, raw = self.call(method, path, body, **kw)
         return status, json.loads(raw) if raw else None
 
+    def metrics_text(self):
+        status, _, raw = self.call("GET", "/metrics", token="")
+        assert status == 200
+        return raw.decode()
+
     def metrics(self):
         status, _, raw = self.call("GET", "/metrics", token="")
         assert status == 200
@@ -269,6 +274,17 @@ def test_metrics_move_with_queries_reloads_and_checks(binary, tmp_path):
         assert metric(m, "meridian_health_checks_total", type="tcp", result="fail") >= 1
         assert metric(m, "meridian_health_check_duration_seconds_count", type="tcp") >= 1
         assert "meridian_tcp_connections" in m and metric(m, "meridian_config_generation") >= 1
+        # Every metric has # HELP and # TYPE, and the exposition passes Prometheus' own linter.
+        m = api.metrics_text()
+        families = {line.split()[2] for line in m.splitlines() if line.startswith("# TYPE ")}
+        helped = {line.split()[2] for line in m.splitlines() if line.startswith("# HELP ")}
+        assert families and families == helped, families ^ helped
+        lint = subprocess.run(["promtool", "check", "metrics"], input=m, capture_output=True, text=True, timeout=20)
+        assert lint.returncode == 0, lint.stdout + lint.stderr
+        assert re.search(r'meridian_build_info\{(commit="[^"]+",version="[^"]+"|version="[^"]+",commit="[^"]+")\} 1', m), m[:3000]
+        for name in ("process_cpu_seconds_total", "process_resident_memory_bytes", "process_open_fds", "process_max_fds", "process_start_time_seconds"):
+            assert re.search(rf"^{name} [0-9.e+]+$", m, re.M), name
+        m = api.metrics()
         # A reload that works and one that does not: both counted; the failure says file:line.
         status, r = api.json("POST", "/reload")
         assert status == 200 and r["ok"]

@@ -108,8 +108,11 @@ def test_hostile_ttl_on_reload_keeps_serving(fresh_server):
 @pytest.mark.parametrize("option,value,message", [
     ("--nsid", "x" * 2000, "--nsid must be 1 to 128 octets"),
     ("--tcp-idle-timeout", "9223372036854775807", "--tcp-idle-timeout must be from 1 to 3600"),
-    ("--startup-timeout", "1e300", "--startup-timeout must be from 0 to 300"),
-    ("--startup-timeout", "nan", "--startup-timeout must be from 0 to 300"),
+    ("--startup-timeout", "400", "--startup-timeout must be from 0 to 300"),
+    ("--startup-timeout", "6m", "--startup-timeout must be from 0 to 300"),
+    ("--startup-timeout", "1e300", "The value '1e300' is invalid for '--startup-timeout"),
+    ("--startup-timeout", "nan", "The value 'nan' is invalid for '--startup-timeout"),
+    ("--tcp-idle-timeout", "1.5", "--tcp-idle-timeout must be from 1 to 3600"),
     ("--threads", "0", "--threads must be from 1 to 256"),
     ("--max-udp-size", "100000", "--max-udp-size must be from 512 to 65535"),
     ("--tcp-max-connections", "0", "--tcp-max-connections must be"),

@@ -1,0 +1,70 @@
+"""The operator's command line (issue 19): `--version`, help without arguments, durations in one
+format, and `serve --config FILE` with the command line overriding it."""
+import os
+import re
+import shutil
+import subprocess
+
+import dns.message
+import dns.query
+
+from conftest import BIN, FIXTURE_ZONES, Server, free_port
+
+
+def run(*args, timeout=30):
+    return subprocess.run([BIN, *args], capture_output=True, text=True, timeout=timeout)
+
+
+def test_version_names_the_version_and_the_commit(binary):
+    for args in (["--version"], ["version"]):
+        r = run(*args)
+        assert r.returncode == 0, r.stderr
+        assert re.fullmatch(r"meridian \d+\.\d+\.\d+\S* \(commit ([0-9a-f]{12}(-dirty)?|unknown)\)\n", r.stdout), r.stdout
+    from conftest import ROOT
+    version = open(os.path.join(ROOT, "VERSION")).read().strip()
+    assert version in run("--version").stdout
+
+
+def test_no_arguments_prints_help_and_serves_nothing(binary):
+    r = run(timeout=10)
+    assert r.returncode == 0
+    assert "USAGE: meridian <subcommand>" in r.stdout and "serve" in r.stdout and "version" in r.stdout, r.stdout
+
+
+def test_serve_takes_a_config_file_and_the_command_line_overrides_it(binary, tmp_path):
+    zones = tmp_path / "zones"
+    shutil.copytree(FIXTURE_ZONES, zones)
+    unused, port = free_port(), free_port()
+    cfg = tmp_path / "meridian.yaml"
+    cfg.write_text(f"zones: {zones}\nlisten: [\"127.0.0.1:{unused}\"]\nno-admin: true\nrrl_rate: 20\nstartup-timeout: 500ms\n"
+                   "tcp-idle-timeout: 1m\nsignature-validity: 14d\nthreads: 1\n")
+    assert run("check", "--config", str(cfg)).returncode == 0
+    # --listen on the command line replaces the file's list; everything else comes from the file.
+    srv = Server.__new__(Server)
+    srv.ready_name, srv.port, srv.zones, srv.admin = "example.test.", port, str(zones), None
+    srv.log = open(tmp_path / "serve.log", "w")
+    srv.proc = subprocess.Popen([BIN, "serve", "--config", str(cfg), "--listen", f"127.0.0.1:{port}"], stdout=srv.log, stderr=subprocess.STDOUT)
+    try:
+        srv.wait_ready()
+        r = dns.query.udp(dns.message.make_query("www.example.test.", "A"), "127.0.0.1", port=port, timeout=2)
+        assert r.answer
+        log = srv.log_text()
+        assert f"127.0.0.1:{unused}" not in log and f"127.0.0.1:{port}" in log, log
+        assert "admin API" not in log, log
+    finally:
+        srv.stop()
+
+
+def test_a_bad_config_file_is_refused_with_file_and_line(binary, tmp_path):
+    cfg = tmp_path / "bad.yaml"
+    cfg.write_text(f"zones: {FIXTURE_ZONES}\nbogus: 3\nthreads: [1, 2]\nwatch: maybe\nrrl-rate: 2000000\n")
+    r = run("check", "--config", str(cfg))
+    assert r.returncode == 1
+    for expected in (f"{cfg}:2: unknown option 'bogus'", f"{cfg}:3: threads takes one value, not a list", f"{cfg}:4: watch is a flag: true or false"):
+        assert expected in r.stdout, r.stdout
+    r = run("serve", "--config", str(cfg))
+    assert r.returncode != 0 and f"{cfg}:2: unknown option 'bogus'" in r.stderr, r.stderr
+    # Values are checked as serve checks them.
+    cfg.write_text(f"zones: {FIXTURE_ZONES}\nrrl-rate: 2000000\n")
+    r = run("check", "--config", str(cfg))
+    assert r.returncode == 1 and "--rrl-rate must be from 0 (off) to 1000000" in r.stdout, r.stdout
