@@ -46,10 +46,10 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 # Python test dependencies.
-if ! python3 -c 'import dns.message, pytest' 2>/dev/null; then
-  echo "setup: installing dnspython and pytest"
-  python3 -m pip install -q --disable-pip-version-check dnspython pytest \
-    || python3 -m pip install -q --disable-pip-version-check --break-system-packages dnspython pytest
+if ! python3 -c 'import dns.message, pytest, websockets.sync.client' 2>/dev/null; then
+  echo "setup: installing dnspython, pytest and websockets (the status page test drives Chromium over its DevTools protocol)"
+  python3 -m pip install -q --disable-pip-version-check dnspython pytest websockets \
+    || python3 -m pip install -q --disable-pip-version-check --break-system-packages dnspython pytest websockets
 fi
 
 if ! command -v swift >/dev/null 2>&1; then

@@ -3,24 +3,32 @@ import Foundation
 import MeridianServer
 import Mustache
 
-/// The server-rendered status page at `/`: pools, sites and members with state colours,
-/// weights, last checks and reasons, recent transitions, peers and overrides. Plain HTML and
-/// CSS (no script); it reloads itself every 5 seconds. Members carry `data-member` and
-/// `data-state` attributes, for tests and for scraping by hand.
+/// The server-rendered status page at `/`, problems first (issue 19): a summary line, then
+/// everything that is not healthy (members down or drained with how long, sites not usable,
+/// degraded pools, peers not alive or with another configuration, a failed last reload with its
+/// `file:line` errors), then the pools, each folded unless it has a problem. Times are honest:
+/// "checked 0.8 s ago", "down since 14:00:58". Plain HTML and CSS (no script); it reloads
+/// itself every 5 seconds. Members carry `data-member` and `data-state`, problems
+/// `data-problem`, for tests and for scraping by hand.
 enum StatusPage {
-    struct CheckRow { var observer: String; var check: String; var result: String; var reason: String; var at: String; var up: Bool }
+    struct CheckRow { var observer: String; var check: String; var result: String; var reason: String; var at: String; var ago: String; var up: Bool }
+    struct ProblemRow { var kind: String; var subject: String; var text: String }
     struct TransitionRow { var at: String; var from: String; var to: String; var reason: String }
     struct MemberRow {
-        var id: String; var name: String; var address: String; var state: String; var weight: String; var decidedBy: String
+        var id: String; var name: String; var address: String; var state: String; var since: String; var weight: String; var decidedBy: String
         var probers: String; var checks: [CheckRow]; var agents: String; var transitions: [TransitionRow]
     }
     struct SiteRow { var name: String; var note: String; var members: [MemberRow] }
-    struct PoolRow { var name: String; var mode: String; var names: String; var ttl: UInt32; var degraded: Bool; var sites: [SiteRow] }
+    struct PoolRow {
+        var name: String; var mode: String; var names: String; var ttl: UInt32; var degraded: Bool; var sites: [SiteRow]
+        var open: Bool; var healthy: String
+    }
     struct PeerRow { var name: String; var address: String; var state: String; var config: String }
     struct OverrideRow { var id: String; var member: String; var state: String; var weight: String; var reason: String; var expires: String; var setBy: String }
     struct Page {
         var instance: String; var generation: Int; var healthGeneration: Int; var now: String; var started: String; var policy: String
         var zones: String; var pools: [PoolRow]; var peers: [PeerRow]; var hasPeers: Bool; var overrides: [OverrideRow]; var hasOverrides: Bool
+        var summary: String; var allWell: Bool; var problems: [ProblemRow]; var reloadErrors: [String]; var hasReloadErrors: Bool
     }
 
     static let template: MustacheTemplate? = try? MustacheTemplate(string: html)
@@ -31,35 +39,100 @@ enum StatusPage {
     }
 
     static func page(_ s: ServerStatus) -> Page {
-        Page(
+        let problems = Self.problems(s)
+        return Page(
             instance: s.instance, generation: s.generation, healthGeneration: s.healthGeneration, now: time(s.now), started: time(s.startedAt), policy: s.verdictPolicy,
             zones: s.zones.map { z in
                 let keys = z.keys.map { "\($0.role) \($0.tag)\($0.signing ? " signing" : $0.published ? " published" : " waiting")" }
                 return "\(z.name) (\(z.records) records, serial \(z.serial)\(keys.isEmpty ? "" : ", DNSSEC: " + keys.joined(separator: ", ")))"
             }.joined(separator: ", "),
-            pools: s.pools.map(pool), peers: s.peers.map {
+            pools: s.pools.map { pool($0, now: s.now) }, peers: s.peers.map {
                 PeerRow(name: $0.name, address: $0.address, state: $0.state, config: $0.sameConfiguration ? "same" : "DIFFERENT")
             }, hasPeers: !s.peers.isEmpty,
             overrides: s.overrides.map {
                 OverrideRow(id: $0.id, member: $0.member, state: $0.state, weight: $0.weight.map { "\(fmt($0))%" } ?? "", reason: $0.reason,
                             expires: $0.expires ?? "until removed", setBy: $0.setBy)
-            }, hasOverrides: !s.overrides.isEmpty)
+            }, hasOverrides: !s.overrides.isEmpty,
+            summary: summary(problems), allWell: problems.isEmpty, problems: problems,
+            reloadErrors: s.lastReload.flatMap { $0.ok ? nil : $0.diagnostics } ?? [], hasReloadErrors: s.lastReload.map { !$0.ok } ?? false)
     }
 
-    static func pool(_ p: ServerStatus.PoolInfo) -> PoolRow {
-        PoolRow(name: p.name, mode: p.mode, names: p.names.joined(separator: ", "), ttl: p.ttl, degraded: p.degraded, sites: p.sites.map { site in
+    /// Everything not healthy, most serious first: a failed reload, unusable sites and degraded
+    /// pools, members down then drained, peers not alive or configured differently.
+    static func problems(_ s: ServerStatus) -> [ProblemRow] {
+        var out: [ProblemRow] = []
+        if let r = s.lastReload, !r.ok {
+            out.append(ProblemRow(kind: "reload", subject: "reload", text: "the last reload failed at \(time(r.at)) (\(ago(s.now - r.at))); the configuration before it keeps serving"))
+        }
+        for p in s.pools {
+            for site in p.sites where !site.usable {
+                out.append(ProblemRow(kind: "site", subject: "\(p.name)/\(site.name)", text: "site \(site.name) of pool \(p.name) is not usable: \(site.healthy) of \(site.members.count) members healthy"))
+            }
+            if p.degraded { out.append(ProblemRow(kind: "pool", subject: p.name, text: "pool \(p.name) is degraded")) }
+        }
+        for state in ["down", "drain"] {
+            for p in s.pools {
+                for site in p.sites {
+                    for m in site.members where m.state == state {
+                        out.append(ProblemRow(kind: "member-\(state)", subject: m.id, text: "\(m.id) is \(state)\(since(m, now: s.now)) (\(m.decidedBy))"))
+                    }
+                }
+            }
+        }
+        for peer in s.peers where peer.state != "alive" || !peer.sameConfiguration {
+            let what = peer.state != "alive" ? "is \(peer.state)" : "has a different pool configuration"
+            out.append(ProblemRow(kind: "peer", subject: peer.name, text: "peer \(peer.name) (\(peer.address)) \(what)"))
+        }
+        return out
+    }
+
+    /// The one line at the top: "all healthy", or the problems counted by kind.
+    static func summary(_ problems: [ProblemRow]) -> String {
+        guard !problems.isEmpty else { return "All healthy: every member up, every site usable, every peer alive and alike." }
+        let kinds: [(String, String, String)] = [
+            ("reload", "last reload failed", "last reload failed"), ("site", "site not usable", "sites not usable"),
+            ("pool", "pool degraded", "pools degraded"), ("member-down", "member down", "members down"),
+            ("member-drain", "member drained", "members drained"), ("peer", "peer not well", "peers not well"),
+        ]
+        return kinds.compactMap { kind, one, many in
+            let n = problems.filter { $0.kind == kind }.count
+            return n == 0 ? nil : kind == "reload" ? one : "\(n) \(n == 1 ? one : many)"
+        }.joined(separator: " · ")
+    }
+
+    /// " since 14:00:58 (3 min ago)" from the member's last transition into its state.
+    static func since(_ m: ServerStatus.MemberInfo, now: Double) -> String {
+        guard let t = m.transitions.last(where: { $0.to == m.state }) else { return "" }
+        return " since \(time(t.at)) (\(ago(now - t.at)))"
+    }
+
+    /// "0.8 s ago", "12 s ago", "3 min ago", "2 h ago".
+    static func ago(_ seconds: Double) -> String {
+        let s = max(0, seconds)
+        if s < 10 { return String(format: "%.1f s ago", s) }
+        if s < 120 { return "\(Int(s)) s ago" }
+        if s < 7200 { return "\(Int(s / 60)) min ago" }
+        return "\(Int(s / 3600)) h ago"
+    }
+
+    static func pool(_ p: ServerStatus.PoolInfo, now: Double) -> PoolRow {
+        let members = p.sites.flatMap(\.members)
+        let troubled = p.degraded || p.sites.contains { !$0.usable } || members.contains { $0.state != "up" }
+        return PoolRow(name: p.name, mode: p.mode, names: p.names.joined(separator: ", "), ttl: p.ttl, degraded: p.degraded, sites: p.sites.map { site in
             SiteRow(
                 name: site.name, note: "\(site.usable ? "usable" : "NOT usable"), \(site.healthy)/\(site.members.count) healthy\(site.backup ? ", backup" : "")",
-                members: site.members.map(member))
-        })
+                members: site.members.map { member($0, now: now) })
+        }, open: troubled, healthy: "\(members.filter { $0.state == "up" }.count)/\(members.count) up")
     }
 
-    static func member(_ m: ServerStatus.MemberInfo) -> MemberRow {
+    static func member(_ m: ServerStatus.MemberInfo, now: Double) -> MemberRow {
         MemberRow(
-            id: m.id, name: m.name, address: m.address ?? "", state: m.state,
+            id: m.id, name: m.name, address: m.address ?? "", state: m.state, since: since(m, now: now),
             weight: m.weightFactor == 1 ? fmt(m.effectiveWeight) : "\(fmt(m.effectiveWeight)) (x\(fmt(m.weightFactor)))",
             decidedBy: m.decidedBy, probers: m.probers.joined(separator: ", "),
-            checks: m.checks.map { CheckRow(observer: $0.observer, check: $0.check, result: $0.up ? "up" : "down", reason: $0.reason, at: time($0.at), up: $0.up) },
+            checks: m.checks.map {
+                CheckRow(observer: $0.observer, check: $0.check, result: $0.up ? "up" : "down", reason: $0.reason, at: time($0.at), ago: ago(now - $0.at), up: $0.up)
+            },
             agents: m.agents.map { "\($0.observer): \($0.detail)" }.joined(separator: "; "),
             transitions: m.transitions.suffix(5).reversed().map { TransitionRow(at: time($0.at), from: $0.from, to: $0.to, reason: $0.reason) })
     }
@@ -82,8 +155,17 @@ enum StatusPage {
         .state-up{background:#2e7d32} .state-down{background:#c62828} .state-drain{background:#ef6c00}
         tr.member-down td{background:#fdecea} tr.member-drain td{background:#fff3e0}
         .ok{color:#2e7d32} .fail{color:#c62828} .degraded{color:#c62828;font-weight:bold}
+        #summary{font-size:1.1em;font-weight:bold;padding:.4em .6em;border-radius:4px;margin:.4em 0}
+        #summary.well{background:#e8f5e9;color:#1b5e20} #summary.ill{background:#fdecea;color:#b71c1c}
+        #problems li{margin:.15em 0} #problems .problem-member-drain,#problems .problem-peer{color:#e65100} #problems li{color:#b71c1c}
+        details.pool>summary{cursor:pointer;font-size:1.15em;font-weight:bold;margin:1em 0 .3em}
+        pre.reload{background:#fdecea;padding:.4em;white-space:pre-wrap}
         </style></head><body>
         <h1>Meridian <span id="instance">{{instance}}</span></h1>
+        <p id="summary" class="{{#allWell}}well{{/allWell}}{{^allWell}}ill{{/allWell}}">{{summary}}</p>
+        {{^allWell}}<ul id="problems">{{#problems}}<li class="problem-{{kind}}" data-problem="{{kind}}" data-subject="{{subject}}">{{text}}</li>{{/problems}}</ul>{{/allWell}}
+        {{#hasReloadErrors}}<pre class="reload" id="reload-errors">{{#reloadErrors}}{{.}}
+        {{/reloadErrors}}</pre>{{/hasReloadErrors}}
         <p class="meta">configuration generation {{generation}} · health generation {{healthGeneration}} · verdict policy {{policy}} · started {{started}} · page made {{now}} (reloads every 5 s)</p>
         <p class="meta">zones: {{zones}}</p>
         {{#hasPeers}}<h2>Peers</h2>
@@ -94,15 +176,15 @@ enum StatusPage {
         <table><tr><th>id</th><th>members</th><th>state</th><th>weight</th><th>reason</th><th>expires</th><th>set by</th></tr>
         {{#overrides}}<tr><td>{{id}}</td><td>{{member}}</td><td><span class="state state-{{state}}">{{state}}</span></td><td>{{weight}}</td><td>{{reason}}</td><td>{{expires}}</td><td>{{setBy}}</td></tr>{{/overrides}}
         </table>{{/hasOverrides}}
-        {{#pools}}<h2 class="pool" data-pool="{{name}}">Pool {{name}} <small>{{mode}} · {{names}} · TTL {{ttl}}</small>{{#degraded}} <span class="degraded">degraded</span>{{/degraded}}</h2>
+        {{#pools}}<details class="pool" data-pool="{{name}}"{{#open}} open{{/open}}><summary>Pool {{name}} <small>{{healthy}} · {{mode}} · {{names}} · TTL {{ttl}}</small>{{#degraded}} <span class="degraded">degraded</span>{{/degraded}}</summary>
         {{#sites}}<h3>Site {{name}} <small>{{note}}</small></h3>
         <table><tr><th>member</th><th>address</th><th>state</th><th>weight</th><th>decided by</th><th>checks (observer: result, reason, time)</th><th>agent</th><th>recent transitions</th></tr>
         {{#members}}<tr class="member member-{{state}}" data-member="{{id}}" data-state="{{state}}"><td>{{name}}<br><small>{{id}}</small></td><td>{{address}}</td>
-        <td><span class="state state-{{state}}">{{state}}</span></td><td>{{weight}}</td><td>{{decidedBy}}<br><small>probers: {{probers}}</small></td>
-        <td>{{#checks}}<div><b>{{observer}}</b>: {{check}} <span class="{{#up}}ok{{/up}}{{^up}}fail{{/up}}">{{result}}</span> ({{reason}}) <small>{{at}}</small></div>{{/checks}}</td>
+        <td><span class="state state-{{state}}">{{state}}</span><br><small>{{since}}</small></td><td>{{weight}}</td><td>{{decidedBy}}<br><small>probers: {{probers}}</small></td>
+        <td>{{#checks}}<div><b>{{observer}}</b>: {{check}} <span class="{{#up}}ok{{/up}}{{^up}}fail{{/up}}">{{result}}</span> ({{reason}}) <small>checked {{ago}}, {{at}}</small></div>{{/checks}}</td>
         <td>{{agents}}</td>
         <td>{{#transitions}}<div><small>{{at}}</small> {{from}} → {{to}} <small>({{reason}})</small></div>{{/transitions}}</td></tr>{{/members}}
-        </table>{{/sites}}{{/pools}}
+        </table>{{/sites}}</details>{{/pools}}
         </body></html>
         """
 }

@@ -122,6 +122,15 @@ public struct ServerStatus: Sendable, Codable {
     public var peers: [PeerInfo]
     public var pools: [PoolInfo]
     public var overrides: [OverrideInfo]
+    /// How the last reload ended (nil before the first): a failed one keeps the configuration
+    /// before it serving, and its first 20 errors are here as `file:line: message`.
+    public var lastReload: ReloadInfo?
+
+    public struct ReloadInfo: Sendable, Codable {
+        public var ok: Bool
+        public var at: Double
+        public var diagnostics: [String]
+    }
 }
 
 extension DNSServer {
@@ -131,6 +140,7 @@ extension DNSServer {
         let health = snapshot.pools.health
         let digest = Self.digest(snapshot.pools.pools, MonitorTarget.targets(for: snapshot.pools.pools))
         let peerList = await supervisor.peerList()
+        let lastReload = await supervisor.lastReloadInfo()
         let files = ((try? FileManager.default.contentsOfDirectory(atPath: config.zonesDirectory)) ?? [])
             .filter { !$0.hasPrefix(".") }.sorted().map { (config.zonesDirectory as NSString).appendingPathComponent($0) }
         return ServerStatus(
@@ -139,7 +149,7 @@ extension DNSServer {
             zones: snapshot.zones.zones.map { .init(name: Name.text($0.origin), file: $0.file, records: $0.recordCount, serial: $0.serial, keys: keyInfo($0.origin, snapshot)) },
             peers: peerList.map { .init(name: $0.name, address: $0.address, state: $0.state.rawValue, incarnation: $0.incarnation, sameConfiguration: $0.digest == digest) },
             pools: snapshot.pools.runtimes.map { poolInfo($0, health: health) },
-            overrides: overrides())
+            overrides: overrides(), lastReload: lastReload)
     }
 
     /// The keys of zone `apex` as the snapshot's signer uses them now.

@@ -54,6 +54,8 @@ final class Supervisor: @unchecked Sendable {
     /// After a health view was published: the registers, for the state-file adoption (off `loop`).
     private var registersChanged: (@Sendable ([String: Ledger.OverrideEntry]) -> Void)?
     private var reloading = false
+    /// How the last reload ended (nil before the first), for `/status` and the page.
+    private var lastReload: ServerStatus.ReloadInfo?
     private var again = false
     private var waiting: [@Sendable ([Diagnostic]) -> Void] = []
     private var keyClock: UInt32
@@ -230,6 +232,9 @@ final class Supervisor: @unchecked Sendable {
     /// Every peer this instance knows (not itself), sorted by name.
     func peerList() async -> [Peer] { (try? await loop.submit { self.core.group.peers }.get()) ?? [] }
 
+    /// How the last reload ended, nil before the first.
+    func lastReloadInfo() async -> ServerStatus.ReloadInfo? { (try? await loop.submit { self.lastReload }.get()) ?? nil }
+
     /// Loads the configuration again (off every loop) and publishes it if every file is valid;
     /// `reply` gets the diagnostics. Requests made while a load runs are served by one more
     /// load after it, so a burst of them costs two loads, not one each.
@@ -388,12 +393,15 @@ final class Supervisor: @unchecked Sendable {
             let published = next.with(pools: next.pools.with(health: health), generation: current.generation + 1, configGeneration: current.configGeneration + 1)
             write(published)
             reloadsOK.increment()
+            lastReload = ServerStatus.ReloadInfo(ok: true, at: clock(), diagnostics: Array(outcome.diagnostics.prefix(20).map(\.description)))
             let targets = MonitorTarget.targets(for: published.pools.pools)
             run(core.configure(targets: targets, digest: DNSServer.digest(published.pools.pools, targets), cluster: outcome.cluster, now: now))
             if let cluster = outcome.cluster { transport?.trust(peers: cluster.peers) }
             logger.info("reloaded \(published.zones.zones.count) zones, \(published.zones.recordCount) records, \(published.pools.runtimes.count) pools (configuration generation \(published.configGeneration))")
         } else {
             reloadsFailed.increment()
+            let errors = outcome.diagnostics.filter { $0.severity == .error }
+            lastReload = ServerStatus.ReloadInfo(ok: false, at: clock(), diagnostics: Array(errors.prefix(20).map(\.description)))
             logger.error("reload failed with \(outcome.diagnostics.filter { $0.severity == .error }.count) errors, keeping the current configuration")
         }
         for reply in replies { reply(outcome.diagnostics) }

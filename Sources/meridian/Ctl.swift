@@ -14,10 +14,44 @@ struct Ctl: AsyncParsableCommand {
         subcommands: [CtlStatus.self, CtlDrain.self, CtlUndrain.self, CtlOverride.self, CtlOverrides.self, CtlReload.self, CtlExplain.self])
 }
 
-/// Where the API is and how to get in.
+/// Where the API is and how to get in. Given before the subcommand (`ctl --server URL status`)
+/// or after it; `reorder` moves them after it, where ArgumentParser reads them.
 struct CtlOptions: ParsableArguments {
-    @Option(name: .long, help: "The admin API's URL.")
-    var server = "http://127.0.0.1:8053"
+    /// The options that take a value, and the flags.
+    static let valued: Set<String> = ["--server", "--token-file", "--cacert"]
+    static let flags: Set<String> = ["--json"]
+
+    /// `ctl [options] SUBCOMMAND [args]` -> `ctl SUBCOMMAND [options] [args]`; other command
+    /// lines as they are.
+    static func reorder(_ argv: [String]) -> [String] {
+        guard argv.first == "ctl" else { return argv }
+        var moved: [String] = []
+        var i = 1
+        while i < argv.count {
+            let a = argv[i]
+            let name = String(a.prefix(while: { $0 != "=" }))
+            if valued.contains(name) {
+                let takesNext = !a.contains("=") && i + 1 < argv.count
+                moved += takesNext ? [a, argv[i + 1]] : [a]
+                i += takesNext ? 2 : 1
+            } else if flags.contains(a) {
+                moved.append(a)
+                i += 1
+            } else {
+                break
+            }
+        }
+        guard !moved.isEmpty, i < argv.count else { return argv }
+        return ["ctl", argv[i]] + moved + argv[(i + 1)...]
+    }
+
+    @Option(name: .customLong("server"), help: "The admin API's URL (default: $MERIDIAN_ADMIN_URL, else http://127.0.0.1:8053).")
+    var serverOption: String?
+
+    /// The API's URL: the option, else $MERIDIAN_ADMIN_URL, else the default listen address.
+    var server: String {
+        serverOption ?? ProcessInfo.processInfo.environment["MERIDIAN_ADMIN_URL"].flatMap { $0.isEmpty ? nil : $0 } ?? "http://127.0.0.1:8053"
+    }
 
     @Option(name: .long, help: "File with the admin token (default: $MERIDIAN_ADMIN_TOKEN, if set).")
     var tokenFile: String?
@@ -50,7 +84,10 @@ struct CtlOptions: ParsableArguments {
     }
 
     func decode<T: Decodable>(_ type: T.Type, _ data: Data) throws -> T {
-        do { return try JSONDecoder().decode(type, from: data) } catch { throw ValidationError("unexpected reply from \(server): \(error)") }
+        do { return try JSONDecoder().decode(type, from: data) } catch {
+            FileHandle.standardError.write(Data("meridian ctl: unexpected reply from \(server): \(error)\n".utf8))
+            throw ExitCode(1)
+        }
     }
 
     func printJSON(_ data: Data) {
@@ -73,7 +110,9 @@ enum AdminHTTP {
             let r = try CurlRequest.perform(method: method, url: url, headers: headers, body: body.map { [UInt8]($0) }, cacert: cacert, timeout: timeout)
             return Reply(status: r.status, body: Data(r.body))
         } catch {
-            throw ValidationError(error.description)
+            // Not a usage error: say what could not be reached, and exit 2.
+            FileHandle.standardError.write(Data("meridian ctl: cannot reach \(url): \(error.description)\n".utf8))
+            throw ExitCode(2)
         }
     }
 }

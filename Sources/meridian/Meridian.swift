@@ -28,7 +28,7 @@ struct Meridian: AsyncParsableCommand {
     /// ArgumentParser's main, after `serve --config FILE` is expanded into options.
     static func main() async {
         do {
-            let args = try ServeConfigFile.expand(Array(CommandLine.arguments.dropFirst()))
+            let args = CtlOptions.reorder(try ServeConfigFile.expand(Array(CommandLine.arguments.dropFirst())))
             var command = try parseAsRoot(args)
             if var a = command as? any AsyncParsableCommand {
                 try await a.run()

@@ -392,6 +392,80 @@ def chromium(*args, timeout=60):
 CHROME_PROFILE = os.path.join(ROOT, ".build", "chromium-profile")
 
 
+class DevTools:
+    """Headless Chromium driven over its DevTools protocol: load a page in a window of a given
+    size, read an element's position, take a screenshot. Bounded waits only."""
+
+    def __init__(self, width, height):
+        self.size = (width, height)
+
+    def __enter__(self):
+        import json
+        import urllib.request
+        from websockets.sync.client import connect
+        exe = shutil.which("chromium") or shutil.which("chromium-browser")
+        port = free_port()
+        self.proc = subprocess.Popen([exe, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", f"--remote-debugging-port={port}",
+                                      f"--user-data-dir={CHROME_PROFILE}-cdp", f"--window-size={self.size[0]},{self.size[1]}", "about:blank"],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.time() + 20
+        ws = None
+        while time.time() < deadline and ws is None:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/json", timeout=1) as r:
+                    ws = next(t["webSocketDebuggerUrl"] for t in json.load(r) if t["type"] == "page")
+            except (OSError, StopIteration, ValueError):
+                time.sleep(0.1)
+        assert ws, "Chromium's DevTools endpoint did not come up"
+        self.connection = connect(ws, max_size=None, open_timeout=10)
+        self.ws = self.connection.__enter__()
+        self.id = 0
+        self.call("Emulation.setDeviceMetricsOverride", width=self.size[0], height=self.size[1], deviceScaleFactor=1, mobile=False)
+        return self
+
+    def call(self, method, **params):
+        import json
+        self.id += 1
+        self.ws.send(json.dumps({"id": self.id, "method": method, "params": params}))
+        deadline = time.time() + 20
+        while time.time() < deadline:
+            m = json.loads(self.ws.recv(timeout=20))
+            if m.get("id") == self.id:
+                return m.get("result", {})
+        raise AssertionError(f"no reply to {method}")
+
+    def position(self, url, selector):
+        """The element's box in the viewport once the page has loaded (None if absent)."""
+        import json
+        self.call("Page.navigate", url=url)
+        deadline = time.time() + 20
+        while time.time() < deadline:
+            r = self.call("Runtime.evaluate", returnByValue=True, expression=(
+                f"(() => {{ if (document.readyState !== 'complete') return 'loading'; const e = document.querySelector({json.dumps(selector)});"
+                " if (!e) return null; const b = e.getBoundingClientRect(); return {top: b.top, bottom: b.bottom}; })()"))
+            value = r.get("result", {}).get("value")
+            if value != "loading":
+                return value
+            time.sleep(0.1)
+        return None
+
+    def screenshot(self, path):
+        import base64
+        data = self.call("Page.captureScreenshot", format="png")["data"]
+        with open(path, "wb") as f:
+            f.write(base64.b64decode(data))
+
+    def __exit__(self, *exc):
+        try:
+            self.connection.__exit__(None, None, None)
+        finally:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+
+
 def test_status_page_in_chromium_shows_a_member_going_down(binary, tmp_path):
     backend_port = free_port()
     backend = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -423,10 +497,26 @@ def test_status_page_in_chromium_shows_a_member_going_down(binary, tmp_path):
         dom = chromium("--dump-dom", url).stdout
         assert re.search(r'<tr class="member member-down" data-member="web/only/127.0.3.1" data-state="down">', dom)
         assert "up → down" in dom
-        shot = os.path.join(ROOT, ".build", "status-page-down.png")
-        r = chromium("--window-size=1400,900", f"--screenshot={shot}", url)
-        assert os.path.getsize(shot) > 10_000, r.stderr
-        print(f"screenshot of the page with web/only/127.0.3.1 down: {shot}")
+        # Problems first: the summary counts it, and the problem list names it, with since when.
+        assert re.search(r'<p id="summary" class="ill">[^<]*1 member down', dom), dom[:3000]
+        assert re.search(r'data-problem="member-down" data-subject="web/only/127.0.3.1">web/only/127.0.3.1 is down since [0-9T:-]+Z \([0-9.]+ s ago\)', dom), dom[:3000]
+        assert re.search(r"checked [0-9.]+ (s|min) ago", dom)
+        # In a 1400x900 window it is on the first screen (positions read from Chromium itself).
+        with DevTools(1400, 900) as tab:
+            box = tab.position(url, '[data-problem="member-down"]')
+            assert box and 0 <= box["top"] and box["bottom"] <= 900, box
+            shot = os.path.join(ROOT, ".build", "status-page-down.png")
+            tab.screenshot(shot)
+        assert os.path.getsize(shot) > 10_000
+        print(f"screenshot of the page with web/only/127.0.3.1 down: {shot} (the problem at y={box['top']:.0f}..{box['bottom']:.0f})")
+        # A reload that fails shows its file:line on the page.
+        zone = os.path.join(srv.zones, "example.test.zone")
+        with open(zone, "a") as f:
+            f.write("broken IN A 999.1.1.1\n")
+        status, _ = api.json("POST", "/reload")
+        assert status == 422
+        dom = chromium("--dump-dom", url).stdout
+        assert 'data-problem="reload"' in dom and re.search(r'id="reload-errors">[^<]*example\.test\.zone:\d+: ', dom), dom[:3000]
         # Without the token the page is refused.
         for bad in (f"http://admin:nope@127.0.0.1:{srv.admin}/", f"http://127.0.0.1:{srv.admin}/"):
             r = chromium("--dump-dom", bad)

@@ -68,3 +68,17 @@ def test_a_bad_config_file_is_refused_with_file_and_line(binary, tmp_path):
     cfg.write_text(f"zones: {FIXTURE_ZONES}\nrrl-rate: 2000000\n")
     r = run("check", "--config", str(cfg))
     assert r.returncode == 1 and "--rrl-rate must be from 0 (off) to 1000000" in r.stdout, r.stdout
+
+
+def test_ctl_takes_options_before_the_subcommand_and_the_url_from_the_environment(fresh_server):
+    srv = fresh_server()
+    url = f"http://127.0.0.1:{srv.admin}"
+    before = run("ctl", "--server", url, "--json", "status")
+    assert before.returncode == 0 and before.stdout.lstrip().startswith("{"), before.stdout + before.stderr
+    env = {**os.environ, "MERIDIAN_ADMIN_URL": url}
+    r = subprocess.run([BIN, "ctl", "status"], capture_output=True, text=True, timeout=30, env=env)
+    assert r.returncode == 0, r.stdout + r.stderr
+    # A server that cannot be reached is not a usage error: a message and exit status 2.
+    r = run("ctl", "--server", "http://127.0.0.1:1", "status")
+    assert r.returncode == 2, (r.returncode, r.stderr)
+    assert "cannot reach http://127.0.0.1:1/status" in r.stderr and "Usage" not in r.stderr, r.stderr
