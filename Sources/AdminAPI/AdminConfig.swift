@@ -37,6 +37,8 @@ public enum AdminConfigError: Error, Sendable, CustomStringConvertible {
     case tokenFile(String)
     case needsToken(String)
     case tls(String)
+    /// The address could not be bound: `--admin-listen HOST:PORT: why`.
+    case bind(String, String)
 
     public var description: String {
         switch self {
@@ -44,6 +46,7 @@ public enum AdminConfigError: Error, Sendable, CustomStringConvertible {
         case .tokenFile(let why): return why
         case .needsToken(let host): return "the admin API on \(host), not a loopback address, needs --admin-token-file"
         case .tls(let why): return why
+        case .bind(let address, let why): return "--admin-listen \(address): \(why)"
         }
     }
 }

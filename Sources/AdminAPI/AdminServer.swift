@@ -1,3 +1,4 @@
+import Frontend
 import Health
 import Foundation
 import Hummingbird
@@ -10,6 +11,7 @@ import MeridianServer
 import NIOCore
 import Prometheus
 import QueryEngine
+import ServiceLifecycle
 
 /// The admin HTTP API over a running `DNSServer`: `/status`, `/explain`, `/overrides`,
 /// `/reload`, `/healthz`, `/metrics` and the status page at `/`. Every endpoint but
@@ -20,7 +22,7 @@ public final class AdminServer: Sendable {
     let config: AdminConfig
     let registry: PrometheusCollectorRegistry
     let logger: Logger
-    private let task = NIOLockedValueBox<Task<Void, any Error>?>(nil)
+    private let task = NIOLockedValueBox<(task: Task<Void, any Error>, group: ServiceGroup)?>(nil)
 
     public init(server: DNSServer, config: AdminConfig, registry: PrometheusCollectorRegistry, logger: Logger) throws(AdminConfigError) {
         if config.tokens.isEmpty && !config.isLoopback { throw .needsToken(config.host) }
@@ -65,17 +67,23 @@ public final class AdminServer: Sendable {
                 bound.continuation.finish()
             },
             logger: logger)
+        // Run under a service group of its own, so shutdown is graceful (open requests end,
+        // nothing is cancelled and logged as an error).
+        let group = ServiceGroup(configuration: .init(services: [app], gracefulShutdownSignals: [], logger: logger))
         let running = Task {
-            do { try await app.run() } catch {
+            do { try await group.run() } catch {
                 bound.continuation.finish()
                 throw error
             }
         }
-        task.withLockedValue { $0 = running }
+        task.withLockedValue { $0 = (running, group) }
         for await port in bound.stream { return port }
         // The server stopped before it was running: report why.
-        try await running.value
-        throw AdminConfigError.badListen("\(config.host):\(config.port)")
+        let address = config.host.contains(":") ? "[\(config.host)]:\(config.port)" : "\(config.host):\(config.port)"
+        do { try await running.value } catch {
+            throw AdminConfigError.bind(address, SocketErrorText.reason(error))
+        }
+        throw AdminConfigError.badListen(address)
     }
 
     public func shutdown() async {
@@ -83,8 +91,8 @@ public final class AdminServer: Sendable {
             defer { t = nil }
             return t
         }
-        t?.cancel()
-        _ = try? await t?.value
+        await t?.group.triggerGracefulShutdown()
+        _ = try? await t?.task.value
     }
 
     func routes(_ router: Router<BasicRequestContext>) {

@@ -48,7 +48,18 @@ public struct BindError: Error, Sendable, CustomStringConvertible {
     public var transport: String
     public var reason: String
 
-    public var description: String { "cannot listen on \(address) (\(transport)): \(reason)" }
+    public var description: String { "--listen \(address) (\(transport)): \(reason)" }
+}
+
+/// A socket error as an operator reads it: the system's words for the errno ("address already
+/// in use"), not SwiftNIO's description of the call that failed.
+public enum SocketErrorText {
+    public static func reason(_ error: any Error) -> String {
+        if let io = error as? IOError {
+            return String(cString: strerror(io.errnoCode)).lowercased()
+        }
+        return "\(error)"
+    }
 }
 
 /// What the front end needs of the server's settings.
@@ -188,7 +199,7 @@ public final class Listeners: Sendable {
                 }
                 .bind(host: address.host, port: port).get()
         } catch {
-            throw BindError(address: ListenAddress(host: address.host, port: port), transport: "udp", reason: "\(error)")
+            throw BindError(address: ListenAddress(host: address.host, port: port), transport: "udp", reason: SocketErrorText.reason(error))
         }
     }
 
@@ -231,7 +242,7 @@ public final class Listeners: Sendable {
                 }
                 .bind(host: address.host, port: port).get()
         } catch {
-            throw BindError(address: ListenAddress(host: address.host, port: port), transport: "tcp", reason: "\(error)")
+            throw BindError(address: ListenAddress(host: address.host, port: port), transport: "tcp", reason: SocketErrorText.reason(error))
         }
     }
 }

@@ -27,8 +27,9 @@ struct Meridian: AsyncParsableCommand {
 
     /// ArgumentParser's main, after `serve --config FILE` is expanded into options.
     static func main() async {
+        var args = Array(CommandLine.arguments.dropFirst())
         do {
-            let args = CtlOptions.reorder(try ServeConfigFile.expand(Array(CommandLine.arguments.dropFirst())))
+            args = CtlOptions.reorder(try ServeConfigFile.expand(args))
             var command = try parseAsRoot(args)
             if var a = command as? any AsyncParsableCommand {
                 try await a.run()
@@ -36,6 +37,12 @@ struct Meridian: AsyncParsableCommand {
                 try command.run()
             }
         } catch {
+            // With --log-format json, even what stops the start is one JSON line.
+            if let i = args.firstIndex(of: "--log-format"), i + 1 < args.count, args[i + 1] == "json", exitCode(for: error) != .success {
+                JSONLogHandler(label: "meridian", level: .critical).log(event: LogEvent(
+                    level: .critical, message: "\(message(for: error))", metadata: nil, source: "meridian", file: #fileID, function: #function, line: #line))
+                Foundation.exit(exitCode(for: error).rawValue)
+            }
             exit(withError: error)
         }
     }

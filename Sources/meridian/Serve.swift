@@ -250,7 +250,8 @@ struct Serve: AsyncParsableCommand {
             checkSource: checkSource)
         let server: DNSServer
         do { server = try DNSServer(config: config, logger: logger) } catch {
-            FileHandle.standardError.write(Data("\(error)\n".utf8))
+            // Once, in the log's format (a JSON line with --log-format json).
+            logger.critical("\(error)")
             throw ExitCode(1)
         }
         var adminServer: AdminServer?
@@ -265,7 +266,6 @@ struct Serve: AsyncParsableCommand {
             if let user { try Privileges.drop(to: user, logger: logger) }
         } catch {
             logger.critical("\(error)")
-            FileHandle.standardError.write(Data("\(error)\n".utf8))
             await adminServer?.shutdown()
             await server.shutdown()
             throw ExitCode(1)

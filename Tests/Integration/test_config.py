@@ -82,3 +82,40 @@ def test_ctl_takes_options_before_the_subcommand_and_the_url_from_the_environmen
     r = run("ctl", "--server", "http://127.0.0.1:1", "status")
     assert r.returncode == 2, (r.returncode, r.stderr)
     assert "cannot reach http://127.0.0.1:1/status" in r.stderr and "Usage" not in r.stderr, r.stderr
+
+
+def test_bind_errors_name_the_option_and_a_clean_shutdown_logs_no_error(binary, tmp_path):
+    import json
+    import signal
+    zones = tmp_path / "zones"
+    shutil.copytree(FIXTURE_ZONES, zones)
+    port, admin = free_port(), free_port()
+    log = open(tmp_path / "a.log", "w")
+    a = subprocess.Popen([BIN, "serve", "--zones", str(zones), "--listen", f"127.0.0.1:{port}", "--admin-listen", f"127.0.0.1:{admin}"],
+                         stdout=log, stderr=subprocess.STDOUT)
+    try:
+        srv = Server.__new__(Server)
+        srv.ready_name, srv.port, srv.proc = "example.test.", port, a
+        srv.wait_ready()
+        other = free_port()
+        r = run("serve", "--zones", str(zones), "--listen", f"127.0.0.1:{other}", "--admin-listen", f"127.0.0.1:{admin}")
+        assert r.returncode == 1 and f"--admin-listen 127.0.0.1:{admin}: address already in use" in r.stderr, r.stderr
+        assert r.stderr.count("address already in use") == 1, r.stderr  # said once, not twice
+        r = run("serve", "--zones", str(zones), "--listen", f"127.0.0.1:{port}", "--no-admin")
+        assert r.returncode == 1 and f"--listen 127.0.0.1:{port} (tcp): address already in use" in r.stderr, r.stderr
+        # With --log-format json every line is a JSON object, what stops the start included.
+        for args in (["--listen", f"127.0.0.1:{port}", "--no-admin"], ["--threads", "0"]):
+            r = run("serve", "--zones", str(zones), "--log-format", "json", *args)
+            lines = [l for l in r.stderr.splitlines() if l.strip()]
+            assert r.returncode != 0 and lines, r.stderr
+            for l in lines:
+                json.loads(l)
+            assert any(json.loads(l)["level"] == "critical" for l in lines), r.stderr
+    finally:
+        a.send_signal(signal.SIGTERM)
+        a.wait(timeout=15)
+        log.close()
+    text = (tmp_path / "a.log").read_text()
+    assert a.returncode == 0, text
+    bad = [l for l in text.splitlines() if re.search(r" (error|critical) ", l)]
+    assert not bad, bad
