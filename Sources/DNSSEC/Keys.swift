@@ -171,6 +171,11 @@ public struct ZoneKey: Sendable {
         let digest = SHA256.hash(data: zone + dnskey)
         return [UInt8(tag >> 8), UInt8(tag & 0xFF), key.algorithm.rawValue, 2] + Array(digest)
     }
+
+    /// The DS record in presentation form, for the parent zone: `zone. IN DS tag alg 2 HEX`.
+    public var dsText: String {
+        "\(Name.text(zone)) IN DS \(tag) \(key.algorithm.rawValue) 2 \(ds[4...].map { String(format: "%02X", $0) }.joined())"
+    }
 }
 
 /// The key tag of a DNSKEY RDATA (RFC 4034 Appendix B).

@@ -83,6 +83,8 @@ public struct ServerStatus: Sendable, Codable {
         public var published: Bool; public var signing: Bool
         public var publish: UInt32?; public var activate: UInt32?; public var inactive: UInt32?; public var delete: UInt32?
         public var file: String
+        /// The DS record for the parent (KSKs and CSKs), in presentation form.
+        public var ds: String?
     }
     public struct PeerInfo: Sendable, Codable {
         public var name: String; public var address: String; public var state: String; public var incarnation: UInt64
@@ -161,7 +163,8 @@ extension DNSServer {
             ServerStatus.KeyInfo(
                 tag: k.tag, algorithm: k.key.algorithm.rawValue, role: k.isSEP ? (hasZSK ? "KSK" : "CSK") : "ZSK",
                 published: k.timing.isPublished(at: now), signing: k.timing.isActive(at: now),
-                publish: k.timing.publish, activate: k.timing.activate, inactive: k.timing.inactive, delete: k.timing.delete, file: k.file)
+                publish: k.timing.publish, activate: k.timing.activate, inactive: k.timing.inactive, delete: k.timing.delete, file: k.file,
+                ds: k.isSEP ? k.dsText : nil)
         }
     }
 

@@ -10,8 +10,9 @@ import QueryEngine
 /// `meridian ctl`: the admin API from the command line, with readable tables (or `--json`).
 struct Ctl: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Talk to a running server's admin API: status, drain, undrain, override, overrides, reload, explain.",
-        subcommands: [CtlStatus.self, CtlDrain.self, CtlUndrain.self, CtlOverride.self, CtlOverrides.self, CtlReload.self, CtlExplain.self])
+        abstract: "Talk to a running server's admin API: status, stats, peers, keys, drain, undrain, override, overrides, reload, explain.",
+        subcommands: [CtlStatus.self, CtlStats.self, CtlPeers.self, CtlKeys.self, CtlDrain.self, CtlUndrain.self, CtlOverride.self, CtlOverrides.self,
+                      CtlReload.self, CtlExplain.self])
 }
 
 /// Where the API is and how to get in. Given before the subcommand (`ctl --server URL status`)

@@ -185,7 +185,7 @@ struct KeyGen: ParsableCommand {
         print("# \(role.uppercased()) \(key.tag) for \(Name.text(key.zone)): \(base).key, \(base).private")
         if key.isSEP {
             print("# the DS record for the parent zone:")
-            print("\(Name.text(key.zone)) IN DS \(key.tag) \(alg.rawValue) 2 \(key.ds[4...].map { String(format: "%02X", $0) }.joined())")
+            print(key.dsText)
         }
     }
 

@@ -119,3 +119,48 @@ def test_bind_errors_name_the_option_and_a_clean_shutdown_logs_no_error(binary, 
     assert a.returncode == 0, text
     bad = [l for l in text.splitlines() if re.search(r" (error|critical) ", l)]
     assert not bad, bad
+
+
+def test_ctl_peers_and_stats_on_a_group(binary, tmp_path):
+    import threading
+    import time
+    from test_peers import Group
+    g = Group(tmp_path, 3)
+    try:
+        g.start()
+        ns1 = g.instances[0]
+        url = f"http://{ns1.ip}:{ns1.admin}"
+        r = run("ctl", "--server", url, "peers")
+        assert r.returncode == 0, r.stderr
+        for name in ("ns2", "ns3"):
+            assert re.search(rf"^{name}\s+127\.0\.1\.\d:\d+\s+ALIVE\s+\d+\s+same$", r.stdout, re.M), r.stdout
+        stop = threading.Event()
+
+        def ask():
+            while not stop.is_set():
+                ns1.answer("www.peers.test")
+        t = threading.Thread(target=ask, daemon=True)
+        t.start()
+        try:
+            r = run("ctl", "--server", url, "stats", "--interval", "1500ms")
+        finally:
+            stop.set()
+            t.join(timeout=5)
+        assert r.returncode == 0, r.stderr
+        qps = float(re.search(r"^([0-9.]+) queries/s over", r.stdout, re.M).group(1))
+        assert qps > 5, r.stdout
+        assert re.search(r"^NOERROR\s+[0-9.]+$", r.stdout, re.M) and re.search(r"^www/a\s+[0-9.]+$", r.stdout, re.M), r.stdout
+    finally:
+        g.stop()
+
+
+def test_ctl_keys_shows_states_and_the_ds(fresh_server, tmp_path):
+    keys = tmp_path / "keys"
+    out = run("keygen", "--zone", "example.test", "--dir", str(keys), "--role", "csk").stdout
+    ds = next(l for l in out.splitlines() if " IN DS " in l)
+    srv = fresh_server("--keys", str(keys))
+    url = f"http://127.0.0.1:{srv.admin}"
+    r = run("ctl", "--server", url, "keys")
+    assert r.returncode == 0 and re.search(r"^example\.test\.\s+CSK\s+\d+\s+13\s+signing\s+", r.stdout, re.M), r.stdout
+    r = run("ctl", "--server", url, "keys", "--ds")
+    assert r.returncode == 0 and r.stdout.strip() == ds, (r.stdout, ds)
