@@ -124,7 +124,7 @@ public final class Listeners: Sendable {
         self.scratch = scratch
         if settings.rateLimit.enabled {
             let r = settings.rateLimit
-            logger.info("response rate limiting: \(r.responsesPerSecond) responses/s per /\(r.ipv4Prefix) or /\(r.ipv6Prefix), kind and name; slip \(r.slip); \(r.tableSize) buckets per event loop")
+            logger.info("response rate limiting: \(r.responsesPerSecond) responses/s per /\(r.ipv4Prefix) or /\(r.ipv6Prefix) and response class; slip \(r.slip); \(r.tableSize) buckets per event loop")
         }
     }
 

@@ -28,6 +28,8 @@ struct Meridian: AsyncParsableCommand {
     /// ArgumentParser's main, after `serve --config FILE` is expanded into options.
     static func main() async {
         var args = Array(CommandLine.arguments.dropFirst())
+        // The manual generator asks for the commands' description: ArgumentParser's own main.
+        if args.contains("--experimental-dump-help") { return await Self.main(args) }
         do {
             args = CtlOptions.reorder(try ServeConfigFile.expand(args))
             var command = try parseAsRoot(args)
