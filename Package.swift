@@ -132,10 +132,20 @@ let package = Package(
             exclude: ["README.md"], swiftSettings: strict),
         // The front end: DNS listeners' handlers (SwiftNIO) and the batch UDP plane, TCP guards,
         // query metrics, and the snapshot box the answer path reads.
+        // dnstap: the encoder, Frame Streams, the per-thread rings and the writer thread.
+        .target(
+            name: "QueryLog",
+            dependencies: [
+                .product(name: "Atomics", package: "swift-atomics"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+            ],
+            exclude: ["README.md"], swiftSettings: strict),
         .target(
             name: "Frontend",
             dependencies: [
-                "QueryEngine", "DNSWire", "GeoTopology", "CBatchIO", "CPrivileges", "Selection",
+                "QueryEngine", "DNSWire", "GeoTopology", "CBatchIO", "CPrivileges", "Selection", "PoolConfig", "QueryLog",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -151,7 +161,7 @@ let package = Package(
             name: "MeridianServer",
             dependencies: [
                 "Diagnostics", "QueryEngine", "ZoneStore", "DNSWire", "GeoTopology", "HealthCheck", "Health", "PoolConfig", "Gossip",
-                "GossipTransport", "Control", "Frontend", "CBatchIO", "CPrivileges", "Selection", "DNSSEC", "ConfigurationFiles",
+                "GossipTransport", "Control", "Frontend", "CBatchIO", "CPrivileges", "Selection", "DNSSEC", "ConfigurationFiles", "QueryLog",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -192,7 +202,7 @@ let package = Package(
             name: "meridian",
             dependencies: [
                 "MeridianServer", "ZoneStore", "QueryEngine", "Selection", "GeoTopology", "Health", "DNSWire", "Diagnostics", "Gossip",
-                "GossipTransport", "Control", "Frontend", "HealthCheck", "PoolConfig", "AdminAPI", "CPrivileges", "DNSSEC", "ConfigurationFiles", "BoundedYAML",
+                "GossipTransport", "Control", "Frontend", "HealthCheck", "PoolConfig", "AdminAPI", "CPrivileges", "DNSSEC", "ConfigurationFiles", "BoundedYAML", "QueryLog",
                 .product(name: "Yams", package: "Yams"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
@@ -251,6 +261,7 @@ let package = Package(
         .testTarget(name: "DiagnosticsTests", dependencies: ["Diagnostics"]),
         .testTarget(name: "BoundedYAMLTests", dependencies: ["BoundedYAML", "Diagnostics", "Yams"]),
         .testTarget(name: "DNSWireTests", dependencies: ["DNSWire"]),
+        .testTarget(name: "QueryLogTests", dependencies: ["QueryLog"]),
         .testTarget(name: "DNSSECTests", dependencies: ["DNSSEC", "DNSWire", "CLDNS"]),
         .testTarget(name: "ZoneStoreTests", dependencies: ["ZoneStore", "DNSWire", "Diagnostics"]),
         .testTarget(name: "QueryEngineTests", dependencies: ["QueryEngine", "ZoneStore", "DNSWire", "CLDNS", "GeoTopology", "Health"]),

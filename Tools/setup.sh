@@ -23,6 +23,8 @@ APT_PACKAGES=(
   chromium                         # the status page test (headless)
   iptables                         # the gossip test drops a datagram at the OUTPUT hook (sendmsg fails with EPERM)
   prometheus                       # promtool checks the /metrics exposition
+  fstrm-bin                        # fstrm_capture reads the dnstap socket
+  dnstap-ldns                      # reads the dnstap Meridian writes
 )
 
 missing=()

@@ -145,8 +145,11 @@ public final class AdminServer: Sendable {
             do throws(OverrideError) { info = try await server.removeOverride(id: id) } catch { throw OverrideRequest.httpError(error) }
             return try JSONReply.encode(info)
         }
-        router.post("/reload") { _, _ in
-            let diagnostics = await server.reload()
+        router.post("/reload") { request, _ in
+            // ?zone=a.example,b.example reads those zones again and nothing else.
+            let zones = request.uri.queryParameters.getAll("zone").flatMap { $0.split(separator: ",").map(String.init) }
+            guard zones.count <= 64 else { throw HTTPError(.badRequest, message: "at most 64 zones in one reload") }
+            let diagnostics = zones.isEmpty ? await server.reload() : await server.reload(zones: zones)
             let errors = diagnostics.filter { $0.severity == .error }
             let reply = ReloadReply(
                 ok: errors.isEmpty, generation: server.box.load().configGeneration, diagnostics: diagnostics.map(\.description))

@@ -120,6 +120,13 @@ int meridian_udp_batch_peer(const meridian_udp_batch *b, unsigned i, unsigned ch
     return 0;
 }
 
+unsigned short meridian_udp_batch_peer_port(const meridian_udp_batch *b, unsigned i) {
+    const struct sockaddr_storage *p = &b->peers[i];
+    if (p->ss_family == AF_INET) return ntohs(((const struct sockaddr_in *)p)->sin_port);
+    if (p->ss_family == AF_INET6) return ntohs(((const struct sockaddr_in6 *)p)->sin6_port);
+    return 0;
+}
+
 unsigned char *meridian_udp_batch_out(meridian_udp_batch *b, unsigned slot) {
     return b->out + (size_t)slot * b->out_size;
 }

@@ -48,4 +48,12 @@ public enum ConfigDirectory {
         }
         return Outcome(configuration: Configuration(directory: directory, snapshot: snapshot, cluster: cluster), diagnostics: diagnostics)
     }
+
+    /// The running configuration with the named zones read again and nothing else (see
+    /// `SnapshotBuilder.reloadZones`): the cluster file is not read.
+    public static func reloadZones(_ names: [String], of current: Snapshot, now: UInt32) -> Outcome {
+        let built = SnapshotBuilder.reloadZones(names, of: current, now: now)
+        guard let snapshot = built.snapshot else { return Outcome(configuration: nil, diagnostics: built.diagnostics) }
+        return Outcome(configuration: Configuration(directory: "-", snapshot: snapshot, cluster: nil), diagnostics: built.diagnostics)
+    }
 }

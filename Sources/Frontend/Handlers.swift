@@ -2,6 +2,7 @@ import DNSWire
 import GeoTopology
 import NIOCore
 import QueryEngine
+import QueryLog
 
 #if canImport(Glibc)
 import Glibc
@@ -19,9 +20,12 @@ struct LoopScratch: @unchecked Sendable {
     let tcpMetrics = QueryMetrics(transport: "tcp")
     /// This loop's response rate limiter (UDP): each loop limits the queries it receives.
     let limiter: LimiterBox
+    /// This loop's end of the dnstap log, when one is configured.
+    let dnstap: DnstapTap?
 
-    init(rateLimit: RateLimitConfig = RateLimitConfig()) {
+    init(rateLimit: RateLimitConfig = RateLimitConfig(), dnstap: DnstapWriter? = nil) {
         limiter = LimiterBox(RateLimiter(config: rateLimit))
+        self.dnstap = dnstap?.makeTap()
         tick()
     }
 
@@ -73,6 +77,21 @@ struct QueryAnswerer {
     }
 }
 
+extension DnstapTap {
+    /// Logs a query from `source` and the response sent (nil: none was).
+    @inline(__always)
+    func log(_ query: ByteBuffer, response: UnsafeRawBufferPointer?, source: SocketAddress?, tcp: Bool) {
+        guard let source else { return }
+        let address = source.ipAddress
+        query.withUnsafeReadableBytes { q in
+            withUnsafeBytes(of: address.bytes) { a in
+                log(query: q, response: response, client: UnsafeRawBufferPointer(rebasing: a[0..<(address.family == .v4 ? 4 : 16)]),
+                    port: source.port.map { UInt16(truncatingIfNeeded: $0) }, tcp: tcp)
+            }
+        }
+    }
+}
+
 /// Answers DNS over UDP: one datagram in, one out. Responses are written as they are made
 /// and flushed once per read batch (`channelReadComplete`).
 final class UDPQueryHandler: ChannelInboundHandler {
@@ -82,18 +101,22 @@ final class UDPQueryHandler: ChannelInboundHandler {
     private var answerer: QueryAnswerer
     private let limiter: LimiterBox
     private let metrics: QueryMetrics
+    private let dnstap: DnstapTap?
 
     init(box: SnapshotBox, scratch: LoopScratch) {
         answerer = QueryAnswerer(box: box, scratch: scratch, transport: .udp)
         limiter = scratch.limiter
         metrics = scratch.udpMetrics
+        dnstap = scratch.dnstap
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let envelope = unwrapInboundIn(data)
         let source = envelope.remoteAddress.ipAddress
         let outcome = answerer.answer(envelope.data, from: source)
-        guard !outcome.dropped, let response = limiter.apply(outcome: outcome, buffer: answerer.buffer, source: source, metrics: metrics) else { return }
+        let sent = outcome.dropped ? nil : limiter.apply(outcome: outcome, buffer: answerer.buffer, source: source, metrics: metrics)
+        dnstap?.log(envelope.data, response: sent, source: envelope.remoteAddress, tcp: false)
+        guard let response = sent else { return }
         var out = context.channel.allocator.buffer(capacity: response.count)
         out.writeBytes(response)
         context.write(wrapOutboundOut(AddressedEnvelope(remoteAddress: envelope.remoteAddress, data: out)), promise: nil)
@@ -141,15 +164,19 @@ final class TCPQueryHandler: ChannelInboundHandler {
     private let idleTimeout: TimeAmount
     private var lastUseful = NIODeadline.now()
     private var deadline: Scheduled<Void>?
+    private let dnstap: DnstapTap?
+    private var remote: SocketAddress?
 
     init(box: SnapshotBox, scratch: LoopScratch, maxWaitingBytes: Int, idleTimeout: TimeAmount) {
         answerer = QueryAnswerer(box: box, scratch: scratch, transport: .tcp)
         maxWaiting = maxWaitingBytes
         self.idleTimeout = idleTimeout
+        dnstap = scratch.dnstap
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
-        if let a = context.channel.remoteAddress { peer = a.ipAddress }
+        remote = context.channel.remoteAddress
+        if let a = remote { peer = a.ipAddress }
         lastUseful = .now()
         arm(context, at: lastUseful + idleTimeout)
     }
@@ -178,6 +205,7 @@ final class TCPQueryHandler: ChannelInboundHandler {
     }
 
     func channelActive(context: ChannelHandlerContext) {
+        if remote == nil { remote = context.channel.remoteAddress }
         if let a = context.channel.remoteAddress { peer = a.ipAddress }
         context.fireChannelActive()
     }
@@ -202,6 +230,7 @@ final class TCPQueryHandler: ChannelInboundHandler {
 
     private func answer(_ query: ByteBuffer, context: ChannelHandlerContext) {
         let outcome = answerer.answer(query, from: peer)
+        dnstap?.log(query, response: outcome.dropped ? nil : answerer.response(outcome), source: remote, tcp: true)
         guard !outcome.dropped else { return }
         if outcome.rcode != 1 { lastUseful = .now() }
         var out = context.channel.allocator.buffer(capacity: outcome.length + 2)

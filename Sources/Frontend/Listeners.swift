@@ -8,6 +8,7 @@ import NIOCore
 import NIOExtras
 import NIOPosix
 import QueryEngine
+import QueryLog
 
 #if canImport(Glibc)
 import Glibc
@@ -74,11 +75,14 @@ public struct FrontendSettings: Sendable {
     public var tcpMaxConnections: Int
     public var tcpMaxPerClient: Int
     public var tcpMaxBufferedBytes: Int
+    /// The dnstap log every answering thread writes to, if any.
+    public var dnstap: DnstapWriter?
 
     public init(
         threads: Int, udpEngine: UDPEngine, maxUDPPayload: Int, rateLimit: RateLimitConfig, tcpIdleTimeout: Int64, tcpMaxConnections: Int,
-        tcpMaxPerClient: Int, tcpMaxBufferedBytes: Int
+        tcpMaxPerClient: Int, tcpMaxBufferedBytes: Int, dnstap: DnstapWriter? = nil
     ) {
+        self.dnstap = dnstap
         self.threads = threads
         self.udpEngine = udpEngine
         self.maxUDPPayload = maxUDPPayload
@@ -120,7 +124,7 @@ public final class Listeners: Sendable {
         tcpSlots = SourceSlots(perPrefix: settings.tcpMaxPerClient, cap: tcpCap)
         group = MultiThreadedEventLoopGroup(numberOfThreads: settings.threads)
         var scratch: [ObjectIdentifier: LoopScratch] = [:]
-        for loop in group.makeIterator() { scratch[ObjectIdentifier(loop)] = LoopScratch(rateLimit: settings.rateLimit) }
+        for loop in group.makeIterator() { scratch[ObjectIdentifier(loop)] = LoopScratch(rateLimit: settings.rateLimit, dnstap: settings.dnstap) }
         self.scratch = scratch
         if settings.rateLimit.enabled {
             let r = settings.rateLimit
@@ -135,10 +139,12 @@ public final class Listeners: Sendable {
     public func start(_ listen: [ListenAddress]) async throws(BindError) -> [ListenAddress] {
         for loop in group.makeIterator() {
             let s = scratch(for: loop)
-            _ = loop.scheduleRepeatedTask(initialDelay: .seconds(1), delay: .seconds(1)) { _ in
+            let box = box
+            _ = loop.scheduleRepeatedTask(initialDelay: .zero, delay: .seconds(1)) { _ in
                 s.tick()
-                s.udpMetrics.flush()
-                s.tcpMetrics.flush()
+                let snapshot = box.load()
+                s.udpMetrics.flush(snapshot: snapshot)
+                s.tcpMetrics.flush(snapshot: snapshot)
             }
         }
         var bound: [ListenAddress] = []
@@ -151,7 +157,8 @@ public final class Listeners: Sendable {
             switch settings.udpEngine {
             case .batch:
                 let plane = BatchUDPPlane(
-                    address: address, box: box, maxUDPPayload: settings.maxUDPPayload, rateLimit: settings.rateLimit, logger: logger)
+                    address: address, box: box, maxUDPPayload: settings.maxUDPPayload, rateLimit: settings.rateLimit, dnstap: settings.dnstap,
+                    logger: logger)
                 try plane.start(port: port, count: settings.threads)
                 planes.withLockedValue { $0.append(plane) }
             case .nio:

@@ -1,5 +1,6 @@
 import DNSWire
 import Metrics
+import PoolConfig
 import QueryEngine
 import Selection
 
@@ -30,6 +31,25 @@ final class QueryMetrics {
         counts = [Int](repeating: 0, count: QueryMetrics.cells)
         droppedCounter = Counter(label: "meridian_queries_dropped_total", dimensions: [("transport", transport)], factory: factory)
         truncatedCounter = Counter(label: "meridian_responses_truncated_total", dimensions: [("transport", transport)], factory: factory)
+        signaturesMadeCounter = Counter(label: "meridian_dnssec_signatures_total", dimensions: [("source", "made")], factory: factory)
+        signatureHitsCounter = Counter(label: "meridian_dnssec_signatures_total", dimensions: [("source", "cache")], factory: factory)
+        rrlDroppedCounter = Counter(label: "meridian_rrl_responses_total", dimensions: [("action", "dropped")], factory: factory)
+        rrlSlippedCounter = Counter(label: "meridian_rrl_responses_total", dimensions: [("action", "slipped")], factory: factory)
+        // Every label set exists from the start, at zero (a rate over a series that appears
+        // with its first increment misses that increment).
+        for i in 0..<QueryMetrics.cells { counters[i] = queryCounter(i) }
+    }
+
+    private func queryCounter(_ i: Int) -> Counter {
+        let r = i / (QueryMetrics.qtypes.count + 1)
+        let q = i % (QueryMetrics.qtypes.count + 1)
+        return Counter(
+            label: "meridian_queries_total",
+            dimensions: [
+                ("transport", transport),
+                ("rcode", r < QueryMetrics.rcodes.count ? RCode.name(QueryMetrics.rcodes[r]) : "other"),
+                ("qtype", q < QueryMetrics.qtypes.count ? RRType.name(QueryMetrics.qtypes[q]) : "other"),
+            ], factory: factory)
     }
 
     @inline(__always)
@@ -65,10 +85,10 @@ final class QueryMetrics {
     private var rrlSlipped = 0
     private var signaturesMade = 0
     private var signatureHits = 0
-    private lazy var signaturesMadeCounter = Counter(label: "meridian_dnssec_signatures_total", dimensions: [("source", "made")], factory: factory)
-    private lazy var signatureHitsCounter = Counter(label: "meridian_dnssec_signatures_total", dimensions: [("source", "cache")], factory: factory)
-    private lazy var rrlDroppedCounter = Counter(label: "meridian_rrl_responses_total", dimensions: [("action", "dropped")], factory: factory)
-    private lazy var rrlSlippedCounter = Counter(label: "meridian_rrl_responses_total", dimensions: [("action", "slipped")], factory: factory)
+    private let signaturesMadeCounter: Counter
+    private let signatureHitsCounter: Counter
+    private let rrlDroppedCounter: Counter
+    private let rrlSlippedCounter: Counter
 
     /// A response held back by rate limiting: dropped, or sent truncated (slip).
     @inline(__always)
@@ -116,6 +136,37 @@ final class QueryMetrics {
         siteNames = pools.map { $0.sites.map(\.name) }
         siteStride = (siteNames.map(\.count).max() ?? 0) + 1
         poolCounts = [Int](repeating: 0, count: pools.count * siteStride * Self.routes * 2)
+        makeExpectedPoolCounters(pools)
+    }
+
+    /// The label sets each pool can answer with, made at zero: its sites (or its nodes), its
+    /// all-down policy, and the same as a fallback when another pool falls back to it.
+    private func makeExpectedPoolCounters(_ pools: [Pool]) {
+        var targets = Set<Int>()
+        for p in pools { if case .fallbackPool(let next) = p.allDown { targets.insert(next) } }
+        for (i, p) in pools.enumerated() {
+            var cells: [(String, AnswerRoute)] = p.mode == .direct ? [("-", .nodes)] : p.sites.map { ($0.name, .site) }
+            switch p.allDown {
+            case .failOpen: cells.append(("-", .failOpen))
+            case .nodata: cells.append(("-", .allDownNodata))
+            case .addresses: cells.append(("-", .staticAddresses))
+            case .fallbackPool: break
+            }
+            for fellBack in targets.contains(i) ? [false, true] : [false] {
+                for (site, route) in cells { _ = poolCounter(pool: p.name, site: site, route: route, fellBack: fellBack) }
+            }
+        }
+    }
+
+    private func poolCounter(pool: String, site: String, route: AnswerRoute, fellBack: Bool) -> Counter {
+        let key = "\(pool)\u{0}\(site)\u{0}\(route.label)\u{0}\(fellBack)"
+        if let c = poolCounters[key] { return c }
+        let counter = Counter(
+            label: "meridian_pool_answers_total",
+            dimensions: [("pool", pool), ("site", site), ("route", route.label), ("fallback", fellBack ? "yes" : "no")],
+            factory: factory)
+        poolCounters[key] = counter
+        return counter
     }
 
     private func flushPools() {
@@ -126,40 +177,23 @@ final class QueryMetrics {
             let pool = i / 2 / Self.routes / siteStride
             guard pool < poolNames.count else { continue }
             let site = siteSlot == 0 ? "-" : (siteSlot - 1 < siteNames[pool].count ? siteNames[pool][siteSlot - 1] : "-")
-            let key = "\(poolNames[pool])\u{0}\(site)\u{0}\(route.label)\u{0}\(fellBack)"
-            let counter = poolCounters[key] ?? Counter(
-                label: "meridian_pool_answers_total",
-                dimensions: [("pool", poolNames[pool]), ("site", site), ("route", route.label), ("fallback", fellBack ? "yes" : "no")],
-                factory: factory)
-            poolCounters[key] = counter
-            counter.increment(by: poolCounts[i])
+            poolCounter(pool: poolNames[pool], site: site, route: route, fellBack: fellBack).increment(by: poolCounts[i])
             poolCounts[i] = 0
         }
     }
 
-    /// Hands the counts gathered since the last flush to swift-metrics.
-    func flush() {
+    /// Hands the counts gathered since the last flush to swift-metrics; with the snapshot in
+    /// force, the counters of pools it added are made (at zero) too.
+    func flush(snapshot: Snapshot? = nil) {
+        if let snapshot, snapshot.generation != poolGeneration { relayout(snapshot) }
         flushPools()
         if rrlDropped > 0 { rrlDroppedCounter.increment(by: rrlDropped); rrlDropped = 0 }
         if rrlSlipped > 0 { rrlSlippedCounter.increment(by: rrlSlipped); rrlSlipped = 0 }
         if signaturesMade > 0 { signaturesMadeCounter.increment(by: signaturesMade); signaturesMade = 0 }
         if signatureHits > 0 { signatureHitsCounter.increment(by: signatureHits); signatureHits = 0 }
         for i in 0..<counts.count where counts[i] > 0 {
-            let counter: Counter
-            if let c = counters[i] {
-                counter = c
-            } else {
-                let r = i / (QueryMetrics.qtypes.count + 1)
-                let q = i % (QueryMetrics.qtypes.count + 1)
-                counter = Counter(
-                    label: "meridian_queries_total",
-                    dimensions: [
-                        ("transport", transport),
-                        ("rcode", r < QueryMetrics.rcodes.count ? RCode.name(QueryMetrics.rcodes[r]) : "other"),
-                        ("qtype", q < QueryMetrics.qtypes.count ? RRType.name(QueryMetrics.qtypes[q]) : "other"),
-                    ], factory: factory)
-                counters[i] = counter
-            }
+            let counter = counters[i] ?? queryCounter(i)
+            counters[i] = counter
             counter.increment(by: counts[i])
             counts[i] = 0
         }

@@ -5,6 +5,7 @@ import Foundation
 import GeoTopology
 import Logging
 import QueryEngine
+import QueryLog
 
 #if canImport(Glibc)
 import Glibc
@@ -33,6 +34,7 @@ final class BatchUDPPlane: @unchecked Sendable {
     private let batchSize: Int
     private let outSize: Int
     private let rateLimit: RateLimitConfig
+    private let dnstap: DnstapWriter?
     private var sockets: [Int32] = []
     private var threads: [Thread] = []
     private let running = ManagedAtomic<Bool>(true)
@@ -40,8 +42,10 @@ final class BatchUDPPlane: @unchecked Sendable {
     /// The largest query read; longer datagrams are dropped (no DNS query needs more).
     static let maxQuery = 4096
 
-    init(address: ListenAddress, box: SnapshotBox, maxUDPPayload: Int, rateLimit: RateLimitConfig, logger: Logger, batchSize: Int = 32) {
+    init(address: ListenAddress, box: SnapshotBox, maxUDPPayload: Int, rateLimit: RateLimitConfig, dnstap: DnstapWriter? = nil, logger: Logger,
+         batchSize: Int = 32) {
         self.address = address
+        self.dnstap = dnstap
         self.box = box
         self.logger = logger
         self.batchSize = batchSize
@@ -60,7 +64,7 @@ final class BatchUDPPlane: @unchecked Sendable {
             sockets.append(fd)
         }
         for (i, fd) in sockets.enumerated() {
-            let scratch = LoopScratch(rateLimit: rateLimit)
+            let scratch = LoopScratch(rateLimit: rateLimit, dnstap: dnstap)
             finished.enter()
             let t = Thread { [self] in
                 meridian_set_thread_name("meridian-udp-\(i)")
@@ -98,7 +102,7 @@ final class BatchUDPPlane: @unchecked Sendable {
             if now != second {
                 second = now
                 scratch.tick()
-                metrics.flush()
+                metrics.flush(snapshot: reader.refresh())
             }
             guard n > 0 else { continue }
             let snapshot = reader.refresh()
@@ -111,9 +115,10 @@ final class BatchUDPPlane: @unchecked Sendable {
                 let outcome = QueryProcessor.respond(
                     to: UnsafeRawBufferPointer(start: query, count: length), transport: .udp, snapshot: snapshot, scratch: scratch.scratch, client: source)
                 metrics.record(outcome, snapshot: snapshot)
-                guard !outcome.dropped,
-                      let response = scratch.limiter.apply(outcome: outcome, buffer: scratch.buffer, source: source, metrics: metrics),
-                      response.count <= outSize, let base = response.baseAddress, let out = meridian_udp_batch_out(batch, queued) else { continue }
+                let sent = outcome.dropped ? nil : scratch.limiter.apply(outcome: outcome, buffer: scratch.buffer, source: source, metrics: metrics)
+                if let tap = scratch.dnstap { Self.log(tap, batch, i, query: UnsafeRawBufferPointer(start: query, count: length), response: sent, source: source) }
+                guard let response = sent, response.count <= outSize, let base = response.baseAddress,
+                      let out = meridian_udp_batch_out(batch, queued) else { continue }
                 memcpy(out, base, response.count)
                 meridian_udp_batch_queue(batch, queued, i, response.count)
                 queued += 1
@@ -124,6 +129,15 @@ final class BatchUDPPlane: @unchecked Sendable {
     }
 
     @inline(__always)
+    /// Logs one datagram's query and response to dnstap, with the source port.
+    static func log(_ tap: DnstapTap, _ batch: OpaquePointer, _ i: UInt32, query: UnsafeRawBufferPointer, response: UnsafeRawBufferPointer?, source: IPAddress) {
+        let port = meridian_udp_batch_peer_port(batch, i)
+        withUnsafeBytes(of: source.bytes) { a in
+            tap.log(query: query, response: response, client: UnsafeRawBufferPointer(rebasing: a[0..<(source.family == .v4 ? 4 : 16)]),
+                    port: port == 0 ? nil : port, tcp: false)
+        }
+    }
+
     static func peer(_ batch: OpaquePointer, _ i: UInt32) -> IPAddress {
         var bytes = SIMD16<UInt8>(repeating: 0)
         let family = withUnsafeMutableBytes(of: &bytes) { meridian_udp_batch_peer(batch, i, $0.baseAddress?.assumingMemoryBound(to: UInt8.self)) }

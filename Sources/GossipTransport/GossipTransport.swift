@@ -494,6 +494,18 @@ final class DropCounters: @unchecked Sendable {
     // @unchecked: used only on the group's event loop.
     private var counters: [String: Counter] = [:]
 
+    /// Every reason the transport and the core give, made at zero so each series exists
+    /// from the start.
+    static let reasons = [
+        "short", "garbage", "version", "forged", "malformed", "stale", "replayed", "oversized", "wrong kind", "own name",
+        "malformed state", "bad exchange frame", "exchange connections of its source used up",
+        "malformed entry", "rejected entry", "rejected entries",
+    ]
+
+    init() {
+        for r in Self.reasons { counters[r] = Counter(label: "meridian_gossip_dropped_total", dimensions: [("reason", r)]) }
+    }
+
     func increment(_ reason: String) {
         if let c = counters[reason] { return c.increment() }
         let c = Counter(label: "meridian_gossip_dropped_total", dimensions: [("reason", reason)])
@@ -507,13 +519,23 @@ final class DropCounters: @unchecked Sendable {
 final class SocketErrorCounters: @unchecked Sendable {
     // @unchecked: used only on the group's event loop.
     private var counters: [String: Counter] = [:]
+    private var logged = Set<String>()
+
+    /// The kinds made at zero: the errors named by `GossipTransport.errnoName` each way, a
+    /// closed socket and a failed bind.
+    static let kinds = ["EPERM", "ENOBUFS", "EAGAIN", "ECONNREFUSED", "EHOSTUNREACH", "ENETUNREACH", "EMSGSIZE", "ENOMEM", "EACCES"]
+        .flatMap { ["send \($0)", "receive \($0)"] } + ["closed", "bind"]
+
+    init() {
+        for k in Self.kinds { counters[k] = Counter(label: "meridian_gossip_socket_errors_total", dimensions: [("kind", k)]) }
+    }
 
     func count(_ kind: String, logger: Logger, what: String) {
-        if let c = counters[kind] { return c.increment() }
-        guard counters.count < 64 else { return }
-        let c = Counter(label: "meridian_gossip_socket_errors_total", dimensions: [("kind", kind)])
-        counters[kind] = c
-        c.increment()
+        if counters[kind] == nil, counters.count < 64 {
+            counters[kind] = Counter(label: "meridian_gossip_socket_errors_total", dimensions: [("kind", kind)])
+        }
+        counters[kind]?.increment()
+        guard logged.count < 64, logged.insert(kind).inserted else { return }
         logger.warning("gossip: \(what) (logged once per kind; counted in meridian_gossip_socket_errors_total)")
     }
 }

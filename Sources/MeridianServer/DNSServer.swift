@@ -21,6 +21,7 @@ import Gossip
 import GossipTransport
 import Control
 import QueryEngine
+import QueryLog
 import ZoneStore
 
 #if canImport(Glibc)
@@ -32,12 +33,14 @@ public enum ServerError: Error, CustomStringConvertible {
     case config([Diagnostic])
     case bind(BindError)
     case gossip(String)
+    case dnstap(String)
 
     public var description: String {
         switch self {
         case let .config(d): return d.filter { $0.severity == .error }.map(\.description).joined(separator: "\n")
         case let .bind(e): return e.description
         case let .gossip(m): return m
+        case let .dnstap(m): return m
         }
     }
 }
@@ -63,6 +66,8 @@ public final class DNSServer: Sendable {
     let clock: @Sendable () -> Double
     public let startedAt: Double
     let tcpOpenGauge = Gauge(label: "meridian_tcp_connections")
+    /// The dnstap log (`--dnstap-socket`, `--dnstap-file`), started with the listeners.
+    let dnstap: DnstapWriter?
 
     /// Loads zones, pools, the state file and the cluster file; throws if any has an error.
     public init(config: ServerConfig, logger: Logger, clock: @escaping @Sendable () -> Double = { Date().timeIntervalSince1970 }) throws {
@@ -88,12 +93,13 @@ public final class DNSServer: Sendable {
         supervisor = Supervisor(
             box: box, settings: settings, source: source, logger: logger, clock: clock, transitions: transitions,
             load: Self.loader(config: config, logger: logger, clock: clock))
+        dnstap = config.dnstap.map { DnstapWriter(settings: $0, logger: logger) }
         listeners = Listeners(
             box: box,
             settings: FrontendSettings(
                 threads: config.threads, udpEngine: config.udpEngine, maxUDPPayload: config.engine.maxUDPPayload, rateLimit: config.rateLimit,
                 tcpIdleTimeout: config.tcpIdleTimeout, tcpMaxConnections: config.tcpMaxConnections, tcpMaxPerClient: config.tcpMaxPerClient,
-                tcpMaxBufferedBytes: config.tcpMaxBufferedBytes),
+                tcpMaxBufferedBytes: config.tcpMaxBufferedBytes, dnstap: dnstap),
             logger: logger)
         logger.info("loaded \(zones.zones.count) zones, \(zones.recordCount) records, \(snapshot.pools.runtimes.count) pools from \(config.zonesDirectory)")
         Self.releaseFreedMemory()
@@ -101,13 +107,21 @@ public final class DNSServer: Sendable {
 
     /// The slow half of a reload, run on the supervisor's loader queue: every file of the
     /// configuration directory read and checked, nothing published.
-    static func loader(config: ServerConfig, logger: Logger, clock: @escaping @Sendable () -> Double) -> @Sendable (HealthSnapshot) -> LoadOutcome {
-        { health in
-            let outcome = ConfigDirectory.load(
-                directory: config.zonesDirectory, engine: config.engine, keysDirectory: config.keysDirectory, signing: config.signing,
-                health: health, now: UInt32(clamping: Int64(clock())))
+    static func loader(config: ServerConfig, logger: Logger, clock: @escaping @Sendable () -> Double) -> @Sendable (LoadRequest) -> LoadOutcome {
+        { request in
+            let now = UInt32(clamping: Int64(clock()))
+            let outcome: ConfigDirectory.Outcome
+            if let zones = request.zones {
+                outcome = ConfigDirectory.reloadZones(zones, of: request.current, now: now)
+            } else {
+                outcome = ConfigDirectory.load(
+                    directory: config.zonesDirectory, engine: config.engine, keysDirectory: config.keysDirectory, signing: config.signing,
+                    health: request.current.pools.health, now: now)
+            }
             for d in outcome.diagnostics { d.severity == .error ? logger.error("\(d)") : logger.warning("\(d)") }
-            return LoadOutcome(snapshot: outcome.configuration?.snapshot, cluster: outcome.configuration?.cluster, diagnostics: outcome.diagnostics)
+            return LoadOutcome(
+                snapshot: outcome.configuration?.snapshot, cluster: outcome.configuration?.cluster, diagnostics: outcome.diagnostics,
+                zones: request.zones)
         }
     }
 
@@ -171,6 +185,7 @@ public final class DNSServer: Sendable {
     /// runs one round, so it never answers from an empty view because it just started.
     @discardableResult
     public func start() async throws -> [ListenAddress] {
+        do throws(DnstapError) { try dnstap?.start() } catch { throw ServerError.dnstap(error.description) }
         watchFiles()
         let snapshot = box.load()
         let all = MonitorTarget.targets(for: snapshot.pools.pools)
@@ -219,6 +234,12 @@ public final class DNSServer: Sendable {
         let diagnostics = await supervisor.reload()
         guard !diagnostics.contains(where: { $0.severity == .error }) else { return diagnostics }
         return diagnostics + reloadState()
+    }
+
+    /// Reads the named zones' files again and nothing else (pools, keys, the cluster and state
+    /// files and the other zones stay); publishes only if they are valid.
+    public func reload(zones: [String]) async -> [Diagnostic] {
+        await supervisor.reload(zones: zones)
     }
 
     /// Starts a reload and returns at once (signals, the file watcher).
@@ -314,6 +335,7 @@ public final class DNSServer: Sendable {
             $0 = nil
         }
         await listeners.shutdown()
+        dnstap?.stop()
         await supervisor.shutdown()
     }
 

@@ -1,3 +1,4 @@
+import QueryLog
 import Frontend
 import Foundation
 import QueryEngine
@@ -49,6 +50,8 @@ public struct ServerConfig: Sendable {
     /// `--check-source`: the addresses checks leave from (at most one per family); empty: the
     /// instance's own (`defaultCheckSource`).
     public var checkSource: [String]
+    /// `--dnstap-socket` / `--dnstap-file`: the query log; nil: none.
+    public var dnstap: DnstapSettings?
 
     public init(
         zonesDirectory: String, statePath: String? = nil, statePollMilliseconds: Int = 250, startupCheckTimeout: Double = 5,
@@ -57,8 +60,10 @@ public struct ServerConfig: Sendable {
         tcpMaxConnections: Int = 1024, tcpMaxPerClient: Int = 64, tcpMaxBufferedBytes: Int = 256 * 1024, engine: EngineConfig = EngineConfig(),
         gossipListen: String? = nil, gossipKeyFile: String? = nil, gossipInsecure: Bool = false,
         rateLimit: RateLimitConfig = RateLimitConfig(), watchZones: Bool = false, watchSettleMilliseconds: Int = 500,
-        udpEngine: UDPEngine = .batch, keysDirectory: String? = nil, signing: SigningPolicy = SigningPolicy(), checkSource: [String] = []
+        udpEngine: UDPEngine = .batch, keysDirectory: String? = nil, signing: SigningPolicy = SigningPolicy(), checkSource: [String] = [],
+        dnstap: DnstapSettings? = nil
     ) {
+        self.dnstap = dnstap
         self.checkSource = checkSource
         self.keysDirectory = keysDirectory
         self.signing = signing

@@ -38,7 +38,15 @@ final class TransitionRecorder: @unchecked Sendable {
         self.clock = clock
     }
 
+    /// The configuration and key state the zone gauges were last set for.
+    private var gauged: (config: Int, epochs: [UInt64?])?
+
     func observe(_ snapshot: Snapshot) {
+        let epochs = snapshot.signers.map { $0?.epoch }
+        if gauged.map({ $0.config != snapshot.configGeneration || $0.epochs != epochs }) ?? true {
+            gauged = (snapshot.configGeneration, epochs)
+            recordConfiguration(snapshot)
+        }
         var statuses: [String: MemberStatus] = [:]
         var pools: [String: String] = [:]
         for rt in snapshot.pools.runtimes {
@@ -54,6 +62,9 @@ final class TransitionRecorder: @unchecked Sendable {
             for state in HealthState.allCases {
                 Gauge(label: "meridian_members", dimensions: [("pool", rt.pool.name), ("state", state.rawValue)]).record(counts[state] ?? 0)
             }
+            for (s, site) in rt.pool.sites.enumerated() {
+                Gauge(label: "meridian_site_usable", dimensions: [("pool", rt.pool.name), ("site", site.name)]).record(rt.siteUsable[s] ? 1 : 0)
+            }
         }
         let changes = log.observe(statuses, at: clock())
         if !changes.isEmpty || log.history.count != history.load(ordering: .relaxed).byMember.count {
@@ -62,6 +73,28 @@ final class TransitionRecorder: @unchecked Sendable {
         for (id, t) in changes {
             logger.notice("\(id): \(t.from) -> \(t.to) (\(t.reason))")
             Counter(label: "meridian_member_transitions_total", dimensions: [("pool", pools[id] ?? "-"), ("to", t.to)]).increment()
+        }
+    }
+
+    /// What changes only with the configuration or the keys' timing: each zone's signature
+    /// expiry, and every pool's transition counters made at zero.
+    private func recordConfiguration(_ snapshot: Snapshot) {
+        for rt in snapshot.pools.runtimes {
+            for to in HealthState.allCases {
+                Counter(label: "meridian_member_transitions_total", dimensions: [("pool", rt.pool.name), ("to", to.rawValue)]).increment(by: 0)
+            }
+        }
+        let now = UInt32(clamping: Int64(clock()))
+        for z in snapshot.zones.zones {
+            let online = snapshot.keys.contains { $0.zone == z.origin }
+            let expiry: Double?
+            if online {
+                expiry = ZoneSigner.signsUntil(apex: z.origin, keys: snapshot.keys, now: now).map(Double.init) ?? .infinity
+            } else {
+                expiry = z.earliestSignatureExpiration.map(Double.init)
+            }
+            guard let expiry else { continue }
+            Gauge(label: "meridian_dnssec_signature_expiry_timestamp_seconds", dimensions: [("zone", Name.text(z.origin))]).record(expiry)
         }
     }
 

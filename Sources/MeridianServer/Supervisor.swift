@@ -21,6 +21,15 @@ struct LoadOutcome: Sendable {
     var snapshot: Snapshot?
     var cluster: ClusterConfig?
     var diagnostics: [Diagnostic]
+    /// The zones read again, for a reload of some zones; nil: the whole directory.
+    var zones: [String]? = nil
+}
+
+/// What a load is asked to read: the whole directory (`zones` nil) or some zones, over the
+/// snapshot in force (whose health a full load carries, and whose other parts a zone load keeps).
+struct LoadRequest: Sendable {
+    var zones: [String]?
+    var current: Snapshot
 }
 
 /// The only writer of the snapshot box, and the shell of the control core. One event loop of
@@ -46,7 +55,7 @@ final class Supervisor: @unchecked Sendable {
     private let logger: Logger
     private let clock: @Sendable () -> Double
     /// The slow part of a reload (files, zones, keys), run on `loader` with the health in force.
-    private let load: @Sendable (HealthSnapshot) -> LoadOutcome
+    private let load: @Sendable (LoadRequest) -> LoadOutcome
     private let transitions: TransitionRecorder
     private var core: ControlCore
     private var executor: ProbeExecutor?
@@ -56,7 +65,9 @@ final class Supervisor: @unchecked Sendable {
     private var reloading = false
     /// How the last reload ended (nil before the first), for `/status` and the page.
     private var lastReload: ServerStatus.ReloadInfo?
-    private var again = false
+    /// What the next load reads: nil when none is asked for, `.some(nil)` for the whole
+    /// directory, `.some(zones)` for some zones (requests made while a load runs merge).
+    private var pending: [String]?? = nil
     private var waiting: [@Sendable ([Diagnostic]) -> Void] = []
     private var keyClock: UInt32
     private var tasks: [RepeatedTask] = []
@@ -73,12 +84,18 @@ final class Supervisor: @unchecked Sendable {
 
     private let reloadsOK = Counter(label: "meridian_reloads_total", dimensions: [("result", "ok")])
     private let reloadsFailed = Counter(label: "meridian_reloads_total", dimensions: [("result", "failed")])
+    private let reloadTime = Gauge(label: "meridian_config_last_reload_success_timestamp_seconds")
+    private let reloadGood = Gauge(label: "meridian_config_last_reload_successful")
     private let configGauge = Gauge(label: "meridian_config_generation")
     private let healthGauge = Gauge(label: "meridian_health_generation")
     private let downCounter = Counter(label: "meridian_health_transitions_total", dimensions: [("to", "down")])
     private let upCounter = Counter(label: "meridian_health_transitions_total", dimensions: [("to", "up")])
     private let localShortageCounter = Counter(label: "meridian_health_local_shortages_total")
     private let membersGauge = Gauge(label: "meridian_gossip_live_members")
+    private let peerGauges = Dictionary(uniqueKeysWithValues: ["alive", "suspect", "dead", "left"].map {
+        ($0, Gauge(label: "meridian_gossip_peers", dimensions: [("state", $0)]))
+    })
+    private let differentGauge = Gauge(label: "meridian_gossip_peers_different_configuration")
 
     /// The clock the core sees: monotonic seconds and wall milliseconds.
     private var now: GroupTime {
@@ -87,7 +104,7 @@ final class Supervisor: @unchecked Sendable {
 
     init(
         box: SnapshotBox, settings: GroupSettings, source: CheckSource, logger: Logger, clock: @escaping @Sendable () -> Double,
-        transitions: TransitionRecorder, load: @escaping @Sendable (HealthSnapshot) -> LoadOutcome
+        transitions: TransitionRecorder, load: @escaping @Sendable (LoadRequest) -> LoadOutcome
     ) {
         self.box = box
         self.logger = logger
@@ -114,6 +131,8 @@ final class Supervisor: @unchecked Sendable {
         transport?.trust(peers: settings.cluster?.peers ?? [:])
         configGauge.record(s.configGeneration)
         healthGauge.record(s.pools.health.version)
+        reloadTime.record(started)
+        reloadGood.record(1)
         transitions.observe(s)
         executor = ProbeExecutor(logger: logger, loop: loop, source: source) { [weak self] event in self?.probed(event) }
     }
@@ -144,6 +163,7 @@ final class Supervisor: @unchecked Sendable {
             if let transport {
                 lastReport = (transport.stats, now.monotonic)
                 tasks.append(loop.scheduleRepeatedTask(initialDelay: .seconds(30), delay: .seconds(30)) { [weak self] _ in self?.report() })
+                tasks.append(loop.scheduleRepeatedTask(initialDelay: .zero, delay: .seconds(1)) { [weak self] _ in self?.recordPeers() })
             }
         }.get()
         // Bound only once the core has started: its new life is in the ledger before any peer
@@ -238,21 +258,29 @@ final class Supervisor: @unchecked Sendable {
     /// Loads the configuration again (off every loop) and publishes it if every file is valid;
     /// `reply` gets the diagnostics. Requests made while a load runs are served by one more
     /// load after it, so a burst of them costs two loads, not one each.
-    func requestReload(_ reply: (@Sendable ([Diagnostic]) -> Void)? = nil) {
+    func requestReload(zones: [String]? = nil, _ reply: (@Sendable ([Diagnostic]) -> Void)? = nil) {
         let accepted = gate.submit { [self] in
             guard !stopped else {
                 reply?([Diagnostic(file: "-", line: 0, "the server is shutting down")])
                 return
             }
             if let reply { waiting.append(reply) }
-            if reloading { again = true } else { startLoad() }
+            pending = Self.merge(pending, zones)
+            if !reloading { startLoad() }
         }
         if !accepted { reply?([Diagnostic(file: "-", line: 0, "the server is shutting down")]) }
     }
 
+    /// Two requests as one load: the whole directory if either asks for it, else both zone lists.
+    static func merge(_ pending: [String]??, _ zones: [String]?) -> [String]?? {
+        guard let pending else { return .some(zones) }
+        guard let held = pending, let zones else { return .some(nil) }
+        return .some(held + zones.filter { !held.contains($0) })
+    }
+
     /// The same, awaited.
-    func reload() async -> [Diagnostic] {
-        await withCheckedContinuation { c in requestReload { c.resume(returning: $0) } }
+    func reload(zones: [String]? = nil) async -> [Diagnostic] {
+        await withCheckedContinuation { c in requestReload(zones: zones) { c.resume(returning: $0) } }
     }
 
     // MARK: On `loop`
@@ -370,12 +398,13 @@ final class Supervisor: @unchecked Sendable {
 
     private func startLoad() {
         reloading = true
-        again = false
+        let zones = pending ?? nil
+        pending = nil
         let replies = waiting
         waiting = []
-        let health = box.load().pools.health
+        let request = LoadRequest(zones: zones, current: box.load())
         loader.async { [self, load] in
-            let outcome = load(health)
+            let outcome = load(request)
             let accepted = gate.submit { [self] in finish(outcome, replies: replies) }
             if !accepted { for reply in replies { reply(outcome.diagnostics) } }
         }
@@ -394,18 +423,29 @@ final class Supervisor: @unchecked Sendable {
             write(published)
             reloadsOK.increment()
             lastReload = ServerStatus.ReloadInfo(ok: true, at: clock(), diagnostics: Array(outcome.diagnostics.prefix(20).map(\.description)))
+            reloadTime.record(clock())
+            reloadGood.record(1)
+            if let zones = outcome.zones {
+                logger.info("reloaded zone(s) \(zones.joined(separator: ", ")): \(published.zones.recordCount) records in all (configuration generation \(published.configGeneration))")
+                return finishReplies(outcome, replies)
+            }
             let targets = MonitorTarget.targets(for: published.pools.pools)
             run(core.configure(targets: targets, digest: DNSServer.digest(published.pools.pools, targets), cluster: outcome.cluster, now: now))
             if let cluster = outcome.cluster { transport?.trust(peers: cluster.peers) }
             logger.info("reloaded \(published.zones.zones.count) zones, \(published.zones.recordCount) records, \(published.pools.runtimes.count) pools (configuration generation \(published.configGeneration))")
         } else {
             reloadsFailed.increment()
+            reloadGood.record(0)
             let errors = outcome.diagnostics.filter { $0.severity == .error }
             lastReload = ServerStatus.ReloadInfo(ok: false, at: clock(), diagnostics: Array(errors.prefix(20).map(\.description)))
             logger.error("reload failed with \(outcome.diagnostics.filter { $0.severity == .error }.count) errors, keeping the current configuration")
         }
+        finishReplies(outcome, replies)
+    }
+
+    private func finishReplies(_ outcome: LoadOutcome, _ replies: [@Sendable ([Diagnostic]) -> Void]) {
         for reply in replies { reply(outcome.diagnostics) }
-        if again || !waiting.isEmpty { startLoad() }
+        if pending != nil || !waiting.isEmpty { startLoad() }
     }
 
     /// A line every 30 s: what gossip cost since the last one (for operators without a
@@ -419,6 +459,17 @@ final class Supervisor: @unchecked Sendable {
         let inn = stats.bytesIn - last.stats.bytesIn
         logger.info("gossip: \(Int(secs)) s: \(stats.packetsOut - last.stats.packetsOut) packets and \(stats.pushPulls - last.stats.pushPulls) push-pulls, \(out) octets out (\(Int(Double(out) / secs)) B/s), \(inn) in (\(Int(Double(inn) / secs)) B/s), \(core.group.live.count) live, \(core.group.ledger.entryCount) entries, updates sent: \(stats.updatesOut.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value - (last.stats.updatesOut[$0.key] ?? 0))" }.joined(separator: " "))")
         lastReport = (stats, t)
+    }
+
+    /// The peer gauges, once a second: peers by state, and live peers whose pool
+    /// configuration differs from this instance's (a digest of 0 is not known yet).
+    private func recordPeers() {
+        let peers = core.group.peers
+        for state in [PeerState.alive, .suspect, .dead, .left] {
+            peerGauges[state.rawValue]?.record(peers.filter { $0.state == state }.count)
+        }
+        let mine = core.group.digest
+        differentGauge.record(peers.filter { $0.state.isLive && $0.digest != 0 && $0.digest != mine }.count)
     }
 
     private func write(_ snapshot: Snapshot) {

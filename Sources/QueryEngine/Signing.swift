@@ -61,6 +61,17 @@ public final class ZoneSigner: Sendable {
         epoch = h
     }
 
+    /// The first time from `now` on at which zone `apex` has no active key, so that answers
+    /// go out unsigned: `now` itself when none is active now, nil when the keys' timing sets
+    /// no end. Only the keys' Inactive and Delete times can end signing.
+    public static func signsUntil(apex: [UInt8], keys: [ZoneKey], now: UInt32) -> UInt32? {
+        let zone = Name.lowercased(apex)
+        let mine = keys.filter { $0.zone == zone }
+        let ends = mine.flatMap { [$0.timing.inactive, $0.timing.delete].compactMap { $0 } }.filter { $0 > now }
+        for t in ([now] + ends.sorted()) where !mine.contains(where: { $0.timing.isActive(at: t) }) { return t }
+        return nil
+    }
+
     /// Which of `keys` are published and active at `now`, as one comparable value: a new signer
     /// is built when it changes.
     public static func state(of keys: [ZoneKey], at now: UInt32) -> [String] {

@@ -29,9 +29,7 @@ public enum SnapshotBuilder {
         // Pools that are valid are bound even when others are not, so every problem is reported.
         let (pools, poolDiags) = PoolFileParser.loadPartial(directory: directory)
         diags += poolDiags
-        let bindings = pools.bindings.map {
-            NameBinding(name: $0.name, pool: $0.pool, answersCNAME: pools.pools[$0.pool].isCNAME, file: $0.file, line: $0.line)
-        }
+        let bindings = nameBindings(pools)
         let zoneOutcome: ZoneLoader.Outcome
         do { zoneOutcome = try ZoneLoader.load(directory: directory, bindings: bindings) } catch {
             return Outcome(snapshot: nil, diagnostics: diags + [Diagnostic(file: directory, line: 0, "\(error)")])
@@ -56,6 +54,56 @@ public enum SnapshotBuilder {
         guard !diags.contains(where: { $0.severity == .error }) else { return Outcome(snapshot: nil, diagnostics: diags) }
         let runtime = PoolsRuntime(pools: pools, plans: PoolsRuntime.plans(for: pools), health: health)
         let snapshot = Snapshot(zones: zones, pools: runtime, config: config, generation: generation, keys: keys, signing: signing, now: now)
+        return Outcome(snapshot: snapshot, diagnostics: diags)
+    }
+
+    /// The names the pool files bind, as the zone loader places them.
+    static func nameBindings(_ pools: PoolSet) -> [NameBinding] {
+        pools.bindings.map {
+            NameBinding(name: $0.name, pool: $0.pool, answersCNAME: pools.pools[$0.pool].isCNAME, file: $0.file, line: $0.line)
+        }
+    }
+
+    /// The current configuration with the named zones read again from their files and nothing
+    /// else (`meridian ctl reload ZONE`, as `knotc zone-reload` and `nsd-control reload ZONE`):
+    /// pools, keys, the other zones and the health stay as they are, so a zone can be
+    /// reloaded while another file of the directory is being edited. Only a served zone can be
+    /// reloaded this way; a full reload adds and removes zones.
+    public static func reloadZones(_ names: [String], of current: Snapshot, now: UInt32) -> Outcome {
+        var diags: [Diagnostic] = []
+        var chosen: [Int] = []
+        let served = current.zones.zones.map(\.origin)
+        let list = served.map(Name.text).joined(separator: ", ")
+        for name in names {
+            guard let wire = Name.parse(name.hasSuffix(".") ? name : name + ".").map(Name.lowercased) else {
+                diags.append(Diagnostic(file: "-", line: 0, "\(name) is not a domain name"))
+                continue
+            }
+            guard let i = served.firstIndex(of: wire) else {
+                diags.append(Diagnostic(file: "-", line: 0, "\(Name.text(wire)) is not a served zone (zones: \(list)); a full reload adds new zones"))
+                continue
+            }
+            if !chosen.contains(i) { chosen.append(i) }
+        }
+        guard diags.isEmpty else { return Outcome(snapshot: nil, diagnostics: diags) }
+        // Each pool-bound name goes to the deepest served zone, as in a full load.
+        let bindings = nameBindings(current.pools.pools).filter { b in
+            let key = Name.lowercased(b.name)
+            guard let deepest = served.filter({ Name.isSubdomain(key, of: $0) }).max(by: { $0.count < $1.count }) else { return false }
+            return chosen.contains { served[$0] == deepest }
+        }
+        let files = chosen.map { (path: current.zones.zones[$0].file, origin: Name.text(served[$0])) }
+        let loaded = ZoneLoader.load(files: files, bindings: bindings)
+        diags += loaded.diagnostics
+        guard let fresh = loaded.zones, !diags.contains(where: { $0.severity == .error }) else { return Outcome(snapshot: nil, diagnostics: diags) }
+        var zones = current.zones.zones
+        for z in fresh.zones { if let i = served.firstIndex(of: z.origin) { zones[i] = z } }
+        let set = ZoneSet(zones: zones)
+        diags += keyDiagnostics(keys: current.keys, zones: set, directory: "-", now: now, signing: current.signing)
+        guard !diags.contains(where: { $0.severity == .error }) else { return Outcome(snapshot: nil, diagnostics: diags) }
+        let snapshot = Snapshot(
+            zones: set, pools: current.pools, config: current.config, generation: current.generation, keys: current.keys,
+            signing: current.signing, now: now, configGeneration: current.configGeneration)
         return Outcome(snapshot: snapshot, diagnostics: diags)
     }
 

@@ -70,6 +70,21 @@ public final class Zone: Sendable {
     /// The number of records in the zone.
     public var recordCount: Int { records.count }
 
+    /// The earliest Signature Expiration (RFC 4034 3.1.5, octets 8-11 of the RDATA) of the RRSIG
+    /// records the zone file holds (a pre-signed zone); nil when it holds none.
+    public var earliestSignatureExpiration: UInt32? {
+        var earliest: UInt32?
+        for s in sets where s.type == 46 {
+            for r in Int(s.firstRecord)..<Int(s.firstRecord + s.count) {
+                let e: UInt32? = withRData(r) { d in
+                    d.count >= 12 ? UInt32(d[8]) << 24 | UInt32(d[9]) << 16 | UInt32(d[10]) << 8 | UInt32(d[11]) : nil
+                }
+                if let e, earliest.map({ e < $0 }) ?? true { earliest = e }
+            }
+        }
+        return earliest
+    }
+
     /// The octets the zone's arrays hold, for memory accounting.
     public var byteCount: Int {
         table.byteCount + nodes.count * MemoryLayout<ZoneNodeInfo>.stride + sets.count * MemoryLayout<ZoneSetInfo>.stride

@@ -230,11 +230,16 @@ struct CtlOverride: ParsableCommand {
 }
 
 struct CtlReload: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "reload", abstract: "Reload zones and pools; prints file:line errors, the old configuration keeps serving on error.")
+    static let configuration = CommandConfiguration(
+        commandName: "reload",
+        abstract: "Reload zones and pools (or only the zones named); prints file:line errors, the old configuration keeps serving on error.")
     @OptionGroup var api: CtlOptions
+    @Argument(help: "Zones to read again, alone: pools, keys, the cluster and state files and the other zones stay as they are. None: the whole directory.")
+    var zones: [String] = []
 
     func run() throws {
-        let body = try AdminHTTP.request(method: "POST", url: api.server + "/reload", token: try api.token(), body: nil, cacert: api.cacert)
+        let query = zones.isEmpty ? "" : "?" + zones.map { "zone=" + ($0.addingPercentEncoding(withAllowedCharacters: .urlQueryAllowed.subtracting(CharacterSet(charactersIn: "&=+"))) ?? $0) }.joined(separator: "&")
+        let body = try AdminHTTP.request(method: "POST", url: api.server + "/reload" + query, token: try api.token(), body: nil, cacert: api.cacert)
         if api.json { api.printJSON(body.body) }
         guard body.status == 200 || body.status == 422,
               let r = try? JSONSerialization.jsonObject(with: body.body) as? [String: Any] else {

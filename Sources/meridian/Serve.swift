@@ -1,3 +1,4 @@
+import QueryLog
 import Frontend
 import AdminAPI
 import ArgumentParser
@@ -146,6 +147,24 @@ struct Serve: AsyncParsableCommand {
     @Option(name: .long, help: "DNSSEC: signatures cached per answering thread.")
     var signatureCacheSize = 20_000
 
+    @Option(name: .long, help: "dnstap: the UNIX socket of a Frame Streams reader (fstrm_capture, a collector) to send the query log to; reconnected to when it goes away.")
+    var dnstapSocket: String?
+
+    @Option(name: .long, help: "dnstap: a file to write the query log to in Frame Streams format (truncated at start; read it with dnstap-ldns -r).")
+    var dnstapFile: String?
+
+    @Option(name: .long, help: "dnstap: log one query in N, per answering thread (1: every query).")
+    var dnstapSample = 1
+
+    @Option(name: .long, help: "dnstap: which messages to log: both, queries (AUTH_QUERY) or responses (AUTH_RESPONSE).")
+    var dnstapMessages = "both"
+
+    @Option(name: .long, help: "dnstap: the identity in each message (default: the host name).")
+    var dnstapIdentity: String?
+
+    @Option(name: .long, help: "dnstap: frames each answering thread may have waiting for the writer; more are dropped and counted.")
+    var dnstapQueue = 16_384
+
     /// Every option is checked before anything starts, with a message naming it (issue:
     /// hardening, finding 7): out-of-range values used to overflow at start or on the answer path.
     func validate() throws {
@@ -188,10 +207,24 @@ struct Serve: AsyncParsableCommand {
         try check((0...(signatureValidity.value / 2)).contains(signatureRefresh.value), "--signature-refresh must be at most half of --signature-validity")
         try check((1...604_800).contains(dnskeyTtl.value), "--dnskey-ttl must be from 1 to 604800 s, not \(dnskeyTtl)")
         try check((16...10_000_000).contains(signatureCacheSize), "--signature-cache-size must be from 16 to 10000000, not \(signatureCacheSize)")
+        try check(dnstapSocket == nil || dnstapFile == nil, "--dnstap-socket and --dnstap-file: give one")
+        try check((1...1_000_000).contains(dnstapSample), "--dnstap-sample must be from 1 to 1000000, not \(dnstapSample)")
+        try check(["both", "queries", "responses"].contains(dnstapMessages), "--dnstap-messages must be both, queries or responses")
+        try check((16...(1 << 22)).contains(dnstapQueue), "--dnstap-queue must be from 16 to 4194304 frames, not \(dnstapQueue)")
+        if let dnstapSocket { try check(dnstapSocket.utf8.count < 108, "--dnstap-socket: a UNIX socket path is at most 107 octets") }
         if let keys {
             var isDir: ObjCBool = false
             try check(FileManager.default.fileExists(atPath: keys, isDirectory: &isDir) && isDir.boolValue, "--keys \(keys) is not a directory")
         }
+    }
+
+    /// The dnstap options as settings; nil without a socket or file.
+    var dnstapSettings: DnstapSettings? {
+        let destination: DnstapSettings.Destination
+        if let dnstapSocket { destination = .socket(dnstapSocket) } else if let dnstapFile { destination = .file(dnstapFile) } else { return nil }
+        return DnstapSettings(
+            destination: destination, sampleEvery: dnstapSample, queries: dnstapMessages != "responses", responses: dnstapMessages != "queries",
+            identity: dnstapIdentity ?? ProcessInfo.processInfo.hostName, version: "Meridian \(BuildInfo.version)", queueFrames: dnstapQueue)
     }
 
     func run() async throws {
@@ -247,7 +280,7 @@ struct Serve: AsyncParsableCommand {
             watchZones: watch, udpEngine: UDPEngine(rawValue: udpEngine) ?? .batch, keysDirectory: keys,
             signing: SigningPolicy(validity: UInt32(signatureValidity.value), inceptionOffset: UInt32(signatureInceptionOffset.value),
                                    refresh: UInt32(signatureRefresh.value), dnskeyTTL: UInt32(dnskeyTtl.value), cacheEntries: signatureCacheSize),
-            checkSource: checkSource)
+            checkSource: checkSource, dnstap: dnstapSettings)
         let server: DNSServer
         do { server = try DNSServer(config: config, logger: logger) } catch {
             // Once, in the log's format (a JSON line with --log-format json).

@@ -58,3 +58,16 @@ struct StateFileEditTests {
         #expect(!invalid(AdminOverride(pattern: "www/*/a-?", state: .drain, weightFactor: 0, reason: "ok", expires: 2000, file: "", line: 0)))
     }
 }
+
+@Suite("Reload requests")
+struct ReloadRequestTests {
+    /// Requests made while a load runs merge into one load: the whole directory wins over
+    /// zones, zone lists join without repeats.
+    @Test func requestsMerge() {
+        #expect(Supervisor.merge(nil, nil) == .some(nil))
+        #expect(Supervisor.merge(nil, ["a."]) == .some(["a."]))
+        #expect(Supervisor.merge(.some(["a."]), ["b.", "a."]) == .some(["a.", "b."]))
+        #expect(Supervisor.merge(.some(["a."]), nil) == .some(nil))
+        #expect(Supervisor.merge(.some(nil), ["a."]) == .some(nil))
+    }
+}

@@ -29,6 +29,8 @@ const unsigned char *meridian_udp_batch_in(const meridian_udp_batch *b, unsigned
 /// The sender of datagram `i` as 16 octets (IPv4 in the first 4, IPv4-mapped IPv6 turned into
 /// IPv4); returns 4 or 6, or 0 for another family.
 int meridian_udp_batch_peer(const meridian_udp_batch *b, unsigned i, unsigned char address[16]);
+/// The source port of datagram `i` (host order), 0 when the family is unknown.
+unsigned short meridian_udp_batch_peer_port(const meridian_udp_batch *b, unsigned i);
 
 /// Send buffer `slot` (`out_size` octets).
 unsigned char *meridian_udp_batch_out(meridian_udp_batch *b, unsigned slot);
