@@ -319,8 +319,9 @@ def test_counters_exist_at_zero_from_the_start(binary, tmp_path):
         m = api.metrics()
         catalog = open(os.path.join(ROOT, "Sources", "AdminAPI", "MetricCatalog.swift")).read()
         counters = set(re.findall(r'"(meridian_[a-z_]+_total)":', catalog))
-        # Gossip counters exist only where there is a group (test_peers covers them).
-        missing = {c for c in counters if not c.startswith("meridian_gossip_") and not re.search(rf"^{c}{{", text, re.M)}
+        # Gossip and dnstap counters exist only where there is a group or a log (test_peers and
+        # test_dnstap cover them).
+        missing = {c for c in counters if not c.startswith(("meridian_gossip_", "meridian_dnstap_")) and not re.search(rf"^{c}[{{ ]", text, re.M)}
         assert not missing, missing
         for labels in ({"transport": "udp", "rcode": "SERVFAIL", "qtype": "AAAA"}, {"transport": "tcp", "rcode": "REFUSED", "qtype": "other"}):
             assert metric(m, "meridian_queries_total", **labels) == 0 and any(

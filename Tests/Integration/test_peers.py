@@ -390,6 +390,15 @@ def test_different_pool_file_is_reported_not_merged(binary, tmp_path):
         g.start()
         ns1 = g.instances[0]
         wait_for(lambda: "peer ns3 has a different pool configuration" in ns1.text(), 5, "mismatch logged")
+        # The metric the MeridianPeerConfigurationDifferent alert reads, and the gossip
+        # counters made at zero from the start.
+        from test_admin import Api, metric
+        api = Api(ns1.admin, host=ns1.ip, token="")
+        wait_for(lambda: metric(api.metrics(), "meridian_gossip_peers_different_configuration") == 1, 5, "different configuration gauge")
+        m = api.metrics()
+        assert metric(m, "meridian_gossip_peers", state="alive") == 2
+        assert 'meridian_gossip_dropped_total{reason="forged"} 0' in api.metrics_text()
+        assert metric(Api(g.instances[1].admin, host=g.instances[1].ip, token="").metrics(), "meridian_gossip_peers_different_configuration") == 1
         out = subprocess.run([BIN, "explain", "www.peers.test", "--client", "10.0.0.1", "--zones", ns1.zones,
                               "--peer", ns1.gossip, "--gossip-key-file", g.key_file], capture_output=True, text=True, timeout=30).stdout
         assert "ns3" in out and "DIFFERENT pool configuration" in out, out
