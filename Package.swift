@@ -181,6 +181,7 @@ let package = Package(
             name: "AdminAPI",
             dependencies: [
                 "MeridianServer", "Frontend", "QueryEngine", "Health", "Diagnostics",
+                .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "HummingbirdTLS", package: "hummingbird"),

@@ -23,6 +23,10 @@ public final class AdminServer: Sendable {
     let registry: PrometheusCollectorRegistry
     let logger: Logger
     private let task = NIOLockedValueBox<(task: Task<Void, any Error>, group: ServiceGroup)?>(nil)
+    /// Answers per second per pool and site for the page's sparklines, and the task reading them.
+    let history = AnswerHistory()
+    private let sampler = NIOLockedValueBox<Task<Void, Never>?>(nil)
+    let actions = PageActions()
 
     public init(server: DNSServer, config: AdminConfig, registry: PrometheusCollectorRegistry, logger: Logger) throws(AdminConfigError) {
         if config.tokens.isEmpty && !config.isLoopback { throw .needsToken(config.host) }
@@ -77,6 +81,7 @@ public final class AdminServer: Sendable {
             }
         }
         task.withLockedValue { $0 = (running, group) }
+        startSampler()
         for await port in bound.stream { return port }
         // The server stopped before it was running: report why.
         let address = config.host.contains(":") ? "[\(config.host)]:\(config.port)" : "\(config.host):\(config.port)"
@@ -86,7 +91,24 @@ public final class AdminServer: Sendable {
         throw AdminConfigError.badListen(address)
     }
 
+    /// Reads the pool answer counters back every `history.interval` seconds (a task, off every
+    /// event loop).
+    private func startSampler() {
+        let registry = self.registry
+        let history = self.history
+        let t = Task {
+            while !Task.isCancelled {
+                var body: [UInt8] = []
+                registry.emit(into: &body)
+                await history.record(MetricsText.parse(Data(body)), at: Date().timeIntervalSince1970)
+                try? await Task.sleep(nanoseconds: UInt64(history.interval * 1e9))
+            }
+        }
+        sampler.withLockedValue { $0 = t }
+    }
+
     public func shutdown() async {
+        sampler.withLockedValue { $0?.cancel(); $0 = nil }
         let t = task.withLockedValue { t in
             defer { t = nil }
             return t
@@ -113,10 +135,13 @@ public final class AdminServer: Sendable {
                 body: .init(byteBuffer: ByteBuffer(bytes: body)))
         }
         router.get("/status") { _, _ in try JSONReply.encode(await server.status()) }
-        router.get("/") { _, _ in
-            let page = StatusPage.render(await server.status())
+        let history = self.history
+        let actions = self.actions
+        router.get("/") { request, _ in
+            let page = StatusPage.render(await server.status(), rates: await history.rates(), csrf: actions.csrf(for: request))
             return Response(status: .ok, headers: [.contentType: "text/html; charset=utf-8"], body: .init(byteBuffer: ByteBuffer(string: page)))
         }
+        pageActionRoutes(router, maxBody: maxBody)
         router.get("/explain") { request, _ in
             let q = request.uri.queryParameters
             guard let name = q["name"].map(String.init), let client = q["client"].map(String.init) else {
@@ -154,6 +179,68 @@ public final class AdminServer: Sendable {
             let reply = ReloadReply(
                 ok: errors.isEmpty, generation: server.box.load().configGeneration, diagnostics: diagnostics.map(\.description))
             return try JSONReply.encode(reply, status: errors.isEmpty ? .ok : .unprocessableContent)
+        }
+    }
+}
+
+extension AdminServer {
+    /// The page's forms: a member's form, and the override and removal posts (each shown for
+    /// confirmation first). Errors are HTML pages here, for the browser.
+    func pageActionRoutes(_ router: Router<BasicRequestContext>, maxBody: Int) {
+        let server = self.server
+        let actions = self.actions
+        @Sendable func page(_ body: () async throws -> Response) async -> Response {
+            do { return try await body() } catch let e as HTTPError {
+                return PageActions.html("<h1>Not done</h1><p class=\"err\" id=\"error\">\(PageActions.escape(e.body ?? e.status.reasonPhrase))</p>", status: e.status)
+            } catch {
+                return PageActions.html("<h1>Not done</h1><p class=\"err\" id=\"error\">\(PageActions.escape("\(error)"))</p>", status: .badRequest)
+            }
+        }
+        router.get("/ui/member") { request, _ in
+            await page {
+                guard let id = request.uri.queryParameters["id"].map(String.init) else { throw HTTPError(.badRequest, message: "which member? (id=)") }
+                let status = await server.status()
+                guard let m = status.pools.flatMap({ $0.sites.flatMap(\.members) }).first(where: { $0.id == id }) else {
+                    throw HTTPError(.notFound, message: "no member \(id)")
+                }
+                return PageActions.html(PageActions.memberPage(m, csrf: actions.csrf(for: request)))
+            }
+        }
+        router.post("/ui/override") { request, _ in
+            await page {
+                let form = try PageActions.form(try await request.body.collect(upTo: maxBody))
+                try actions.checkOrigin(request, form: form)
+                let o = try PageActions.override(form, now: Date().timeIntervalSince1970)
+                guard form["confirm"] == "yes" else {
+                    let ids = server.box.load().pools.pools.pools.flatMap(\.members).map(\.id).filter { fnmatch(o.pattern, $0, 0) == 0 }
+                    guard !ids.isEmpty else { throw HTTPError(.notFound, message: "\(o.pattern) matches no member") }
+                    var fields = form
+                    fields["confirm"] = nil
+                    let weight = o.weightFactor.map { " at \(Int(($0 * 100).rounded()))% weight" } ?? ""
+                    let expiry = o.expires.map { ", until \(AdminStateFile.time($0.rounded(.down)))" } ?? ", until removed"
+                    let what = "Set \(o.state.rawValue.uppercased())\(weight) on \(ids.count) member(s) matching \(o.pattern) (\(ids.prefix(10).joined(separator: ", "))\(ids.count > 10 ? ", …" : "")), reason “\(o.reason)”\(expiry), on every instance of the group?"
+                    return PageActions.html(PageActions.confirmPage(title: "Override \(o.pattern)", what: what, action: "/ui/override", fields: fields))
+                }
+                do throws(OverrideError) { _ = try server.setOverride(o) } catch { throw OverrideRequest.httpError(error) }
+                return Response(status: .seeOther, headers: [.location: "/"])
+            }
+        }
+        router.post("/ui/override/remove") { request, _ in
+            await page {
+                let form = try PageActions.form(try await request.body.collect(upTo: maxBody))
+                try actions.checkOrigin(request, form: form)
+                guard let id = form["id"], let o = server.overrides().first(where: { $0.id == id }) else {
+                    throw HTTPError(.notFound, message: "no override \(form["id"] ?? "")")
+                }
+                guard form["confirm"] == "yes" else {
+                    var fields = form
+                    fields["confirm"] = nil
+                    let what = "Remove the override \(o.state.uppercased()) on \(o.member) (\(o.matches) member(s), reason “\(o.reason)”): the members go back to what their checks say, on every instance?"
+                    return PageActions.html(PageActions.confirmPage(title: "Remove override \(o.member)", what: what, action: "/ui/override/remove", fields: fields))
+                }
+                do throws(OverrideError) { _ = try await server.removeOverride(id: id) } catch { throw OverrideRequest.httpError(error) }
+                return Response(status: .seeOther, headers: [.location: "/"])
+            }
         }
     }
 }

@@ -8,7 +8,10 @@ import Mustache
 /// degraded pools, peers not alive or with another configuration, a failed last reload with its
 /// `file:line` errors), then the pools, each folded unless it has a problem. Times are honest:
 /// "checked 0.8 s ago", "down since 14:00:58". Plain HTML and CSS (no script); it reloads
-/// itself every 5 seconds. Members carry `data-member` and `data-state`, problems
+/// itself every 5 seconds. Pools and sites carry a sparkline of their answers per second over the
+/// last ten minutes (inline SVG); each member links to its form (drain, down, up, weight, with a
+/// reason and an expiry) and each override has a remove button, both confirmed on a page of their
+/// own (`PageActions`). Members carry `data-member` and `data-state`, problems
 /// `data-problem`, for tests and for scraping by hand.
 enum StatusPage {
     struct CheckRow { var observer: String; var check: String; var result: String; var reason: String; var at: String; var ago: String; var up: Bool }
@@ -17,11 +20,13 @@ enum StatusPage {
     struct MemberRow {
         var id: String; var name: String; var address: String; var state: String; var since: String; var weight: String; var decidedBy: String
         var probers: String; var checks: [CheckRow]; var agents: String; var transitions: [TransitionRow]
+        /// The member's form page, `/ui/member?id=` with the id percent-encoded.
+        var link: String
     }
-    struct SiteRow { var name: String; var note: String; var members: [MemberRow] }
+    struct SiteRow { var name: String; var note: String; var members: [MemberRow]; var spark: String }
     struct PoolRow {
         var name: String; var mode: String; var names: String; var ttl: UInt32; var degraded: Bool; var sites: [SiteRow]
-        var open: Bool; var healthy: String
+        var open: Bool; var healthy: String; var spark: String
     }
     struct PeerRow { var name: String; var address: String; var state: String; var config: String }
     struct OverrideRow { var id: String; var member: String; var state: String; var weight: String; var reason: String; var expires: String; var setBy: String }
@@ -29,16 +34,21 @@ enum StatusPage {
         var instance: String; var generation: Int; var healthGeneration: Int; var now: String; var started: String; var policy: String
         var zones: String; var pools: [PoolRow]; var peers: [PeerRow]; var hasPeers: Bool; var overrides: [OverrideRow]; var hasOverrides: Bool
         var summary: String; var allWell: Bool; var problems: [ProblemRow]; var reloadErrors: [String]; var hasReloadErrors: Bool
+        /// The CSRF token of the page's forms (`PageActions`).
+        var csrf: String
     }
 
     static let template: MustacheTemplate? = try? MustacheTemplate(string: html)
 
-    static func render(_ s: ServerStatus) -> String {
+    /// - Parameters:
+    ///   - rates: answers per second per pool and `pool/site` over the last minutes (`AnswerHistory`).
+    ///   - csrf: the token the page's forms carry.
+    static func render(_ s: ServerStatus, rates: [String: [Double]] = [:], csrf: String = "") -> String {
         guard let template else { return "<!doctype html><title>Meridian</title><p>status page template failed to parse</p>" }
-        return template.render(page(s))
+        return template.render(page(s, rates: rates, csrf: csrf))
     }
 
-    static func page(_ s: ServerStatus) -> Page {
+    static func page(_ s: ServerStatus, rates: [String: [Double]] = [:], csrf: String = "") -> Page {
         let problems = Self.problems(s)
         return Page(
             instance: s.instance, generation: s.generation, healthGeneration: s.healthGeneration, now: time(s.now), started: time(s.startedAt), policy: s.verdictPolicy,
@@ -46,7 +56,7 @@ enum StatusPage {
                 let keys = z.keys.map { "\($0.role) \($0.tag)\($0.signing ? " signing" : $0.published ? " published" : " waiting")" }
                 return "\(z.name) (\(z.records) records, serial \(z.serial)\(keys.isEmpty ? "" : ", DNSSEC: " + keys.joined(separator: ", ")))"
             }.joined(separator: ", "),
-            pools: s.pools.map { pool($0, now: s.now) }, peers: s.peers.map {
+            pools: s.pools.map { pool($0, now: s.now, rates: rates) }, peers: s.peers.map {
                 PeerRow(name: $0.name, address: $0.address, state: $0.state, config: $0.sameConfiguration ? "same" : "DIFFERENT")
             }, hasPeers: !s.peers.isEmpty,
             overrides: s.overrides.map {
@@ -54,7 +64,8 @@ enum StatusPage {
                             expires: $0.expires ?? "until removed", setBy: $0.setBy)
             }, hasOverrides: !s.overrides.isEmpty,
             summary: summary(problems), allWell: problems.isEmpty, problems: problems,
-            reloadErrors: s.lastReload.flatMap { $0.ok ? nil : $0.diagnostics } ?? [], hasReloadErrors: s.lastReload.map { !$0.ok } ?? false)
+            reloadErrors: s.lastReload.flatMap { $0.ok ? nil : $0.diagnostics } ?? [], hasReloadErrors: s.lastReload.map { !$0.ok } ?? false,
+            csrf: csrf)
     }
 
     /// Everything not healthy, most serious first: a failed reload, unusable sites and degraded
@@ -115,14 +126,16 @@ enum StatusPage {
         return "\(Int(s / 3600)) h ago"
     }
 
-    static func pool(_ p: ServerStatus.PoolInfo, now: Double) -> PoolRow {
+    static func pool(_ p: ServerStatus.PoolInfo, now: Double, rates: [String: [Double]] = [:]) -> PoolRow {
         let members = p.sites.flatMap(\.members)
         let troubled = p.degraded || p.sites.contains { !$0.usable } || members.contains { $0.state != "up" }
         return PoolRow(name: p.name, mode: p.mode, names: p.names.joined(separator: ", "), ttl: p.ttl, degraded: p.degraded, sites: p.sites.map { site in
             SiteRow(
                 name: site.name, note: "\(site.usable ? "usable" : "NOT usable"), \(site.healthy)/\(site.members.count) healthy\(site.backup ? ", backup" : "")",
-                members: site.members.map { member($0, now: now) })
-        }, open: troubled, healthy: "\(members.filter { $0.state == "up" }.count)/\(members.count) up")
+                members: site.members.map { member($0, now: now) },
+                spark: Sparkline.svg(rates[AnswerHistory.key(pool: p.name, site: site.name)] ?? []))
+        }, open: troubled, healthy: "\(members.filter { $0.state == "up" }.count)/\(members.count) up",
+        spark: Sparkline.svg(rates[AnswerHistory.key(pool: p.name)] ?? []))
     }
 
     static func member(_ m: ServerStatus.MemberInfo, now: Double) -> MemberRow {
@@ -134,7 +147,8 @@ enum StatusPage {
                 CheckRow(observer: $0.observer, check: $0.check, result: $0.up ? "up" : "down", reason: $0.reason, at: time($0.at), ago: ago(now - $0.at), up: $0.up)
             },
             agents: m.agents.map { "\($0.observer): \($0.detail)" }.joined(separator: "; "),
-            transitions: m.transitions.suffix(5).reversed().map { TransitionRow(at: time($0.at), from: $0.from, to: $0.to, reason: $0.reason) })
+            transitions: m.transitions.suffix(5).reversed().map { TransitionRow(at: time($0.at), from: $0.from, to: $0.to, reason: $0.reason) },
+            link: "/ui/member?id=" + (m.id.addingPercentEncoding(withAllowedCharacters: .alphanumerics.union(CharacterSet(charactersIn: "-._~"))) ?? m.id))
     }
 
     static func fmt(_ v: Double) -> String { v == v.rounded() ? String(Int(v)) : String(format: "%.2f", v) }
@@ -159,7 +173,7 @@ enum StatusPage {
         #summary.well{background:#e8f5e9;color:#1b5e20} #summary.ill{background:#fdecea;color:#b71c1c}
         #problems li{margin:.15em 0} #problems .problem-member-drain,#problems .problem-peer{color:#e65100} #problems li{color:#b71c1c}
         details.pool>summary{cursor:pointer;font-size:1.15em;font-weight:bold;margin:1em 0 .3em}
-        pre.reload{background:#fdecea;padding:.4em;white-space:pre-wrap}
+        pre.reload{background:#fdecea;padding:.4em;white-space:pre-wrap} svg.spark{vertical-align:middle} form.remove{margin:0}
         </style></head><body>
         <h1>Meridian <span id="instance">{{instance}}</span></h1>
         <p id="summary" class="{{#allWell}}well{{/allWell}}{{^allWell}}ill{{/allWell}}">{{summary}}</p>
@@ -173,13 +187,14 @@ enum StatusPage {
         {{#peers}}<tr><td>{{name}}</td><td>{{address}}</td><td>{{state}}</td><td>{{config}}</td></tr>{{/peers}}
         </table>{{/hasPeers}}
         {{#hasOverrides}}<h2>Overrides</h2>
-        <table><tr><th>id</th><th>members</th><th>state</th><th>weight</th><th>reason</th><th>expires</th><th>set by</th></tr>
-        {{#overrides}}<tr><td>{{id}}</td><td>{{member}}</td><td><span class="state state-{{state}}">{{state}}</span></td><td>{{weight}}</td><td>{{reason}}</td><td>{{expires}}</td><td>{{setBy}}</td></tr>{{/overrides}}
+        <table><tr><th>id</th><th>members</th><th>state</th><th>weight</th><th>reason</th><th>expires</th><th>set by</th><th></th></tr>
+        {{#overrides}}<tr data-override="{{id}}"><td>{{id}}</td><td>{{member}}</td><td><span class="state state-{{state}}">{{state}}</span></td><td>{{weight}}</td><td>{{reason}}</td><td>{{expires}}</td><td>{{setBy}}</td>
+        <td><form method="post" action="/ui/override/remove" class="remove"><input type="hidden" name="id" value="{{id}}"><input type="hidden" name="csrf" value="{{csrf}}"><button type="submit">remove…</button></form></td></tr>{{/overrides}}
         </table>{{/hasOverrides}}
-        {{#pools}}<details class="pool" data-pool="{{name}}"{{#open}} open{{/open}}><summary>Pool {{name}} <small>{{healthy}} · {{mode}} · {{names}} · TTL {{ttl}}</small>{{#degraded}} <span class="degraded">degraded</span>{{/degraded}}</summary>
-        {{#sites}}<h3>Site {{name}} <small>{{note}}</small></h3>
+        {{#pools}}<details class="pool" data-pool="{{name}}"{{#open}} open{{/open}}><summary>Pool {{name}} <small>{{healthy}} · {{mode}} · {{names}} · TTL {{ttl}}</small>{{#degraded}} <span class="degraded">degraded</span>{{/degraded}} <span class="pool-rate" data-pool-rate="{{name}}">{{{spark}}}</span></summary>
+        {{#sites}}<h3>Site {{name}} <small>{{note}}</small> <span class="site-rate">{{{spark}}}</span></h3>
         <table><tr><th>member</th><th>address</th><th>state</th><th>weight</th><th>decided by</th><th>checks (observer: result, reason, time)</th><th>agent</th><th>recent transitions</th></tr>
-        {{#members}}<tr class="member member-{{state}}" data-member="{{id}}" data-state="{{state}}"><td>{{name}}<br><small>{{id}}</small></td><td>{{address}}</td>
+        {{#members}}<tr class="member member-{{state}}" data-member="{{id}}" data-state="{{state}}"><td>{{name}}<br><small>{{id}}</small><br><a class="change" href="{{link}}">drain / override…</a></td><td>{{address}}</td>
         <td><span class="state state-{{state}}">{{state}}</span><br><small>{{since}}</small></td><td>{{weight}}</td><td>{{decidedBy}}<br><small>probers: {{probers}}</small></td>
         <td>{{#checks}}<div><b>{{observer}}</b>: {{check}} <span class="{{#up}}ok{{/up}}{{^up}}fail{{/up}}">{{result}}</span> ({{reason}}) <small>checked {{ago}}, {{at}}</small></div>{{/checks}}</td>
         <td>{{agents}}</td>

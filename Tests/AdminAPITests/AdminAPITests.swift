@@ -53,3 +53,49 @@ struct AdminAPITests {
         #expect(html.contains("configuration generation 7") && html.contains("health generation 42"))
     }
 }
+
+@Suite("Status page actions and sparklines")
+struct PageActionTests {
+    @Test func formsAreDecodedAndBounded() throws {
+        var b = ByteBuffer(string: "member=lb%2Fa%2F192.0.2.1&state=drain&reason=kernel+update&weight=")
+        let form = try PageActions.form(b)
+        #expect(form == ["member": "lb/a/192.0.2.1", "state": "drain", "reason": "kernel update", "weight": ""])
+        b = ByteBuffer(string: (0..<17).map { "f\($0)=1" }.joined(separator: "&"))
+        #expect(throws: HTTPError.self) { try PageActions.form(b) }
+        b = ByteBuffer(string: "a=%ZZ")
+        #expect(throws: HTTPError.self) { try PageActions.form(b) }
+        #expect(throws: HTTPError.self) { try PageActions.override(["member": "lb/*", "state": "drain", "reason": "  "], now: 0) }
+        let o = try PageActions.override(["member": "lb/*", "state": "down", "reason": "r", "weight": "50", "expires_in": "2h"], now: 1000)
+        #expect(o.state == .down && o.weightFactor == 0.5 && o.expires == 1000 + 7200 && o.reason == "r")
+    }
+
+    @Test func theCSRFTokenFollowsTheCredential() {
+        let a = PageActions()
+        func request(_ auth: String?) -> Request {
+            var head = HTTPRequest(method: .post, scheme: "http", authority: "h", path: "/ui/override")
+            if let auth { head.headerFields[.authorization] = auth }
+            return Request(head: head, body: .init(buffer: ByteBuffer()))
+        }
+        let one = a.csrf(for: request("Bearer one"))
+        #expect(one.count == 32 && one == a.csrf(for: request("Basic " + Data("x:one".utf8).base64EncodedString())))
+        #expect(one != a.csrf(for: request("Bearer two")) && one != PageActions().csrf(for: request("Bearer one")))
+        #expect(throws: HTTPError.self) { try a.checkOrigin(request("Bearer one"), form: ["csrf": "00"]) }
+        #expect(throws: Never.self) { try a.checkOrigin(request("Bearer one"), form: ["csrf": one]) }
+    }
+
+    @Test func ratesComeFromCounterDifferencesAndResets() async {
+        let h = AnswerHistory(interval: 10, samples: 3)
+        func series(_ v: Double) -> [MetricsText.Series: Double] {
+            [MetricsText.Series(name: "meridian_pool_answers_total", labels: ["pool": "lb", "site": "a", "route": "site", "fallback": "no"]): v,
+             MetricsText.Series(name: "meridian_pool_answers_total", labels: ["pool": "lb", "site": "-", "route": "all-down-nodata", "fallback": "no"]): 0]
+        }
+        await h.record(series(0), at: 0)
+        #expect(await h.rates().isEmpty)
+        await h.record(series(100), at: 10)
+        await h.record(series(300), at: 20)
+        await h.record(series(50), at: 30)  // a reset: 50 new answers
+        let r = await h.rates()
+        #expect(r["lb"] == [20, 5] && r["lb/a"] == [20, 5] && r["lb/-"] == nil)
+        #expect(Sparkline.svg([1, 2]).contains("<polyline") && Sparkline.svg([]).contains("no rate yet"))
+    }
+}

@@ -10,6 +10,7 @@ import subprocess
 import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 
 import dns.message
@@ -524,6 +525,18 @@ class DevTools:
             time.sleep(0.1)
         return None
 
+    def evaluate(self, expression):
+        return self.call("Runtime.evaluate", returnByValue=True, expression=expression).get("result", {}).get("value")
+
+    def wait(self, expression, seconds, what):
+        """Until `expression` is true in the page (it may navigate meanwhile)."""
+        deadline = time.time() + seconds
+        while time.time() < deadline:
+            if self.evaluate(f"(() => {{ try {{ return document.readyState === 'complete' && !!({expression}); }} catch (e) {{ return false; }} }})()"):
+                return
+            time.sleep(0.1)
+        raise AssertionError(f"{what}: not within {seconds} s; page: {self.evaluate('document.body && document.body.innerText')!r:.500}")
+
     def screenshot(self, path):
         import base64
         data = self.call("Page.captureScreenshot", format="png")["data"]
@@ -598,6 +611,78 @@ def test_status_page_in_chromium_shows_a_member_going_down(binary, tmp_path):
             assert "data-member" not in r.stdout and ("ERR_INVALID_AUTH_CREDENTIALS" in r.stderr or "token" in r.stdout), r.stderr[-300:]
     finally:
         accepting.clear()
+        srv.stop()
+
+
+def test_drain_and_undrain_from_the_page_with_confirmation_and_csrf(binary, tmp_path):
+    """In Chromium: a member's form drains it (a reason is required, a confirmation page says
+    what it matches first), the page shows it drained, the override's remove button undrains
+    it after its own confirmation; sparklines show each pool's answers per second. A post
+    without the page's CSRF token, or from another origin, is refused and changes nothing."""
+    state = tmp_path / "state.txt"
+    state.write_text("")
+    srv, api = start(tmp_path, "--state", str(state))
+    auth = "Basic " + base64.b64encode(f"admin:{TOKEN}".encode()).decode()
+    base = f"http://127.0.0.1:{srv.admin}"
+    member = "lb/a/192.0.2.1"
+    try:
+        for _ in range(30):
+            answers(srv.port, "lb.example.test.")
+        with DevTools(1400, 900) as tab:
+            tab.call("Network.enable")
+            tab.call("Network.setExtraHTTPHeaders", headers={"Authorization": auth})
+            tab.call("Page.navigate", url=f"{base}/ui/member?id={urllib.parse.quote(member, safe='')}")
+            tab.wait("document.querySelector('#override-form')", 20, "the member's form")
+            # Without a reason the browser will not post (required); with one, a confirmation first.
+            assert tab.evaluate("document.querySelector('#override-form').checkValidity()") is False
+            tab.evaluate("document.querySelector('[name=reason]').value = 'kernel update'; document.querySelector('[name=state]').value = 'drain';"
+                         "document.querySelector('#override-form').submit()")
+            tab.wait("document.querySelector('#confirm-text')", 20, "the confirmation page")
+            text = tab.evaluate("document.querySelector('#confirm-text').innerText")
+            assert "DRAIN" in text and "1 member(s)" in text and member in text and "kernel update" in text, text
+            assert api.json("GET", "/overrides")[1] == [], "nothing changes before the confirmation"
+            tab.evaluate("document.querySelector('#confirm').click()")
+            tab.wait(f"document.querySelector('[data-member=\"{member}\"][data-state=\"drain\"]')", 20, "the page shows it drained")
+            overrides = api.json("GET", "/overrides")[1]
+            assert len(overrides) == 1 and overrides[0]["reason"] == "kernel update" and overrides[0]["state"] == "drain", overrides
+            # Undrain: the override's remove button, then its confirmation.
+            tab.evaluate("document.querySelector('form.remove button').click()")
+            tab.wait("document.querySelector('#confirm-text')", 20, "the removal's confirmation")
+            assert "Remove the override DRAIN" in tab.evaluate("document.querySelector('#confirm-text').innerText")
+            tab.evaluate("document.querySelector('#confirm').click()")
+            tab.wait(f"document.querySelector('[data-member=\"{member}\"][data-state=\"up\"]')", 20, "the page shows it up again")
+            assert api.json("GET", "/overrides")[1] == []
+            # Sparklines: two readings of the counters (10 s apart) give a rate for the pool.
+            for _ in range(30):
+                answers(srv.port, "lb.example.test.")
+            def rate():
+                tab.call("Page.navigate", url=base + "/")
+                tab.wait("document.querySelector('#summary')", 20, "the status page")
+                return tab.evaluate("(() => { const e = document.querySelector('[data-pool-rate=\"lb\"] .spark-rate'); return e ? parseFloat(e.dataset.rate) : -1; })()")
+            wait_for(lambda: rate() > 0, 30, "a sparkline with a rate for pool lb")
+            assert tab.evaluate("!!document.querySelector('[data-pool-rate=\"lb\"] svg polyline')")
+        # Forged posts: no token, a wrong one, another origin, a cross-site fetch.
+        body = f"member={urllib.parse.quote(member)}&state=down&reason=x&confirm=yes"
+        token_ok = re.search(r'name="csrf" value="([0-9a-f]+)"', api.call("GET", f"/ui/member?id={urllib.parse.quote(member, safe='')}")[2].decode()).group(1)
+        for extra, headers in (("", {}), ("&csrf=00", {}), (f"&csrf={token_ok}", {"Origin": "http://evil.example"}),
+                               (f"&csrf={token_ok}", {"Sec-Fetch-Site": "cross-site"})):
+            req = urllib.request.Request(base + "/ui/override", data=(body + extra).encode(), method="POST",
+                                         headers={"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/x-www-form-urlencoded", **headers})
+            try:
+                urllib.request.urlopen(req, timeout=10)
+                raise AssertionError(f"accepted: {extra} {headers}")
+            except urllib.error.HTTPError as e:
+                assert e.code == 403 and re.search(r"CSRF token|refused", e.read().decode()), (extra, headers)
+        assert api.json("GET", "/overrides")[1] == []
+        # A glob that matches nothing is refused on the confirmation step.
+        req = urllib.request.Request(base + "/ui/override", data=f"member=nope/*&state=down&reason=x&csrf={token_ok}".encode(), method="POST",
+                                     headers={"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/x-www-form-urlencoded"})
+        try:
+            urllib.request.urlopen(req, timeout=10)
+            raise AssertionError("a glob matching nothing was offered for confirmation")
+        except urllib.error.HTTPError as e:
+            assert e.code == 404 and "matches no member" in e.read().decode()
+    finally:
         srv.stop()
 
 
