@@ -32,6 +32,12 @@ Server "meridian-scraped" (in SERVERS to include it; static test only) is Meridi
 admin API on and a Prometheus-style scraper fetching /metrics every second while dnsperf runs:
 what scraping costs the answer path.
 
+Servers "meridian-dnstap" (dnstap of every query and response to a real reader, Debian's
+fstrm_capture writing to /dev/null) and "meridian-dnstap-noreader" (dnstap to a socket nobody
+listens on: every message encoded, queued and dropped) run the static test when in SERVERS:
+what the query log costs the answer path, with and without a reader (the writer thread's CPU
+is the server's).
+
 Environment: DURATION (s, default 8), ROUNDS (3), CLIENTS (4), OUTSTANDING (100),
 SERVERS (meridian,gdnsd,nsd,knot), TESTS (static,geo-ecs,direct-10k,signed-static,signed-geo,signed-miss),
 MERIDIAN_BIN (.build/release/meridian), THREADS (2).
@@ -90,7 +96,7 @@ STATIC_QUERIES = ["static.example.test A", "example.test A", "mail.example.test 
 
 # test -> (queries, extra dnsperf arguments, servers that take part)
 TEST_SPECS = {
-    "static": (STATIC_QUERIES, [], ["meridian", "meridian-nio", "meridian-base", "meridian-scraped", "gdnsd", "nsd"]),
+    "static": (STATIC_QUERIES, [], ["meridian", "meridian-nio", "meridian-base", "meridian-scraped", "meridian-dnstap", "meridian-dnstap-noreader", "gdnsd", "nsd"]),
     "geo-ecs": (["www.example.test A"], ["-E", ECS_OPTION], ["meridian", "meridian-nio", "meridian-base", "gdnsd"]),
     "direct-10k": (["app.example.test A"], ["-E", ECS_OPTION], ["meridian", "meridian-base"]),
     "signed-static": (STATIC_QUERIES, ["-D"], ["meridian", "knot"]),
@@ -196,6 +202,24 @@ def start_meridian(work, port, admin=None, binary=None, extra=()):
 
 def start_meridian_scraped(work, port):
     return start_meridian(work, port, admin=port + 1000)
+
+
+EXTRA_PROCS = []
+
+
+def start_meridian_dnstap(work, port):
+    sock = os.path.join(work, f"dnstap-{port}.sock")
+    reader = subprocess.Popen(["fstrm_capture", "-t", "protobuf:dnstap.Dnstap", "-u", sock, "-w", "/dev/null"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    EXTRA_PROCS.append(reader)
+    deadline = time.time() + 10
+    while not os.path.exists(sock) and time.time() < deadline:
+        time.sleep(0.05)
+    return start_meridian(work, port, extra=["--dnstap-socket", sock])
+
+
+def start_meridian_dnstap_noreader(work, port):
+    return start_meridian(work, port, extra=["--dnstap-socket", os.path.join(work, "nobody-listens.sock")])
 
 
 def start_meridian_nocache(work, port):
@@ -353,7 +377,8 @@ zone:
 
 
 STARTERS = {"meridian": start_meridian, "meridian-nio": start_meridian_nio, "meridian-base": start_meridian_base, "meridian-scraped": start_meridian_scraped,
-            "meridian-nocache": start_meridian_nocache, "gdnsd": start_gdnsd, "nsd": start_nsd, "knot": start_knot}
+            "meridian-nocache": start_meridian_nocache,
+            "meridian-dnstap": start_meridian_dnstap, "meridian-dnstap-noreader": start_meridian_dnstap_noreader, "gdnsd": start_gdnsd, "nsd": start_nsd, "knot": start_knot}
 BINARIES = {"knot": "knotd"}
 
 
@@ -463,7 +488,9 @@ def main():
     finally:
         for proc, _ in procs.values():
             proc.send_signal(signal.SIGTERM)
-        for proc, _ in procs.values():
+        for proc in EXTRA_PROCS:
+            proc.send_signal(signal.SIGINT)
+        for proc in [p for p, _ in procs.values()] + EXTRA_PROCS:
             try:
                 proc.wait(timeout=10)
             except subprocess.TimeoutExpired:
@@ -482,13 +509,18 @@ def main():
         if not mine:
             continue
         for (t, ref), theirs in med.items():
-            if t != test or ref in ("meridian", "meridian-scraped"):
+            if t != test or ref in ("meridian", "meridian-scraped", "meridian-dnstap", "meridian-dnstap-noreader"):
                 continue
             cpu_ratio = mine[1] / theirs[1] if theirs[1] > 0 else float("nan")
             print(f"  {test}: meridian/{ref} = {mine[0] / theirs[0]:.2f}x queries per second, {cpu_ratio:.2f}x CPU per answer")
     if ("static", "meridian-scraped") in med and ("static", "meridian") in med:
         sc, plain = med[("static", "meridian-scraped")], med[("static", "meridian")]
         print(f"  static, scraped every 1 s vs not scraped (meridian): {sc[0] / plain[0]:.3f}x queries per second, {sc[1] / plain[1]:.3f}x CPU per answer")
+    for variant, what in (("meridian-dnstap", "dnstap to fstrm_capture"), ("meridian-dnstap-noreader", "dnstap without a reader")):
+        if ("static", variant) in med and ("static", "meridian") in med:
+            a, b = med[("static", variant)], med[("static", "meridian")]
+            print(f"  static, {what} vs none (meridian): {a[0] / b[0]:.3f}x queries per second, {a[1] / b[1]:.3f}x CPU per answer"
+                  f" ({(a[1] - b[1]) * 10:+.2f} µs per answer)")
     for signed, plain in (("signed-static", "static"), ("signed-geo", "geo-ecs")):
         if (signed, "meridian") in med and (plain, "meridian") in med:
             a, b = med[(signed, "meridian")], med[(plain, "meridian")]

@@ -73,6 +73,9 @@ class Server:
                 raise RuntimeError(f"meridian exited with {self.proc.returncode}")
             try:
                 dns.query.udp(q, "127.0.0.1", port=self.port, timeout=0.2)
+                # The admin API starts after the DNS listeners: wait for it too.
+                if getattr(self, "admin", None):
+                    socket.create_connection(("127.0.0.1", self.admin), timeout=0.2).close()
                 return
             except Exception:
                 time.sleep(0.1)

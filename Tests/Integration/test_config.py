@@ -95,7 +95,7 @@ def test_bind_errors_name_the_option_and_a_clean_shutdown_logs_no_error(binary, 
                          stdout=log, stderr=subprocess.STDOUT)
     try:
         srv = Server.__new__(Server)
-        srv.ready_name, srv.port, srv.proc = "example.test.", port, a
+        srv.ready_name, srv.port, srv.proc, srv.admin = "example.test.", port, a, admin
         srv.wait_ready()
         other = free_port()
         r = run("serve", "--zones", str(zones), "--listen", f"127.0.0.1:{other}", "--admin-listen", f"127.0.0.1:{admin}")

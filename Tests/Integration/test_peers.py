@@ -398,7 +398,8 @@ def test_different_pool_file_is_reported_not_merged(binary, tmp_path):
         m = api.metrics()
         assert metric(m, "meridian_gossip_peers", state="alive") == 2
         assert 'meridian_gossip_dropped_total{reason="forged"} 0' in api.metrics_text()
-        assert metric(Api(g.instances[1].admin, host=g.instances[1].ip, token="").metrics(), "meridian_gossip_peers_different_configuration") == 1
+        ns2 = Api(g.instances[1].admin, host=g.instances[1].ip, token="")
+        wait_for(lambda: metric(ns2.metrics(), "meridian_gossip_peers_different_configuration") == 1, 5, "ns2 sees ns3 differ")
         out = subprocess.run([BIN, "explain", "www.peers.test", "--client", "10.0.0.1", "--zones", ns1.zones,
                               "--peer", ns1.gossip, "--gossip-key-file", g.key_file], capture_output=True, text=True, timeout=30).stdout
         assert "ns3" in out and "DIFFERENT pool configuration" in out, out
