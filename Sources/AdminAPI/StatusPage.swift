@@ -23,12 +23,12 @@ enum StatusPage {
         /// The member's form page, `/ui/member?id=` with the id percent-encoded.
         var link: String
     }
-    struct SiteRow { var name: String; var note: String; var members: [MemberRow]; var spark: String }
+    struct SiteRow { var name: String; var note: String; var members: [MemberRow]; var spark: String; var usable: Bool }
     struct PoolRow {
         var name: String; var mode: String; var names: String; var ttl: UInt32; var degraded: Bool; var sites: [SiteRow]
         var open: Bool; var healthy: String; var spark: String
     }
-    struct PeerRow { var name: String; var address: String; var state: String; var config: String }
+    struct PeerRow { var name: String; var address: String; var state: String; var config: String; var same: Bool }
     struct OverrideRow { var id: String; var member: String; var state: String; var weight: String; var reason: String; var expires: String; var setBy: String }
     struct Page {
         var instance: String; var generation: Int; var healthGeneration: Int; var now: String; var started: String; var policy: String
@@ -57,7 +57,7 @@ enum StatusPage {
                 return "\(z.name) (\(z.records) records, serial \(z.serial)\(keys.isEmpty ? "" : ", DNSSEC: " + keys.joined(separator: ", ")))"
             }.joined(separator: ", "),
             pools: s.pools.map { pool($0, now: s.now, rates: rates) }, peers: s.peers.map {
-                PeerRow(name: $0.name, address: $0.address, state: $0.state, config: $0.sameConfiguration ? "same" : "DIFFERENT")
+                PeerRow(name: $0.name, address: $0.address, state: $0.state, config: $0.sameConfiguration ? "same" : "DIFFERENT", same: $0.sameConfiguration)
             }, hasPeers: !s.peers.isEmpty,
             overrides: s.overrides.map {
                 OverrideRow(id: $0.id, member: $0.member, state: $0.state, weight: $0.weight.map { "\(fmt($0))%" } ?? "", reason: $0.reason,
@@ -133,7 +133,7 @@ enum StatusPage {
             SiteRow(
                 name: site.name, note: "\(site.usable ? "usable" : "NOT usable"), \(site.healthy)/\(site.members.count) healthy\(site.backup ? ", backup" : "")",
                 members: site.members.map { member($0, now: now) },
-                spark: Sparkline.svg(rates[AnswerHistory.key(pool: p.name, site: site.name)] ?? []))
+                spark: Sparkline.svg(rates[AnswerHistory.key(pool: p.name, site: site.name)] ?? []), usable: site.usable)
         }, open: troubled, healthy: "\(members.filter { $0.state == "up" }.count)/\(members.count) up",
         spark: Sparkline.svg(rates[AnswerHistory.key(pool: p.name)] ?? []))
     }
@@ -173,7 +173,7 @@ enum StatusPage {
         #summary.well{background:#e8f5e9;color:#1b5e20} #summary.ill{background:#fdecea;color:#b71c1c}
         #problems li{margin:.15em 0} #problems .problem-member-drain,#problems .problem-peer{color:#e65100} #problems li{color:#b71c1c}
         details.pool>summary{cursor:pointer;font-size:1.15em;font-weight:bold;margin:1em 0 .3em}
-        pre.reload{background:#fdecea;padding:.4em;white-space:pre-wrap} svg.spark{vertical-align:middle} form.remove{margin:0}
+        pre.reload{background:#fdecea;padding:.4em;white-space:pre-wrap} svg.spark{vertical-align:middle} .peer{font-weight:bold;border-radius:3px;padding:1px 6px;color:#fff} .peer-alive{background:#2e7d32} .peer-suspect{background:#ef6c00} .peer-dead,.peer-left{background:#c62828} form.remove{margin:0}
         </style></head><body>
         <h1>Meridian <span id="instance">{{instance}}</span></h1>
         <p id="summary" class="{{#allWell}}well{{/allWell}}{{^allWell}}ill{{/allWell}}">{{summary}}</p>
@@ -184,7 +184,7 @@ enum StatusPage {
         <p class="meta">zones: {{zones}}</p>
         {{#hasPeers}}<h2>Peers</h2>
         <table><tr><th>peer</th><th>address</th><th>state</th><th>pool configuration</th></tr>
-        {{#peers}}<tr><td>{{name}}</td><td>{{address}}</td><td>{{state}}</td><td>{{config}}</td></tr>{{/peers}}
+        {{#peers}}<tr data-peer="{{name}}"><td>{{name}}</td><td>{{address}}</td><td><span class="peer peer-{{state}}">{{state}}</span></td><td><span class="{{#same}}ok{{/same}}{{^same}}fail{{/same}}">{{config}}</span></td></tr>{{/peers}}
         </table>{{/hasPeers}}
         {{#hasOverrides}}<h2>Overrides</h2>
         <table><tr><th>id</th><th>members</th><th>state</th><th>weight</th><th>reason</th><th>expires</th><th>set by</th><th></th></tr>
@@ -192,7 +192,7 @@ enum StatusPage {
         <td><form method="post" action="/ui/override/remove" class="remove"><input type="hidden" name="id" value="{{id}}"><input type="hidden" name="csrf" value="{{csrf}}"><button type="submit">remove…</button></form></td></tr>{{/overrides}}
         </table>{{/hasOverrides}}
         {{#pools}}<details class="pool" data-pool="{{name}}"{{#open}} open{{/open}}><summary>Pool {{name}} <small>{{healthy}} · {{mode}} · {{names}} · TTL {{ttl}}</small>{{#degraded}} <span class="degraded">degraded</span>{{/degraded}} <span class="pool-rate" data-pool-rate="{{name}}">{{{spark}}}</span></summary>
-        {{#sites}}<h3>Site {{name}} <small>{{note}}</small> <span class="site-rate">{{{spark}}}</span></h3>
+        {{#sites}}<h3>Site {{name}} <small class="{{#usable}}ok{{/usable}}{{^usable}}fail{{/usable}}">{{note}}</small> <span class="site-rate">{{{spark}}}</span></h3>
         <table><tr><th>member</th><th>address</th><th>state</th><th>weight</th><th>decided by</th><th>checks (observer: result, reason, time)</th><th>agent</th><th>recent transitions</th></tr>
         {{#members}}<tr class="member member-{{state}}" data-member="{{id}}" data-state="{{state}}"><td>{{name}}<br><small>{{id}}</small><br><a class="change" href="{{link}}">drain / override…</a></td><td>{{address}}</td>
         <td><span class="state state-{{state}}">{{state}}</span><br><small>{{since}}</small></td><td>{{weight}}</td><td>{{decidedBy}}<br><small>probers: {{probers}}</small></td>

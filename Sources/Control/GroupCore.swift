@@ -265,7 +265,8 @@ public struct GroupCore: Sendable {
 
     /// The fold's inputs now.
     public var inputs: HealthInputs {
-        HealthFold.inputs(ledger: ledger, alive: Set(alive), probers: probers, definitions: definitions, policy: cluster?.verdict ?? .majority)
+        HealthFold.inputs(ledger: ledger, alive: Set(alive), probers: probers, definitions: definitions, policy: cluster?.verdict ?? .majority,
+                          regions: cluster?.regions ?? .none)
     }
 
     /// Every peer (not this instance), sorted by name.
@@ -377,7 +378,8 @@ public struct GroupCore: Sendable {
         if cluster == nil {
             mine = Set(definitions.keys)
         } else {
-            map = HealthFold.probers(members: definitions.keys, alive: alive, count: cluster?.probers)
+            map = HealthFold.probers(
+                members: definitions.keys, alive: alive, count: cluster?.probers, perRegion: cluster?.probersPerRegion, regions: cluster?.regions ?? .none)
             let reporters = ledger.reporters()
             for (member, chosen) in map {
                 if chosen.contains(name) || (probing.contains(member) && !(reporters[member] ?? []).contains(where: { chosen.contains($0) })) {

@@ -27,6 +27,17 @@ public struct ClusterConfig: Sendable, Equatable {
     public var probers: Int?
     public var settings: SWIMSettings
     public var file: String
+    /// Each peer's site, region and role (the long peer form); peers in the short form are
+    /// servers with neither.
+    public var placement: [String: PeerPlacement] = [:]
+    /// `probers_per_region`: this many probers in each region instead of `probers` overall.
+    public var probersPerRegion: Int?
+
+    /// Each peer's region, for the verdict and the probers.
+    public var regions: RegionMap { RegionMap(placement.compactMapValues(\.region)) }
+
+    /// The instance's role (a server unless the cluster file says observer).
+    public func role(of peer: String) -> PeerPlacement.Role { placement[peer]?.role ?? .server }
 
     public init(peers: [String: String], verdict: VerdictPolicy = .majority, probers: Int? = 2, settings: SWIMSettings = SWIMSettings(), file: String = "") {
         self.peers = peers
@@ -68,27 +79,36 @@ public struct ClusterConfig: Sendable, Equatable {
                     let name = pk.scalar?.string ?? ""
                     let pline = pk.mark?.line ?? line
                     guard isValidName(name) else { err(pline, "peer name '\(name.prefix(80))' must be 1-\(Limits.name) letters, digits, '.', '-' or '_'"); continue }
-                    guard let a = pv.scalar?.string, isValidAddress(a) else { err(pline, "peer \(name): address must be HOST:PORT or [V6]:PORT with an IP address"); continue }
+                    guard let (a, placed) = PeerPlacement.parse(pv, peer: name, line: pline, file: file, &diags) else { continue }
                     if config.peers[name] != nil { err(pline, "peer \(name) is listed twice"); continue }
                     if let other = config.peers.first(where: { $0.value == a }) { err(pline, "peer \(name) has the same address as \(other.key)"); continue }
                     config.peers[name] = a
+                    if placed != PeerPlacement() { config.placement[name] = placed }
                 }
             case "verdict":
-                guard let s = v.scalar?.string, let p = VerdictPolicy(s) else { err(line, "verdict must be majority, any, all or a positive count"); continue }
+                guard let p = VerdictPolicy.parse(v) else {
+                    err(line, "verdict must be majority, any, all, a positive count, or {regions: {policy: P, within: Q}} with P and Q one of those")
+                    continue
+                }
                 config.verdict = p
             case "probers":
                 let s = v.scalar?.string ?? ""
                 if s == "all" { config.probers = nil } else if let n = Int(s), n >= 1, n <= 1000 { config.probers = n } else {
                     err(line, "probers must be a count from 1 to 1000 or 'all', not '\(s.prefix(40))'")
                 }
+            case "probers_per_region":
+                guard let n = v.scalar.flatMap({ Int($0.string) }), (1...100).contains(n) else { err(line, "probers_per_region must be a count from 1 to 100"); continue }
+                config.probersPerRegion = n
             case "timings":
                 config.settings = timings(v, file: file, &diags)
             case let other:
-                err(line, "unknown key '\(other.prefix(40))' in the cluster file (expected one of: peers, probers, timings, verdict)")
+                err(line, "unknown key '\(other.prefix(40))' in the cluster file (expected one of: peers, probers, probers_per_region, timings, verdict)")
             }
         }
         if !sawPeers { err(1, "the cluster file has no 'peers'") }
         if config.peers.count > Limits.members { err(1, "at most \(Limits.members) peers") }
+        if case .regions = config.verdict, config.regions.isEmpty { err(1, "verdict regions needs peers with a region ({address: ..., region: ...})") }
+        if config.probersPerRegion != nil, config.regions.isEmpty { err(1, "probers_per_region needs peers with a region") }
         return (diags.contains { $0.severity == .error } ? nil : config, diags)
     }
 

@@ -393,6 +393,9 @@ public enum VerdictPolicy: Sendable, Equatable, CustomStringConvertible {
     case all
     /// Down when at least this many observers say down (or all of them, if fewer observe).
     case count(Int)
+    /// Each region decides by `within` among its own observers; the member is down when the
+    /// regions saying down make `across` of the regions that vote (`RegionVerdict`).
+    indirect case regions(across: VerdictPolicy, within: VerdictPolicy)
 
     /// Parses `majority`, `any`, `all` or a positive count.
     public init?(_ text: String) {
@@ -406,10 +409,12 @@ public enum VerdictPolicy: Sendable, Equatable, CustomStringConvertible {
         }
     }
 
-    /// Whether `down` of `voters` observers saying down makes the member down.
+    /// Whether `down` of `voters` observers saying down makes the member down (for
+    /// `regions`, with every observer a region of its own: `across` of them).
     public func isDown(down: Int, voters: Int) -> Bool {
         guard voters > 0, down > 0 else { return false }
         switch self {
+        case .regions(let across, _): return across.isDown(down: down, voters: voters)
         case .majority: return down * 2 > voters
         case .any: return true
         case .all: return down == voters
@@ -423,6 +428,7 @@ public enum VerdictPolicy: Sendable, Equatable, CustomStringConvertible {
         case .any: return "any"
         case .all: return "all"
         case .count(let n): return "count \(n)"
+        case let .regions(across, within): return "regions \(across) within \(within)"
         }
     }
 }
@@ -441,11 +447,14 @@ public final class HealthSnapshot: Sendable {
     /// Every override register of the group the view was folded from (removed and expired
     /// ones included), for the API's list; empty for a view made from a state file alone.
     public let registers: [String: Ledger.OverrideEntry]
+    /// Each observer's region, for `VerdictPolicy.regions`.
+    public let regions: RegionMap
 
     public init(
         version: Int = 0, overrides: [AdminOverride] = [], observations: [String: MemberObservations] = [:], policy: VerdictPolicy = .majority,
-        registers: [String: Ledger.OverrideEntry] = [:]
+        registers: [String: Ledger.OverrideEntry] = [:], regions: RegionMap = .none
     ) {
+        self.regions = regions
         self.version = version
         self.overrides = overrides
         self.observations = observations
@@ -461,7 +470,7 @@ public final class HealthSnapshot: Sendable {
     ) -> HealthSnapshot {
         HealthSnapshot(
             version: version, overrides: overrides ?? self.overrides, observations: observations ?? self.observations,
-            policy: policy ?? self.policy, registers: registers)
+            policy: policy ?? self.policy, registers: registers, regions: regions)
     }
 
     /// The status of a member: the last matching admin override; else the verdict of its
@@ -474,14 +483,14 @@ public final class HealthSnapshot: Sendable {
             return MemberStatus(state: o.state, weightFactor: o.weightFactor ?? 1, source: o.line > 0 ? "admin \((o.file as NSString).lastPathComponent):\(o.line)" : "admin \(o.file)\(o.reason.isEmpty ? "" : ": \(o.reason)")")
         }
         guard let obs = observations[memberID] else { return .defaultUp }
-        return Verdict.fold(obs, policy: policy)
+        return Verdict.fold(obs, policy: policy, regions: regions)
     }
 }
 
 /// The fold of one member's observations into a status: a pure function, so every instance
 /// with the same merged observations gets the same answer.
 public enum Verdict {
-    public static func fold(_ obs: MemberObservations, policy: VerdictPolicy) -> MemberStatus {
+    public static func fold(_ obs: MemberObservations, policy: VerdictPolicy, regions: RegionMap = .none) -> MemberStatus {
         let observers = obs.observers
         var downs: [(observer: String, reason: String, byAgent: Bool)] = []
         for o in observers {
@@ -495,7 +504,14 @@ public enum Verdict {
         let factor = factors.isEmpty ? 1 : median(factors)
         let many = observers.count > 1
         func tally(_ n: Int) -> String { many ? " (\(n) of \(observers.count) observers, \(policy))" : "" }
-        if policy.isDown(down: downs.count, voters: observers.count), let first = downs.first {
+        if case let .regions(across, within) = policy {
+            let t = RegionVerdict.tally(observers: observers, down: Set(downs.map(\.observer)), regions: regions, across: across, within: within)
+            if t.down, let first = downs.first {
+                return MemberStatus(
+                    state: .down, weightFactor: first.byAgent ? factor : 1,
+                    source: first.reason + " (\(t.downRegions.count) of \(t.voting) regions say down: \(t.downRegions.joined(separator: ", ")); \(policy))")
+            }
+        } else if policy.isDown(down: downs.count, voters: observers.count), let first = downs.first {
             return MemberStatus(state: .down, weightFactor: first.byAgent ? factor : 1, source: first.reason + tally(downs.count))
         }
         let checks = obs.checks.isEmpty ? "" : (downs.isEmpty ? "checks pass" : "checks pass by \(policy), \(downs.count) of \(observers.count) say down")

@@ -22,8 +22,13 @@ public struct HealthInputs: Sendable, Equatable {
     /// Every override register, removed ones included: who wrote each pattern last.
     public var registers: [String: Ledger.OverrideEntry]
     public var policy: VerdictPolicy
+    public var regions: RegionMap
 
-    public init(observations: [String: MemberObservations] = [:], registers: [String: Ledger.OverrideEntry] = [:], policy: VerdictPolicy = .majority) {
+    public init(
+        observations: [String: MemberObservations] = [:], registers: [String: Ledger.OverrideEntry] = [:], policy: VerdictPolicy = .majority,
+        regions: RegionMap = .none
+    ) {
+        self.regions = regions
         self.observations = observations
         self.registers = registers
         self.policy = policy
@@ -39,7 +44,8 @@ public enum HealthFold {
     /// one and the peers SWIM holds alive). A suspected peer is not among them, so its share
     /// is probed by an alive instance from the next check on rather than after the suspicion
     /// ends in death.
-    public static func probers(members: some Sequence<String>, alive: [String], count: Int?) -> [String: [String]] {
+    public static func probers(members: some Sequence<String>, alive: [String], count: Int?, perRegion: Int? = nil, regions: RegionMap = .none) -> [String: [String]] {
+        if let perRegion { return RegionVerdict.probers(members: members, alive: alive, perRegion: perRegion, regions: regions) }
         let sorted = alive.sorted()
         var out: [String: [String]] = [:]
         for m in members { out[m] = Rendezvous.choose(member: m, from: sorted, count: count) }
@@ -48,8 +54,12 @@ public enum HealthFold {
 
     /// The inputs of the fold from a ledger: observations of the members of `definitions` from
     /// the `alive` observers' current lives (`Ledger.view`), and every register.
-    public static func inputs(ledger: Ledger, alive: Set<String>, probers: [String: [String]], definitions: [String: UInt64], policy: VerdictPolicy) -> HealthInputs {
-        HealthInputs(observations: ledger.view(live: alive, probers: probers, definitions: definitions), registers: ledger.overrides, policy: policy)
+    public static func inputs(
+        ledger: Ledger, alive: Set<String>, probers: [String: [String]], definitions: [String: UInt64], policy: VerdictPolicy, regions: RegionMap = .none
+    ) -> HealthInputs {
+        HealthInputs(
+            observations: ledger.view(live: alive, probers: probers, definitions: definitions), registers: ledger.overrides, policy: policy,
+            regions: regions)
     }
 
     /// The overrides in force at `nowMillis`, oldest first (a later matching one wins).
@@ -61,7 +71,7 @@ public enum HealthFold {
     public static func snapshot(_ inputs: HealthInputs, nowMillis: UInt64, version: Int) -> HealthSnapshot {
         HealthSnapshot(
             version: version, overrides: overrides(inputs.registers, nowMillis: nowMillis), observations: inputs.observations, policy: inputs.policy,
-            registers: inputs.registers)
+            registers: inputs.registers, regions: inputs.regions)
     }
 
     /// The next time after `nowMillis` at which an override in force expires (the fold must

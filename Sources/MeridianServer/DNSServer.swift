@@ -66,6 +66,8 @@ public final class DNSServer: Sendable {
     let clock: @Sendable () -> Double
     public let startedAt: Double
     let tcpOpenGauge = Gauge(label: "meridian_tcp_connections")
+    /// The cluster file as it was at start (an observer's role is fixed for its life).
+    let startCluster: ClusterConfig?
     /// The dnstap log (`--dnstap-socket`, `--dnstap-file`), started with the listeners.
     let dnstap: DnstapWriter?
 
@@ -83,6 +85,7 @@ public final class DNSServer: Sendable {
         let snapshot = loaded.snapshot
         // Every check of the configuration before anything with a thread of its own is made.
         let settings = try Self.groupSettings(config, cluster: loaded.cluster)
+        startCluster = loaded.cluster
         let box = SnapshotBox(snapshot)
         self.box = box
         let zones = snapshot.zones
@@ -219,12 +222,19 @@ public final class DNSServer: Sendable {
         await supervisor.publishNow()
         let down = all.filter { box.load().pools.health.status(of: $0.memberID).state == .down }.count
         if !all.isEmpty { logger.info("health view: \(down) of \(all.count) checked members down") }
+        if observer {
+            logger.notice("\(config.instanceName) is an observer (cluster.yaml role: observer): it checks and gossips, and serves no DNS")
+            return []
+        }
         do {
             return try await listeners.start(config.listen)
         } catch {
             throw ServerError.bind(error)
         }
     }
+
+    /// Whether the cluster file makes this instance an observer (at start).
+    var observer: Bool { startCluster?.role(of: config.instanceName) == .observer }
 
     /// Reloads zones, pools, the cluster file and the state file (off every event loop) and
     /// publishes them only if every file is valid; otherwise the current data keeps serving

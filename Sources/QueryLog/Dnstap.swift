@@ -30,58 +30,97 @@ public struct DnstapMessage: Sendable, Equatable {
 
     /// The `Dnstap` protobuf: identity (1), version (2), message (14), type MESSAGE (15).
     public func encoded(identity: [UInt8], version: [UInt8]) -> [UInt8] {
-        var inner = ProtobufWriter()
-        inner.varint(field: 1, kind.rawValue)
-        inner.varint(field: 2, clientAddress.count == 4 ? 1 : 2)  // socket_family: INET, INET6
-        inner.varint(field: 3, socketProtocol.rawValue)
-        inner.bytes(field: 4, clientAddress)
-        if let clientPort { inner.varint(field: 6, UInt64(clientPort)) }
-        if kind == .authQuery {
-            inner.varint(field: 8, seconds)
-            inner.fixed32(field: 9, nanoseconds)
-            inner.bytes(field: 10, message)
-        } else {
-            inner.varint(field: 12, seconds)
-            inner.fixed32(field: 13, nanoseconds)
-            inner.bytes(field: 14, message)
+        clientAddress.withUnsafeBytes { a in
+            message.withUnsafeBytes { m in
+                Array(Self.frame(
+                    kind: kind, socketProtocol: socketProtocol, client: a, port: clientPort, seconds: seconds, nanoseconds: nanoseconds,
+                    message: m, identity: identity, version: version).dropFirst(4))
+            }
         }
-        var outer = ProtobufWriter()
-        if !identity.isEmpty { outer.bytes(field: 1, identity) }
-        if !version.isEmpty { outer.bytes(field: 2, version) }
-        outer.bytes(field: 14, inner.out)
-        outer.varint(field: 15, 1)  // Dnstap.Type MESSAGE
-        return outer.out
+    }
+
+    /// A Frame Streams data frame holding the `Dnstap` message, made in one allocation: the
+    /// sizes are worked out first, then every field is written once (the answer path's
+    /// encoder; `encoded` is the same without the frame's length).
+    @inline(__always)
+    public static func frame(
+        kind: Kind, socketProtocol: SocketProtocol, client: UnsafeRawBufferPointer, port: UInt16?, seconds: UInt64, nanoseconds: UInt32,
+        message: UnsafeRawBufferPointer, identity: [UInt8], version: [UInt8]
+    ) -> [UInt8] {
+        let query = kind == .authQuery
+        var inner = 2 + 2 + 2 + 1 + Protobuf.size(UInt64(client.count)) + client.count
+        if let port { inner += 1 + Protobuf.size(UInt64(port)) }
+        inner += 1 + Protobuf.size(seconds) + 5 + 1 + Protobuf.size(UInt64(message.count)) + message.count
+        var outer = 1 + Protobuf.size(UInt64(inner)) + inner + 2
+        if !identity.isEmpty { outer += 1 + Protobuf.size(UInt64(identity.count)) + identity.count }
+        if !version.isEmpty { outer += 1 + Protobuf.size(UInt64(version.count)) + version.count }
+        return [UInt8](unsafeUninitializedCapacity: 4 + outer) { b, count in
+            var w = Protobuf(b)
+            w.byte(UInt8(truncatingIfNeeded: outer >> 24)); w.byte(UInt8(truncatingIfNeeded: outer >> 16))
+            w.byte(UInt8(truncatingIfNeeded: outer >> 8)); w.byte(UInt8(truncatingIfNeeded: outer))
+            if !identity.isEmpty { identity.withUnsafeBytes { w.bytes(field: 1, $0) } }
+            if !version.isEmpty { version.withUnsafeBytes { w.bytes(field: 2, $0) } }
+            w.tag(14, 2)
+            w.varint(UInt64(inner))
+            w.field(1, kind.rawValue)
+            w.field(2, client.count == 4 ? 1 : 2)  // socket_family: INET, INET6
+            w.field(3, socketProtocol.rawValue)
+            w.bytes(field: 4, client)
+            if let port { w.field(6, UInt64(port)) }
+            w.field(query ? 8 : 12, seconds)
+            w.tag(query ? 9 : 13, 5)
+            for i in 0..<4 { w.byte(UInt8(truncatingIfNeeded: nanoseconds >> (8 * UInt32(i)))) }
+            w.bytes(field: query ? 10 : 14, message)
+            w.field(15, 1)  // Dnstap.Type MESSAGE
+            count = w.at
+        }
     }
 }
 
-/// The protobuf wire format's three encodings that dnstap needs (varint, 32-bit, length-delimited).
-struct ProtobufWriter {
-    var out: [UInt8] = []
+/// The protobuf wire format's three encodings that dnstap needs (varint, 32-bit,
+/// length-delimited), written into a buffer sized beforehand.
+struct Protobuf {
+    let out: UnsafeMutableBufferPointer<UInt8>
+    var at = 0
 
-    mutating func tag(_ field: Int, _ wireType: UInt64) { raw(UInt64(field) << 3 | wireType) }
+    init(_ out: UnsafeMutableBufferPointer<UInt8>) { self.out = out }
 
-    mutating func raw(_ v: UInt64) {
+    /// The octets of `v` as a varint.
+    @inline(__always)
+    static func size(_ v: UInt64) -> Int { v == 0 ? 1 : (64 - v.leadingZeroBitCount + 6) / 7 }
+
+    @inline(__always)
+    mutating func byte(_ b: UInt8) {
+        out[at] = b
+        at += 1
+    }
+
+    @inline(__always)
+    mutating func varint(_ v: UInt64) {
         var v = v
         while v >= 0x80 {
-            out.append(UInt8(v & 0x7F) | 0x80)
+            byte(UInt8(v & 0x7F) | 0x80)
             v >>= 7
         }
-        out.append(UInt8(v))
+        byte(UInt8(v))
     }
 
-    mutating func varint(field: Int, _ v: UInt64) {
+    @inline(__always)
+    mutating func tag(_ field: Int, _ wireType: UInt64) { varint(UInt64(field) << 3 | wireType) }
+
+    @inline(__always)
+    mutating func field(_ field: Int, _ v: UInt64) {
         tag(field, 0)
-        raw(v)
+        varint(v)
     }
 
-    mutating func fixed32(field: Int, _ v: UInt32) {
-        tag(field, 5)
-        for i in 0..<4 { out.append(UInt8(truncatingIfNeeded: v >> (8 * UInt32(i)))) }
-    }
-
-    mutating func bytes(field: Int, _ b: [UInt8]) {
+    @inline(__always)
+    mutating func bytes(field: Int, _ b: UnsafeRawBufferPointer) {
         tag(field, 2)
-        raw(UInt64(b.count))
-        out += b
+        varint(UInt64(b.count))
+        if let base = b.baseAddress, b.count > 0 {
+            (out.baseAddress! + at).update(from: base.assumingMemoryBound(to: UInt8.self), count: b.count)
+            at += b.count
+        }
     }
 }

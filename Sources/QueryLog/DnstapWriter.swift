@@ -75,21 +75,18 @@ public final class DnstapTap: @unchecked Sendable {
     private func record(query: UnsafeRawBufferPointer, response: UnsafeRawBufferPointer?, client: UnsafeRawBufferPointer, port: UInt16?, tcp: Bool) {
         var ts = timespec()
         clock_gettime(CLOCK_REALTIME, &ts)
-        var m = DnstapMessage(
-            kind: .authQuery, socketProtocol: tcp ? .tcp : .udp, clientAddress: Array(client), clientPort: port,
-            seconds: UInt64(ts.tv_sec), nanoseconds: UInt32(ts.tv_nsec), message: Array(query))
-        if settings.queries { push(m) }
-        if settings.responses, let response {
-            m.kind = .authResponse
-            m.message = Array(response)
-            push(m)
-        }
+        let proto: DnstapMessage.SocketProtocol = tcp ? .tcp : .udp
+        if settings.queries { push(.authQuery, proto, client, port, ts, query) }
+        if settings.responses, let response { push(.authResponse, proto, client, port, ts, response) }
     }
 
-    private func push(_ m: DnstapMessage) {
-        if !ring.push(FrameStreams.data(m.encoded(identity: identity, version: version))) {
-            dropped.wrappingIncrement(ordering: .relaxed)
-        }
+    @inline(__always)
+    private func push(_ kind: DnstapMessage.Kind, _ proto: DnstapMessage.SocketProtocol, _ client: UnsafeRawBufferPointer, _ port: UInt16?,
+                      _ ts: timespec, _ message: UnsafeRawBufferPointer) {
+        let frame = DnstapMessage.frame(
+            kind: kind, socketProtocol: proto, client: client, port: port, seconds: UInt64(ts.tv_sec), nanoseconds: UInt32(ts.tv_nsec),
+            message: message, identity: identity, version: version)
+        if !ring.push(frame) { dropped.wrappingIncrement(ordering: .relaxed) }
     }
 }
 

@@ -42,8 +42,10 @@ struct GroupSimulator {
     var rng: SplitMix64
     var lives = 0
     var logs: [String: [String]] = [:]
+    /// Instances that cannot reach any backend (their checks fail) though gossip may still work.
+    var cutFromBackends = Set<String>()
 
-    init(count: Int, members: [String], seed: UInt64) {
+    init(count: Int, members: [String], seed: UInt64, configure: (inout ClusterConfig) -> Void = { _ in }) {
         rng = SplitMix64(seed: seed)
         let names = (1...count).map { "n\($0)" }
         for n in names {
@@ -57,6 +59,7 @@ struct GroupSimulator {
         settings.pushPullInterval = 10
         settings.rejoinInterval = 1
         cluster = ClusterConfig(peers: addressOf, verdict: .majority, probers: 2, settings: settings)
+        configure(&cluster)
         definitions = Dictionary(uniqueKeysWithValues: members.map { ($0, UInt64(1)) })
         backends = Dictionary(uniqueKeysWithValues: members.map { ($0, true) })
         for n in names { start(n) }
@@ -147,7 +150,7 @@ struct GroupSimulator {
     private mutating func check(_ n: String) {
         let core = cores[n]!
         for (i, t) in core.share.enumerated() {
-            let up = backends[t.memberID] ?? false
+            let up = (backends[t.memberID] ?? false) && !cutFromBackends.contains(n)
             let result: ProbeResult = up ? .success("connected") : .failure("refused")
             handle(n, cores[n]!.checkDone(epoch: core.epoch, member: i, check: 0, result: result, elapsed: 0.001, now: time))
         }

@@ -152,7 +152,32 @@ struct ClusterFileTests {
         #expect(config.settings.probeInterval == 0.5 && config.settings.gossipInterval == 0.1)
     }
 
+    @Test func peersCarrySiteRegionAndRoleAndTheVerdictCanBeByRegion() throws {
+        let (c, d) = ClusterConfig.parse("""
+            peers:
+              ns1: {address: 10.0.1.1:7946, site: fra, region: eu}
+              ns2: {address: 10.0.2.1:7946, region: us}
+              probe-syd: {address: 10.0.9.1:7946, region: apac, role: observer}
+              ns4: 10.0.4.1:7946
+            verdict: {regions: {policy: majority, within: all}}
+            probers_per_region: 2
+            """, file: "cluster.yaml")
+        #expect(d.isEmpty, "\(d)")
+        let config = try #require(c)
+        #expect(config.peers["probe-syd"] == "10.0.9.1:7946" && config.peers["ns4"] == "10.0.4.1:7946")
+        #expect(config.placement["ns1"] == PeerPlacement(site: "fra", region: "eu") && config.placement["ns4"] == nil)
+        #expect(config.role(of: "probe-syd") == .observer && config.role(of: "ns1") == .server)
+        #expect(config.verdict == .regions(across: .majority, within: .all) && config.probersPerRegion == 2)
+        #expect(config.regions.region(of: "ns2") == "us" && config.regions.region(of: "ns4") == "instance:ns4")
+    }
+
     @Test(arguments: [
+        ("peers:\n  ns1: {address: 10.0.0.1:1, role: watcher}\n", 2, "role must be server or observer"),
+        ("peers:\n  ns1: {region: eu}\n", 2, "needs an address"),
+        ("peers:\n  ns1: {address: 10.0.0.1:1, colour: red}\n", 2, "unknown key 'colour'"),
+        ("peers:\n  ns1: 10.0.0.1:1\nverdict: {regions: {policy: most}}\n", 3, "verdict must be"),
+        ("peers:\n  ns1: 10.0.0.1:1\nverdict: {regions: {policy: majority}}\n", 1, "needs peers with a region"),
+        ("peers:\n  ns1: {address: 10.0.0.1:1, region: eu}\nprobers_per_region: 0\n", 3, "probers_per_region must be"),
         ("peers:\n  ns1: localhost:7946\n", 2, "address must be"),
         ("peers:\n  ns1: 127.0.0.1:7946\n  ns2: 127.0.0.1:7946\n", 3, "same address"),
         ("peers:\n  \"bad name\": 127.0.0.1:1\n", 2, "peer name"),
