@@ -6,6 +6,9 @@ valgrind twice, answering each test's queries 0 and N times; the difference divi
 instruction count per answer, which timing noise on two shared cores does not move. The binary
 is copied without its DWARF (valgrind 3.19 cannot read Swift's), keeping its symbols.
 
+Then the static mix again with every answer logged to dnstap (DNSTAP=1), the writer's side
+done in-line without its system call: what dnstap adds per answer.
+
 Environment: N (20000), ANSWER_BENCH_BIN (.build/release/meridian-answer-bench).
 Build first: swift build -c release --product meridian-answer-bench
 """
@@ -23,9 +26,9 @@ BIN = os.environ.get("ANSWER_BENCH_BIN", os.path.join(bench.ROOT, ".build", "rel
 TESTS = {"static": bench.STATIC_QUERIES, "geo-ecs": ["www.example.test A 10.2.0.0/24"]}
 
 
-def instructions(binary, zones, n, queries):
+def instructions(binary, zones, n, queries, dnstap=False):
     # Swift seeds its hashing per process; fixed here, so the setup costs the same in both runs.
-    env = dict(os.environ, SWIFT_DETERMINISTIC_HASHING="1")
+    env = dict(os.environ, SWIFT_DETERMINISTIC_HASHING="1", DNSTAP="1" if dnstap else "0")
     out = subprocess.run(["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", binary, zones, str(n), *queries],
                          capture_output=True, text=True, timeout=600, env=env)
     for line in out.stderr.splitlines():
@@ -43,10 +46,18 @@ def main():
         open(os.path.join(work, "pools.yaml"), "w").write(bench.meridian_pools())
         binary = os.path.join(work, "answer-bench")
         subprocess.run(["strip", "--strip-debug", "-o", binary, BIN], check=True)
+        plain = {}
         for test, queries in TESTS.items():
             base = instructions(binary, work, 0, queries)
             full = instructions(binary, work, N, queries)
-            print(f"{test:8} {(full - base) / (N * len(queries)):8.0f} instructions per answer ({len(queries)} queries x {N})")
+            plain[test] = (full - base) / (N * len(queries))
+            print(f"{test:8} {plain[test]:8.0f} instructions per answer ({len(queries)} queries x {N})")
+        # dnstap's cost on the answer path: the same static answers, each logged (query and
+        # response encoded and queued) and drained as the writer would, without the write.
+        base = instructions(binary, work, 0, TESTS["static"], dnstap=True)
+        full = instructions(binary, work, N, TESTS["static"], dnstap=True)
+        logged = (full - base) / (N * len(TESTS["static"]))
+        print(f"static with dnstap {logged:8.0f} instructions per answer (+{logged - plain['static']:.0f}, {logged / plain['static']:.2f}x)")
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

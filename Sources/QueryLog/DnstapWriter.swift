@@ -47,7 +47,8 @@ public struct DnstapSettings: Sendable {
 public final class DnstapTap: @unchecked Sendable {
     // @unchecked: `log` is called by the one thread that owns this tap; the writer reads only
     // `ring` (single consumer) and `dropped` (atomic).
-    let ring: SPSCRing
+    /// The frames waiting for the writer (its single consumer).
+    public let ring: SPSCRing
     let dropped = ManagedAtomic<Int>(0)
     private let settings: DnstapSettings
     private let identity: [UInt8]

@@ -111,7 +111,8 @@ class Partition:
 
 
 class Instance:
-    def __init__(self, name, dns_ip, gossip, zones, key_file, log_dir, extra=()):
+    def __init__(self, name, dns_ip, gossip, zones, key_file, log_dir, extra=(), observer=False):
+        self.observer = observer
         self.name = name
         self.ip = dns_ip
         self.port = free_port()
@@ -135,7 +136,11 @@ class Instance:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"{self.name} exited with {self.proc.returncode}: {self.text()[-2000:]}")
             try:
-                dns.query.udp(q, self.ip, port=self.port, timeout=0.2)
+                if self.observer:
+                    # An observer serves no DNS: it is ready when its admin API is.
+                    urllib.request.urlopen(f"http://{self.ip}:{self.admin}/healthz", timeout=0.2).close()
+                else:
+                    dns.query.udp(q, self.ip, port=self.port, timeout=0.2)
                 return self
             except Exception:
                 time.sleep(0.05)
@@ -168,7 +173,8 @@ FAST_TIMINGS = "{probe_interval: 0.5, probe_timeout: 0.2, gossip_interval: 0.1, 
 
 
 class Group:
-    def __init__(self, tmp_path, n, probers="2", pools=None, timings=FAST_TIMINGS, backends=BACKENDS, state_files=False):
+    def __init__(self, tmp_path, n, probers="2", pools=None, timings=FAST_TIMINGS, backends=BACKENDS, state_files=False, placement=None,
+                 policy="verdict: majority\nprobers: {probers}\n"):
         self.port = free_port()
         self.backends = {ip: Backend(ip, self.port) for ip in backends}
         self.dir = tmp_path
@@ -176,8 +182,9 @@ class Group:
         (tmp_path / "gossip.key").write_text(KEY + "\n")
         peers = {f"ns{i}": f"127.0.1.{i}:{free_port()}" for i in range(1, n + 1)}
         self.peers = peers
-        cluster = "peers:\n" + "".join(f"  {k}: {v}\n" for k, v in peers.items())
-        cluster += f"verdict: majority\nprobers: {probers}\n"
+        placement = placement or {}
+        cluster = "peers:\n" + "".join(f"  {k}: {{address: {v}, {placement[k]}}}\n" if k in placement else f"  {k}: {v}\n" for k, v in peers.items())
+        cluster += policy.format(probers=probers)
         if timings:
             cluster += f"timings: {timings}\n"
         self.instances = []
@@ -187,7 +194,8 @@ class Group:
             (z / "peers.test.zone").write_text(ZONE)
             (z / "pools.yaml").write_text((pools or POOLS).format(port=self.port))
             (z / "cluster.yaml").write_text(cluster)
-            self.instances.append(Instance(f"ns{i}", f"127.0.1.{i}", peers[f"ns{i}"], str(z), self.key_file, str(tmp_path)))
+            self.instances.append(Instance(f"ns{i}", f"127.0.1.{i}", peers[f"ns{i}"], str(z), self.key_file, str(tmp_path),
+                                           observer="observer" in placement.get(f"ns{i}", "")))
             if state_files:
                 (tmp_path / f"state-{i - 1}.txt").write_text("")
                 self.instances[-1].extra = ["--state", str(tmp_path / f"state-{i - 1}.txt")]
@@ -409,6 +417,41 @@ def test_different_pool_file_is_reported_not_merged(binary, tmp_path):
                               "--peer", ns1.gossip, "--gossip-key-file", g.key_file], capture_output=True, text=True, timeout=30).stdout
         assert re.search(r"ns3 sees: tcp:\d+ up", app), app
         list(assert_all_agree(g, names=("app.peers.test",)))
+    finally:
+        g.stop()
+
+
+def test_regions_and_an_observer(binary, tmp_path):
+    """Issue 20: ns1 in region eu, ns2 and the observer ns3 in region us; one prober per region,
+    verdict by regional majority. The observer serves no DNS but probes and gossips: its results
+    decide for region us when it is the prober there. A backend that dies is down on both
+    servers, by 2 of 2 regions."""
+    from test_admin import Api
+    g = Group(tmp_path, 3, placement={"ns1": "region: eu", "ns2": "region: us", "ns3": "region: us, role: observer"},
+              policy="verdict: {{regions: {{policy: majority, within: majority}}}}\nprobers_per_region: 1\n")
+    try:
+        g.start()
+        ns1, ns2, ns3 = g.instances
+        assert "is an observer" in ns3.text() and "serves no DNS" in ns3.text()
+        with pytest.raises(Exception):
+            dns.query.udp(dns.message.make_query("peers.test.", "SOA"), ns3.ip, port=ns3.port, timeout=0.5)
+        status = Api(ns1.admin, host=ns1.ip, token="").json("GET", "/status")[1]
+        members = [m for p in status["pools"] if p["name"] == "www" for s in p["sites"] for m in s["members"]]
+        assert status["verdictPolicy"] == "regions majority within majority", status["verdictPolicy"]
+        for m in members:
+            probers = m["probers"]
+            assert len(probers) == 2 and "ns1" in probers and ({"ns2", "ns3"} & set(probers)), (m["id"], probers)
+        # The observer probes its region's share.
+        assert any("ns3" in m["probers"] for m in members), [m["probers"] for m in members]
+        g.backends["127.0.2.1"].kill()
+        for inst in (ns1, ns2):
+            api = Api(inst.admin, host=inst.ip, token="")
+            def down():
+                s = api.json("GET", "/status")[1]
+                m = next(m for p in s["pools"] if p["name"] == "www" for site in p["sites"] for m in site["members"] if m["id"] == "www/a/127.0.2.1")
+                return m["state"] == "down" and "2 of 2 regions say down" in m["decidedBy"]
+            wait_for(down, 10, f"{inst.name} sees www/a/127.0.2.1 down by 2 of 2 regions")
+        assert ns1.answer("www.peers.test") == ns2.answer("www.peers.test") == ["127.0.2.2"]
     finally:
         g.stop()
 
