@@ -478,24 +478,30 @@ public final class HealthSnapshot: Sendable {
     /// the policy turns the count of those into a verdict. A member that is up is drained when
     /// most agent reports say drain or maint, and its weight factor is the median of the
     /// agents' percentages.
-    public func status(of memberID: String) -> MemberStatus {
+    /// - Parameter healthyIf: `healthy_if: K of N` of the member's pool: an observer finds it
+    ///   healthy when no more than N - K of its checks fail.
+    public func status(of memberID: String, healthyIf: (k: Int, n: Int)? = nil) -> MemberStatus {
         for o in overrides.reversed() where o.matches(memberID) {
             return MemberStatus(state: o.state, weightFactor: o.weightFactor ?? 1, source: o.line > 0 ? "admin \((o.file as NSString).lastPathComponent):\(o.line)" : "admin \(o.file)\(o.reason.isEmpty ? "" : ": \(o.reason)")")
         }
         guard let obs = observations[memberID] else { return .defaultUp }
-        return Verdict.fold(obs, policy: policy, regions: regions)
+        return Verdict.fold(obs, policy: policy, regions: regions, healthyIf: healthyIf)
     }
 }
 
 /// The fold of one member's observations into a status: a pure function, so every instance
 /// with the same merged observations gets the same answer.
 public enum Verdict {
-    public static func fold(_ obs: MemberObservations, policy: VerdictPolicy, regions: RegionMap = .none) -> MemberStatus {
+    public static func fold(_ obs: MemberObservations, policy: VerdictPolicy, regions: RegionMap = .none, healthyIf: (k: Int, n: Int)? = nil) -> MemberStatus {
         let observers = obs.observers
         var downs: [(observer: String, reason: String, byAgent: Bool)] = []
+        // Failing checks an observer may see and still find the member healthy.
+        let allowed = healthyIf.map { $0.n - $0.k } ?? 0
         for o in observers {
-            if let c = obs.checks.first(where: { $0.observer == o && !$0.up }) {
-                downs.append((o, "check \(c.check): \(c.reason)", false))
+            let failing = obs.checks.filter { $0.observer == o && !$0.up }
+            if failing.count > allowed, let c = failing.first {
+                let calc = healthyIf.map { " (\($0.n - failing.count) of \($0.n) checks pass, healthy_if \($0.k) of \($0.n))" } ?? ""
+                downs.append((o, "check \(c.check): \(c.reason)\(calc)", false))
             } else if let a = obs.agents.first(where: { $0.observer == o && $0.state == .down }) {
                 downs.append((o, "agent: \(a.detail)", true))
             }

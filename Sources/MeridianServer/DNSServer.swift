@@ -179,7 +179,11 @@ public final class DNSServer: Sendable {
     /// The pool configuration's digest that peers compare: every member and every check.
     public static func digest(_ pools: PoolSet, _ targets: [MonitorTarget]) -> UInt64 {
         let members = pools.pools.flatMap(\.members).map { "\($0.id)=\($0.address.map(\.description) ?? "-")" }.sorted()
-        return StableHash.of((members + targets.map(\.definition).sorted()).joined(separator: "\n"))
+        // How results become a state (healthy_if, depends_on) is part of it: peers that differ
+        // there would answer differently from the same results.
+        let rules = Dependencies.map(pools.pools).map { "\($0.key)<\($0.value.joined(separator: ","))" }.sorted()
+            + pools.pools.compactMap { p in p.healthyIf.map { "\(p.name) healthy_if \($0)" } }.sorted()
+        return StableHash.of((members + targets.map(\.definition).sorted() + rules).joined(separator: "\n"))
     }
 
     /// Binds every listener. Port 0 picks one free port, used for all sockets of that address.

@@ -196,6 +196,9 @@ public struct Site: Sendable, Equatable {
     public var weight: Double
     public var minUp: MinUp
     public var line: Int
+    /// `depends_on`: member ids (`POOL/SITE/NAME`, any pool) that every member of this site
+    /// goes down with.
+    public var dependsOn: [String] = []
 }
 
 /// Which site order a client gets: topology region first, then GeoIP (subdivision, country,
@@ -238,8 +241,13 @@ public struct Pool: Sendable {
     public var allDown: AllDownPolicy
     /// The pool answers CNAME targets instead of addresses.
     public var isCNAME: Bool
-    /// Health checks of every member; all must pass.
+    /// Health checks of every member; all must pass, or `healthyIf` of them.
     public var checks: [CheckSpec] = []
+    /// `healthy_if: K of N`: an observer finds a member healthy when K of its N checks pass
+    /// (nil: all of them).
+    public var healthyIf: Int?
+    /// `depends_on`: member ids every member of the pool goes down with.
+    public var dependsOn: [String] = []
     public var agent: AgentSpec?
     public var file: String
     public var line: Int

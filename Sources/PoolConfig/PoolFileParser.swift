@@ -70,6 +70,8 @@ struct Parser {
     var diags: [Diagnostic] = []
     var regions: [Region] = []
     var regionLines: [String: (String, Int)] = [:]
+    /// Every `depends_on` list read, with where: validated once all pools are read.
+    var dependencyLines: [(String, Int, [String])] = []
     var rawPools: [(name: String, line: Int, node: YNode)] = []
     var poolLines: [String: (String, Int)] = [:]
     var geoPath: String?
@@ -184,6 +186,10 @@ struct Parser {
             }
             pools.append(pool)
         }
+        // Dependencies name members that exist, and do not loop.
+        if pools.count == rawPools.count {
+            for d in Dependencies.validate(pools, lines: dependencyLines) { error(d.file, d.line, d.message) }
+        }
         // Fallback chains must end.
         if pools.count == rawPools.count {
             for (i, p) in pools.enumerated() {
@@ -204,7 +210,7 @@ struct Parser {
 
     static let poolKeys: Set<String> = [
         "names", "mode", "ttl", "degraded_ttl", "max_answers", "method", "hash_prefix", "site_affinity", "min_up", "address_order",
-        "when_all_down", "sites", "members", "order", "checks", "agent",
+        "when_all_down", "sites", "members", "order", "checks", "agent", "healthy_if", "depends_on",
     ]
 
     mutating func parsePool(name: String, keyLine: Int, node: YNode, poolIndex: [String: Int], geoConfigured: Bool) -> Pool? {
@@ -343,6 +349,15 @@ struct Parser {
             }
             for item in list { if let spec = check(item, pool: name) { pool.checks.append(spec) } }
         }
+        if let h = f["healthy_if"] {
+            let parts = (h.scalar ?? "").split(separator: " ")
+            if parts.count == 3, parts[1] == "of", let k = Int(parts[0]), let n = Int(parts[2]), n == pool.checks.count, (1...n).contains(k) {
+                pool.healthyIf = k
+            } else {
+                error(h, "healthy_if must be 'K of N' with N the pool's \(pool.checks.count) checks and K from 1 to N")
+            }
+        }
+        if let d = f["depends_on"] { pool.dependsOn = memberIDs(d, "depends_on") }
         if let a = f["agent"] {
             let af = fields(a, ["port", "send", "interval", "timeout", "max_age"], context: "agent of pool '\(name)'")
             var spec = AgentSpec(port: 3333, send: nil, interval: 2, timeout: 1, maxAge: 30, line: a.line)
@@ -390,7 +405,7 @@ struct Parser {
     }
 
     mutating func parseSite(_ pool: inout Pool, name: String, line: Int, node: YNode, defaultMinUp: MinUp, membersNode: YNode? = nil) {
-        let f = fields(node, ["members", "location", "backup", "weight", "min_up"], context: "site '\(name)' of pool '\(pool.name)'")
+        let f = fields(node, ["members", "location", "backup", "weight", "min_up", "depends_on"], context: "site '\(name)' of pool '\(pool.name)'")
         var site = Site(name: name, members: [], latitude: nil, longitude: nil, backup: false, weight: 100, minUp: defaultMinUp, line: line)
         if let l = f["location"] {
             if let seq = l.sequence, seq.count == 2, let la = seq[0].scalar.flatMap(Double.init), let lo = seq[1].scalar.flatMap(Double.init),
@@ -405,6 +420,7 @@ struct Parser {
         if let b = f["backup"] { site.backup = boolean(b, "backup") ?? false }
         if let w = f["weight"] { site.weight = Double(integer(w, "weight", range: 1...10000) ?? 100) }
         if let m = f["min_up"], let v = minUp(m) { site.minUp = v }
+        if let d = f["depends_on"] { site.dependsOn = memberIDs(d, "depends_on") }
         guard let list = f["members"]?.sequence, !list.isEmpty else {
             error(f["members"] ?? node, "site '\(name)' of pool '\(pool.name)' needs a non-empty 'members' list")
             return
@@ -455,6 +471,17 @@ struct Parser {
         "type", "port", "interval", "timeout", "rise", "fall", "initial", "method", "path", "host", "expect_status", "body",
         "body_regex", "verify_tls", "sni", "client_cert", "client_key", "keepalive", "name", "qtype", "expect_rcode", "expect_answer", "command",
     ]
+
+    /// A list of member ids (`POOL/SITE/NAME`), at most 64; checked against every pool's members
+    /// once all are read (`Dependencies.validate`).
+    mutating func memberIDs(_ n: YNode, _ what: String) -> [String] {
+        guard let list = n.sequence, list.count <= 64, list.allSatisfy({ $0.scalar != nil }) else {
+            error(n, "\(what) must be a list of at most 64 member ids (POOL/SITE/NAME)")
+            return []
+        }
+        dependencyLines.append((n.file, n.line, list.compactMap(\.scalar)))
+        return list.compactMap(\.scalar)
+    }
 
     mutating func check(_ n: YNode, pool: String) -> CheckSpec? {
         let before = diags.count

@@ -51,10 +51,12 @@ public final class PoolRuntime: Sendable {
     /// Per site, the first answerable member (CNAME pools), or -1.
     public let siteFirstMember: [Int]
 
-    public init(plan: PoolPlan, health: HealthSnapshot) {
+    /// - Parameter statuses: every member's status by id, dependencies applied
+    ///   (`PoolsRuntime.statuses`); nil: from `health` alone.
+    public init(plan: PoolPlan, health: HealthSnapshot, statuses: [String: MemberStatus]? = nil) {
         self.plan = plan
         let pool = plan.pool
-        let status = pool.members.map { health.status(of: $0.id) }
+        let status = pool.members.map { statuses?[$0.id] ?? PoolsRuntime.ownStatus($0.id, pool: pool, health: health) }
         self.status = status
         let weight = pool.members.indices.map { status[$0].state == .up ? pool.members[$0].weight * status[$0].weightFactor : 0 }
         effectiveWeight = weight
@@ -135,7 +137,41 @@ public final class PoolsRuntime: Sendable {
         geo = pools.geo
         self.plans = plans
         self.health = health
-        runtimes = plans.map { PoolRuntime(plan: $0, health: health) }
+        let statuses = Self.statuses(pools.pools, health: health)
+        runtimes = plans.map { PoolRuntime(plan: $0, health: health, statuses: statuses) }
+    }
+
+    /// A member's status from its own observations and overrides (its pool's `healthy_if`).
+    static func ownStatus(_ id: String, pool: Pool, health: HealthSnapshot) -> MemberStatus {
+        health.status(of: id, healthyIf: pool.healthyIf.map { (k: $0, n: pool.checks.count) })
+    }
+
+    /// Every member's status, `depends_on` applied: a member whose dependency is down is down,
+    /// with the chain as the reason (its own override still wins: an operator's word is final).
+    /// The pool files were checked for loops; a depth bound keeps this total anyway.
+    public static func statuses(_ pools: [Pool], health: HealthSnapshot) -> [String: MemberStatus] {
+        var own: [String: MemberStatus] = [:]
+        for p in pools { for m in p.members { own[m.id] = ownStatus(m.id, pool: p, health: health) } }
+        let deps = Dependencies.map(pools)
+        guard !deps.isEmpty else { return own }
+        var done: [String: MemberStatus] = [:]
+        func resolve(_ id: String, depth: Int) -> MemberStatus {
+            if let s = done[id] { return s }
+            var s = own[id] ?? .defaultUp
+            if depth < 64, s.state != .down, !health.overrides.contains(where: { $0.matches(id) }) {
+                for d in deps[id] ?? [] {
+                    let ds = resolve(d, depth: depth + 1)
+                    if ds.state == .down {
+                        s = MemberStatus(state: .down, weightFactor: s.weightFactor, source: "depends on \(d), which is down (\(ds.source))")
+                        break
+                    }
+                }
+            }
+            done[id] = s
+            return s
+        }
+        for id in own.keys { _ = resolve(id, depth: 0) }
+        return done
     }
 
     /// Plans for a pool set (health-independent).
