@@ -170,6 +170,15 @@ public final class AdminServer: Sendable {
             do throws(OverrideError) { info = try await server.removeOverride(id: id) } catch { throw OverrideRequest.httpError(error) }
             return try JSONReply.encode(info)
         }
+        router.post("/measurements") { request, _ in
+            let body = try await request.body.collect(upTo: maxBody)
+            let inputs = try MeasurementRequest.parse(Data(buffer: body))
+            let accepted: Int
+            do throws(MeasurementError) { accepted = try server.recordMeasurements(inputs) } catch {
+                throw HTTPError(.unprocessableContent, message: error.description)
+            }
+            return try JSONReply.encode(MeasurementReply(accepted: accepted), status: .accepted)
+        }
         router.post("/reload") { request, _ in
             // ?zone=a.example,b.example reads those zones again and nothing else.
             let zones = request.uri.queryParameters.getAll("zone").flatMap { $0.split(separator: ",").map(String.init) }

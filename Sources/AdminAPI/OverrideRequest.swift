@@ -70,3 +70,41 @@ struct OverrideRequest: Decodable {
         }
     }
 }
+
+/// The body of `POST /measurements`: real-user measurements from a beacon or a log pipeline,
+/// `{"measurements": [{"client": "198.51.100.7", "site": "ams", "rtt_ms": 23.5}, ...]}`
+/// (`client` is an address or a prefix of at least /24 or /48; `resolver` may be given
+/// instead, for what a resolver measured).
+struct MeasurementRequest: Decodable {
+    struct Item: Decodable {
+        var client: String?
+        var resolver: String?
+        var site: String
+        var rttMs: Double
+
+        enum CodingKeys: String, CodingKey {
+            case client, resolver, site
+            case rttMs = "rtt_ms"
+        }
+    }
+
+    var measurements: [Item]
+
+    static func parse(_ data: Data) throws -> [MeasurementInput] {
+        let r: MeasurementRequest
+        do { r = try JSONDecoder().decode(MeasurementRequest.self, from: data) } catch {
+            throw HTTPError(.badRequest, message: "the body must be JSON like {\"measurements\": [{\"client\": \"ADDRESS or PREFIX\", \"site\": \"SITE\", \"rtt_ms\": 12.5}]} (\(OverrideRequest.why(error)))")
+        }
+        return try r.measurements.enumerated().map { i, m in
+            guard let network = m.client ?? m.resolver, m.client == nil || m.resolver == nil else {
+                throw HTTPError(.badRequest, message: "measurement \(i): give client or resolver (one of them)")
+            }
+            return MeasurementInput(network: network, site: m.site, rttMs: m.rttMs)
+        }
+    }
+}
+
+/// The reply to `POST /measurements`.
+struct MeasurementReply: Encodable {
+    var accepted: Int
+}

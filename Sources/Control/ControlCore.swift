@@ -44,6 +44,8 @@ public enum ControlCount: Sendable, Equatable {
 public struct ControlCore: Sendable {
     public private(set) var group: GroupCore
     public private(set) var book: MonitorBook
+    /// This instance's latency measurements.
+    public private(set) var latency: LatencyBook
     /// Every checked member of the configuration.
     public private(set) var targets: [MonitorTarget] = []
     /// This instance's share of them (all of them until the group has said).
@@ -61,9 +63,10 @@ public struct ControlCore: Sendable {
     /// The first instant an override of the published registers expires.
     public private(set) var nextExpiry: UInt64?
 
-    public init(group: GroupCore, healthVersion: Int) {
+    public init(group: GroupCore, healthVersion: Int, latencySettings: LatencyBook.Settings = .init()) {
         self.group = group
         book = MonitorBook(observer: group.name)
+        latency = LatencyBook(settings: latencySettings)
         self.healthVersion = healthVersion
     }
 
@@ -89,6 +92,8 @@ public struct ControlCore: Sendable {
     /// The clock (every 20 ms): SWIM's timers, housekeeping, and overrides expiring.
     public mutating func tick(now: GroupTime) -> [ControlDirective] {
         var out = run(now) { $0.tick(now: now) }
+        let rows = latency.due(now: Self.seconds(now))
+        if !rows.isEmpty { translate(group.recordLatency(rows, now: now), now: now, &out) }
         if let e = nextExpiry, now.wallMillis >= e, let inputs { publish(inputs, now: now, &out) }
         return out
     }
@@ -196,6 +201,17 @@ public struct ControlCore: Sendable {
         let published = out.contains { if case .publish = $0 { return true } else { return false } }
         if !published { publish(group.inputs, now: now, &out) }
         return out
+    }
+
+    /// Latency measurements taken in (passive, probes, `POST /measurements`); they go to the
+    /// group at the book's next publication.
+    public mutating func measured(_ samples: [LatencySample], now: GroupTime) {
+        for s in samples { latency.record(s, now: Self.seconds(now)) }
+    }
+
+    /// Queries seen from client networks (sampled by the answer path): their volume.
+    public mutating func seen(_ prefixes: [LatencyPrefix: Double], now: GroupTime) {
+        for (p, n) in prefixes { latency.seen(p, count: n, now: Self.seconds(now)) }
     }
 
     /// Leaves the group.

@@ -84,6 +84,13 @@ public struct GroupCore: Sendable {
     /// How long a peer waits for that at most (its exchanges may be blocked while gossip passes).
     public static let confirmWithin = 10.0
     private var stopped = false
+    /// Latency entries merged since the last publication (published at most once a second).
+    private var latencyDirty = false
+    private var lastLatencyPublish = -Double.infinity
+    /// The wall time of the latest event (the latency map's age cutoff).
+    private var wallMillis: UInt64 = 0
+    /// Latency entries alone make a new publication at most this often.
+    public static let latencyPublishInterval = 1.0
     /// How long a dead peer's observations are kept as a last resort.
     public let forgetAfter: Double
 
@@ -144,6 +151,11 @@ public struct GroupCore: Sendable {
     /// The protocol's clock (every 20 ms in the shell); housekeeping once a second.
     public mutating func tick(now: GroupTime) -> [GroupEffect] {
         guard !stopped else { return [] }
+        wallMillis = now.wallMillis
+        if latencyDirty && now.monotonic - lastLatencyPublish >= Self.latencyPublishInterval {
+            latencyDirty = false
+            dirty = true
+        }
         var out: [GroupEffect] = []
         if var s = swim {
             let d = s.tick(now: now.monotonic)
@@ -161,9 +173,12 @@ public struct GroupCore: Sendable {
     /// first change, so a burst of changes is one publication).
     public mutating func flush(now: GroupTime) -> [GroupEffect] {
         guard dirty, !stopped else { return [] }
+        wallMillis = now.wallMillis
         var out: [GroupEffect] = []
         reassign(&out)
         dirty = false
+        latencyDirty = false
+        lastLatencyPublish = now.monotonic
         out.append(.publish(inputs))
         return out
     }
@@ -185,6 +200,17 @@ public struct GroupCore: Sendable {
         var out: [GroupEffect] = []
         spread(entries, &out)
         return out
+    }
+
+    /// This instance's latency rows (from its `LatencyBook`): always through the gossip queue,
+    /// never a bulk exchange, so they add a bounded number of bytes per second.
+    public mutating func recordLatency(_ rows: [LatencyRow], now: GroupTime) -> [GroupEffect] {
+        wallMillis = now.wallMillis
+        let entries = ledger.recordLatency(observer: name, boot: boot, rows: rows, clock: &clock, wallMillis: now.wallMillis)
+        guard !entries.isEmpty else { return [] }
+        for e in entries { swim?.broadcast(data: e.key, bytes: LedgerCodec.encode(e)) }
+        latencyDirty = true
+        return []
     }
 
     /// This instance's admin state file, as registers for the whole group.
@@ -266,7 +292,7 @@ public struct GroupCore: Sendable {
     /// The fold's inputs now.
     public var inputs: HealthInputs {
         HealthFold.inputs(ledger: ledger, alive: Set(alive), probers: probers, definitions: definitions, policy: cluster?.verdict ?? .majority,
-                          regions: cluster?.regions ?? .none)
+                          regions: cluster?.regions ?? .none, nowMillis: wallMillis)
     }
 
     /// Every peer (not this instance), sorted by name.
@@ -338,7 +364,7 @@ public struct GroupCore: Sendable {
                 if case .life(let l) = e { confirm(l.observer) }
                 // Epidemic spread: what was news here is news to others.
                 swim?.broadcast(data: e.key, bytes: bytes)
-                dirty = true
+                if case .latency = e { latencyDirty = true } else { dirty = true }
             }
         } catch let e as DecodeError {
             out.append(.dropped(reason: "malformed entry", from: "gossip", detail: "\(e)"))

@@ -22,10 +22,13 @@ struct LoopScratch: @unchecked Sendable {
     let limiter: LimiterBox
     /// This loop's end of the dnstap log, when one is configured.
     let dnstap: DnstapTap?
+    /// This loop's ring of passive latency records, when measuring.
+    let latency: SPSCRing?
 
-    init(rateLimit: RateLimitConfig = RateLimitConfig(), dnstap: DnstapWriter? = nil) {
+    init(rateLimit: RateLimitConfig = RateLimitConfig(), dnstap: DnstapWriter? = nil, latency: LatencyTaps? = nil) {
         limiter = LimiterBox(RateLimiter(config: rateLimit))
         self.dnstap = dnstap?.makeTap()
+        self.latency = latency?.makeRing()
         tick()
     }
 
@@ -166,8 +169,11 @@ final class TCPQueryHandler: ChannelInboundHandler {
     private var deadline: Scheduled<Void>?
     private let dnstap: DnstapTap?
     private var remote: SocketAddress?
+    /// Where the connection's RTT goes after its first answer (nil: not measuring, or done).
+    private var latency: SPSCRing?
 
     init(box: SnapshotBox, scratch: LoopScratch, maxWaitingBytes: Int, idleTimeout: TimeAmount) {
+        latency = scratch.latency
         answerer = QueryAnswerer(box: box, scratch: scratch, transport: .tcp)
         maxWaiting = maxWaitingBytes
         self.idleTimeout = idleTimeout
@@ -237,6 +243,18 @@ final class TCPQueryHandler: ChannelInboundHandler {
         out.writeInteger(UInt16(outcome.length))
         out.writeBytes(answerer.response(outcome))
         context.write(wrapOutboundOut(out), promise: nil)
+        if let ring = latency { measure(context, into: ring) }
+    }
+
+    /// The kernel's smoothed RTT for this connection (`TCP_INFO`), once, after the first answer.
+    private func measure(_ context: ChannelHandlerContext, into ring: SPSCRing) {
+        latency = nil
+        guard let provider = context.channel as? any SocketOptionProvider else { return }
+        let client = peer
+        provider.getTCPInfo().whenSuccess { info in
+            guard info.tcpi_rtt > 0 else { return }
+            ring.push(LatencyTaps.encode(client, rttMicros: info.tcpi_rtt))
+        }
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {

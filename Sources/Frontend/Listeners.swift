@@ -77,12 +77,15 @@ public struct FrontendSettings: Sendable {
     public var tcpMaxBufferedBytes: Int
     /// The dnstap log every answering thread writes to, if any.
     public var dnstap: DnstapWriter?
+    /// Passive latency records from DNS-over-TCP connections, when this instance measures.
+    public var latencyTaps: LatencyTaps?
 
     public init(
         threads: Int, udpEngine: UDPEngine, maxUDPPayload: Int, rateLimit: RateLimitConfig, tcpIdleTimeout: Int64, tcpMaxConnections: Int,
-        tcpMaxPerClient: Int, tcpMaxBufferedBytes: Int, dnstap: DnstapWriter? = nil
+        tcpMaxPerClient: Int, tcpMaxBufferedBytes: Int, dnstap: DnstapWriter? = nil, latencyTaps: LatencyTaps? = nil
     ) {
         self.dnstap = dnstap
+        self.latencyTaps = latencyTaps
         self.threads = threads
         self.udpEngine = udpEngine
         self.maxUDPPayload = maxUDPPayload
@@ -124,7 +127,7 @@ public final class Listeners: Sendable {
         tcpSlots = SourceSlots(perPrefix: settings.tcpMaxPerClient, cap: tcpCap)
         group = MultiThreadedEventLoopGroup(numberOfThreads: settings.threads)
         var scratch: [ObjectIdentifier: LoopScratch] = [:]
-        for loop in group.makeIterator() { scratch[ObjectIdentifier(loop)] = LoopScratch(rateLimit: settings.rateLimit, dnstap: settings.dnstap) }
+        for loop in group.makeIterator() { scratch[ObjectIdentifier(loop)] = LoopScratch(rateLimit: settings.rateLimit, dnstap: settings.dnstap, latency: settings.latencyTaps) }
         self.scratch = scratch
         if settings.rateLimit.enabled {
             let r = settings.rateLimit

@@ -25,6 +25,11 @@ public enum LedgerCodec {
             w.u8(4); w.str16(e.pattern); w.u8(UInt8(healthStates.firstIndex(of: e.state) ?? 0)); w.u16(weight(e.weightFactor))
             w.u8(e.removed ? 2 : 0); w.str8(e.origin); w.str8(e.source); w.u64(e.version.raw)
             w.str8(e.reason); w.u64(e.expiresMillis)
+        case .latency(let e):
+            // Type 8: family flag, 3 or 6 prefix octets, site, RTT (us), samples, version, boot.
+            w.u8(8); w.str8(e.observer); w.u8(e.prefix.v6 ? 6 : 4)
+            for s in stride(from: e.prefix.v6 ? 40 : 16, through: 0, by: -8) { w.u8(UInt8(truncatingIfNeeded: e.prefix.bits >> UInt64(s))) }
+            w.str8(e.site); w.u32(e.rttMicros); w.u32(e.samples); w.u64(e.version.raw); w.u64(e.boot)
         }
         return w.bytes
     }
@@ -73,6 +78,16 @@ public enum LedgerCodec {
                 e.expiresMillis = try r.u64("expiry")
             }
             entry = .override(e)
+        case 8:
+            let observer = try r.str8("observer", max: Limits.name)
+            let family = try r.u8("latency family")
+            guard family == 4 || family == 6 else { throw .badValue(what: "latency family") }
+            var bits: UInt64 = 0
+            for _ in 0..<(family == 6 ? 6 : 3) { bits = bits << 8 | UInt64(try r.u8("latency prefix")) }
+            let site = try r.str8("site", max: Limits.name)
+            entry = .latency(Ledger.LatencyEntry(
+                observer: observer, prefix: LatencyPrefix(v6: family == 6, bits: bits), site: site, rttMicros: try r.u32("rtt"),
+                samples: try r.u32("samples"), version: HLC(raw: try r.u64("version")), boot: try r.u64("boot")))
         default:
             throw .badValue(what: "entry type")
         }

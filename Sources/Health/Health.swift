@@ -449,12 +449,15 @@ public final class HealthSnapshot: Sendable {
     public let registers: [String: Ledger.OverrideEntry]
     /// Each observer's region, for `VerdictPolicy.regions`.
     public let regions: RegionMap
+    /// The group's latency map (`order: latency`).
+    public let latency: LatencyTable
 
     public init(
         version: Int = 0, overrides: [AdminOverride] = [], observations: [String: MemberObservations] = [:], policy: VerdictPolicy = .majority,
-        registers: [String: Ledger.OverrideEntry] = [:], regions: RegionMap = .none
+        registers: [String: Ledger.OverrideEntry] = [:], regions: RegionMap = .none, latency: LatencyTable = .empty
     ) {
         self.regions = regions
+        self.latency = latency
         self.version = version
         self.overrides = overrides
         self.observations = observations
@@ -470,7 +473,7 @@ public final class HealthSnapshot: Sendable {
     ) -> HealthSnapshot {
         HealthSnapshot(
             version: version, overrides: overrides ?? self.overrides, observations: observations ?? self.observations,
-            policy: policy ?? self.policy, registers: registers, regions: regions)
+            policy: policy ?? self.policy, registers: registers, regions: regions, latency: latency)
     }
 
     /// The status of a member: the last matching admin override; else the verdict of its

@@ -23,12 +23,14 @@ public struct HealthInputs: Sendable, Equatable {
     public var registers: [String: Ledger.OverrideEntry]
     public var policy: VerdictPolicy
     public var regions: RegionMap
+    public var latency: LatencyTable
 
     public init(
         observations: [String: MemberObservations] = [:], registers: [String: Ledger.OverrideEntry] = [:], policy: VerdictPolicy = .majority,
-        regions: RegionMap = .none
+        regions: RegionMap = .none, latency: LatencyTable = .empty
     ) {
         self.regions = regions
+        self.latency = latency
         self.observations = observations
         self.registers = registers
         self.policy = policy
@@ -55,11 +57,12 @@ public enum HealthFold {
     /// The inputs of the fold from a ledger: observations of the members of `definitions` from
     /// the `alive` observers' current lives (`Ledger.view`), and every register.
     public static func inputs(
-        ledger: Ledger, alive: Set<String>, probers: [String: [String]], definitions: [String: UInt64], policy: VerdictPolicy, regions: RegionMap = .none
+        ledger: Ledger, alive: Set<String>, probers: [String: [String]], definitions: [String: UInt64], policy: VerdictPolicy, regions: RegionMap = .none,
+        nowMillis: UInt64 = 0
     ) -> HealthInputs {
         HealthInputs(
             observations: ledger.view(live: alive, probers: probers, definitions: definitions), registers: ledger.overrides, policy: policy,
-            regions: regions)
+            regions: regions, latency: ledger.latencyTable(nowMillis: nowMillis))
     }
 
     /// The overrides in force at `nowMillis`, oldest first (a later matching one wins).
@@ -71,7 +74,7 @@ public enum HealthFold {
     public static func snapshot(_ inputs: HealthInputs, nowMillis: UInt64, version: Int) -> HealthSnapshot {
         HealthSnapshot(
             version: version, overrides: overrides(inputs.registers, nowMillis: nowMillis), observations: inputs.observations, policy: inputs.policy,
-            registers: inputs.registers, regions: inputs.regions)
+            registers: inputs.registers, regions: inputs.regions, latency: inputs.latency)
     }
 
     /// The next time after `nowMillis` at which an override in force expires (the fold must

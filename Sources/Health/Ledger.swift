@@ -141,6 +141,7 @@ public struct Ledger: Sendable, Equatable {
         case agent(AgentEntry)
         case override(OverrideEntry)
         case life(LifeEntry)
+        case latency(LatencyEntry)
 
         public var version: HLC {
             switch self {
@@ -148,6 +149,7 @@ public struct Ledger: Sendable, Equatable {
             case .agent(let e): return e.version
             case .override(let e): return e.version
             case .life(let e): return e.version
+            case .latency(let e): return e.version
             }
         }
 
@@ -158,6 +160,7 @@ public struct Ledger: Sendable, Equatable {
             case .agent(let e): return e.observer
             case .override(let e): return e.origin
             case .life(let e): return e.observer
+            case .latency(let e): return e.observer
             }
         }
 
@@ -168,6 +171,7 @@ public struct Ledger: Sendable, Equatable {
             case .agent(let e): return "a\u{0}\(e.observer)\u{0}\(e.member)"
             case .override(let e): return "o\u{0}\(e.pattern)"
             case .life(let e): return "l\u{0}\(e.observer)"
+            case .latency(let e): return "t\u{0}\(e.observer)\u{0}\(e.prefix.key)\u{0}\(e.site)"
             }
         }
     }
@@ -183,6 +187,8 @@ public struct Ledger: Sendable, Equatable {
 
         /// Observers whose life is held.
         public var lives: Int
+        /// Latency entries per observer (client networks x sites it measured).
+        public var latencyPerObserver: Int = 20_000
 
         public init(entriesPerObserver: Int = 200_000, overrides: Int = 10_000, maxFutureMillis: UInt64 = 60_000, lives: Int = 4096) {
             self.lives = lives
@@ -209,18 +215,28 @@ public struct Ledger: Sendable, Equatable {
 
     struct CheckKey: Hashable, Sendable { var observer, member, check: String }
     struct AgentKey: Hashable, Sendable { var observer, member: String }
+    struct LatencyKey: Hashable, Sendable {
+        var observer: String
+        var prefix: LatencyPrefix
+        var site: String
+    }
 
     private(set) var checks: [CheckKey: CheckEntry] = [:]
     private(set) var agents: [AgentKey: AgentEntry] = [:]
     public private(set) var overrides: [String: OverrideEntry] = [:]
     /// Observer -> its latest known life.
     public private(set) var lives: [String: LifeEntry] = [:]
+    /// Latency measurements, per observer, client network and site.
+    private(set) var latency: [LatencyKey: LatencyEntry] = [:]
+    private var latencyCounts: [String: Int] = [:]
     private var counts: [String: Int] = [:]
     public let limits: Limits
 
     public init(limits: Limits = Limits()) { self.limits = limits }
 
-    public var entryCount: Int { checks.count + agents.count + overrides.count + lives.count }
+    public var entryCount: Int { checks.count + agents.count + overrides.count + lives.count + latency.count }
+    /// Latency entries held.
+    public var latencyCount: Int { latency.count }
 
     // MARK: Merging
 
@@ -259,6 +275,17 @@ public struct Ledger: Sendable, Equatable {
                 throw .full(writer: e.observer)
             }
             lives[e.observer] = e
+        case .latency(let e):
+            let k = LatencyKey(observer: e.observer, prefix: e.prefix, site: e.site)
+            if let old = latency[k] {
+                guard e.version > old.version else { return false }
+            } else {
+                let n = latencyCounts[e.observer, default: 0]
+                guard n < limits.latencyPerObserver else { throw .full(writer: e.observer) }
+                guard e.site.utf8.count <= 64, !e.site.isEmpty else { throw .badValue(writer: e.observer, what: "latency site name") }
+                latencyCounts[e.observer] = n + 1
+            }
+            latency[k] = e
         }
         return true
     }
@@ -279,6 +306,7 @@ public struct Ledger: Sendable, Equatable {
     /// Every entry, for a full-state exchange (push-pull).
     public func entries() -> [Entry] {
         checks.values.map(Entry.check) + agents.values.map(Entry.agent) + overrides.values.map(Entry.override) + lives.values.map(Entry.life)
+            + latency.values.map(Entry.latency)
     }
 
     /// What a writer's entries amount to, for anti-entropy: two ledgers hold the same entries of
@@ -309,6 +337,7 @@ public struct Ledger: Sendable, Equatable {
         for e in agents.values { add(.agent(e)) }
         for e in overrides.values { add(.override(e)) }
         for e in lives.values { add(.life(e)) }
+        for e in latency.values { add(.latency(e)) }
         return out
     }
 
@@ -318,6 +347,7 @@ public struct Ledger: Sendable, Equatable {
             + agents.values.filter { writers.contains($0.observer) }.map(Entry.agent)
             + overrides.values.filter { writers.contains($0.origin) }.map(Entry.override)
             + lives.values.filter { writers.contains($0.observer) }.map(Entry.life)
+            + latency.values.filter { writers.contains($0.observer) }.map(Entry.latency)
     }
 
     /// The writers whose entries differ between this ledger and one summarized by `other`.
@@ -331,11 +361,13 @@ public struct Ledger: Sendable, Equatable {
     /// its life, so results of that life arriving late never count again.
     @discardableResult
     public mutating func forget(observer: String) -> Int {
-        let before = checks.count + agents.count
+        let before = checks.count + agents.count + latency.count
         checks = checks.filter { $0.key.observer != observer }
         agents = agents.filter { $0.key.observer != observer }
+        latency = latency.filter { $0.key.observer != observer }
         counts[observer] = nil
-        return before - checks.count - agents.count
+        latencyCounts[observer] = nil
+        return before - checks.count - agents.count - latency.count
     }
 
     /// The observers with entries here.

@@ -97,12 +97,15 @@ public final class DNSServer: Sendable {
             box: box, settings: settings, source: source, logger: logger, clock: clock, transitions: transitions,
             load: Self.loader(config: config, logger: logger, clock: clock))
         dnstap = config.dnstap.map { DnstapWriter(settings: $0, logger: logger) }
+        let site = loaded.cluster?.placement[config.instanceName]?.site
+        let taps = config.latencyPassive && site != nil ? LatencyTaps() : nil
+        if let taps, let site { supervisor.measurePassively(taps, site: site) }
         listeners = Listeners(
             box: box,
             settings: FrontendSettings(
                 threads: config.threads, udpEngine: config.udpEngine, maxUDPPayload: config.engine.maxUDPPayload, rateLimit: config.rateLimit,
                 tcpIdleTimeout: config.tcpIdleTimeout, tcpMaxConnections: config.tcpMaxConnections, tcpMaxPerClient: config.tcpMaxPerClient,
-                tcpMaxBufferedBytes: config.tcpMaxBufferedBytes, dnstap: dnstap),
+                tcpMaxBufferedBytes: config.tcpMaxBufferedBytes, dnstap: dnstap, latencyTaps: taps),
             logger: logger)
         logger.info("loaded \(zones.zones.count) zones, \(zones.recordCount) records, \(snapshot.pools.runtimes.count) pools from \(config.zonesDirectory)")
         Self.releaseFreedMemory()

@@ -52,6 +52,9 @@ public struct ServerConfig: Sendable {
     public var checkSource: [String]
     /// `--dnstap-socket` / `--dnstap-file`: the query log; nil: none.
     public var dnstap: DnstapSettings?
+    /// `--latency-passive`: measure the RTT of DNS-over-TCP connections (when cluster.yaml
+    /// gives this instance a site).
+    public var latencyPassive = true
 
     public init(
         zonesDirectory: String, statePath: String? = nil, statePollMilliseconds: Int = 250, startupCheckTimeout: Double = 5,

@@ -161,6 +161,22 @@ public struct ServerStatus: Sendable, Codable {
     /// before it serving, and its first 20 errors are here as `file:line: message`.
     public var lastReload: ReloadInfo?
 
+    /// The group's latency map (`order: latency`): how many networks, and the first entries
+    /// by network.
+    public var latency: LatencyInfo? = nil
+
+    public struct LatencyInfo: Sendable, Codable {
+        public var networks: Int
+        public var entries: [LatencyEntryInfo]
+        /// Entries left out of `entries` (at most `LatencyInfo.shown` are listed).
+        public var omitted: Int
+        public static let shown = 500
+    }
+
+    public struct LatencyEntryInfo: Sendable, Codable {
+        public var network: String; public var site: String; public var rttMs: Double; public var samples: Double; public var observers: Int
+    }
+
     public struct ReloadInfo: Sendable, Codable {
         public var ok: Bool
         public var at: Double
@@ -184,7 +200,21 @@ extension DNSServer {
             zones: snapshot.zones.zones.map { .init(name: Name.text($0.origin), file: $0.file, records: $0.recordCount, serial: $0.serial, keys: keyInfo($0.origin, snapshot)) },
             peers: peerList.map { .init(name: $0.name, address: $0.address, state: $0.state.rawValue, incarnation: $0.incarnation, sameConfiguration: $0.digest == digest) },
             pools: snapshot.pools.runtimes.map { poolInfo($0, health: health) },
-            overrides: overrides(), lastReload: lastReload)
+            overrides: overrides(), lastReload: lastReload, latency: Self.latencyInfo(health.latency))
+    }
+
+    static func latencyInfo(_ table: LatencyTable) -> ServerStatus.LatencyInfo {
+        var entries: [ServerStatus.LatencyEntryInfo] = []
+        var total = 0
+        for (prefix, sites) in table.cells.sorted(by: { $0.key < $1.key }) {
+            for (site, c) in sites.sorted(by: { $0.key < $1.key }) {
+                total += 1
+                if entries.count < ServerStatus.LatencyInfo.shown {
+                    entries.append(.init(network: prefix.description, site: site, rttMs: (c.rttMs * 10).rounded() / 10, samples: c.samples, observers: c.observers))
+                }
+            }
+        }
+        return .init(networks: table.cells.count, entries: entries, omitted: total - entries.count)
     }
 
     /// The keys of zone `apex` as the snapshot's signer uses them now.

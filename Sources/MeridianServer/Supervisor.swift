@@ -82,6 +82,10 @@ final class Supervisor: @unchecked Sendable {
     private var lastReport: (stats: GroupStats, at: Double)?
     private let started: Double
 
+    private let passiveSamples = Counter(label: "meridian_latency_samples_total", dimensions: [("source", "tcp")])
+    private let apiSamples = Counter(label: "meridian_latency_samples_total", dimensions: [("source", "api")])
+    private let latencyNetworks = Gauge(label: "meridian_latency_networks")
+    private let latencyEntries = Gauge(label: "meridian_latency_entries")
     private let reloadsOK = Counter(label: "meridian_reloads_total", dimensions: [("result", "ok")])
     private let reloadsFailed = Counter(label: "meridian_reloads_total", dimensions: [("result", "failed")])
     private let reloadTime = Gauge(label: "meridian_config_last_reload_success_timestamp_seconds")
@@ -160,6 +164,11 @@ final class Supervisor: @unchecked Sendable {
             if let overrides { run(core.recordOverrides(overrides, now: now)) }
             run(core.start(targets: targets, digest: digest, now: now))
             tasks.append(loop.scheduleRepeatedTask(initialDelay: .milliseconds(20), delay: .milliseconds(20)) { [weak self] _ in self?.tick() })
+            tasks.append(loop.scheduleRepeatedTask(initialDelay: .zero, delay: .seconds(1)) { [weak self] _ in
+                guard let self else { return }
+                latencyNetworks.record(core.latency.prefixCount)
+                latencyEntries.record(core.group.ledger.latencyCount)
+            })
             if let transport {
                 lastReport = (transport.stats, now.monotonic)
                 tasks.append(loop.scheduleRepeatedTask(initialDelay: .seconds(30), delay: .seconds(30)) { [weak self] _ in self?.report() })
@@ -236,6 +245,28 @@ final class Supervisor: @unchecked Sendable {
     // MARK: Events from other threads
 
     /// This instance's admin state file, as registers for the whole group.
+    /// Drains the answer path's passive latency records once a second: each is a sample from
+    /// the connection's network to this instance's `site`.
+    func measurePassively(_ taps: LatencyTaps, site: String) {
+        loop.execute { [self] in
+            tasks.append(loop.scheduleRepeatedTask(initialDelay: .seconds(1), delay: .seconds(1)) { [weak self] _ in
+                guard let self else { return }
+                let records = taps.drain()
+                guard !records.isEmpty else { return }
+                passiveSamples.increment(by: Int64(records.count))
+                core.measured(records.map { LatencySample(prefix: LatencyPrefix($0.0), site: site, rttMs: Double($0.1) / 1000) }, now: now)
+            })
+        }
+        logger.info("latency: measuring DNS-over-TCP round trips to site \(site) (--latency-passive on)")
+    }
+
+    /// Latency measurements for the book (they reach the group at its next publication).
+    func measured(_ samples: [LatencySample]) {
+        guard !samples.isEmpty else { return }
+        apiSamples.increment(by: Int64(samples.count))
+        gate.execute { [self] in core.measured(samples, now: now) }
+    }
+
     func recordOverrides(_ overrides: [AdminOverride]) {
         gate.execute { [self] in run(core.recordOverrides(overrides, now: now)) }
     }

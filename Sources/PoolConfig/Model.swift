@@ -213,9 +213,34 @@ public struct SiteOrderRules: Sendable, Equatable {
     /// Order sites by great-circle distance from the client's GeoIP location.
     public var nearest = false
     public var defaultOrder: [Int] = []
+    /// `latency:`: sites by the RTT the group measured from the client's network first.
+    public var latency: LatencyRule?
 
     public var usesGeo: Bool { nearest || !subdivisions.isEmpty || !countries.isEmpty || !continents.isEmpty }
     public var usesTopology: Bool { !topology.isEmpty }
+}
+
+/// `order: {latency: {tolerance_ms, min_samples, fallback}}`: sites sorted by the round-trip
+/// time measured from the client's /24 or /48 (ECS, else the resolver); sites within
+/// `toleranceMs` of the best share by weight; a network without `minSamples` samples to any
+/// site gets the fallback order.
+public struct LatencyRule: Sendable, Equatable {
+    public enum Fallback: String, Sendable, CaseIterable {
+        /// The pool's other order rules: topology, then GeoIP (`geo`, `nearest`), then `default`.
+        case geo
+        /// The `default` order alone.
+        case `default`
+    }
+
+    public var toleranceMs: Double
+    public var minSamples: Int
+    public var fallback: Fallback
+
+    public init(toleranceMs: Double = 10, minSamples: Int = 5, fallback: Fallback = .geo) {
+        self.toleranceMs = toleranceMs
+        self.minSamples = minSamples
+        self.fallback = fallback
+    }
 }
 
 /// A load-balanced pool, as validated from a pool file.

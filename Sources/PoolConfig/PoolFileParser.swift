@@ -300,7 +300,8 @@ struct Parser {
             return out
         }
         if let o = f["order"] {
-            let of = fields(o, ["topology", "geo", "nearest", "default"], context: "order of pool '\(name)'")
+            let of = fields(o, ["topology", "geo", "nearest", "default", "latency"], context: "order of pool '\(name)'")
+            if let l = of["latency"] { pool.order.latency = latencyRule(l, pool: pool) }
             if let t = of["topology"] {
                 for (region, line, value) in t.mapping ?? [] {
                     guard let r = regions.firstIndex(where: { $0.name == region }) else {
@@ -581,6 +582,28 @@ struct Parser {
             return nil
         }
         return v
+    }
+
+    /// `order.latency: {tolerance_ms, min_samples, fallback}` (every field optional).
+    mutating func latencyRule(_ n: YNode, pool: Pool) -> LatencyRule? {
+        let f = fields(n, ["tolerance_ms", "min_samples", "fallback"], context: "order.latency of pool '\(pool.name)'")
+        var rule = LatencyRule()
+        if let t = f["tolerance_ms"] {
+            if let v = t.scalar.flatMap(Double.init), v >= 0, v <= 10_000 { rule.toleranceMs = v } else {
+                error(t, "order.latency.tolerance_ms must be a number of milliseconds from 0 to 10000")
+            }
+        }
+        if let m = integer(f["min_samples"], "order.latency.min_samples", range: 1...1_000_000) { rule.minSamples = m }
+        if let b = f["fallback"] {
+            if let v = b.scalar.flatMap(LatencyRule.Fallback.init(rawValue:)) { rule.fallback = v } else {
+                error(b, "order.latency.fallback must be one of \(LatencyRule.Fallback.allCases.map(\.rawValue).joined(separator: ", "))")
+            }
+        }
+        if pool.mode == .direct && !pool.siteAffinity {
+            error(n, "order.latency in a direct pool needs site_affinity: true (without it the order of sites is not used)")
+        }
+        if pool.isCNAME { error(n, "order.latency: a CNAME pool has no addresses to measure; order its target's pool") }
+        return rule
     }
 
     mutating func boolean(_ n: YNode, _ what: String) -> Bool? {

@@ -74,7 +74,7 @@ public final class PoolPlan: Sendable {
 
     /// Whether the answer can depend on where the client is.
     public var dependsOnClient: Bool {
-        pool.order.usesTopology || pool.order.usesGeo || (pool.mode == .direct && pool.method == .consistentHash)
+        pool.order.usesTopology || pool.order.usesGeo || pool.order.latency != nil || (pool.mode == .direct && pool.method == .consistentHash)
     }
 }
 
@@ -93,8 +93,10 @@ public struct PoolShape: Sendable {
     public let usesTopology: Bool
     public let usesGeo: Bool
     public let allDown: AllDownPolicy
+    public let latency: LatencyRule?
 
     init(_ pool: Pool) {
+        latency = pool.order.latency
         mode = pool.mode
         method = pool.method
         hashPrefixV4 = pool.hashPrefixV4

@@ -50,11 +50,18 @@ public final class PoolRuntime: Sendable {
     public let activeByOrder: [AliasTable]
     /// Per site, the first answerable member (CNAME pools), or -1.
     public let siteFirstMember: [Int]
+    /// Per site, its share when sites tie by latency: weight x answerable fraction (0 when the
+    /// site is not usable).
+    public let siteShare: [Double]
+    /// Site orders by latency from each network of `PoolsRuntime.latencyIndex` (pools with
+    /// `order: latency`).
+    public let latency: LatencyOrders?
 
     /// - Parameter statuses: every member's status by id, dependencies applied
     ///   (`PoolsRuntime.statuses`); nil: from `health` alone.
-    public init(plan: PoolPlan, health: HealthSnapshot, statuses: [String: MemberStatus]? = nil) {
+    public init(plan: PoolPlan, health: HealthSnapshot, statuses: [String: MemberStatus]? = nil, latency: LatencyOrders? = nil) {
         self.plan = plan
+        self.latency = latency
         let pool = plan.pool
         let status = pool.members.map { statuses?[$0.id] ?? PoolsRuntime.ownStatus($0.id, pool: pool, health: health) }
         self.status = status
@@ -117,6 +124,10 @@ public final class PoolRuntime: Sendable {
             activeByOrder = []
         }
         siteFirstMember = answerable.map { $0.first ?? -1 }
+        let usableSites = siteUsable
+        siteShare = pool.sites.indices.map { s in
+            usableSites[s] ? pool.sites[s].weight * Double(answerable[s].count) / Double(max(pool.sites[s].members.count, 1)) : 0
+        }
     }
 }
 
@@ -130,15 +141,23 @@ public final class PoolsRuntime: Sendable {
     /// rather than copying the `PoolSet` struct (and counting a reference for each of its arrays).
     public let topology: PrefixTrie
     public let geo: GeoDatabase?
+    /// The group's latency map, indexed for the query path (empty when no pool orders by latency).
+    public let latencyIndex: LatencyIndex
 
     public init(pools: PoolSet, plans: [PoolPlan], health: HealthSnapshot) {
         self.pools = pools
+        let usesLatency = plans.contains { $0.shape.latency != nil }
+        let index = usesLatency ? LatencyIndex(health.latency.cells.keys.sorted()) : .empty
+        latencyIndex = index
         topology = pools.topology
         geo = pools.geo
         self.plans = plans
         self.health = health
         let statuses = Self.statuses(pools.pools, health: health)
-        runtimes = plans.map { PoolRuntime(plan: $0, health: health, statuses: statuses) }
+        runtimes = plans.map { plan in
+            let orders = plan.shape.latency.map { LatencyOrders(pool: plan.pool, rule: $0, index: index, table: health.latency) }
+            return PoolRuntime(plan: plan, health: health, statuses: statuses, latency: orders)
+        }
     }
 
     /// A member's status from its own observations and overrides (its pool's `healthy_if`).

@@ -110,8 +110,17 @@ public enum Selector {
         let fam = familyIndex(qtype)
         rec.note("pool \(plan.pool.name) (\(shape.mode.rawValue)), TTL \(rt.ttl)\(rt.degraded ? " (degraded: a member is down)" : "")")
         var scope = 0
-        let oi = orderIndex(plan: plan, runtime: pools, client: client, scope: &scope, recorder: &rec)
-        let order = plan.orders[oi]
+        var oi = 0
+        var tied = 0
+        let order: [Int]
+        if let lat = rt.latency, let rule = shape.latency {
+            let (li, order_) = latencyOrder(lat, rule: rule, plan: plan, pools: pools, client: client, scope: &scope, oi: &oi, recorder: &rec)
+            order = order_
+            if li >= 0 { tied = lat.tied[li] }
+        } else {
+            oi = orderIndex(plan: plan, runtime: pools, client: client, scope: &scope, recorder: &rec)
+            order = plan.orders[oi]
+        }
         rec.note("site order: \(order.map { plan.pool.sites[$0].name }.joined(separator: ", "))")
         // Every site and member, for explain only: never walked on the query path.
         for s in order where R.isRecording {
@@ -125,6 +134,11 @@ public enum Selector {
 
         switch shape.mode {
         case .multiSite:
+            if tied > 1, let s = drawTied(rt, order, tied, rng: &buffer.random) {
+                rec.note("answer from site \(plan.pool.sites[s].name): drawn by weight among the \(tied) sites within the latency tolerance")
+                let a = site(rt, s, fam: fam, pool: index, client: client, scope: &scope, rng: &buffer.random, buffer: buffer, recorder: &rec)
+                return SelectionOutcome(answer: a, scope: scope, pool: index, site: s)
+            }
             for s in order where rt.siteUsable[s] {
                 rec.note("answer from site \(plan.pool.sites[s].name): the first usable site in the order")
                 let a = site(rt, s, fam: fam, pool: index, client: client, scope: &scope, rng: &buffer.random, buffer: buffer, recorder: &rec)
@@ -132,7 +146,13 @@ public enum Selector {
             }
         case .activeActive:
             let table = rt.activeByOrder[oi]
-            if !table.isEmpty {
+            if tied > 0 {
+                if let s = drawTied(rt, order, tied, rng: &buffer.random) ?? order.first(where: { rt.siteUsable[$0] }) {
+                    rec.note("answer from site \(plan.pool.sites[s].name): by latency (\(tied) site(s) within the tolerance share by weight)")
+                    let a = site(rt, s, fam: fam, pool: index, client: client, scope: &scope, rng: &buffer.random, buffer: buffer, recorder: &rec)
+                    return SelectionOutcome(answer: a, scope: scope, pool: index, site: s)
+                }
+            } else if !table.isEmpty {
                 let s = Int(table.draw(&buffer.random))
                 rec.note("answer from site \(plan.pool.sites[s].name): weighted draw over \(table.items.map { plan.pool.sites[Int($0)].name }.joined(separator: ", "))")
                 let a = site(rt, s, fam: fam, pool: index, client: client, scope: &scope, rng: &buffer.random, buffer: buffer, recorder: &rec)
@@ -196,6 +216,48 @@ public enum Selector {
             o.fellBack = true
             return o
         }
+    }
+
+    /// The latency order for the client's network (index into `lat.orders`, or -1 with the
+    /// fallback order). The answer depends on the /24 or /48 either way: `scope` widens to it.
+    static func latencyOrder<R: DecisionRecorder>(
+        _ lat: LatencyOrders, rule: LatencyRule, plan: PoolPlan, pools: PoolsRuntime, client: IPAddress, scope: inout Int, oi: inout Int,
+        recorder rec: inout R
+    ) -> (Int, [Int]) {
+        scope = max(scope, client.family == .v4 ? LatencyPrefix.v4Length : LatencyPrefix.v6Length)
+        let key = LatencyIndex.key(of: client)
+        let row = pools.latencyIndex.row(key)
+        let li = row >= 0 ? Int(lat.byRow[row]) : -1
+        if R.isRecording { noteLatency(rule: rule, plan: plan, pools: pools, key: key, used: li >= 0, recorder: &rec) }
+        if li >= 0 { return (li, lat.orders[li]) }
+        oi = rule.fallback == .geo ? orderIndex(plan: plan, runtime: pools, client: client, scope: &scope, recorder: &rec) : 0
+        return (-1, plan.orders[oi])
+    }
+
+    /// Explain's view of the latency table entries for the client's network.
+    static func noteLatency<R: DecisionRecorder>(rule: LatencyRule, plan: PoolPlan, pools: PoolsRuntime, key: UInt64, used: Bool, recorder rec: inout R) {
+        let prefix = LatencyPrefix(v6: key >> 63 == 1, bits: key)
+        let cells = pools.health.latency.cells[prefix] ?? [:]
+        let listed = plan.pool.sites.compactMap { site in
+            cells[site.name].map { "\(site.name) \(String(format: "%.1f", $0.rttMs)) ms (\(Int($0.samples)) samples, \(Int($0.observers)) observer(s))" }
+        }
+        rec.note("latency from \(prefix): \(listed.isEmpty ? "no measurements" : listed.joined(separator: ", ")); tolerance \(rule.toleranceMs) ms, min_samples \(rule.minSamples)")
+        if !used { rec.note("no site has \(rule.minSamples) samples from \(prefix): fallback \(rule.fallback.rawValue)") }
+    }
+
+    /// A draw by site share among the usable of the first `tied` sites of `order`, or nil.
+    static func drawTied(_ rt: PoolRuntime, _ order: [Int], _ tied: Int, rng: inout UInt64) -> Int? {
+        var total = 0.0
+        for i in 0..<min(tied, order.count) { total += rt.siteShare[order[i]] }
+        guard total > 0 else { return nil }
+        var r = Double(Random.next(&rng) >> 11) * 0x1.0p-53 * total
+        for i in 0..<min(tied, order.count) {
+            let w = rt.siteShare[order[i]]
+            guard w > 0 else { continue }
+            if r < w { return order[i] }
+            r -= w
+        }
+        return order[0..<min(tied, order.count)].last { rt.siteShare[$0] > 0 }
     }
 
     /// Topology first, then GeoIP, then the default order; widens `scope` to the bits used.

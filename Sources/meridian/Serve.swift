@@ -165,6 +165,9 @@ struct Serve: AsyncParsableCommand {
     @Option(name: .long, help: "dnstap: frames each answering thread may have waiting for the writer; more are dropped and counted.")
     var dnstapQueue = 16_384
 
+    @Option(name: .long, help: "Latency: measure the round-trip time of DNS-over-TCP connections (TCP_INFO) for order: latency pools: on or off. Only an instance cluster.yaml gives a site measures.")
+    var latencyPassive = "on"
+
     /// Every option is checked before anything starts, with a message naming it (issue:
     /// hardening, finding 7): out-of-range values used to overflow at start or on the answer path.
     func validate() throws {
@@ -208,6 +211,7 @@ struct Serve: AsyncParsableCommand {
         try check((1...604_800).contains(dnskeyTtl.value), "--dnskey-ttl must be from 1 to 604800 s, not \(dnskeyTtl)")
         try check((16...10_000_000).contains(signatureCacheSize), "--signature-cache-size must be from 16 to 10000000, not \(signatureCacheSize)")
         try check(dnstapSocket == nil || dnstapFile == nil, "--dnstap-socket and --dnstap-file: give one")
+        try check(["on", "off"].contains(latencyPassive), "--latency-passive must be on or off, not '\(latencyPassive)'")
         try check((1...1_000_000).contains(dnstapSample), "--dnstap-sample must be from 1 to 1000000, not \(dnstapSample)")
         try check(["both", "queries", "responses"].contains(dnstapMessages), "--dnstap-messages must be both, queries or responses")
         try check((16...(1 << 22)).contains(dnstapQueue), "--dnstap-queue must be from 16 to 4194304 frames, not \(dnstapQueue)")
@@ -271,7 +275,7 @@ struct Serve: AsyncParsableCommand {
         let engine = EngineConfig(
             maxUDPPayload: maxUdpSize,
             identity: ServerIdentity(nsid: nsid.map { Array($0.utf8) }, identity: identity, version: versionString), cookies: cookies)
-        let config = ServerConfig(
+        var config = ServerConfig(
             zonesDirectory: zones, statePath: state, startupCheckTimeout: startupTimeout.value,
             instanceName: nodeName ?? ProcessInfo.processInfo.hostName, listen: addresses, threads: threads, tcpIdleTimeout: Int64(tcpIdleTimeout.value),
             tcpMaxConnections: tcpMaxConnections, tcpMaxPerClient: tcpMaxPerClient, tcpMaxBufferedBytes: tcpMaxBuffer, engine: engine,
@@ -281,6 +285,7 @@ struct Serve: AsyncParsableCommand {
             signing: SigningPolicy(validity: UInt32(signatureValidity.value), inceptionOffset: UInt32(signatureInceptionOffset.value),
                                    refresh: UInt32(signatureRefresh.value), dnskeyTTL: UInt32(dnskeyTtl.value), cacheEntries: signatureCacheSize),
             checkSource: checkSource, dnstap: dnstapSettings)
+        config.latencyPassive = latencyPassive == "on"
         let server: DNSServer
         do { server = try DNSServer(config: config, logger: logger) } catch {
             // Once, in the log's format (a JSON line with --log-format json).

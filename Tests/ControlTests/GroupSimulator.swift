@@ -200,3 +200,10 @@ struct GroupSimulator {
         for n in running { handle(n, cores[n]!.configure(targets: Self.targets(definitions), digest: digest, cluster: cluster, now: time)) }
     }
 }
+
+extension GroupSimulator {
+    /// Latency samples taken in at instance `n` (as its passive tap or the API would).
+    mutating func measure(at n: String, _ samples: [LatencySample]) {
+        cores[n]!.measured(samples, now: time)
+    }
+}

@@ -631,3 +631,72 @@ def test_exchange_listener_floods_from_non_peers_do_not_lock_peers_out(binary, t
         wait_for(lambda: "exchange connections of its source used up" in ns1.text() or "bad exchange frame" in ns1.text(), 5, "refusals logged")
     finally:
         g.stop()
+
+
+LATENCY_POOLS = """pools:
+  www:
+    names: [www.peers.test.]
+    mode: multi-site
+    address_order: fixed
+    sites:
+      a: {{members: [127.0.2.1]}}
+      b: {{members: [127.0.2.3]}}
+    order:
+      default: [a, b]
+      latency: {{tolerance_ms: 5, min_samples: 3, fallback: default}}
+    checks:
+      - {{type: tcp, port: {port}, interval: 200ms, timeout: 150ms, rise: 1, fall: 1}}
+"""
+
+
+def ecs_answer(inst, name, subnet):
+    q = dns.message.make_query(name, "A", use_edns=0, options=[dns.edns.ECSOption(subnet, 24)])
+    r = dns.query.udp(q, inst.ip, port=inst.port, timeout=2)
+    scope = next((o.scopelen for o in r.options if isinstance(o, dns.edns.ECSOption)), None)
+    return [rd.to_text() for rrset in r.answer for rd in rrset], scope
+
+
+def test_latency_order_from_measurements_agrees_on_every_instance(binary, tmp_path):
+    """Issue 20: real-user measurements posted to one instance (which has no site of its own)
+    reach the group; every instance then answers a client network with its lowest-latency
+    site, with the network as the ECS scope, and moves when the measurements change. A
+    network nobody measured gets the fallback (default) order. DNS-over-TCP connections to an
+    instance with a site are measured passively (TCP_INFO)."""
+    from test_admin import Api, metric
+    g = Group(tmp_path, 3, pools=LATENCY_POOLS, placement={"ns1": "site: a", "ns2": "site: b"})
+    try:
+        g.start()
+        ns1, ns2, ns3 = g.instances
+        api3 = Api(ns3.admin, host=ns3.ip, token="")
+        for inst in g.instances:
+            assert ecs_answer(inst, "www.peers.test", "198.51.100.0") == (["127.0.2.1"], 24)
+        post = lambda items: api3.json("POST", "/measurements", {"measurements": items})
+        st, body = post([{"client": "198.51.100.0/24", "site": "a", "rtt_ms": 80}] * 5 + [{"client": "198.51.100.9", "site": "b", "rtt_ms": 15}] * 5)
+        assert st == 202 and body == {"accepted": 10}, (st, body)
+        wait_for(lambda: all(ecs_answer(i, "www.peers.test", "198.51.100.0") == (["127.0.2.3"], 24) for i in g.instances), 15,
+                 "every instance answers 198.51.100.0/24 from b (15 ms against 80)")
+        # Unmeasured: the default order, still scoped to the /24 the decision depends on.
+        assert all(ecs_answer(i, "www.peers.test", "203.0.113.0") == (["127.0.2.1"], 24) for i in g.instances)
+        # The status and explain show the table entries.
+        st, status = Api(ns1.admin, host=ns1.ip, token="").json("GET", "/status")
+        entries = {(e["network"], e["site"]): e for e in status["latency"]["entries"]}
+        assert entries[("198.51.100.0/24", "b")]["rttMs"] == 15 and entries[("198.51.100.0/24", "a")]["samples"] == 5, entries
+        st, ex = Api(ns2.admin, host=ns2.ip, token="").json("GET", "/explain?name=www.peers.test&client=198.51.100.7")
+        assert st == 200 and any("latency from 198.51.100.0/24" in line and "b 15.0 ms" in line for line in ex["trace"]), ex
+        # a gets faster: a's mean falls to about 6 ms, more than 5 ms better than b.
+        st, _ = post([{"client": "198.51.100.0", "site": "a", "rtt_ms": 1}] * 60)
+        assert st == 202
+        wait_for(lambda: all(ecs_answer(i, "www.peers.test", "198.51.100.0") == (["127.0.2.1"], 24) for i in g.instances), 15,
+                 "every instance moves 198.51.100.0/24 to a")
+        # Refused: an unknown site, a network wider than /24, not JSON.
+        assert post([{"client": "198.51.100.0", "site": "zz", "rtt_ms": 1}])[0] == 422
+        assert post([{"client": "198.51.0.0/16", "site": "a", "rtt_ms": 1}])[0] == 422
+        assert api3.call("POST", "/measurements", b"nope")[0] == 400
+        # Passive: a DNS-over-TCP query to ns1 (site a) is a sample from 127.0.0.0/24 to a.
+        dns.query.tcp(dns.message.make_query("www.peers.test", "A"), ns1.ip, port=ns1.port, timeout=2)
+        api1 = Api(ns1.admin, host=ns1.ip, token="")
+        wait_for(lambda: (metric(api1.metrics(), "meridian_latency_samples_total", source="tcp")) >= 1, 5, "ns1 counts a TCP_INFO sample")
+        assert metric(api3.metrics(), "meridian_latency_samples_total", source="api") == 70
+        assert metric(api3.metrics(), "meridian_latency_samples_total", source="tcp") == 0
+    finally:
+        g.stop()

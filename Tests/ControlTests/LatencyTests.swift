@@ -1,0 +1,98 @@
+import Health
+import Testing
+@testable import Control
+
+/// Issue 20: latency measurements, kept by the book and spread by the group.
+@Suite("Latency book and its spread")
+struct LatencyTests {
+    static let net = LatencyPrefix(v6: false, bits: 0xC63364)  // 198.51.100.0/24
+    static let other = LatencyPrefix(v6: false, bits: 0xCB0071)  // 203.0.113.0/24
+
+    @Test func samplesAverageAndOnlyNewsIsPublished() {
+        var book = LatencyBook()
+        for i in 0..<8 { book.record(LatencySample(prefix: Self.net, site: "ams", rttMs: i % 2 == 0 ? 38 : 42), now: Double(i)) }
+        var rows = book.due(now: 10)
+        #expect(rows.count == 1)
+        #expect(abs(Double(rows[0].rttMicros) / 1000 - 40) < 1.5, "\(rows)")
+        #expect(rows[0].samples == 8)
+        // Within the dead band (2 ms and 10%): nothing to say, until the sample count doubles.
+        book.record(LatencySample(prefix: Self.net, site: "ams", rttMs: 41), now: 11)
+        #expect(book.due(now: 16).isEmpty)
+        // A move past it is news.
+        for i in 0..<30 { book.record(LatencySample(prefix: Self.net, site: "ams", rttMs: 90), now: 17 + Double(i) * 0.01) }
+        rows = book.due(now: 22)
+        #expect(rows.count == 1 && rows[0].rttMicros > 70_000, "\(rows)")
+        // Not more often than publishEvery.
+        book.record(LatencySample(prefix: Self.net, site: "iad", rttMs: 5), now: 22.5)
+        #expect(book.due(now: 23).isEmpty)
+        #expect(book.due(now: 27).count == 1)
+    }
+
+    @Test func samplesDecayAndARowNobodyMeasuresIsWithdrawn() {
+        var s = LatencyBook.Settings()
+        s.halfLife = 60
+        var book = LatencyBook(settings: s)
+        book.record(LatencySample(prefix: Self.net, site: "ams", rttMs: 20), now: 0)
+        #expect(book.due(now: 5).first?.samples == 1)
+        // After two half-lives the one sample weighs 0.25: withdrawn (samples 0) and forgotten.
+        let rows = book.due(now: 125)
+        #expect(rows == [LatencyRow(prefix: Self.net, site: "ams", rttMicros: 0, samples: 0)])
+        #expect(book.prefixCount == 0)
+    }
+
+    @Test func theNetworksKeptAreBoundedByQueryVolume() {
+        var s = LatencyBook.Settings()
+        s.maxPrefixes = 2
+        var book = LatencyBook(settings: s)
+        let nets = (1...3).map { LatencyPrefix(v6: false, bits: UInt64($0)) }
+        book.seen(nets[0], count: 100, now: 0)
+        book.seen(nets[1], count: 50, now: 0)
+        book.record(LatencySample(prefix: nets[0], site: "ams", rttMs: 1), now: 0)
+        book.record(LatencySample(prefix: nets[1], site: "ams", rttMs: 1), now: 0)
+        // A network queried less than every kept one is not taken; one queried more evicts the least.
+        book.record(LatencySample(prefix: nets[2], site: "ams", rttMs: 1), now: 0)
+        #expect(book.prefixCount == 2)
+        #expect(Set(book.due(now: 10).map(\.prefix)) == [nets[0], nets[1]])
+        book.seen(nets[2], count: 500, now: 11)
+        book.record(LatencySample(prefix: nets[2], site: "ams", rttMs: 1), now: 11)
+        #expect(book.prefixCount == 2)
+        #expect(Set(book.due(now: 20).map(\.prefix)) == [nets[2]])
+        #expect(book.busiest(1, now: 20) == [nets[2]])
+        // Bogus values are not taken.
+        for bad in [-1.0, .nan, .infinity, 20_000] { book.record(LatencySample(prefix: nets[2], site: "ams", rttMs: bad), now: 21) }
+        book.record(LatencySample(prefix: nets[2], site: "", rttMs: 3), now: 21)
+        #expect(book.due(now: 30).isEmpty)
+    }
+
+    @Test func theLedgerCombinesObserversBySamples() throws {
+        var ledger = Ledger()
+        var clock = HybridClock()
+        _ = ledger.recordLatency(observer: "ns1", boot: 1, rows: [LatencyRow(prefix: Self.net, site: "ams", rttMicros: 10_000, samples: 3)], clock: &clock, wallMillis: 1000)
+        _ = ledger.recordLatency(observer: "ns2", boot: 1, rows: [LatencyRow(prefix: Self.net, site: "ams", rttMicros: 30_000, samples: 1)], clock: &clock, wallMillis: 1000)
+        let cell = try #require(ledger.latencyTable(nowMillis: 2000).cells[Self.net]?["ams"])
+        #expect(abs(cell.rttMs - 15) < 1e-9 && cell.samples == 4 && cell.observers == 2)
+        // Too old: not counted.
+        #expect(ledger.latencyTable(nowMillis: 1000 + Ledger.latencyMaxAgeMillis + 1).isEmpty)
+        // A dead observer's entries go with its other results.
+        ledger.forget(observer: "ns2")
+        #expect(ledger.latencyTable(nowMillis: 2000).cells[Self.net]?["ams"]?.observers == 1)
+    }
+
+    @Test func everyInstanceHoldsTheSameLatencyMap() {
+        var sim = GroupSimulator(count: 5, members: ["www/ams/m1"], seed: 7)
+        #expect(sim.run(for: 10, until: { $0.serving.count == 5 }) != nil)
+        sim.measure(at: "n1", (0..<6).map { _ in LatencySample(prefix: Self.net, site: "ams", rttMs: 12) })
+        sim.measure(at: "n2", (0..<6).map { _ in LatencySample(prefix: Self.net, site: "iad", rttMs: 48) })
+        sim.measure(at: "n3", (0..<6).map { _ in LatencySample(prefix: Self.other, site: "iad", rttMs: 7) })
+        let took = sim.run(for: 15, until: { s in
+            s.serving.allSatisfy { n in
+                let t = s.views[n]!.latency
+                return t.cells[Self.net]?["ams"]?.samples == 6 && t.cells[Self.net]?["iad"]?.samples == 6 && t.cells[Self.other]?["iad"] != nil
+            }
+        })
+        #expect(took != nil, "the latency map did not reach every instance")
+        #expect(took.map { $0 < 8 } == true, "took \(took ?? -1) s (publishEvery 5 s + spread)")
+        let maps = Set(sim.serving.map { "\(sim.views[$0]!.latency.cells.sorted { $0.key < $1.key }.map { "\($0.key): \($0.value.sorted { $0.key < $1.key })" })" })
+        #expect(maps.count == 1, "\(maps)")
+    }
+}
