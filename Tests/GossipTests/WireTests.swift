@@ -40,6 +40,17 @@ struct WireTests {
             .agent(Ledger.AgentEntry(observer: "ns1", member: "m", state: .up, weightFactor: 0.5, detail: "50%", definition: 1, version: HLC(millis: 15), boot: 77)),
         ]
         for e in lived { #expect(try LedgerCodec.decode(LedgerCodec.encode(e)) == e) }
+        // Type 8: latency rows (issue 20), IPv4 /24 and IPv6 /48; 37 and 40 octets with a 3-octet name.
+        let latency: [Ledger.Entry] = [
+            .latency(Ledger.LatencyEntry(observer: "ns1", prefix: LatencyPrefix(v6: false, bits: 0xC63364), site: "ams", rttMicros: 12_345, samples: 9, version: HLC(millis: 16), boot: 77)),
+            .latency(Ledger.LatencyEntry(observer: "ns1", prefix: LatencyPrefix(v6: true, bits: 0x2001_0db8_0007), site: "iad", rttMicros: 0, samples: 0, version: HLC(millis: 17), boot: 77)),
+        ]
+        for e in latency { #expect(try LedgerCodec.decode(LedgerCodec.encode(e)) == e) }
+        #expect(LedgerCodec.encode(latency[0]).count == 37)
+        var bad = LedgerCodec.encode(latency[0])
+        bad[5] = 5  // family 5
+        #expect(throws: DecodeError.self) { try LedgerCodec.decode(bad) }
+        #expect(throws: DecodeError.self) { try LedgerCodec.decode(Array(LedgerCodec.encode(latency[1]).dropLast())) }
         // A check from a peer that predates lives (type 1) reads with boot 0.
         var v1 = ByteWriter()
         v1.u8(1); v1.str8("ns9"); v1.str16("m"); v1.str8("c"); v1.u8(1); v1.str8("ok"); v1.u64(1); v1.u64(HLC(millis: 5).raw)
