@@ -242,7 +242,7 @@ let package = Package(
         // The answer function alone, for instruction counts under callgrind (Tools/bench-callgrind.py).
         .executableTarget(
             name: "meridian-answer-bench",
-            dependencies: ["QueryEngine", "DNSWire", "GeoTopology", "QueryLog", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["QueryEngine", "DNSWire", "GeoTopology", "Health", "QueryLog", .product(name: "Logging", package: "swift-log")],
             path: "Tools/AnswerBench",
             swiftSettings: strict
         ),

@@ -9,6 +9,9 @@ is copied without its DWARF (valgrind 3.19 cannot read Swift's), keeping its sym
 Then the static mix again with every answer logged to dnstap (DNSTAP=1), the writer's side
 done in-line without its system call: what dnstap adds per answer.
 
+Then `order: latency` against `order: geo` for an ECS query from a measured network and from an
+unmeasured one (which falls back to GeoIP), with a 10,000-network latency map (LATENCY=N).
+
 Environment: N (20000), ANSWER_BENCH_BIN (.build/release/meridian-answer-bench).
 Build first: swift build -c release --product meridian-answer-bench
 """
@@ -26,9 +29,9 @@ BIN = os.environ.get("ANSWER_BENCH_BIN", os.path.join(bench.ROOT, ".build", "rel
 TESTS = {"static": bench.STATIC_QUERIES, "geo-ecs": ["www.example.test A 10.2.0.0/24"]}
 
 
-def instructions(binary, zones, n, queries, dnstap=False):
+def instructions(binary, zones, n, queries, dnstap=False, latency=0):
     # Swift seeds its hashing per process; fixed here, so the setup costs the same in both runs.
-    env = dict(os.environ, SWIFT_DETERMINISTIC_HASHING="1", DNSTAP="1" if dnstap else "0")
+    env = dict(os.environ, SWIFT_DETERMINISTIC_HASHING="1", DNSTAP="1" if dnstap else "0", LATENCY=str(latency))
     out = subprocess.run(["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", binary, zones, str(n), *queries],
                          capture_output=True, text=True, timeout=600, env=env)
     for line in out.stderr.splitlines():
@@ -58,6 +61,18 @@ def main():
         full = instructions(binary, work, N, TESTS["static"], dnstap=True)
         logged = (full - base) / (N * len(TESTS["static"]))
         print(f"static with dnstap {logged:8.0f} instructions per answer (+{logged - plain['static']:.0f}, {logged / plain['static']:.2f}x)")
+        # order: latency against order: geo, the same ECS queries: a measured network (11.0.5.0/24
+        # of a 10,000-network map) and an unmeasured one that falls back to GeoIP.
+        lat = os.path.join(work, "latency")
+        os.mkdir(lat)
+        open(os.path.join(lat, "example.test.zone"), "w").write(bench.ZONE)
+        open(os.path.join(lat, "pools.yaml"), "w").write(bench.meridian_pools(latency=True))
+        for label, q in (("measured", "www.example.test A 11.0.5.0/24"), ("fallback", "www.example.test A 10.2.0.0/24")):
+            geo_base = instructions(binary, work, 0, [q])
+            geo = (instructions(binary, work, N, [q]) - geo_base) / N
+            lat_base = instructions(binary, lat, 0, [q], latency=10_000)
+            by_latency = (instructions(binary, lat, N, [q], latency=10_000) - lat_base) / N
+            print(f"latency {label:8} {by_latency:8.0f} instructions per answer against {geo:.0f} by geo ({by_latency / geo:.3f}x)")
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

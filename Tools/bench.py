@@ -109,11 +109,14 @@ CONTINENT_MAP = {"EU": ["fra", "iad", "nrt"], "NA": ["iad", "fra", "nrt"], "SA":
                  "AS": ["nrt", "iad", "fra"], "OC": ["nrt", "iad", "fra"]}
 
 
-def meridian_pools():
+def meridian_pools(latency=False):
     lines = [f"geoip: {GEODB}", "pools:", "  www:", "    names: [www.example.test.]", "    ttl: 60", "    sites:"]
     for site, addrs in SITES.items():
         lines.append(f"      {site}: {{members: [{', '.join(addrs)}]}}")
-    lines += ["    order:", "      geo:"]
+    lines += ["    order:"]
+    if latency:
+        lines += ["      latency: {tolerance_ms: 10, min_samples: 5, fallback: geo}"]
+    lines += ["      geo:"]
     for cont, order in CONTINENT_MAP.items():
         lines.append(f"        continent:{cont}: [{', '.join(order)}]")
     lines += ["      default: [fra, iad, nrt]",

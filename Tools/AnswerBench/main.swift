@@ -9,6 +9,7 @@
 import DNSWire
 import Foundation
 import GeoTopology
+import Health
 import Logging
 import QueryEngine
 import QueryLog
@@ -33,9 +34,27 @@ guard args.count >= 4, let n = Int(args[2]) else {
     exit(2)
 }
 let outcome = SnapshotBuilder.build(directory: args[1])
-guard let snapshot = outcome.snapshot else {
+guard let built = outcome.snapshot else {
     for d in outcome.diagnostics { FileHandle.standardError.write("\(d)\n".data(using: .utf8)!) }
     exit(1)
+}
+// LATENCY=N: a latency map of N /24 networks (11.0.0.0/24 up), RTTs to fra, iad and nrt
+// spread over 5-150 ms, for pools with `order: latency` (Tools/bench-callgrind.py).
+let latencyNetworks = Int(ProcessInfo.processInfo.environment["LATENCY"] ?? "0") ?? 0
+var snapshot = built
+if latencyNetworks > 0 {
+    var cells: [LatencyPrefix: [String: LatencyCell]] = [:]
+    var r: UInt64 = 7
+    for i in 0..<latencyNetworks {
+        var row: [String: LatencyCell] = [:]
+        for site in ["fra", "iad", "nrt"] {
+            r = r &* 6364136223846793005 &+ 1442695040888963407
+            row[site] = LatencyCell(rttMs: 5 + Double(r >> 33 % 145), samples: 20, observers: 3)
+        }
+        cells[LatencyPrefix(v6: false, bits: 0x0B0000 + UInt64(i))] = row
+    }
+    let health = HealthSnapshot(version: 2, latency: LatencyTable(cells: cells))
+    snapshot = SnapshotBuilder.rebuildHealth(of: built, health: health, generation: 2)
 }
 let queries = args[3...].compactMap(query)
 guard queries.count == args.count - 3 else {
