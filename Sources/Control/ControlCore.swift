@@ -209,11 +209,6 @@ public struct ControlCore: Sendable {
         for s in samples { latency.record(s, now: Self.seconds(now)) }
     }
 
-    /// Queries seen from client networks (sampled by the answer path): their volume.
-    public mutating func seen(_ prefixes: [LatencyPrefix: Double], now: GroupTime) {
-        for (p, n) in prefixes { latency.seen(p, count: n, now: Self.seconds(now)) }
-    }
-
     /// Leaves the group.
     public mutating func leave(now: GroupTime) -> [ControlDirective] { run(now) { $0.leave(now: now) } }
 

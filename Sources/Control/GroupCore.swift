@@ -91,6 +91,9 @@ public struct GroupCore: Sendable {
     private var wallMillis: UInt64 = 0
     /// Latency entries alone make a new publication at most this often.
     public static let latencyPublishInterval = 1.0
+    /// Latency entries too old to count are dropped this often.
+    public static let latencyPruneInterval = 60.0
+    private var lastLatencyPrune = 0.0
     /// How long a dead peer's observations are kept as a last resort.
     public let forgetAfter: Double
 
@@ -375,6 +378,10 @@ public struct GroupCore: Sendable {
 
     /// Forgets the observations of peers dead or gone for `forgetAfter`.
     private mutating func housekeeping(now: GroupTime, _ out: inout [GroupEffect]) {
+        if now.monotonic - lastLatencyPrune >= Self.latencyPruneInterval {
+            lastLatencyPrune = now.monotonic
+            if ledger.pruneLatency(nowMillis: now.wallMillis) > 0 { latencyDirty = true }
+        }
         guard let s = swim else { return }
         for (peer, since) in confirming where now.monotonic - since >= Self.confirmWithin { confirm(peer) }
         for p in s.peers.values.sorted(by: { $0.name < $1.name })

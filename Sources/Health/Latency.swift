@@ -90,11 +90,29 @@ extension Ledger {
         }
     }
 
+    /// Whether a latency entry still counts at `nowMillis` (the one age rule: the fold, merges
+    /// and pruning use it).
+    @inline(__always)
+    public static func isFresh(_ e: LatencyEntry, nowMillis: UInt64) -> Bool {
+        nowMillis <= e.version.millis || nowMillis - e.version.millis <= latencyMaxAgeMillis
+    }
+
+    /// Drops latency entries that no longer count (withdrawn rows and rows nobody refreshed
+    /// stay otherwise, and would fill an observer's bound); returns how many.
+    @discardableResult
+    public mutating func pruneLatency(nowMillis: UInt64) -> Int {
+        let before = latency.count
+        latency = latency.filter { Self.isFresh($0.value, nowMillis: nowMillis) }
+        guard latency.count != before else { return 0 }
+        latencyCounts = latency.values.reduce(into: [:]) { $0[$1.observer, default: 0] += 1 }
+        return before - latency.count
+    }
+
     /// The latency map folded from every current entry no older than `latencyMaxAgeMillis`.
     public func latencyTable(nowMillis: UInt64) -> LatencyTable {
         var sums: [LatencyPrefix: [String: (weighted: Double, samples: Double, observers: Int)]] = [:]
         for e in latency.values where e.samples > 0 && isCurrent(observer: e.observer, boot: e.boot) {
-            guard nowMillis < e.version.millis || nowMillis - e.version.millis <= Self.latencyMaxAgeMillis else { continue }
+            guard Self.isFresh(e, nowMillis: nowMillis) else { continue }
             var s = sums[e.prefix, default: [:]][e.site] ?? (0, 0, 0)
             s.weighted += Double(e.rttMicros) / 1000 * Double(e.samples)
             s.samples += Double(e.samples)

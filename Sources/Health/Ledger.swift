@@ -227,8 +227,8 @@ public struct Ledger: Sendable, Equatable {
     /// Observer -> its latest known life.
     public private(set) var lives: [String: LifeEntry] = [:]
     /// Latency measurements, per observer, client network and site.
-    private(set) var latency: [LatencyKey: LatencyEntry] = [:]
-    private var latencyCounts: [String: Int] = [:]
+    var latency: [LatencyKey: LatencyEntry] = [:]
+    var latencyCounts: [String: Int] = [:]
     private var counts: [String: Int] = [:]
     public let limits: Limits
 
@@ -276,6 +276,8 @@ public struct Ledger: Sendable, Equatable {
             }
             lives[e.observer] = e
         case .latency(let e):
+            // Too old to count: not taken, so pruned entries do not come back from a peer.
+            guard Self.isFresh(e, nowMillis: nowMillis) else { return false }
             let k = LatencyKey(observer: e.observer, prefix: e.prefix, site: e.site)
             if let old = latency[k] {
                 guard e.version > old.version else { return false }

@@ -49,7 +49,8 @@ public enum Measurements {
                 }
             }
             guard sites.contains(m.site) else { throw .invalid(index: i, "no pool has a site '\(m.site.prefix(64))'") }
-            guard m.rttMs.isFinite, m.rttMs >= 0, m.rttMs <= 10_000 else { throw .invalid(index: i, "rtt_ms must be from 0 to 10000") }
+            let most = LatencyBook.Settings().maxRttMs
+            guard m.rttMs.isFinite, m.rttMs >= 0, m.rttMs <= most else { throw .invalid(index: i, "rtt_ms must be from 0 to \(Int(most))") }
             out.append(LatencySample(prefix: LatencyPrefix(address), site: m.site, rttMs: m.rttMs))
         }
         return out

@@ -244,7 +244,6 @@ final class Supervisor: @unchecked Sendable {
 
     // MARK: Events from other threads
 
-    /// This instance's admin state file, as registers for the whole group.
     /// Drains the answer path's passive latency records once a second: each is a sample from
     /// the connection's network to this instance's `site`.
     func measurePassively(_ taps: LatencyTaps, site: String) {
@@ -267,6 +266,7 @@ final class Supervisor: @unchecked Sendable {
         gate.execute { [self] in core.measured(samples, now: now) }
     }
 
+    /// This instance's admin state file, as registers for the whole group.
     func recordOverrides(_ overrides: [AdminOverride]) {
         gate.execute { [self] in run(core.recordOverrides(overrides, now: now)) }
     }

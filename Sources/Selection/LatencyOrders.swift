@@ -92,8 +92,8 @@ public struct LatencyOrders: Sendable {
 }
 
 extension LatencyPrefix {
-    /// The /24 or /48 of an address.
+    /// The /24 or /48 of an address (the same bits `LatencyIndex.key(of:)` looks up).
     public init(_ address: IPAddress) {
-        self.init(v6: address.family == .v6, octets: address.octets)
+        self.init(v6: address.family == .v6, bits: LatencyIndex.key(of: address))
     }
 }

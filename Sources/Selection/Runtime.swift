@@ -50,8 +50,8 @@ public final class PoolRuntime: Sendable {
     public let activeByOrder: [AliasTable]
     /// Per site, the first answerable member (CNAME pools), or -1.
     public let siteFirstMember: [Int]
-    /// Per site, its share when sites tie by latency: weight x answerable fraction (0 when the
-    /// site is not usable).
+    /// Per site, its share of a draw among sites (active-active, and sites tied by latency):
+    /// weight x answerable fraction (0 when the site is not usable).
     public let siteShare: [Double]
     /// Site orders by latency from each network of `PoolsRuntime.latencyIndex` (pools with
     /// `order: latency`).
@@ -106,6 +106,11 @@ public final class PoolRuntime: Sendable {
             pickAll = []
             pickBySite = [[], []]
         }
+        let usableSites = siteUsable
+        let share = pool.sites.indices.map { s in
+            usableSites[s] ? pool.sites[s].weight * Double(answerable[s].count) / Double(max(pool.sites[s].members.count, 1)) : 0
+        }
+        siteShare = share
         if pool.mode == .activeActive {
             let usable = siteUsable
             activeByOrder = plan.orders.indices.map { o in
@@ -115,19 +120,12 @@ public final class PoolRuntime: Sendable {
                 let candidates = !preferred.isEmpty ? preferred : !primaries.isEmpty ? primaries : order.filter { usable[$0] }
                 return AliasTable(
                     items: candidates.map(Int32.init),
-                    weights: candidates.map { s in
-                        let site = pool.sites[s]
-                        return site.weight * Double(answerable[s].count) / Double(max(site.members.count, 1))
-                    })
+                    weights: candidates.map { share[$0] })
             }
         } else {
             activeByOrder = []
         }
         siteFirstMember = answerable.map { $0.first ?? -1 }
-        let usableSites = siteUsable
-        siteShare = pool.sites.indices.map { s in
-            usableSites[s] ? pool.sites[s].weight * Double(answerable[s].count) / Double(max(pool.sites[s].members.count, 1)) : 0
-        }
     }
 }
 

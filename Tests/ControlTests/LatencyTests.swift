@@ -76,6 +76,14 @@ struct LatencyTests {
         // A dead observer's entries go with its other results.
         ledger.forget(observer: "ns2")
         #expect(ledger.latencyTable(nowMillis: 2000).cells[Self.net]?["ams"]?.observers == 1)
+        // Entries too old to count are pruned (they would fill the observer's bound), and the
+        // same entry from a peer is not taken back.
+        let old = try #require(ledger.entries().first { if case .latency = $0 { return true } else { return false } })
+        let late = 1000 + Ledger.latencyMaxAgeMillis + 1
+        #expect(ledger.pruneLatency(nowMillis: late) == 1)
+        #expect(ledger.latencyCount == 0)
+        #expect(try ledger.merge(old, nowMillis: late) == false)
+        #expect(try ledger.merge(old, nowMillis: 2000) == true)
     }
 
     @Test func everyInstanceHoldsTheSameLatencyMap() {
