@@ -45,7 +45,6 @@ public final class ProbeExecutor: @unchecked Sendable {
     let tcpEngine: TCPCheckEngine?
     /// HTTP(S) checks started in the current wake-up, handed to `curl` together at its end.
     private var httpBatch: [(HTTPCheckRequest, CurlRunner.Completion)] = []
-    let execQueue = DispatchQueue(label: "meridian.exec-checks", attributes: .concurrent)
     /// Every hop onto `loop` from another thread (curl, exec, callers) goes through here, and
     /// stops before the loop shuts down: a late completion is dropped, never scheduled on a
     /// dead loop.
@@ -306,13 +305,10 @@ public final class ProbeExecutor: @unchecked Sendable {
         }
         while execRunning < maxExec, let job = execWaiting.popFirst() {
             execRunning += 1
-            let begun = NIODeadline.now().uptimeNanoseconds
             let gate = self.gate
-            execProbe(command: job.argv, timeout: job.timeout, queue: execQueue) { r in
+            execProbe(command: job.argv, timeout: job.timeout) { result in
                 gate.execute { [self] in
                     execRunning -= 1
-                    var result = r
-                    result.startedAt = begun
                     job.done(result)
                     if execSaturatedLogged && execWaiting.isEmpty && execRunning < maxExec / 2 {
                         execSaturatedLogged = false

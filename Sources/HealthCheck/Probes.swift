@@ -165,8 +165,11 @@ final class DatagramReply: ChannelInboundHandler, @unchecked Sendable {
 }
 
 /// Runs a program (argv, no shell) with a timeout; success is exit status 0.
-func execProbe(command: [String], timeout: Double, queue: DispatchQueue, completion: @escaping @Sendable (ProbeResult) -> Void) {
-    queue.async {
+/// Runs `command` on a thread of its own (the caller bounds how many run at once): a shared
+/// dispatch queue's pool can be narrower than that bound, and a check waiting there would be
+/// timed as if its target were slow. The result's `startedAt` is the spawn time.
+func execProbe(command: [String], timeout: Double, completion: @escaping @Sendable (ProbeResult) -> Void) {
+    let thread = Thread {
         var pid: pid_t = 0
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
@@ -182,6 +185,7 @@ func execProbe(command: [String], timeout: Double, queue: DispatchQueue, complet
             completion(localShortageErrnos.contains(rc) || rc == EAGAIN ? .localFailure(why) : .failure(why))
             return
         }
+        let began = NIODeadline.now().uptimeNanoseconds
         let deadline = Date().addingTimeInterval(timeout)
         var status: Int32 = 0
         while true {
@@ -190,15 +194,22 @@ func execProbe(command: [String], timeout: Double, queue: DispatchQueue, complet
             if Date() > deadline {
                 kill(pid, SIGKILL)
                 waitpid(pid, &status, 0)
-                completion(.failure("timed out after \(timeout) s"))
+                var r = ProbeResult.failure("timed out after \(timeout) s")
+                r.startedAt = began
+                completion(r)
                 return
             }
             usleep(5000)
         }
         let exited = (status & 0x7F) == 0
         let code = (status >> 8) & 0xFF
-        completion(exited && code == 0 ? .success("exit 0") : .failure(exited ? "exit \(code)" : "killed by signal \(status & 0x7F)"))
+        var r: ProbeResult = exited && code == 0 ? .success("exit 0") : .failure(exited ? "exit \(code)" : "killed by signal \(status & 0x7F)")
+        r.startedAt = began
+        completion(r)
     }
+    thread.name = "meridian-exec"
+    thread.stackSize = 256 << 10
+    thread.start()
 }
 
 func describe(_ e: any Error) -> String {

@@ -225,6 +225,28 @@ struct MonitorTests {
         await monitor.shutdown()
     }
 
+    /// Hardening, finding 36: exec checks ran on a shared dispatch queue, whose worker pool on a
+    /// two-core machine is narrower than `maxExec`; a check queued there was timed from its
+    /// submission, so a slow failing target finished "late" and was taken as a monitor stall.
+    /// Each running exec now has its own thread and is timed from its spawn.
+    @Test func slowFailingExecChecksAreNotTakenAsStalls() async throws {
+        let box = Box()
+        let monitor = TestMonitor(maxExec: 6) { box.set($0) }
+        var slow = spec(.exec, port: 1)
+        slow.command = ["/bin/sh", "-c", "sleep 1.2; exit 1"]
+        slow.timeout = 1.5
+        slow.interval = 30
+        let targets = (0..<6).map { MonitorTarget(memberID: "p/s/slow\($0)", address: .init("127.0.0.1")!, checks: [slow], agent: nil) }
+        monitor.update(targets: targets)
+        #expect(try await waitFor(box, timeout: 10) { o in
+            targets.allSatisfy { o[$0.memberID]?.checks.first?.up == false && o[$0.memberID]?.checks.first?.provisional == false }
+        })
+        let stats = await monitor.stats()
+        #expect(stats.inconclusive == 0)
+        #expect(stats.execWaits == 0)
+        await monitor.shutdown()
+    }
+
     @Test func execChecksUseArgvWithoutAShell() async throws {
         let box = Box()
         let monitor = TestMonitor() { box.set($0) }
