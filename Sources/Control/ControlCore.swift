@@ -1,4 +1,5 @@
 import Gossip
+import GeoTopology
 import Health
 import PoolConfig
 
@@ -46,6 +47,8 @@ public struct ControlCore: Sendable {
     public private(set) var book: MonitorBook
     /// This instance's latency measurements.
     public private(set) var latency: LatencyBook
+    /// Which queried resolvers are probed for latency, and when.
+    public private(set) var probes: LatencyProbePlan
     /// Every checked member of the configuration.
     public private(set) var targets: [MonitorTarget] = []
     /// This instance's share of them (all of them until the group has said).
@@ -63,10 +66,13 @@ public struct ControlCore: Sendable {
     /// The first instant an override of the published registers expires.
     public private(set) var nextExpiry: UInt64?
 
-    public init(group: GroupCore, healthVersion: Int, latencySettings: LatencyBook.Settings = .init()) {
+    public init(
+        group: GroupCore, healthVersion: Int, latencySettings: LatencyBook.Settings = .init(), probeSettings: LatencyProbePlan.Settings = .init()
+    ) {
         self.group = group
         book = MonitorBook(observer: group.name)
         latency = LatencyBook(settings: latencySettings)
+        probes = LatencyProbePlan(settings: probeSettings)
         self.healthVersion = healthVersion
     }
 
@@ -207,6 +213,19 @@ public struct ControlCore: Sendable {
     /// group at the book's next publication.
     public mutating func measured(_ samples: [LatencySample], now: GroupTime) {
         for s in samples { latency.record(s, now: Self.seconds(now)) }
+    }
+
+    /// Sampled sources of queries answered here: each stands for `per` queries from its network.
+    public mutating func sighted(_ sources: [(LatencyPrefix, IPAddress)], per: Double, now: GroupTime) {
+        for (prefix, address) in sources { latency.seen(prefix, count: per, now: Self.seconds(now), address: address) }
+    }
+
+    /// Probing with other settings (the shell's options), from now on.
+    public mutating func probe(with settings: LatencyProbePlan.Settings) { probes = LatencyProbePlan(settings: settings) }
+
+    /// The queried resolvers to probe now (the shell probes them and hands back `measured`).
+    public mutating func probeTargets(now: GroupTime) -> [(LatencyPrefix, IPAddress)] {
+        probes.due(latency, now: Self.seconds(now))
     }
 
     /// Leaves the group.

@@ -1,4 +1,5 @@
 import Foundation
+import GeoTopology
 import Health
 
 /// One measurement this instance took in: the round-trip time from a client network to a
@@ -49,8 +50,9 @@ public struct LatencyBook: Sendable {
 
     public let settings: Settings
     private(set) var cells: [LatencyPrefix: [String: Cell]] = [:]
-    /// Decayed queries and samples per network (its weight in the top-N bound).
-    private(set) var volume: [LatencyPrefix: (count: Double, at: Double)] = [:]
+    /// Decayed queries and samples per network (its weight in the top-N bound), and the last
+    /// address seen querying from it (the only kind of address a probe is aimed at).
+    private(set) var volume: [LatencyPrefix: (count: Double, at: Double, address: IPAddress?)] = [:]
     private var lastPublish = -Double.infinity
 
     public init(settings: Settings = Settings()) { self.settings = settings }
@@ -73,16 +75,22 @@ public struct LatencyBook: Sendable {
     }
 
     /// Counts `count` queries seen from a network (its volume, for the bound and for probing).
-    public mutating func seen(_ prefix: LatencyPrefix, count: Double, now: Double) {
-        let v = volume[prefix].map { $0.count * decay(now - $0.at) } ?? 0
-        volume[prefix] = (v + count, now)
+    /// `address`, when given, is a source that queried this instance from the network.
+    public mutating func seen(_ prefix: LatencyPrefix, count: Double, now: Double, address: IPAddress? = nil) {
+        let old = volume[prefix]
+        let v = old.map { $0.count * decay(now - $0.at) } ?? 0
+        volume[prefix] = (v + count, now, address ?? old?.address)
         if volume.count > settings.maxPrefixes * 2 { trimVolume(now: now) }
     }
 
-    /// The most queried networks, best first (what active probing aims at).
+    /// The most queried networks, best first.
     public func busiest(_ n: Int, now: Double) -> [LatencyPrefix] {
         volume.map { ($0.key, $0.value.count * decay(now - $0.value.at)) }.sorted { ($0.1, $1.0) > ($1.1, $0.0) }.prefix(n).map(\.0)
     }
+
+    /// The address last seen querying from `prefix`, if any did (measurements posted to the
+    /// API name networks, not addresses).
+    public func queried(from prefix: LatencyPrefix) -> IPAddress? { volume[prefix]?.address }
 
     /// Room for a new network: below the bound, or by evicting the least queried one when the
     /// newcomer has been queried more.

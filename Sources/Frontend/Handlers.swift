@@ -22,13 +22,13 @@ struct LoopScratch: @unchecked Sendable {
     let limiter: LimiterBox
     /// This loop's end of the dnstap log, when one is configured.
     let dnstap: DnstapTap?
-    /// This loop's ring of passive latency records, when measuring.
-    let latency: SPSCRing?
+    /// This loop's ring of passive latency records and query sightings, when measuring.
+    let latency: LatencySampler?
 
     init(rateLimit: RateLimitConfig = RateLimitConfig(), dnstap: DnstapWriter? = nil, latency: LatencyTaps? = nil) {
         limiter = LimiterBox(RateLimiter(config: rateLimit))
         self.dnstap = dnstap?.makeTap()
-        self.latency = latency?.makeRing()
+        self.latency = latency?.makeSampler()
         tick()
     }
 
@@ -105,12 +105,14 @@ final class UDPQueryHandler: ChannelInboundHandler {
     private let limiter: LimiterBox
     private let metrics: QueryMetrics
     private let dnstap: DnstapTap?
+    private let latency: LatencySampler?
 
     init(box: SnapshotBox, scratch: LoopScratch) {
         answerer = QueryAnswerer(box: box, scratch: scratch, transport: .udp)
         limiter = scratch.limiter
         metrics = scratch.udpMetrics
         dnstap = scratch.dnstap
+        latency = scratch.latency
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -120,6 +122,7 @@ final class UDPQueryHandler: ChannelInboundHandler {
         let sent = outcome.dropped ? nil : limiter.apply(outcome: outcome, buffer: answerer.buffer, source: source, metrics: metrics)
         dnstap?.log(envelope.data, response: sent, source: envelope.remoteAddress, tcp: false)
         guard let response = sent else { return }
+        latency?.sight(source)
         var out = context.channel.allocator.buffer(capacity: response.count)
         out.writeBytes(response)
         context.write(wrapOutboundOut(AddressedEnvelope(remoteAddress: envelope.remoteAddress, data: out)), promise: nil)
@@ -173,7 +176,7 @@ final class TCPQueryHandler: ChannelInboundHandler {
     private var latency: SPSCRing?
 
     init(box: SnapshotBox, scratch: LoopScratch, maxWaitingBytes: Int, idleTimeout: TimeAmount) {
-        latency = scratch.latency
+        latency = scratch.latency.flatMap { $0.tcp ? $0.ring : nil }
         answerer = QueryAnswerer(box: box, scratch: scratch, transport: .tcp)
         maxWaiting = maxWaitingBytes
         self.idleTimeout = idleTimeout

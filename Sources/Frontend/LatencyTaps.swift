@@ -13,22 +13,41 @@ public final class LatencyTaps: @unchecked Sendable {
     private let lock = NIOLock()
     private var rings: [SPSCRing] = []
     public let capacity: Int
+    /// Whether DNS-over-TCP connections are measured (else only sightings are pushed).
+    public let tcp: Bool
 
-    public init(capacity: Int = 1024) { self.capacity = capacity }
-
-    func makeRing() -> SPSCRing {
-        let r = SPSCRing(capacity: capacity)
-        lock.withLock { rings.append(r) }
-        return r
+    public init(capacity: Int = 1024, tcp: Bool = true) {
+        self.capacity = capacity
+        self.tcp = tcp
     }
 
-    /// Every record waiting: (the connection's peer, its RTT in microseconds).
-    public func drain() -> [(IPAddress, UInt32)] {
+    /// One query in this many is pushed as a sighting of its source (the volume that bounds
+    /// the latency book and aims active probes).
+    public static let sightEvery: UInt32 = 32
+    /// The RTT field of a sighting: a source seen, nothing measured.
+    static let sighting = UInt32.max
+
+    func makeSampler() -> LatencySampler {
+        let r = SPSCRing(capacity: capacity)
+        lock.withLock { rings.append(r) }
+        return LatencySampler(ring: r, tcp: tcp)
+    }
+
+    /// What the rings held: RTTs measured (the connection's peer, microseconds) and sampled
+    /// sources of queries (each stands for `sightEvery` queries).
+    public struct Drained: Sendable {
+        public var rtts: [(IPAddress, UInt32)] = []
+        public var sightings: [IPAddress] = []
+    }
+
+    /// Every record waiting.
+    public func drain() -> Drained {
         lock.withLock {
-            var out: [(IPAddress, UInt32)] = []
+            var out = Drained()
             for r in rings {
                 while let rec = r.pop() {
-                    if let x = Self.decode(rec) { out.append(x) }
+                    guard let (a, rtt) = Self.decode(rec) else { continue }
+                    if rtt == Self.sighting { out.sightings.append(a) } else { out.rtts.append((a, rtt)) }
                 }
             }
             return out
@@ -49,5 +68,27 @@ public final class LatencyTaps: @unchecked Sendable {
         for i in 0..<16 { b[i] = r[1 + i] }
         let rtt = (17..<21).reduce(UInt32(0)) { $0 << 8 | UInt32(r[$1]) }
         return (IPAddress(family: r[0] == 4 ? .v4 : .v6, bytes: b), rtt)
+    }
+}
+
+/// One event loop's end of the taps: its ring and a query counter for sampling sightings.
+/// Used only from that loop's thread (see `LoopScratch`).
+final class LatencySampler {
+    let ring: SPSCRing
+    /// TCP connections are measured.
+    let tcp: Bool
+    private var count: UInt32 = 0
+
+    init(ring: SPSCRing, tcp: Bool) {
+        self.ring = ring
+        self.tcp = tcp
+    }
+
+    /// Counts a query from `source`; every `LatencyTaps.sightEvery`-th is pushed (full: dropped).
+    @inline(__always)
+    func sight(_ source: IPAddress) {
+        count &+= 1
+        guard count % LatencyTaps.sightEvery == 0 else { return }
+        ring.push(LatencyTaps.encode(source, rttMicros: LatencyTaps.sighting))
     }
 }

@@ -161,7 +161,7 @@ public final class Listeners: Sendable {
             case .batch:
                 let plane = BatchUDPPlane(
                     address: address, box: box, maxUDPPayload: settings.maxUDPPayload, rateLimit: settings.rateLimit, dnstap: settings.dnstap,
-                    logger: logger)
+                    latencyTaps: settings.latencyTaps, logger: logger)
                 try plane.start(port: port, count: settings.threads)
                 planes.withLockedValue { $0.append(plane) }
             case .nio:

@@ -35,6 +35,7 @@ final class BatchUDPPlane: @unchecked Sendable {
     private let outSize: Int
     private let rateLimit: RateLimitConfig
     private let dnstap: DnstapWriter?
+    private let latencyTaps: LatencyTaps?
     private var sockets: [Int32] = []
     private var threads: [Thread] = []
     private let running = ManagedAtomic<Bool>(true)
@@ -42,10 +43,11 @@ final class BatchUDPPlane: @unchecked Sendable {
     /// The largest query read; longer datagrams are dropped (no DNS query needs more).
     static let maxQuery = 4096
 
-    init(address: ListenAddress, box: SnapshotBox, maxUDPPayload: Int, rateLimit: RateLimitConfig, dnstap: DnstapWriter? = nil, logger: Logger,
-         batchSize: Int = 32) {
+    init(address: ListenAddress, box: SnapshotBox, maxUDPPayload: Int, rateLimit: RateLimitConfig, dnstap: DnstapWriter? = nil, latencyTaps: LatencyTaps? = nil,
+         logger: Logger, batchSize: Int = 32) {
         self.address = address
         self.dnstap = dnstap
+        self.latencyTaps = latencyTaps
         self.box = box
         self.logger = logger
         self.batchSize = batchSize
@@ -64,7 +66,7 @@ final class BatchUDPPlane: @unchecked Sendable {
             sockets.append(fd)
         }
         for (i, fd) in sockets.enumerated() {
-            let scratch = LoopScratch(rateLimit: rateLimit, dnstap: dnstap)
+            let scratch = LoopScratch(rateLimit: rateLimit, dnstap: dnstap, latency: latencyTaps)
             finished.enter()
             let t = Thread { [self] in
                 meridian_set_thread_name("meridian-udp-\(i)")
@@ -119,6 +121,7 @@ final class BatchUDPPlane: @unchecked Sendable {
                 if let tap = scratch.dnstap { Self.log(tap, batch, i, query: UnsafeRawBufferPointer(start: query, count: length), response: sent, source: source) }
                 guard let response = sent, response.count <= outSize, let base = response.baseAddress,
                       let out = meridian_udp_batch_out(batch, queued) else { continue }
+                scratch.latency?.sight(source)
                 memcpy(out, base, response.count)
                 meridian_udp_batch_queue(batch, queued, i, response.count)
                 queued += 1

@@ -96,6 +96,18 @@ func readReply(
 
 /// A DNS query over UDP to the member; checks the RCODE and, optionally, that there is an answer.
 func dnsProbe(group: any EventLoopGroup, target: SocketAddress, source: SocketAddress? = nil, name: [UInt8], qtype: UInt16, expectRcode: Int, expectAnswer: Bool, timeout: Double) -> EventLoopFuture<ProbeResult> {
+    dnsExchange(group: group, target: target, source: source, name: name, qtype: qtype, timeout: timeout).map { reply -> ProbeResult in
+        guard let m = try? DecodedMessage.decode(reply) else { return .failure("malformed DNS reply") }
+        let rcode = Int(m.rcode)
+        guard rcode == expectRcode else { return .failure("DNS rcode \(RCode.name(UInt16(rcode)))") }
+        if expectAnswer && m.answer.isEmpty { return .failure("DNS reply without an answer") }
+        return .success("DNS \(RCode.name(UInt16(rcode)))")
+    }.flatMapErrorThrowing { .failure("DNS: ", $0) }
+}
+
+/// Sends one query (RD clear, a random ID) from an ephemeral port and waits for its reply
+/// (`DatagramReply` says which datagrams count), failing at `timeout` seconds.
+func dnsExchange(group: any EventLoopGroup, target: SocketAddress, source: SocketAddress?, name: [UInt8], qtype: UInt16, timeout: Double) -> EventLoopFuture<[UInt8]> {
     let loop = group.next()
     let promise = loop.makePromise(of: [UInt8].self)
     let id = UInt16.random(in: 0...UInt16.max)
@@ -114,13 +126,7 @@ func dnsProbe(group: any EventLoopGroup, target: SocketAddress, source: SocketAd
         promise.futureResult.whenComplete { _ in ch.close(promise: nil) }
     }
     bind.whenFailure { promise.fail($0) }
-    return promise.futureResult.map { reply -> ProbeResult in
-        guard let m = try? DecodedMessage.decode(reply) else { return .failure("malformed DNS reply") }
-        let rcode = Int(m.rcode)
-        guard rcode == expectRcode else { return .failure("DNS rcode \(RCode.name(UInt16(rcode)))") }
-        if expectAnswer && m.answer.isEmpty { return .failure("DNS reply without an answer") }
-        return .success("DNS \(RCode.name(UInt16(rcode)))")
-    }.flatMapErrorThrowing { .failure("DNS: ", $0) }
+    return promise.futureResult
 }
 
 /// Waits for the reply to one DNS probe. A datagram counts only if it comes from the address

@@ -98,8 +98,11 @@ public final class DNSServer: Sendable {
             load: Self.loader(config: config, logger: logger, clock: clock))
         dnstap = config.dnstap.map { DnstapWriter(settings: $0, logger: logger) }
         let site = loaded.cluster?.placement[config.instanceName]?.site
-        let taps = config.latencyPassive && site != nil ? LatencyTaps() : nil
-        if let taps, let site { supervisor.measurePassively(taps, site: site) }
+        let taps = (config.latencyPassive || config.latencyProbes) && site != nil ? LatencyTaps(tcp: config.latencyPassive) : nil
+        if let taps, let site {
+            supervisor.measureLatency(taps, site: site, prober: config.latencyProbes ? LatencyProber(group: supervisor.loop, source: source) : nil,
+                probeRate: config.latencyProbeRate)
+        }
         listeners = Listeners(
             box: box,
             settings: FrontendSettings(

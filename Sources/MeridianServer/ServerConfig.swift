@@ -55,6 +55,11 @@ public struct ServerConfig: Sendable {
     /// `--latency-passive`: measure the RTT of DNS-over-TCP connections (when cluster.yaml
     /// gives this instance a site).
     public var latencyPassive = true
+    /// `--latency-probes`: probe the busiest resolvers that queried this instance (when
+    /// cluster.yaml gives it a site).
+    public var latencyProbes = true
+    /// `--latency-probe-rate`: probes per second, on average.
+    public var latencyProbeRate = 5.0
 
     public init(
         zonesDirectory: String, statePath: String? = nil, statePollMilliseconds: Int = 250, startupCheckTimeout: Double = 5,

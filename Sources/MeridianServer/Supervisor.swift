@@ -84,6 +84,10 @@ final class Supervisor: @unchecked Sendable {
 
     private let passiveSamples = Counter(label: "meridian_latency_samples_total", dimensions: [("source", "tcp")])
     private let apiSamples = Counter(label: "meridian_latency_samples_total", dimensions: [("source", "api")])
+    private let probeSamples = Counter(label: "meridian_latency_samples_total", dimensions: [("source", "probe")])
+    private let probesSent = Dictionary(uniqueKeysWithValues: LatencyProber.Method.allCases.map {
+        ($0, Counter(label: "meridian_latency_probes_total", dimensions: [("result", $0.rawValue)]))
+    })
     private let latencyNetworks = Gauge(label: "meridian_latency_networks")
     private let latencyEntries = Gauge(label: "meridian_latency_entries")
     private let reloadsOK = Counter(label: "meridian_reloads_total", dimensions: [("result", "ok")])
@@ -246,17 +250,38 @@ final class Supervisor: @unchecked Sendable {
 
     /// Drains the answer path's passive latency records once a second: each is a sample from
     /// the connection's network to this instance's `site`.
-    func measurePassively(_ taps: LatencyTaps, site: String) {
+    func measureLatency(_ taps: LatencyTaps, site: String, prober: LatencyProber?, probeRate: Double) {
         loop.execute { [self] in
+            var plan = LatencyProbePlan.Settings()
+            plan.perSecond = probeRate
+            core.probe(with: plan)
             tasks.append(loop.scheduleRepeatedTask(initialDelay: .seconds(1), delay: .seconds(1)) { [weak self] _ in
-                guard let self else { return }
-                let records = taps.drain()
-                guard !records.isEmpty else { return }
-                passiveSamples.increment(by: Int64(records.count))
-                core.measured(records.map { LatencySample(prefix: LatencyPrefix($0.0), site: site, rttMs: Double($0.1) / 1000) }, now: now)
+                self?.drainLatency(taps, site: site, prober: prober)
             })
         }
-        logger.info("latency: measuring DNS-over-TCP round trips to site \(site) (--latency-passive on)")
+        if taps.tcp { logger.info("latency: measuring DNS-over-TCP round trips to site \(site) (--latency-passive on)") }
+        if prober != nil { logger.info("latency: probing the busiest resolvers that query this instance (--latency-probes on)") }
+    }
+
+    /// On the loop, once a second: the taps' records into the book, then the probes due.
+    private func drainLatency(_ taps: LatencyTaps, site: String, prober: LatencyProber?) {
+        let drained = taps.drain()
+        passiveSamples.increment(by: Int64(drained.rtts.count))
+        if !drained.rtts.isEmpty {
+            core.measured(drained.rtts.map { LatencySample(prefix: LatencyPrefix($0.0), site: site, rttMs: Double($0.1) / 1000) }, now: now)
+        }
+        let peers = drained.rtts.map { (LatencyPrefix($0.0), $0.0) }
+        core.sighted(peers, per: 0, now: now)
+        core.sighted(drained.sightings.map { (LatencyPrefix($0), $0) }, per: Double(LatencyTaps.sightEvery), now: now)
+        guard let prober else { return }
+        let targets = core.probeTargets(now: now)
+        guard !targets.isEmpty else { return }
+        prober.probe(targets).hop(to: loop).whenSuccess { [self] results in
+            for r in results { probesSent[r.method]?.increment() }
+            let samples = results.compactMap { r in r.rttMs.map { LatencySample(prefix: r.prefix, site: site, rttMs: $0) } }
+            probeSamples.increment(by: Int64(samples.count))
+            core.measured(samples, now: now)
+        }
     }
 
     /// Latency measurements for the book (they reach the group at its next publication).

@@ -168,6 +168,12 @@ struct Serve: AsyncParsableCommand {
     @Option(name: .long, help: "Latency: measure the round-trip time of DNS-over-TCP connections (TCP_INFO) for order: latency pools: on or off. Only an instance cluster.yaml gives a site measures.")
     var latencyPassive = "on"
 
+    @Option(name: .long, help: "Latency: probe the busiest resolvers that query this instance (a DNS query to their port 53, else a TCP connect), at most --latency-probe-rate a second, each network at most every 5 minutes: on or off. Only an instance cluster.yaml gives a site probes.")
+    var latencyProbes = "on"
+
+    @Option(name: .long, help: "Latency: active probes per second, on average (1-100).")
+    var latencyProbeRate = 5.0
+
     /// Every option is checked before anything starts, with a message naming it (issue:
     /// hardening, finding 7): out-of-range values used to overflow at start or on the answer path.
     func validate() throws {
@@ -212,6 +218,8 @@ struct Serve: AsyncParsableCommand {
         try check((16...10_000_000).contains(signatureCacheSize), "--signature-cache-size must be from 16 to 10000000, not \(signatureCacheSize)")
         try check(dnstapSocket == nil || dnstapFile == nil, "--dnstap-socket and --dnstap-file: give one")
         try check(["on", "off"].contains(latencyPassive), "--latency-passive must be on or off, not '\(latencyPassive)'")
+        try check(["on", "off"].contains(latencyProbes), "--latency-probes must be on or off, not '\(latencyProbes)'")
+        try check((1...100).contains(latencyProbeRate), "--latency-probe-rate must be 1-100, not \(latencyProbeRate)")
         try check((1...1_000_000).contains(dnstapSample), "--dnstap-sample must be from 1 to 1000000, not \(dnstapSample)")
         try check(["both", "queries", "responses"].contains(dnstapMessages), "--dnstap-messages must be both, queries or responses")
         try check((16...(1 << 22)).contains(dnstapQueue), "--dnstap-queue must be from 16 to 4194304 frames, not \(dnstapQueue)")
@@ -286,6 +294,8 @@ struct Serve: AsyncParsableCommand {
                                    refresh: UInt32(signatureRefresh.value), dnskeyTTL: UInt32(dnskeyTtl.value), cacheEntries: signatureCacheSize),
             checkSource: checkSource, dnstap: dnstapSettings)
         config.latencyPassive = latencyPassive == "on"
+        config.latencyProbes = latencyProbes == "on"
+        config.latencyProbeRate = latencyProbeRate
         let server: DNSServer
         do { server = try DNSServer(config: config, logger: logger) } catch {
             // Once, in the log's format (a JSON line with --log-format json).

@@ -1,3 +1,4 @@
+import GeoTopology
 import Health
 import Testing
 @testable import Control
@@ -26,6 +27,44 @@ struct LatencyTests {
         book.record(LatencySample(prefix: Self.net, site: "iad", rttMs: 5), now: 22.5)
         #expect(book.due(now: 23).isEmpty)
         #expect(book.due(now: 27).count == 1)
+    }
+
+    /// Active probes go only to addresses that queried, busiest network first, each network at
+    /// most once per `every`, and never faster than `perSecond` however many networks query.
+    @Test func probesAimAtQueriedAddressesAtABoundedRate() {
+        var s = LatencyProbePlan.Settings()
+        s.perSecond = 2
+        s.every = 300
+        s.candidates = 4
+        var plan = LatencyProbePlan(settings: s)
+        var book = LatencyBook()
+        let nets = (1...5).map { LatencyPrefix(v6: false, bits: 0x0A0000 | UInt64($0)) }
+        let address = { (i: Int) in IPAddress("10.0.\(i).7")! }
+        // Networks 1-4 queried (1 the most); network 5 only posted measurements (no address).
+        for i in 0..<4 { book.seen(nets[i], count: Double(40 - 10 * i), now: 0, address: address(i + 1)) }
+        book.record(LatencySample(prefix: nets[4], site: "ams", rttMs: 9), now: 0)
+        book.seen(nets[4], count: 100, now: 0)
+        var first = plan.due(book, now: 1)
+        #expect(first.map(\.0) == [nets[0], nets[1]])
+        #expect(first.map(\.1) == [address(1), address(2)])
+        // Half a second on: one more (the third busiest queried network), then nothing new.
+        first = plan.due(book, now: 1.5)
+        #expect(first.map(\.0) == [nets[2]])
+        #expect(plan.due(book, now: 3).isEmpty, "only the 4 busiest are candidates, each probed once per 300 s")
+        // Network 4 (outside the top 4) is never probed; network 5 (the busiest) has no queried address.
+        var probed: [LatencyPrefix] = []
+        for t in stride(from: 4.0, to: 299, by: 1) { probed += plan.due(book, now: t).map(\.0) }
+        #expect(probed.isEmpty)
+        // After `every`, the same networks again.
+        #expect(plan.due(book, now: 302).map(\.0) == [nets[0], nets[1]])
+        // A flood of queried networks: still at most perSecond a second.
+        var flood = LatencyBook()
+        for i in 0..<1000 { flood.seen(LatencyPrefix(v6: false, bits: UInt64(i)), count: 1, now: 0, address: IPAddress("10.1.\(i % 250).1")!) }
+        s.candidates = 1000
+        var floodPlan = LatencyProbePlan(settings: s)
+        let total = stride(from: 0.0, to: 60, by: 1).reduce(0) { $0 + floodPlan.due(flood, now: $1).count }
+        #expect(total <= 2 * 60 + 2)
+        #expect(total >= 2 * 59)
     }
 
     @Test func samplesDecayAndARowNobodyMeasuresIsWithdrawn() {

@@ -136,10 +136,10 @@ class Instance:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"{self.name} exited with {self.proc.returncode}: {self.text()[-2000:]}")
             try:
-                if self.observer:
-                    # An observer serves no DNS: it is ready when its admin API is.
-                    urllib.request.urlopen(f"http://{self.ip}:{self.admin}/healthz", timeout=0.2).close()
-                else:
+                # Ready when its admin API answers (it may start after DNS) and, unless an
+                # observer (which serves no DNS), DNS does.
+                urllib.request.urlopen(f"http://{self.ip}:{self.admin}/healthz", timeout=0.2).close()
+                if not self.observer:
                     dns.query.udp(q, self.ip, port=self.port, timeout=0.2)
                 return self
             except Exception:
@@ -700,3 +700,78 @@ def test_latency_order_from_measurements_agrees_on_every_instance(binary, tmp_pa
         assert metric(api3.metrics(), "meridian_latency_samples_total", source="tcp") == 0
     finally:
         g.stop()
+
+
+class SlowResolver:
+    """A resolver's port 53 (UDP) that answers every query after `delay` seconds and notes who
+    asked: what a latency probe meets."""
+
+    def __init__(self, ip, delay):
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind((ip, 53))
+        self.sock.settimeout(0.2)
+        self.delay, self.asked, self.stop = delay, [], threading.Event()
+        self.thread = threading.Thread(target=self.serve, daemon=True)
+        self.thread.start()
+
+    def serve(self):
+        while not self.stop.is_set():
+            try:
+                data, peer = self.sock.recvfrom(512)
+            except socket.timeout:
+                continue
+            self.asked.append(peer[0])
+            time.sleep(self.delay)
+            try:
+                self.sock.sendto(dns.message.make_response(dns.message.from_wire(data)).to_wire(), peer)
+            except Exception:
+                pass
+
+    def close(self):
+        self.stop.set()
+        self.thread.join(2)
+        self.sock.close()
+
+
+def test_latency_probes_aim_only_at_resolvers_that_queried(binary, tmp_path):
+    """Issue 20: an instance with a site probes the resolvers that query it: a DNS query to
+    port 53 (here answered after 40 ms, so the row says about 40 ms), else a TCP connect to
+    port 53 (refused: a reset is a round trip too). An address that never queried is never
+    probed, and an instance started with --latency-probes off sends none."""
+    from test_admin import Api, metric
+    slow = SlowResolver("127.0.9.77", 0.04)
+    never = SlowResolver("127.0.9.78", 0)
+    g = Group(tmp_path, 2, pools=LATENCY_POOLS, placement={"ns1": "site: a", "ns2": "site: b"})
+    g.instances[1].extra = g.instances[1].extra + ["--latency-probes", "off"]
+    try:
+        g.start()
+        ns1, ns2 = g.instances
+        q = dns.message.make_query("www.peers.test", "A")
+        # 64 queries from each resolver (one in 32 is sighted), to both instances.
+        for source in ("127.0.9.77", "127.0.10.5"):
+            for inst in (ns1, ns2):
+                for _ in range(64):
+                    dns.query.udp(q, inst.ip, port=inst.port, timeout=2, source=source)
+        api1, api2 = Api(ns1.admin, host=ns1.ip, token=""), Api(ns2.admin, host=ns2.ip, token="")
+        wait_for(lambda: metric(api1.metrics(), "meridian_latency_probes_total", result="dns") >= 1
+                 and metric(api1.metrics(), "meridian_latency_probes_total", result="tcp") >= 1, 15,
+                 "ns1 probes 127.0.9.77 by DNS and 127.0.10.5 by TCP")
+
+        def rows():
+            st, status = api1.json("GET", "/status")
+            return {(e["network"], e["site"]): e for e in status["latency"]["entries"]}
+        wait_for(lambda: ("127.0.9.0/24", "a") in rows() and ("127.0.10.0/24", "a") in rows(), 15,
+                 "the probe rows reach the group's table")
+        r = rows()
+        assert 35 <= r[("127.0.9.0/24", "a")]["rttMs"] < 200, r
+        assert r[("127.0.10.0/24", "a")]["rttMs"] < 20, r
+        assert ("127.0.9.0/24", "b") not in r and ("127.0.10.0/24", "b") not in r, "ns2 (site b) probes nothing"
+        assert 1 <= len(slow.asked) <= 2 and ns2.ip not in slow.asked, slow.asked
+        assert never.asked == [], "an address that never queried is never probed"
+        assert metric(api2.metrics(), "meridian_latency_probes_total", result="dns") == 0
+        assert metric(api2.metrics(), "meridian_latency_probes_total", result="tcp") == 0
+        assert metric(api1.metrics(), "meridian_latency_samples_total", source="probe") >= 2
+    finally:
+        g.stop()
+        slow.close()
+        never.close()
