@@ -21,7 +21,8 @@ APT_PACKAGES=(
   python3-pip
   openssl                          # self-signed certificates for the HTTPS check tests
   chromium                         # the status page test (headless)
-  iptables                         # the gossip test drops a datagram at the OUTPUT hook (sendmsg fails with EPERM)
+  iptables                         # the gossip test drops a datagram at the OUTPUT hook; the netns test delays links (NFQUEUE)
+  iproute2                         # network namespaces, veth and a bridge for the latency test
   prometheus                       # promtool checks the /metrics exposition
   fstrm-bin                        # fstrm_capture reads the dnstap socket
   dnstap-ldns                      # reads the dnstap Meridian writes

@@ -101,7 +101,7 @@ public final class DNSServer: Sendable {
         let taps = (config.latencyPassive || config.latencyProbes) && site != nil ? LatencyTaps(tcp: config.latencyPassive) : nil
         if let taps, let site {
             supervisor.measureLatency(taps, site: site, prober: config.latencyProbes ? LatencyProber(group: supervisor.loop, source: source) : nil,
-                probeRate: config.latencyProbeRate)
+                probeRate: config.latencyProbeRate, probeInterval: config.latencyProbeInterval)
         }
         listeners = Listeners(
             box: box,

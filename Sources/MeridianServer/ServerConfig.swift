@@ -60,6 +60,8 @@ public struct ServerConfig: Sendable {
     public var latencyProbes = true
     /// `--latency-probe-rate`: probes per second, on average.
     public var latencyProbeRate = 5.0
+    /// `--latency-probe-interval`: the least time between two probes of one network (seconds).
+    public var latencyProbeInterval = 300.0
 
     public init(
         zonesDirectory: String, statePath: String? = nil, statePollMilliseconds: Int = 250, startupCheckTimeout: Double = 5,

@@ -250,10 +250,11 @@ final class Supervisor: @unchecked Sendable {
 
     /// Drains the answer path's passive latency records once a second: each is a sample from
     /// the connection's network to this instance's `site`.
-    func measureLatency(_ taps: LatencyTaps, site: String, prober: LatencyProber?, probeRate: Double) {
+    func measureLatency(_ taps: LatencyTaps, site: String, prober: LatencyProber?, probeRate: Double, probeInterval: Double) {
         loop.execute { [self] in
             var plan = LatencyProbePlan.Settings()
             plan.perSecond = probeRate
+            plan.every = probeInterval
             core.probe(with: plan)
             tasks.append(loop.scheduleRepeatedTask(initialDelay: .seconds(1), delay: .seconds(1)) { [weak self] _ in
                 self?.drainLatency(taps, site: site, prober: prober)

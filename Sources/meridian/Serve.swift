@@ -174,6 +174,9 @@ struct Serve: AsyncParsableCommand {
     @Option(name: .long, help: "Latency: active probes per second, on average (1-100).")
     var latencyProbeRate = 5.0
 
+    @Option(name: .long, help: "Latency: the least time between two probes of one network, in seconds (1-86400).")
+    var latencyProbeInterval = 300.0
+
     /// Every option is checked before anything starts, with a message naming it (issue:
     /// hardening, finding 7): out-of-range values used to overflow at start or on the answer path.
     func validate() throws {
@@ -220,6 +223,7 @@ struct Serve: AsyncParsableCommand {
         try check(["on", "off"].contains(latencyPassive), "--latency-passive must be on or off, not '\(latencyPassive)'")
         try check(["on", "off"].contains(latencyProbes), "--latency-probes must be on or off, not '\(latencyProbes)'")
         try check((1...100).contains(latencyProbeRate), "--latency-probe-rate must be 1-100, not \(latencyProbeRate)")
+        try check((1...86_400).contains(latencyProbeInterval), "--latency-probe-interval must be 1-86400 seconds, not \(latencyProbeInterval)")
         try check((1...1_000_000).contains(dnstapSample), "--dnstap-sample must be from 1 to 1000000, not \(dnstapSample)")
         try check(["both", "queries", "responses"].contains(dnstapMessages), "--dnstap-messages must be both, queries or responses")
         try check((16...(1 << 22)).contains(dnstapQueue), "--dnstap-queue must be from 16 to 4194304 frames, not \(dnstapQueue)")
@@ -296,6 +300,7 @@ struct Serve: AsyncParsableCommand {
         config.latencyPassive = latencyPassive == "on"
         config.latencyProbes = latencyProbes == "on"
         config.latencyProbeRate = latencyProbeRate
+        config.latencyProbeInterval = latencyProbeInterval
         let server: DNSServer
         do { server = try DNSServer(config: config, logger: logger) } catch {
             // Once, in the log's format (a JSON line with --log-format json).
