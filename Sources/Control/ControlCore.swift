@@ -98,7 +98,8 @@ public struct ControlCore: Sendable {
     /// The clock (every 20 ms): SWIM's timers, housekeeping, and overrides expiring.
     public mutating func tick(now: GroupTime) -> [ControlDirective] {
         var out = run(now) { $0.tick(now: now) }
-        let rows = latency.due(now: Self.seconds(now))
+        let t = Self.seconds(now)
+        let rows = latency.isDue(now: t) ? latency.due(now: t, members: group.live.count) : []
         if !rows.isEmpty { translate(group.recordLatency(rows, now: now), now: now, &out) }
         if let e = nextExpiry, now.wallMillis >= e, let inputs { publish(inputs, now: now, &out) }
         return out

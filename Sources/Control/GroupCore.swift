@@ -211,7 +211,7 @@ public struct GroupCore: Sendable {
         wallMillis = now.wallMillis
         let entries = ledger.recordLatency(observer: name, boot: boot, rows: rows, clock: &clock, wallMillis: now.wallMillis)
         guard !entries.isEmpty else { return [] }
-        for e in entries { swim?.broadcast(data: e.key, bytes: LedgerCodec.encode(e)) }
+        for e in entries { swim?.broadcast(data: e.key, bytes: LedgerCodec.encode(e), lean: e.gossipsLean) }
         latencyDirty = true
         return []
     }
@@ -353,7 +353,7 @@ public struct GroupCore: Sendable {
                     pushPull(peer: p.name, address: p.address, push: [name], &out)
                 }
             } else {
-                for e in entries { swim?.broadcast(data: e.key, bytes: LedgerCodec.encode(e)) }
+                for e in entries { swim?.broadcast(data: e.key, bytes: LedgerCodec.encode(e), lean: e.gossipsLean) }
             }
         }
         dirty = true
@@ -366,7 +366,7 @@ public struct GroupCore: Sendable {
                 clock.observe(e.version)
                 if case .life(let l) = e { confirm(l.observer) }
                 // Epidemic spread: what was news here is news to others.
-                swim?.broadcast(data: e.key, bytes: bytes)
+                swim?.broadcast(data: e.key, bytes: bytes, lean: e.gossipsLean)
                 if case .latency = e { latencyDirty = true } else { dirty = true }
             }
         } catch let e as DecodeError {

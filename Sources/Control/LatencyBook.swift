@@ -28,6 +28,9 @@ public struct LatencyBook: Sendable {
         public var halfLife: Double = 600
         public var maxPrefixes: Int = 4096
         public var rowsPerPublish: Int = 32
+        /// The octets a second of latency rows each member may receive, the whole group's
+        /// publications together (a member's share of the rows shrinks as the group grows).
+        public var groupOctetsPerMember: Double = 8_000
         public var publishEvery: Double = 5
         public var refresh: Double = 600
         /// A move smaller than both of these is not news.
@@ -54,6 +57,8 @@ public struct LatencyBook: Sendable {
     /// address seen querying from it (the only kind of address a probe is aimed at).
     private(set) var volume: [LatencyPrefix: (count: Double, at: Double, address: IPAddress?)] = [:]
     private var lastPublish = -Double.infinity
+    /// Rows this instance may still publish (its share of the group's budget, carried over).
+    private var allowance: Double = 0
 
     public init(settings: Settings = Settings()) { self.settings = settings }
 
@@ -110,9 +115,13 @@ public struct LatencyBook: Sendable {
     /// Rows that are news for the group at `now`, at most `rowsPerPublish`, and at most once
     /// per `publishEvery`. A row whose samples decayed below one is withdrawn (samples 0) and
     /// forgotten.
-    public mutating func due(now: Double) -> [LatencyRow] {
-        guard now - lastPublish >= settings.publishEvery else { return [] }
+    public mutating func due(now: Double, members: Int = 1) -> [LatencyRow] {
+        guard isDue(now: now) else { return [] }
+        let elapsed = lastPublish.isFinite ? now - lastPublish : settings.publishEvery
         lastPublish = now
+        allowance = min(Double(settings.rowsPerPublish), allowance + Self.groupRowsPerSecond(settings, members: members) / Double(max(1, members)) * elapsed)
+        let quota = Int(allowance)
+        guard quota > 0 else { return [] }
         var out: [(priority: Double, row: LatencyRow)] = []
         for (prefix, sites) in cells {
             for (site, c) in sites {
@@ -134,7 +143,8 @@ public struct LatencyBook: Sendable {
                 }
             }
         }
-        let rows = out.sorted { ($0.priority, $1.row.prefix, $1.row.site) > ($1.priority, $0.row.prefix, $0.row.site) }.prefix(settings.rowsPerPublish).map(\.row)
+        let rows = out.sorted { ($0.priority, $1.row.prefix, $1.row.site) > ($1.priority, $0.row.prefix, $0.row.site) }.prefix(quota).map(\.row)
+        allowance -= Double(rows.count)
         for r in rows {
             if r.samples == 0 {
                 cells[r.prefix]?[r.site] = nil
@@ -146,6 +156,20 @@ public struct LatencyBook: Sendable {
             }
         }
         return rows
+    }
+
+    /// A publication is due (`publishEvery` since the last).
+    public func isDue(now: Double) -> Bool { now - lastPublish >= settings.publishEvery }
+
+    /// The rows a second the whole group may publish: every row is sent by every member in
+    /// about `ceil(4 log10(n+1) / 3)` gossip ticks to 3 peers (a lean update, `SWIM`), of
+    /// about 50 octets with its share of the packet, so each member receives about that many
+    /// copies of each (8,000 octets: 40 rows/s for 3 members, 13 for 200, 9 for 1,000).
+    public static func groupRowsPerSecond(_ s: Settings, members: Int) -> Double {
+        let n = Double(max(1, members))
+        let ticks = ceil(4 * ceil(log10(n + 1)) / 3)
+        let copies = ticks * min(3, max(1, n - 1))
+        return s.groupOctetsPerMember / (copies * 50)
     }
 
     private func row(_ prefix: LatencyPrefix, _ site: String, _ c: Cell, _ n: UInt32) -> LatencyRow {

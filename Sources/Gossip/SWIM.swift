@@ -120,6 +120,7 @@ public struct SWIM: Sendable {
         var update: Update
         var transmits: Int
         var id: UInt64
+        var lean = false
     }
 
     private var rng: SplitMix64
@@ -205,9 +206,11 @@ public struct SWIM: Sendable {
         enqueue(.alive(name: name, address: address, incarnation: incarnation, digest: digest))
     }
 
-    /// Queues an application update (a ledger entry) for dissemination.
-    public mutating func broadcast(data key: String, bytes: [UInt8]) {
-        enqueue(.data(key: key, bytes: bytes))
+    /// Queues an application update (a ledger entry) for dissemination. A `lean` one is sent
+    /// in about `retransmitMult x log10(n+1)` packets in all, as memberlist counts, instead of
+    /// that many ticks to `gossipFanout` peers each: a third of the octets, a little slower.
+    public mutating func broadcast(data key: String, bytes: [UInt8], lean: Bool = false) {
+        enqueue(.data(key: key, bytes: bytes), lean: lean)
     }
 
     // MARK: Time
@@ -460,9 +463,9 @@ public struct SWIM: Sendable {
         settings.retransmitMult * Int(ceil(log10(Double(live.count + 1))))
     }
 
-    private mutating func enqueue(_ u: Update) {
+    private mutating func enqueue(_ u: Update, lean: Bool = false) {
         queueCounter += 1
-        queue[u.queueKey] = Queued(update: u, transmits: 0, id: queueCounter)
+        queue[u.queueKey] = Queued(update: u, transmits: 0, id: queueCounter, lean: lean)
         if queue.count > settings.queueLimit {
             let worst = queue.max { ($0.value.transmits, -Int64(truncatingIfNeeded: $0.value.id)) < ($1.value.transmits, -Int64(truncatingIfNeeded: $1.value.id)) }
             if let worst { queue[worst.key] = nil }
@@ -491,7 +494,8 @@ public struct SWIM: Sendable {
             out.append(q.update)
             let key = q.update.queueKey
             taken.insert(key)
-            if q.transmits + 1 >= limit { queue[key] = nil } else { queue[key]?.transmits += 1 }
+            let cap = q.lean ? max(1, (limit + settings.gossipFanout - 1) / settings.gossipFanout) : limit
+            if q.transmits + 1 >= cap { queue[key] = nil } else { queue[key]?.transmits += 1 }
             if budget < 16 { break }
         }
         return out

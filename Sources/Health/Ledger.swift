@@ -143,6 +143,13 @@ public struct Ledger: Sendable, Equatable {
         case life(LifeEntry)
         case latency(LatencyEntry)
 
+        /// Spread with fewer retransmissions (`SWIM.broadcast(lean:)`): latency rows are many,
+        /// refreshed, and not urgent; health, overrides and lives are few and decide answers now.
+        public var gossipsLean: Bool {
+            if case .latency = self { return true }
+            return false
+        }
+
         public var version: HLC {
             switch self {
             case .check(let e): return e.version

@@ -67,6 +67,21 @@ struct LatencyTests {
         #expect(total >= 2 * 59)
     }
 
+    /// The group's latency rows share one octet budget per member: a member of 3 publishes
+    /// up to 32 rows every 5 s, one of 1,000 about one row every 2 minutes.
+    @Test func aMembersShareOfRowsShrinksWithTheGroup() {
+        func published(members: Int, seconds: Int) -> Int {
+            var book = LatencyBook()
+            for i in 0..<2000 { book.record(LatencySample(prefix: LatencyPrefix(v6: false, bits: UInt64(i)), site: "ams", rttMs: 10), now: 0) }
+            return stride(from: 0, to: seconds, by: 1).reduce(0) { $0 + book.due(now: Double($1), members: members).count }
+        }
+        #expect(published(members: 3, seconds: 60) == 12 * 32)
+        let big = published(members: 1000, seconds: 600)
+        let share = LatencyBook.groupRowsPerSecond(LatencyBook.Settings(), members: 1000) / 1000 * 600
+        #expect(abs(Double(big) - share) <= 1, "\(big) rows against a share of \(share)")
+        #expect(big >= 4 && big <= 7)
+    }
+
     @Test func samplesDecayAndARowNobodyMeasuresIsWithdrawn() {
         var s = LatencyBook.Settings()
         s.halfLife = 60

@@ -34,6 +34,60 @@ struct SWIMSimulationTests {
         }
     }
 
+    /// Issue 20, scale: a measurement, run only when `MERIDIAN_SIM_SCALE` gives a group size
+    /// (1,000 takes minutes): how long the group takes to form, how long a deciding observation
+    /// and a latency row take to reach every member, and the gossip octets per second per
+    /// member (UDP and IP headers included) idle and with every member publishing latency rows
+    /// at `MERIDIAN_SIM_ROWS` rows per second each. Printed as `scale:` lines.
+    @Test(.enabled(if: ProcessInfo.processInfo.environment["MERIDIAN_SIM_SCALE"] != nil))
+    func scaleReport() {
+        let env = ProcessInfo.processInfo.environment
+        let n = Int(env["MERIDIAN_SIM_SCALE"] ?? "") ?? 1000
+        let rate = Double(env["MERIDIAN_SIM_ROWS"] ?? "") ?? 0.2
+        var sim = Simulator(count: n, seed: 5)
+        func until(_ limit: Double, every: Double = 0.1, _ done: (Simulator) -> Bool) -> Double? {
+            let start = sim.now
+            while sim.now - start < limit {
+                _ = sim.run(for: every)
+                if done(sim) { return sim.now - start }
+            }
+            return nil
+        }
+        let formed = until(120, every: 0.5) { $0.agree(live: $0.names) }
+        print("scale: \(n) members formed in \(formed.map { String(format: "%.1f", $0) } ?? "over 120") s")
+        #expect(formed != nil)
+        _ = sim.run(for: 2)
+        sim.observe("n042", member: "www/fra/a", up: false)
+        let check = until(30) { s in s.names.allSatisfy { s.ledgers[$0]!.entryCount == 1 } }
+        let row = LatencyRow(prefix: LatencyPrefix(v6: false, bits: 0xC63364), site: "fra", rttMicros: 23_000, samples: 8)
+        sim.publishLatency(sim.names[n / 2], rows: [row])
+        let latency = until(30) { s in s.names.allSatisfy { s.ledgers[$0]!.entryCount == 2 } }
+        print("scale: a deciding observation reached all \(n) in \(check.map { String(format: "%.2f", $0) } ?? "over 30") s, a latency row in \(latency.map { String(format: "%.2f", $0) } ?? "over 30") s")
+        #expect(check != nil && latency != nil)
+        func octetsPerMember(seconds: Double, load: (inout Simulator, Int) -> Void) -> Double {
+            let before = sim.sentBytes
+            let steps = Int(seconds)
+            for second in 0..<steps {
+                load(&sim, second)
+                _ = sim.run(for: 1)
+            }
+            return Double(sim.sentBytes - before) / Double(n) / seconds
+        }
+        let idle = octetsPerMember(seconds: 10) { _, _ in }
+        var next = 0
+        let loaded = octetsPerMember(seconds: 20) { s, second in
+            // rate x n rows a second across the group, each from one member in turn.
+            let rows = Int((rate * Double(n)).rounded())
+            for i in 0..<rows {
+                let member = s.names[(next + i) % n]
+                let prefix = LatencyPrefix(v6: false, bits: UInt64(0x0A0000 + (second * rows + i) % 4096))
+                s.publishLatency(member, rows: [LatencyRow(prefix: prefix, site: "fra", rttMicros: UInt32(10_000 + second), samples: 8)])
+            }
+            next += rows
+        }
+        print("scale: gossip per member: \(Int(idle)) octets/s idle, \(Int(loaded)) octets/s with \(rate) latency rows/s per member (\(Int(rate * Double(n))) a second across the group)")
+    }
+
     @Test func observationReachesFivePeersWithinASecondDespiteLoss() {
         var sim = Simulator(count: 5, seed: 11)
         _ = sim.run(for: 3)

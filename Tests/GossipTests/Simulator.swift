@@ -34,6 +34,7 @@ struct Simulator {
     init(count: Int, seed: UInt64, settings: SWIMSettings = SWIMSettings()) {
         rng = SplitMix64(seed: seed)
         let names = (0..<count).map { String(format: "n%03d", $0) }
+        self.names = names
         for n in names {
             addressOf[n] = "10.0.0.\(n):7946"
             nameAt["10.0.0.\(n):7946"] = n
@@ -46,7 +47,8 @@ struct Simulator {
         }
     }
 
-    var names: [String] { nodes.keys.sorted() }
+    /// Every node, sorted (fixed at init: the loop runs over it every step).
+    let names: [String]
 
     func reachable(_ a: String, _ b: String) -> Bool {
         !blocked.contains([a, b]) && !paused.contains(a) && !paused.contains(b) && !dead.contains(a) && !dead.contains(b)
@@ -67,6 +69,15 @@ struct Simulator {
         clocks[node] = clock
         _ = try? ledgers[node]!.merge(e, nowMillis: UInt64(now * 1000) + 1)
         nodes[node]!.broadcast(data: e.key, bytes: LedgerCodec.encode(e))
+    }
+
+    /// Publishes `rows` latency rows at `node` (its own observations) and queues them for
+    /// gossip, as `GroupCore.recordLatency` does.
+    mutating func publishLatency(_ node: String, rows: [LatencyRow]) {
+        var clock = clocks[node]!
+        let entries = ledgers[node]!.recordLatency(observer: node, boot: 1, rows: rows, clock: &clock, wallMillis: UInt64(now * 1000) + 1)
+        clocks[node] = clock
+        for e in entries { nodes[node]!.broadcast(data: e.key, bytes: LedgerCodec.encode(e), lean: e.gossipsLean) }
     }
 
     mutating func run(for seconds: Double, until done: ((Simulator) -> Bool)? = nil) -> Double? {
@@ -107,7 +118,7 @@ struct Simulator {
             case .data(let bytes):
                 guard let e = try? LedgerCodec.decode(bytes) else { continue }
                 if (try? ledgers[n]!.merge(e, nowMillis: UInt64(now * 1000) + 60_000)) == true {
-                    nodes[n]!.broadcast(data: e.key, bytes: bytes)
+                    nodes[n]!.broadcast(data: e.key, bytes: bytes, lean: e.gossipsLean)
                 }
             case .changed, .refuted:
                 break
