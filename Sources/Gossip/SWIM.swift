@@ -16,6 +16,10 @@ public struct SWIMSettings: Sendable, Equatable {
     /// How often configured peers that are not alive are contacted again (push-pull), so a
     /// healed partition or a restarted peer rejoins.
     public var rejoinInterval = 5.0
+    /// How many of those are contacted each time, picked at random: one exchange with any
+    /// member of the other side heals a partition, and a cold start of n instances would
+    /// otherwise open n - 1 exchanges each (n squared in all).
+    public var rejoinFanout = 3
     /// Lifeguard's local health multiplier cap: a node that misses its own deadlines (an
     /// overloaded machine) stretches its probe interval and timeout up to this factor + 1.
     public var maxHealth = 8
@@ -242,8 +246,9 @@ public struct SWIM: Sendable {
         }
         if now >= nextRejoin {
             nextRejoin = now + settings.rejoinInterval
-            for (n, a) in seeds.sorted(by: { $0.key < $1.key }) where !(peers[n]?.state.isLive ?? false) {
-                out.append(.pushPull(peer: n, address: peers[n]?.address ?? a))
+            let absent = seeds.keys.filter { !(peers[$0]?.state.isLive ?? false) }
+            for n in pick(settings.rejoinFanout, from: absent) {
+                if let address = peers[n]?.address ?? seeds[n] { out.append(.pushPull(peer: n, address: address)) }
             }
         }
         for (n, p) in peers where !p.state.isLive && seeds[n] == nil && now - p.since > settings.reapAfter {

@@ -88,6 +88,23 @@ struct SWIMSimulationTests {
         print("scale: gossip per member: \(Int(idle)) octets/s idle, \(Int(loaded)) octets/s with \(rate) latency rows/s per member (\(Int(rate * Double(n))) a second across the group)")
     }
 
+    /// Hardening, finding 39: a cold start contacted every configured peer that was not alive,
+    /// each rejoin round, so n instances starting together opened n - 1 exchanges each. Now
+    /// at most `rejoinFanout` (3), picked at random, and every peer is still reached in time.
+    @Test func aColdStartContactsAFewConfiguredPeersAtATime() {
+        let seeds = Dictionary(uniqueKeysWithValues: (1...50).map { ("p\($0)", "10.0.1.\($0):7946") })
+        var s = SWIM(name: "a", address: "10.0.0.1:7946", incarnation: 5, digest: 0, seeds: seeds, seed: 3, now: 0)
+        var contacted = Set<String>()
+        var now = 0.0
+        for round in 0..<40 {
+            let pulls = s.tick(now: now).compactMap { d -> String? in if case let .pushPull(p, _) = d { return p } else { return nil } }
+            #expect(pulls.count <= 3, "round \(round): \(pulls.count) exchanges")
+            contacted.formUnion(pulls)
+            now += SWIMSettings().rejoinInterval
+        }
+        #expect(contacted.count >= 45, "random picks reach nearly every absent peer in 40 rounds (\(contacted.count))")
+    }
+
     @Test func observationReachesFivePeersWithinASecondDespiteLoss() {
         var sim = Simulator(count: 5, seed: 11)
         _ = sim.run(for: 3)
