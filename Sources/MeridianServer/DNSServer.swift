@@ -21,6 +21,7 @@ import Gossip
 import GossipTransport
 import Control
 import QueryEngine
+import Selection
 import QueryLog
 import ZoneStore
 
@@ -230,7 +231,9 @@ public final class DNSServer: Sendable {
         }
         // The merged view now, not after the coalescing delay.
         await supervisor.publishNow()
-        let down = all.filter { box.load().pools.health.status(of: $0.memberID).state == .down }.count
+        let view = box.load().pools
+        let statuses = PoolsRuntime.statuses(view.pools.pools, health: view.health)
+        let down = all.filter { statuses[$0.memberID]?.state == .down }.count
         if !all.isEmpty { logger.info("health view: \(down) of \(all.count) checked members down") }
         if observer {
             logger.notice("\(config.instanceName) is an observer (cluster.yaml role: observer): it checks and gossips, and serves no DNS")

@@ -329,3 +329,40 @@ def test_checks_leave_from_the_instances_own_address(binary, tmp_path):
         stop.set()
         t.join(timeout=2)
         listener.close()
+
+
+DEPENDENT_POOLS = """pools:
+  uplinks:
+    names: [uplinks.dep.test.]
+    sites:
+      s: {{members: [{{name: router, address: 127.0.0.1}}]}}
+    checks:
+      - {{type: tcp, port: {closed}, interval: 200ms, timeout: 150ms, rise: 1, fall: 1}}
+  www:
+    names: [www.dep.test.]
+    sites:
+      s: {{members: [127.0.0.1], depends_on: [uplinks/s/router]}}
+    checks:
+      - {{type: tcp, port: {open}, interval: 200ms, timeout: 150ms, rise: 1, fall: 1}}
+"""
+
+
+def test_the_start_up_health_line_counts_members_down_by_dependency(binary, tmp_path):
+    """Review follow-up (issue 20): the start-up line "health view: N of M checked members
+    down" counted from the raw observations, so a member down only because what it depends on
+    is down (depends_on) was counted up, against what answers, /status and explain say."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(16)
+    closed = free_port()
+    zones = tmp_path / "zones"
+    zones.mkdir()
+    (zones / "dep.test.zone").write_text("$ORIGIN dep.test.\n$TTL 300\n@ IN SOA ns hostmaster 1 3600 600 604800 60\n  IN NS ns\nns IN A 127.0.0.1\n")
+    (zones / "pools.yaml").write_text(DEPENDENT_POOLS.format(closed=closed, open=listener.getsockname()[1]))
+    s = Server(str(zones), ["--startup-timeout", "3"], ready_name="dep.test.")
+    try:
+        s.wait_log("health view:", timeout=10)
+        assert "health view: 2 of 2 checked members down" in s.log_text(), s.log_text()
+    finally:
+        s.stop()
+        listener.close()
