@@ -66,13 +66,11 @@ public struct ControlCore: Sendable {
     /// The first instant an override of the published registers expires.
     public private(set) var nextExpiry: UInt64?
 
-    public init(
-        group: GroupCore, healthVersion: Int, latencySettings: LatencyBook.Settings = .init(), probeSettings: LatencyProbePlan.Settings = .init()
-    ) {
+    public init(group: GroupCore, healthVersion: Int, latencySettings: LatencyBook.Settings = .init()) {
         self.group = group
         book = MonitorBook(observer: group.name)
         latency = LatencyBook(settings: latencySettings)
-        probes = LatencyProbePlan(settings: probeSettings)
+        probes = LatencyProbePlan()
         self.healthVersion = healthVersion
     }
 

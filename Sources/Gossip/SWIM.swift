@@ -212,7 +212,7 @@ public struct SWIM: Sendable {
 
     /// Queues an application update (a ledger entry) for dissemination. A `lean` one is sent
     /// in about `retransmitMult x log10(n+1)` packets in all, as memberlist counts, instead of
-    /// that many ticks to `gossipFanout` peers each: a third of the octets, a little slower.
+    /// that many ticks to `gossipFanout` peers each: a third of the transmissions, a little slower.
     public mutating func broadcast(data key: String, bytes: [UInt8], lean: Bool = false) {
         enqueue(.data(key: key, bytes: bytes), lean: lean)
     }

@@ -20,10 +20,9 @@ public final class LatencyProber: Sendable {
         case dns, tcp, none
     }
 
-    /// One probe: the address, how it was answered, and the round trip (ms) when it was.
+    /// One probe: the network probed, how it was answered, and the round trip (ms) when it was.
     public struct Result: Sendable {
         public var prefix: LatencyPrefix
-        public var address: IPAddress
         public var method: Method
         public var rttMs: Double?
     }
@@ -43,7 +42,7 @@ public final class LatencyProber: Sendable {
     public func probe(_ targets: [(LatencyPrefix, IPAddress)]) -> EventLoopFuture<[Result]> {
         let loop = group.next()
         let each = targets.map { (prefix, address) in
-            probe(address).map { Result(prefix: prefix, address: address, method: $0.0, rttMs: $0.1) }
+            probe(address).map { Result(prefix: prefix, method: $0.0, rttMs: $0.1) }
         }
         return EventLoopFuture.whenAllSucceed(each, on: loop)
     }

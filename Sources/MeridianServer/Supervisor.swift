@@ -84,6 +84,8 @@ final class Supervisor: @unchecked Sendable {
 
     private let passiveSamples = Counter(label: "meridian_latency_samples_total", dimensions: [("source", "tcp")])
     private let apiSamples = Counter(label: "meridian_latency_samples_total", dimensions: [("source", "api")])
+    /// A batch of probes went unanswered and was logged (once, until one is answered).
+    private var probesUnansweredLogged = false
     private let probeSamples = Counter(label: "meridian_latency_samples_total", dimensions: [("source", "probe")])
     private let probesSent = Dictionary(uniqueKeysWithValues: LatencyProber.Method.allCases.map {
         ($0, Counter(label: "meridian_latency_probes_total", dimensions: [("result", $0.rawValue)]))
@@ -279,6 +281,14 @@ final class Supervisor: @unchecked Sendable {
         guard !targets.isEmpty else { return }
         prober.probe(targets).hop(to: loop).whenSuccess { [self] results in
             for r in results { probesSent[r.method]?.increment() }
+            let answered = results.contains { $0.rttMs != nil }
+            if !answered, !probesUnansweredLogged {
+                probesUnansweredLogged = true
+                logger.notice("latency: \(results.count) probes, none answered on port 53 by DNS or TCP (filtered, or the check source cannot reach them); counted in meridian_latency_probes_total{result=\"none\"}")
+            } else if answered, probesUnansweredLogged {
+                probesUnansweredLogged = false
+                logger.notice("latency: probes are answered again")
+            }
             let samples = results.compactMap { r in r.rttMs.map { LatencySample(prefix: r.prefix, site: site, rttMs: $0) } }
             probeSamples.increment(by: Int64(samples.count))
             core.measured(samples, now: now)

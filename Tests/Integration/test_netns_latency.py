@@ -21,7 +21,7 @@ import dns.query
 import pytest
 
 from conftest import BIN
-from test_peers import Backend
+from test_peers import Backend, wait_for
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 NFQDELAY = os.path.join(ROOT, "Tools", "nfqdelay.py")
@@ -143,15 +143,6 @@ class Net:
         sh("ip", "link", "del", self.bridge, check=False)
 
 
-def wait_for(pred, timeout, what):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if pred():
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"not within {timeout} s: {what}")
-
-
 def answer(net, client, site):
     """The addresses instance `site` gives `client` (queried from the client's namespace)."""
     out = ns(net.ns(client), "dig", "+short", "+tries=1", "+time=2", f"@{SITES[site]}", "-p", str(DNS_PORT), "www.lat.test", "A",
@@ -194,7 +185,7 @@ def test_each_client_gets_its_lowest_latency_site_from_every_instance(binary, tm
     backends = []
     net = Net(tmp_path)
     try:
-        backends = [Backend(m, CHECK_PORT) for m in MEMBERS.values()]
+        backends += [Backend(m, CHECK_PORT) for m in MEMBERS.values()]
         net.delays("c1", {"a": 10, "b": 40, "c": 80})
         # c2's links to b and c are within the 5 ms tolerance of each other.
         net.delays("c2", {"a": 80, "b": 12, "c": 10})
@@ -239,4 +230,4 @@ def test_each_client_gets_its_lowest_latency_site_from_every_instance(binary, tm
     finally:
         net.close()
         for b in backends:
-            b.running = False
+            b.kill()
